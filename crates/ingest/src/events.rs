@@ -1,0 +1,117 @@
+//! Reading behavioural events (visits, sign-ups) for the Acquisition
+//! segments.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::IngestError;
+use crate::datetime::DateStyle;
+use crate::error::{Location, RowError};
+use crate::layout::{EventColumns, Format, event_columns, normalize, sniff};
+use crate::orders::{
+    OrderWorker, ReadOptions, ReadStats, customer_id, date_value, decide_date_style, for_each_record, run_text, text,
+};
+use crate::record::Rec;
+use lifecycle_rfm::SummaryBuilder;
+
+/// Event names (Segment spec and common variants) that record an email
+/// address even when the file has no email column.
+pub fn event_leaves_email(event: &str) -> bool {
+    matches!(
+        normalize(event).as_str(),
+        "signedup" | "emailsubscribed" | "subscribed" | "newslettersubscribed" | "accountcreated" | "emailcaptured"
+            | "leadcaptured" | "formsubmitted"
+    )
+}
+
+/// The result of reading an events file.
+#[derive(Debug)]
+pub struct EventsInput {
+    pub builder: SummaryBuilder,
+    pub stats: ReadStats,
+}
+
+struct EventParser {
+    cols: EventColumns,
+    style: DateStyle,
+    opts: ReadOptions,
+    halt: AtomicU64,
+}
+
+impl EventParser {
+    fn row(&self, w: &mut OrderWorker, rec: &Rec<'_>, loc: Location) -> Result<(), RowError> {
+        w.stats.rows_read += 1;
+        let c = &self.cols;
+        let Some(customer) = customer_id(rec.get(&c.customer), loc, &c.customer)? else {
+            w.stats.rows_without_customer += 1;
+            return Ok(());
+        };
+        let (day, _) = date_value(rec.get(&c.date), loc, &c.date, &self.style, &self.opts.clock, c.naive_is_utc)?;
+        if self.opts.as_of.is_some_and(|a| day > a) {
+            w.stats.rows_after_as_of += 1;
+            return Ok(());
+        }
+        let mut email = false;
+        if let Some(col) = &c.email {
+            email |= text(rec.get(col), loc, col)?.is_some_and(|e| e.contains('@'));
+        }
+        if let Some(col) = &c.event {
+            email |= text(rec.get(col), loc, col)?.is_some_and(event_leaves_email);
+        }
+        w.stats.rows_used += 1;
+        w.builder.add_visit(&customer, day, email);
+        Ok(())
+    }
+}
+
+/// Reads an events file: CSV/TSV/NDJSON with customer, timestamp and event
+/// columns (and optionally email), or Segment messages.
+pub fn read_events(path: &Path, opts: &ReadOptions) -> Result<EventsInput, IngestError> {
+    if crate::layout::is_parquet(path)? {
+        return Err(IngestError::format(path, "events files are read as CSV/TSV or NDJSON; Parquet events are not supported yet"));
+    }
+    let s = sniff(path)?;
+    let cols = event_columns(&s, &opts.columns).map_err(|m| IngestError::format(path, m))?;
+    let style = decide_date_style(path, &s, &cols.date, opts.date_format.as_deref())?;
+    let parser = EventParser {
+        cols,
+        style,
+        opts: opts.clone(),
+        halt: AtomicU64::new(u64::MAX),
+    };
+    let (format, has_header) = (s.format, s.has_header);
+    let format = match format {
+        Format::Parquet => Format::Delimited(b','),
+        f => f,
+    };
+    let parser_ref = &parser;
+    let workers = run_text(path, opts, format, &parser.halt, |w: &mut OrderWorker, chunk| {
+        for_each_record(chunk, format, has_header, |rec, loc| {
+            if loc.index() > parser_ref.halt.load(Ordering::Relaxed) {
+                return ControlFlow::Break(());
+            }
+            match rec.and_then(|r| parser_ref.row(w, &r, loc)) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => w.reject_with(e, opts.bad_rows, &parser_ref.halt),
+            }
+        });
+    })?;
+    let mut builder = SummaryBuilder::new();
+    let mut stats = ReadStats::default();
+    let mut fatal: Option<RowError> = None;
+    for w in workers {
+        let w = w.finish();
+        if let Some(e) = w.fatal
+            && fatal.as_ref().is_none_or(|f| e.location < f.location)
+        {
+            fatal = Some(e);
+        }
+        builder.merge(w.builder);
+        stats.merge(w.stats);
+    }
+    if let Some(row) = fatal {
+        return Err(IngestError::Row { path: path.to_path_buf(), row });
+    }
+    Ok(EventsInput { builder, stats })
+}
