@@ -1,0 +1,228 @@
+//! `lifecycle analyze`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lifecycle_ingest::{BadRows, ColumnOverrides, ReadOptions, clock_for, config, parse_day, read_events, read_orders};
+use lifecycle_report::{RunInfo, build_summary, render_table, write_all};
+use lifecycle_rfm::{AnalysisConfig, Scoring, SegmentTable, analyze};
+
+use crate::InputError;
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Orders file: CSV/TSV, whitespace text, NDJSON (Segment messages too) or Parquet; .gz works
+    pub orders: PathBuf,
+    /// Analysis date (YYYY-MM-DD); later orders are ignored. Default: the last order date
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Time zone where a purchase day begins and ends (IANA name)
+    #[arg(long, default_value = "UTC", value_name = "TZ")]
+    pub timezone: String,
+    /// Output folder
+    #[arg(long, default_value = "lifecycle-out", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print summary.json to stdout instead of the table
+    #[arg(long)]
+    pub json: bool,
+    /// Column overrides: customer=..,date=..,amount=.. (also price, quantity, order, status, currency, refunded); names or 1-based numbers
+    #[arg(long, value_name = "SPEC")]
+    pub columns: Option<String>,
+    /// Date format (strftime, e.g. %d/%m/%Y %H:%M); inferred by default
+    #[arg(long, value_name = "FORMAT")]
+    pub date_format: Option<String>,
+    /// Stop at the first bad row (the default)
+    #[arg(long, conflicts_with = "skip_bad_rows")]
+    pub strict: bool,
+    /// Skip bad rows, report how many and the first 10
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    /// Behavioural events (customer, timestamp, event[, email]) for the visitor segments
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Segment rules (TOML) replacing the default table; see `lifecycle segments`
+    #[arg(long, value_name = "FILE")]
+    pub segments: Option<PathBuf>,
+    /// Fixed R/F/M cut points (TOML) instead of quintiles
+    #[arg(long, value_name = "FILE")]
+    pub rfm_thresholds: Option<PathBuf>,
+    /// Currency conversion rates (CSV: CODE,RATE) for files with mixed currencies
+    #[arg(long, value_name = "FILE")]
+    pub currency_rates: Option<PathBuf>,
+    /// Worker threads (default: all cores)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Longest accepted line in bytes
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_line_bytes: usize,
+    /// Print elapsed time and peak memory to stderr (for benchmarks)
+    #[arg(long, hide = true)]
+    pub stats: bool,
+}
+
+fn input_err(m: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(InputError(m.into()))
+}
+
+/// Shows a progress bar while `counter` moves towards `total` bytes, on
+/// terminals only and for inputs big enough to wait for.
+struct Progress {
+    done: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(label: &str, total: u64, counter: Arc<AtomicU64>) -> Progress {
+        let done = Arc::new(AtomicBool::new(false));
+        let show = std::io::stdout().is_terminal() && std::io::stderr().is_terminal() && total > 16 << 20;
+        let handle = show.then(|| {
+            let done = done.clone();
+            let label = label.to_string();
+            std::thread::spawn(move || {
+                let bar = indicatif::ProgressBar::new(total);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                bar.set_message(label);
+                while !done.load(Ordering::Relaxed) {
+                    bar.set_position(counter.load(Ordering::Relaxed).min(total));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                bar.finish_and_clear();
+            })
+        });
+        Progress { done, handle }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub fn run(args: AnalyzeArgs) -> Result<()> {
+    let started = Instant::now();
+    let clock = clock_for(&args.timezone).map_err(input_err)?;
+    let as_of = args.as_of.as_deref().map(parse_day).transpose().map_err(|m| input_err(format!("--as-of: {m}")))?;
+    let columns = match &args.columns {
+        Some(spec) => ColumnOverrides::parse(spec).map_err(|m| input_err(format!("--columns: {m}")))?,
+        None => ColumnOverrides::default(),
+    };
+    let table = match &args.segments {
+        Some(p) => config::load_segments(p)?,
+        None => SegmentTable::default_table(),
+    };
+    let scoring = match &args.rfm_thresholds {
+        Some(p) => Scoring::Thresholds(config::load_thresholds(p)?),
+        None => Scoring::Quintiles,
+    };
+    let currency_rates = args.currency_rates.as_deref().map(config::load_currency_rates).transpose()?;
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut opts = ReadOptions {
+        columns,
+        date_format: args.date_format.clone(),
+        clock,
+        as_of,
+        bad_rows: if args.skip_bad_rows { BadRows::Skip } else { BadRows::Stop },
+        currency_rates,
+        max_line_bytes: args.max_line_bytes,
+        progress: Some(counter.clone()),
+        ..ReadOptions::default()
+    };
+    if let Some(t) = args.threads {
+        opts.threads = t.max(1);
+    }
+    let size = std::fs::metadata(&args.orders)
+        .map(|m| m.len())
+        .with_context(|| format!("{}", args.orders.display()))
+        .map_err(|e| input_err(format!("{e:#}")))?;
+    let orders = {
+        let _bar = Progress::start("reading orders", size, counter);
+        read_orders(&args.orders, &opts)?
+    };
+    let mut builder = orders.builder;
+    let events = match &args.events {
+        Some(path) => {
+            let ev_opts = ReadOptions {
+                columns: ColumnOverrides::default(),
+                date_format: None,
+                progress: None,
+                ..opts.clone()
+            };
+            let ev = read_events(path, &ev_opts)?;
+            builder.merge(ev.builder);
+            let desc = lifecycle_ingest::InputDescription {
+                path: path.clone(),
+                format: "events".into(),
+                compressed: false,
+                has_header: true,
+                columns: Vec::new(),
+                date_format: String::new(),
+            };
+            Some((desc, ev.stats))
+        }
+        None => None,
+    };
+    let as_of_day = match as_of {
+        Some(d) => d,
+        None => builder
+            .last_order_day()
+            .ok_or_else(|| input_err(format!("{}: no orders found", args.orders.display())))?,
+    };
+    let (summaries, finish) = builder.finish(as_of_day);
+    let config = AnalysisConfig {
+        scoring: scoring.clone(),
+        segments: table.clone(),
+    };
+    let analysis = analyze(summaries, as_of_day, &config);
+    let run = RunInfo {
+        input: orders.description,
+        read: orders.stats,
+        finish,
+        events,
+        as_of_given: as_of.is_some(),
+        timezone: args.timezone.clone(),
+        scoring,
+    };
+    let summary = build_summary(&analysis, &table, &run);
+    let written = write_all(&args.out, &analysis, &table, &summary)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", render_table(&summary));
+        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("\nWrote {}", names.join(", "));
+    }
+    if args.stats {
+        eprintln!(
+            "stats: rows={} customers={} seconds={:.3} peak_rss_kib={}",
+            summary.rows.read,
+            summary.customers,
+            started.elapsed().as_secs_f64(),
+            peak_rss_kib().unwrap_or(0)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! `lifecycle generate`: streams synthetic orders to CSV or Parquet.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use lifecycle_ingest::{format_day, parse_day};
+use lifecycle_synth::{Generator, SynthOrder, SynthParams};
+use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as PhysicalType};
+use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::Type;
+
+use crate::InputError;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum OutFormat {
+    Csv,
+    Parquet,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Number of customers
+    #[arg(long)]
+    pub customers: u64,
+    /// Output file (.csv, .csv.gz or .parquet)
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Random seed: the same seed gives the same file
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output format (default: from the file name)
+    #[arg(long, value_enum)]
+    pub format: Option<OutFormat>,
+    /// First day of the period
+    #[arg(long, default_value = "2024-01-01")]
+    pub start: String,
+    /// Length of the period in days
+    #[arg(long, default_value_t = 730)]
+    pub days: u32,
+    /// Customers are acquired within the first N days
+    #[arg(long, default_value_t = 365)]
+    pub acquisition_days: u32,
+    /// BG/NBD r (shape of the purchase rate)
+    #[arg(long, default_value_t = SynthParams::default().r)]
+    pub r: f64,
+    /// BG/NBD alpha (rate of the purchase rate, per day)
+    #[arg(long, default_value_t = SynthParams::default().alpha)]
+    pub alpha: f64,
+    /// BG/NBD a (drop-out Beta)
+    #[arg(long, default_value_t = SynthParams::default().a)]
+    pub a: f64,
+    /// BG/NBD b (drop-out Beta)
+    #[arg(long, default_value_t = SynthParams::default().b)]
+    pub b: f64,
+    /// Gamma-Gamma p (shape of an order's value)
+    #[arg(long, default_value_t = SynthParams::default().p)]
+    pub p: f64,
+    /// Gamma-Gamma q (shape of the customer's spend rate)
+    #[arg(long, default_value_t = SynthParams::default().q)]
+    pub q: f64,
+    /// Gamma-Gamma gamma (rate of the customer's spend rate)
+    #[arg(long, default_value_t = SynthParams::default().gamma)]
+    pub gamma: f64,
+}
+
+trait Sink {
+    fn write(&mut self, orders: &[SynthOrder]) -> Result<()>;
+    fn finish(self: Box<Self>) -> Result<()>;
+}
+
+struct CsvSink<W: Write> {
+    out: W,
+    start: i32,
+    line: String,
+}
+
+impl<W: Write> Sink for CsvSink<W> {
+    fn write(&mut self, orders: &[SynthOrder]) -> Result<()> {
+        use std::fmt::Write as _;
+        for o in orders {
+            self.line.clear();
+            let s = o.second;
+            let _ = writeln!(
+                self.line,
+                "C{:08},O{:010},{} {:02}:{:02}:{:02},{:.2}",
+                o.customer,
+                o.order,
+                format_day(self.start + o.day as i32),
+                s / 3600,
+                s / 60 % 60,
+                s % 60,
+                o.amount
+            );
+            self.out.write_all(self.line.as_bytes())?;
+        }
+        Ok(())
+    }
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+struct ParquetSink {
+    writer: SerializedFileWriter<BufWriter<File>>,
+    start: i32,
+}
+
+fn parquet_schema() -> Result<Arc<Type>> {
+    let text = |name: &str| {
+        Type::primitive_type_builder(name, PhysicalType::BYTE_ARRAY)
+            .with_logical_type(Some(LogicalType::String))
+            .with_repetition(Repetition::REQUIRED)
+            .build()
+    };
+    let fields = vec![
+        Arc::new(text("customer_id")?),
+        Arc::new(text("order_id")?),
+        Arc::new(
+            Type::primitive_type_builder("order_date", PhysicalType::INT64)
+                .with_logical_type(Some(LogicalType::timestamp(false, TimeUnit::MICROS)))
+                .with_repetition(Repetition::REQUIRED)
+                .build()?,
+        ),
+        Arc::new(
+            Type::primitive_type_builder("amount", PhysicalType::DOUBLE)
+                .with_repetition(Repetition::REQUIRED)
+                .build()?,
+        ),
+    ];
+    Ok(Arc::new(Type::group_type_builder("orders").with_fields(fields).build()?))
+}
+
+impl Sink for ParquetSink {
+    fn write(&mut self, orders: &[SynthOrder]) -> Result<()> {
+        let customers: Vec<ByteArray> = orders.iter().map(|o| format!("C{:08}", o.customer).as_str().into()).collect();
+        let ids: Vec<ByteArray> = orders.iter().map(|o| format!("O{:010}", o.order).as_str().into()).collect();
+        let micros: Vec<i64> = orders
+            .iter()
+            .map(|o| ((i64::from(self.start) + i64::from(o.day)) * 86_400 + i64::from(o.second)) * 1_000_000)
+            .collect();
+        let amounts: Vec<f64> = orders.iter().map(|o| o.amount).collect();
+        let mut rg = self.writer.next_row_group()?;
+        let mut i = 0;
+        while let Some(mut col) = rg.next_column()? {
+            match i {
+                0 => col.typed::<ByteArrayType>().write_batch(&customers, None, None)?,
+                1 => col.typed::<ByteArrayType>().write_batch(&ids, None, None)?,
+                2 => col.typed::<Int64Type>().write_batch(&micros, None, None)?,
+                _ => col.typed::<DoubleType>().write_batch(&amounts, None, None)?,
+            };
+            col.close()?;
+            i += 1;
+        }
+        rg.close()?;
+        Ok(())
+    }
+    fn finish(self: Box<Self>) -> Result<()> {
+        self.writer.close()?;
+        Ok(())
+    }
+}
+
+pub fn run(args: GenerateArgs) -> Result<()> {
+    let params = SynthParams {
+        r: args.r,
+        alpha: args.alpha,
+        a: args.a,
+        b: args.b,
+        p: args.p,
+        q: args.q,
+        gamma: args.gamma,
+    };
+    let start = parse_day(&args.start).map_err(|m| InputError(format!("--start: {m}")))?;
+    let mut generator = Generator::new(&params, args.seed, args.days, args.acquisition_days)
+        .map_err(|e| InputError(format!("generate: {e}")))?;
+    let name = args.out.to_string_lossy().to_ascii_lowercase();
+    let format = args
+        .format
+        .unwrap_or(if name.ends_with(".parquet") { OutFormat::Parquet } else { OutFormat::Csv });
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+    }
+    let file = File::create(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    let mut sink: Box<dyn Sink> = match format {
+        OutFormat::Csv => {
+            let header = "customer_id,order_id,order_date,amount\n";
+            let out: Box<dyn Write> = if name.ends_with(".gz") {
+                Box::new(flate2::write::GzEncoder::new(
+                    BufWriter::with_capacity(1 << 20, file),
+                    flate2::Compression::fast(),
+                ))
+            } else {
+                Box::new(BufWriter::with_capacity(1 << 20, file))
+            };
+            let mut sink = CsvSink {
+                out,
+                start,
+                line: String::with_capacity(64),
+            };
+            sink.out.write_all(header.as_bytes())?;
+            Box::new(sink)
+        }
+        OutFormat::Parquet => {
+            let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+            let writer = SerializedFileWriter::new(BufWriter::new(file), parquet_schema()?, Arc::new(props))?;
+            Box::new(ParquetSink { writer, start })
+        }
+    };
+    let mut batch = Vec::with_capacity(1 << 20);
+    let mut rows = 0u64;
+    for _ in 0..args.customers {
+        generator.next_customer(&mut batch);
+        if batch.len() >= 1 << 20 {
+            sink.write(&batch)?;
+            rows += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        sink.write(&batch)?;
+        rows += batch.len() as u64;
+    }
+    sink.finish()?;
+    eprintln!("wrote {rows} orders of {} customers to {}", args.customers, args.out.display());
+    Ok(())
+}

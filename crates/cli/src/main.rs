@@ -1,0 +1,66 @@
+//! The `lifecycle` command: flags in, files and tables out. Everything worth
+//! reusing lives in the library crates; this binary only parses arguments,
+//! wires the crates together and prints.
+
+mod analyze;
+mod generate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A bad argument or input: exit code 2, like a usage error.
+#[derive(Debug)]
+pub struct InputError(pub String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+#[derive(Parser)]
+#[command(
+    name = "lifecycle",
+    version,
+    about = "Customer segments, lifetime value and lifecycle marketing from your order history",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score and segment every customer of an orders file (RFM, 11 lifecycle segments)
+    Analyze(analyze::AnalyzeArgs),
+    /// Write a synthetic orders file drawn from the BG/NBD and Gamma-Gamma processes
+    Generate(generate::GenerateArgs),
+    /// Print the default segment rules as a --segments TOML file to start from
+    Segments,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Analyze(args) => analyze::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Segments => {
+            print!("{}", lifecycle_ingest::config::render_segments(&lifecycle_rfm::SegmentTable::default_table()));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let input = e.chain().any(|c| {
+                c.downcast_ref::<lifecycle_ingest::IngestError>().is_some() || c.downcast_ref::<InputError>().is_some()
+            });
+            ExitCode::from(if input { 2 } else { 1 })
+        }
+    }
+}

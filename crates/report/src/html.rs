@@ -1,0 +1,312 @@
+//! `report.html`: one self-contained page, no scripts and no network, with
+//! the segment table and charts drawn as inline SVG.
+
+use std::fmt::Write as _;
+
+use lifecycle_rfm::{Analysis, Kind, Phase, SegmentTable};
+
+use crate::money;
+use crate::summary::Summary;
+
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A colour per segment: a hue per phase, a lightness per segment in it.
+pub fn segment_colours(table: &SegmentTable) -> Vec<String> {
+    let hue = |p: Phase| match p {
+        Phase::Acquisition => 210.0,
+        Phase::Retention => 175.0,
+        Phase::IncreasedValue => 95.0,
+        Phase::Veneration => 45.0,
+        Phase::Reactivation => 5.0,
+    };
+    let segs = table.segments();
+    segs.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let same: Vec<usize> = (0..segs.len()).filter(|&j| segs[j].phase == s.phase).collect();
+            let k = same.iter().position(|&j| j == i).unwrap_or(0);
+            let light = 38.0 + 22.0 * k as f64 / (same.len().max(2) - 1) as f64;
+            format!("hsl({:.0},62%,{light:.0}%)", hue(s.phase))
+        })
+        .collect()
+}
+
+fn bar_chart(summary: &Summary, colours: &[String]) -> String {
+    let row_h = 26.0;
+    let label_w = 170.0;
+    let panel_w = 300.0;
+    let gap = 60.0;
+    let top = 30.0;
+    let n = summary.segments.len();
+    let height = top + row_h * n as f64 + 10.0;
+    let width = label_w + 2.0 * panel_w + gap + 80.0;
+    let max_c = summary.segments.iter().map(|s| s.customers).max().unwrap_or(0).max(1) as f64;
+    let max_r = summary.segments.iter().map(|s| s.revenue.max(0.0)).fold(0.0, f64::max).max(1.0);
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="Customers and revenue per segment">"#
+    );
+    let _ = write!(svg, r#"<text x="{label_w}" y="16" class="h">Customers</text>"#);
+    let _ = write!(svg, r#"<text x="{}" y="16" class="h">Revenue</text>"#, label_w + panel_w + gap);
+    for (i, s) in summary.segments.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let c = &colours[i];
+        let wc = panel_w * s.customers as f64 / max_c;
+        let wr = panel_w * s.revenue.max(0.0) / max_r;
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            label_w - 8.0,
+            y + 16.0,
+            esc(&s.name)
+        );
+        let _ = write!(
+            svg,
+            r#"<rect x="{label_w}" y="{}" width="{wc:.1}" height="{}" fill="{c}"><title>{}: {} customers</title></rect>"#,
+            y + 4.0,
+            row_h - 8.0,
+            esc(&s.name),
+            s.customers
+        );
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" class="v">{} ({:.1}%)</text>"#,
+            label_w + wc + 4.0,
+            y + 16.0,
+            s.customers,
+            s.customer_share * 100.0
+        );
+        let x2 = label_w + panel_w + gap;
+        let _ = write!(
+            svg,
+            r#"<rect x="{x2}" y="{}" width="{wr:.1}" height="{}" fill="{c}"><title>{}: revenue {}</title></rect>"#,
+            y + 4.0,
+            row_h - 8.0,
+            esc(&s.name),
+            money(s.revenue)
+        );
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" class="v">{:.0} ({:.1}%)</text>"#,
+            x2 + wr + 4.0,
+            y + 16.0,
+            s.revenue,
+            s.revenue_share * 100.0
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The R×F grid: each cell coloured by the segment most of its customers
+/// are in (by the rules when the cell is empty), with the customer count.
+fn rf_grid(analysis: &Analysis, table: &SegmentTable, colours: &[String]) -> String {
+    let n_seg = table.segments().len();
+    let mut counts = vec![vec![0usize; n_seg]; 25];
+    for c in &analysis.customers {
+        if let Some(s) = c.scores {
+            let cell = usize::from(5 - s.r) * 5 + usize::from(s.f - 1);
+            counts[cell][c.segment] += 1;
+        }
+    }
+    let rule_grid = table.rf_grid(Kind::Repeat, 3);
+    let cell = 96.0;
+    let left = 60.0;
+    let top = 20.0;
+    let width = left + cell * 5.0 + 20.0;
+    let height = top + cell * 5.0 + 50.0;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="R by F grid coloured by segment">"#
+    );
+    for row in 0..5 {
+        for col in 0..5 {
+            let k = row * 5 + col;
+            let total: usize = counts[k].iter().sum();
+            let (seg, opacity) = if total > 0 {
+                let best = (0..n_seg).max_by_key(|&s| (counts[k][s], std::cmp::Reverse(s))).unwrap_or(0);
+                (best, 1.0)
+            } else {
+                (rule_grid[row][col], 0.35)
+            };
+            let x = left + cell * col as f64;
+            let y = top + cell * row as f64;
+            let name = &table.segments()[seg].name;
+            let _ = write!(
+                svg,
+                r#"<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{}" fill-opacity="{opacity}" stroke="white" stroke-width="2"><title>R={} F={}: {total} customers, mostly {}</title></rect>"#,
+                colours[seg],
+                5 - row,
+                col + 1,
+                esc(name)
+            );
+            let _ = write!(
+                svg,
+                r#"<text x="{}" y="{}" text-anchor="middle" class="n">{total}</text>"#,
+                x + cell / 2.0,
+                y + cell / 2.0
+            );
+            let short: String = name.chars().take(15).collect();
+            let _ = write!(
+                svg,
+                r#"<text x="{}" y="{}" text-anchor="middle" class="s">{}</text>"#,
+                x + cell / 2.0,
+                y + cell / 2.0 + 18.0,
+                esc(&short)
+            );
+        }
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="end">R {}</text>"#,
+            left - 8.0,
+            top + cell * row as f64 + cell / 2.0 + 4.0,
+            5 - row
+        );
+    }
+    for col in 0..5 {
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="middle">F {}</text>"#,
+            left + cell * col as f64 + cell / 2.0,
+            top + cell * 5.0 + 18.0,
+            col + 1
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle" class="v">Frequency score → (recency score ↑)</text>"#,
+        left + cell * 2.5,
+        top + cell * 5.0 + 40.0
+    );
+    svg.push_str("</svg>");
+    svg
+}
+
+pub fn render_html(analysis: &Analysis, table: &SegmentTable, s: &Summary) -> String {
+    let colours = segment_colours(table);
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Lifecycle report — {as_of}</title>
+<style>
+body{{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1d232b}}
+h1{{font-size:1.6rem;margin-bottom:.2rem}} h2{{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #dde3ea;padding-bottom:.3rem}}
+.meta{{color:#5b6570}} table{{border-collapse:collapse;width:100%;margin:.5rem 0}}
+th,td{{padding:.35rem .5rem;border-bottom:1px solid #e6eaef;text-align:left;vertical-align:top}}
+td.n,th.n{{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}}
+.sw{{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.4rem;vertical-align:-1px}}
+.cards{{display:flex;gap:1rem;flex-wrap:wrap}} .card{{background:#f5f7fa;border-radius:8px;padding:.7rem 1rem;min-width:9rem}}
+.card b{{display:block;font-size:1.3rem}} svg text{{font-size:12px;fill:#1d232b}} svg text.h{{font-weight:600}}
+svg text.v{{fill:#5b6570}} svg text.n{{font-size:18px;font-weight:600}} svg text.s{{font-size:10px}}
+ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem .8rem;border-radius:6px}}
+</style></head><body>
+<h1>Lifecycle report</h1>
+<p class="meta">As of {as_of} ({as_of_source}), time zone {tz}. Input: {path} ({format}).</p>
+"#,
+        as_of = esc(&s.as_of),
+        as_of_source = esc(&s.as_of_source),
+        tz = esc(&s.timezone),
+        path = esc(&s.input.path),
+        format = esc(&s.input.format),
+    );
+    let _ = write!(
+        h,
+        r#"<div class="cards"><div class="card">Customers<b>{}</b></div><div class="card">Orders<b>{}</b></div><div class="card">Revenue<b>{}</b></div><div class="card">Top 20% share of revenue<b>{}</b></div></div>"#,
+        s.customers,
+        s.orders,
+        money(s.revenue),
+        s.pareto_top20_revenue_share.map_or("-".into(), |p| format!("{:.1}%", p * 100.0))
+    );
+    for n in &s.notes {
+        let _ = write!(h, r#"<p class="note">{}</p>"#, esc(n));
+    }
+    h.push_str("<h2>Segments</h2><table><thead><tr><th>Segment</th><th>Phase</th><th class=n>Customers</th><th class=n>Share</th><th class=n>Revenue</th><th class=n>Rev. share</th><th class=n>Mean days since last order</th><th class=n>Mean orders</th><th class=n>Mean spend</th><th>Goal</th><th>Suggested campaigns</th></tr></thead><tbody>");
+    let opt = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |x| format!("{x:.d$}"));
+    for (i, g) in s.segments.iter().enumerate() {
+        let _ = write!(
+            h,
+            r#"<tr><td><span class="sw" style="background:{}"></span>{}<br><small class="meta">{}</small></td><td>{}</td><td class=n>{}</td><td class=n>{:.1}%</td><td class=n>{}</td><td class=n>{:.1}%</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td><ul>{}</ul></td></tr>"#,
+            colours[i],
+            esc(&g.name),
+            esc(&g.description),
+            esc(&g.phase),
+            g.customers,
+            g.customer_share * 100.0,
+            money(g.revenue),
+            g.revenue_share * 100.0,
+            opt(g.mean_days_since_last_order, 0),
+            opt(g.mean_orders, 2),
+            opt(g.mean_spend, 2),
+            esc(&g.goal),
+            g.campaigns.iter().map(|c| format!("<li>{}</li>", esc(c))).collect::<String>()
+        );
+    }
+    h.push_str("</tbody></table>");
+    h.push_str("<h2>Customers and revenue per segment</h2>");
+    h.push_str(&bar_chart(s, &colours));
+    h.push_str("<h2>R × F grid</h2><p class=meta>Each cell holds the buyers with that recency and frequency score, coloured by the segment most of them are in (cells without customers show the rule for a middle M score, faded).</p>");
+    h.push_str(&rf_grid(analysis, table, &colours));
+    h.push_str("<h2>Phases</h2><table><thead><tr><th>Phase</th><th>Segments</th><th class=n>Customers</th><th class=n>Revenue</th></tr></thead><tbody>");
+    for p in &s.phases {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            esc(&p.name),
+            esc(&p.segments.join(", ")),
+            p.customers,
+            money(p.revenue)
+        );
+    }
+    h.push_str("</tbody></table>");
+    let _ = write!(h, "<h2>Score boundaries</h2><p class=meta>{} ({}).</p>", esc(&s.scoring.method), esc(&s.scoring.rule));
+    h.push_str("<table><thead><tr><th>Score</th><th class=n>Days since last order</th><th class=n>Orders</th><th class=n>Spend</th></tr></thead><tbody>");
+    let range = |b: &crate::summary::Band, d: usize| match (b.min, b.max) {
+        (Some(lo), Some(hi)) if lo == hi => format!("{lo:.d$} ({})", b.customers),
+        (Some(lo), Some(hi)) => format!("{lo:.d$}–{hi:.d$} ({})", b.customers),
+        _ => "— (0)".into(),
+    };
+    for i in 0..5 {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            s.scoring.orders[i].score,
+            range(&s.scoring.recency_days[i], 0),
+            range(&s.scoring.orders[i], 0),
+            range(&s.scoring.spend[i], 2)
+        );
+    }
+    h.push_str("</tbody></table>");
+    let r = &s.rows;
+    let _ = write!(
+        h,
+        "<h2>Input</h2><p class=meta>{} rows read, {} used, {} rejected, {} after the analysis date, {} without customer, {} excluded by status, {} line-item continuations. Columns: {}. Dates: {}.</p>",
+        r.read,
+        r.used,
+        r.rejected,
+        r.after_as_of,
+        r.without_customer,
+        r.excluded_by_status,
+        r.line_item_continuations,
+        esc(&s.input.columns.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")),
+        esc(&s.input.date_format)
+    );
+    let _ = write!(h, "<p class=meta>Lifecycle {}</p></body></html>\n", esc(&s.lifecycle_version));
+    h
+}
