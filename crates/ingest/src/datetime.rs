@@ -502,14 +502,25 @@ impl StyleInference {
         }
     }
 
+    /// True when every value seen was a date.
+    pub fn all_dates(&self) -> bool {
+        self.first_bad.is_none()
+    }
+
     /// True once the slashed-date order is settled (or there are none).
     pub fn settled(&self) -> bool {
         !(self.any_slashed && self.month_first_possible && self.day_first_possible)
     }
 
+    /// Values that are no date at all do not decide the style (they are
+    /// reported at their line when the rows are read), unless nothing else
+    /// is a date.
     pub fn result(&self) -> Inference {
-        if let Some(bad) = &self.first_bad {
-            return Inference::Mixed(format!("\"{bad}\" is not a date"));
+        if self.seen.is_empty() && !self.any_slashed {
+            return Inference::Mixed(match &self.first_bad {
+                Some(bad) => format!("\"{bad}\" is not a date"),
+                None => "no dates found".into(),
+            });
         }
         let mut styles: Vec<DateStyle> = self
             .seen
@@ -608,7 +619,8 @@ mod tests {
         assert_eq!(infer(&["13/12/2010", "1/12/2010"]), Inference::Style(DateStyle::DayFirst));
         assert_eq!(infer(&["1/2/2010", "3/4/2010"]), Inference::Ambiguous);
         assert!(matches!(infer(&["13/12/2010", "12/13/2010"]), Inference::Mixed(_)));
-        assert!(matches!(infer(&["2024-01-01", "hello"]), Inference::Mixed(_)));
+        assert_eq!(infer(&["2024-01-01", "hello"]), Inference::Style(DateStyle::Iso));
+        assert!(matches!(infer(&["hello"]), Inference::Mixed(_)));
     }
 
     #[test]

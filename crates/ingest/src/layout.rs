@@ -569,7 +569,7 @@ fn infer_headerless(s: &Sniffed) -> Result<OrderColumns, String> {
     let is_date_col = |i: usize| {
         let mut inf = StyleInference::new();
         col_values(i).for_each(|v| inf.add(v));
-        !matches!(inf.result(), Inference::Mixed(_))
+        inf.all_dates() && !matches!(inf.result(), Inference::Mixed(_))
     };
     let date = (0..n)
         .find(|&i| is_date_col(i))

@@ -119,7 +119,12 @@ pub fn analyze(summaries: Vec<CustomerSummary>, as_of: Day, config: &AnalysisCon
         .map(|&i| f64::from(as_of - summaries[i].last_order.unwrap_or(as_of)))
         .collect();
     let orders: Vec<f64> = buyers.iter().map(|&i| f64::from(summaries[i].n_orders)).collect();
-    let spend: Vec<f64> = buyers.iter().map(|&i| summaries[i].total_spend).collect();
+    // Spend is compared to the cent, so that sums of the same orders in a
+    // different order (1e-13 apart) still tie.
+    let spend: Vec<f64> = buyers
+        .iter()
+        .map(|&i| (summaries[i].total_spend * 100.0).round() / 100.0)
+        .collect();
     let cuts = match &config.scoring {
         Scoring::Quintiles => None,
         Scoring::Thresholds(t) => Some(t),
