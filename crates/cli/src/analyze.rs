@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lifecycle_ingest::{BadRows, ColumnOverrides, ReadOptions, clock_for, config, parse_day, read_events, read_orders};
+use lifecycle_ingest::{
+    BadRows, ColumnOverrides, ReadOptions, clock_for, config, parse_day, read_events, read_orders,
+};
 use lifecycle_report::{RunInfo, build_summary, render_table, write_all};
 use lifecycle_rfm::{AnalysisConfig, Scoring, SegmentTable, analyze};
 
@@ -79,16 +81,19 @@ struct Progress {
 impl Progress {
     fn start(label: &str, total: u64, counter: Arc<AtomicU64>) -> Progress {
         let done = Arc::new(AtomicBool::new(false));
-        let show = std::io::stdout().is_terminal() && std::io::stderr().is_terminal() && total > 16 << 20;
+        let show =
+            std::io::stdout().is_terminal() && std::io::stderr().is_terminal() && total > 16 << 20;
         let handle = show.then(|| {
             let done = done.clone();
             let label = label.to_string();
             std::thread::spawn(move || {
                 let bar = indicatif::ProgressBar::new(total);
                 bar.set_style(
-                    indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                        .progress_chars("=> "),
+                    indicatif::ProgressStyle::with_template(
+                        "{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
                 );
                 bar.set_message(label);
                 while !done.load(Ordering::Relaxed) {
@@ -125,9 +130,16 @@ fn peak_rss_kib() -> Option<u64> {
 pub fn run(args: AnalyzeArgs) -> Result<()> {
     let started = Instant::now();
     let clock = clock_for(&args.timezone).map_err(input_err)?;
-    let as_of = args.as_of.as_deref().map(parse_day).transpose().map_err(|m| input_err(format!("--as-of: {m}")))?;
+    let as_of = args
+        .as_of
+        .as_deref()
+        .map(parse_day)
+        .transpose()
+        .map_err(|m| input_err(format!("--as-of: {m}")))?;
     let columns = match &args.columns {
-        Some(spec) => ColumnOverrides::parse(spec).map_err(|m| input_err(format!("--columns: {m}")))?,
+        Some(spec) => {
+            ColumnOverrides::parse(spec).map_err(|m| input_err(format!("--columns: {m}")))?
+        }
         None => ColumnOverrides::default(),
     };
     let table = match &args.segments {
@@ -138,14 +150,22 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         Some(p) => Scoring::Thresholds(config::load_thresholds(p)?),
         None => Scoring::Quintiles,
     };
-    let currency_rates = args.currency_rates.as_deref().map(config::load_currency_rates).transpose()?;
+    let currency_rates = args
+        .currency_rates
+        .as_deref()
+        .map(config::load_currency_rates)
+        .transpose()?;
     let counter = Arc::new(AtomicU64::new(0));
     let mut opts = ReadOptions {
         columns,
         date_format: args.date_format.clone(),
         clock,
         as_of,
-        bad_rows: if args.skip_bad_rows { BadRows::Skip } else { BadRows::Stop },
+        bad_rows: if args.skip_bad_rows {
+            BadRows::Skip
+        } else {
+            BadRows::Stop
+        },
         currency_rates,
         max_line_bytes: args.max_line_bytes,
         progress: Some(counter.clone()),

@@ -134,26 +134,43 @@ fn parquet_schema() -> Result<Arc<Type>> {
                 .build()?,
         ),
     ];
-    Ok(Arc::new(Type::group_type_builder("orders").with_fields(fields).build()?))
+    Ok(Arc::new(
+        Type::group_type_builder("orders")
+            .with_fields(fields)
+            .build()?,
+    ))
 }
 
 impl Sink for ParquetSink {
     fn write(&mut self, orders: &[SynthOrder]) -> Result<()> {
-        let customers: Vec<ByteArray> = orders.iter().map(|o| format!("C{:08}", o.customer).as_str().into()).collect();
-        let ids: Vec<ByteArray> = orders.iter().map(|o| format!("O{:010}", o.order).as_str().into()).collect();
+        let customers: Vec<ByteArray> = orders
+            .iter()
+            .map(|o| format!("C{:08}", o.customer).as_str().into())
+            .collect();
+        let ids: Vec<ByteArray> = orders
+            .iter()
+            .map(|o| format!("O{:010}", o.order).as_str().into())
+            .collect();
         let micros: Vec<i64> = orders
             .iter()
-            .map(|o| ((i64::from(self.start) + i64::from(o.day)) * 86_400 + i64::from(o.second)) * 1_000_000)
+            .map(|o| {
+                ((i64::from(self.start) + i64::from(o.day)) * 86_400 + i64::from(o.second))
+                    * 1_000_000
+            })
             .collect();
         let amounts: Vec<f64> = orders.iter().map(|o| o.amount).collect();
         let mut rg = self.writer.next_row_group()?;
         let mut i = 0;
         while let Some(mut col) = rg.next_column()? {
             match i {
-                0 => col.typed::<ByteArrayType>().write_batch(&customers, None, None)?,
+                0 => col
+                    .typed::<ByteArrayType>()
+                    .write_batch(&customers, None, None)?,
                 1 => col.typed::<ByteArrayType>().write_batch(&ids, None, None)?,
                 2 => col.typed::<Int64Type>().write_batch(&micros, None, None)?,
-                _ => col.typed::<DoubleType>().write_batch(&amounts, None, None)?,
+                _ => col
+                    .typed::<DoubleType>()
+                    .write_batch(&amounts, None, None)?,
             };
             col.close()?;
             i += 1;
@@ -181,9 +198,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let mut generator = Generator::new(&params, args.seed, args.days, args.acquisition_days)
         .map_err(|e| InputError(format!("generate: {e}")))?;
     let name = args.out.to_string_lossy().to_ascii_lowercase();
-    let format = args
-        .format
-        .unwrap_or(if name.ends_with(".parquet") { OutFormat::Parquet } else { OutFormat::Csv });
+    let format = args.format.unwrap_or(if name.ends_with(".parquet") {
+        OutFormat::Parquet
+    } else {
+        OutFormat::Csv
+    });
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
     }
@@ -208,8 +227,14 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             Box::new(sink)
         }
         OutFormat::Parquet => {
-            let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-            let writer = SerializedFileWriter::new(BufWriter::new(file), parquet_schema()?, Arc::new(props))?;
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .build();
+            let writer = SerializedFileWriter::new(
+                BufWriter::new(file),
+                parquet_schema()?,
+                Arc::new(props),
+            )?;
             Box::new(ParquetSink { writer, start })
         }
     };
@@ -228,6 +253,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         rows += batch.len() as u64;
     }
     sink.finish()?;
-    eprintln!("wrote {rows} orders of {} customers to {}", args.customers, args.out.display());
+    eprintln!(
+        "wrote {rows} orders of {} customers to {}",
+        args.customers,
+        args.out.display()
+    );
     Ok(())
 }

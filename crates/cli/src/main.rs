@@ -49,7 +49,12 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Segments => {
-            print!("{}", lifecycle_ingest::config::render_segments(&lifecycle_rfm::SegmentTable::default_table()));
+            print!(
+                "{}",
+                lifecycle_ingest::config::render_segments(
+                    &lifecycle_rfm::SegmentTable::default_table()
+                )
+            );
             Ok(())
         }
     };
@@ -58,7 +63,8 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             let input = e.chain().any(|c| {
-                c.downcast_ref::<lifecycle_ingest::IngestError>().is_some() || c.downcast_ref::<InputError>().is_some()
+                c.downcast_ref::<lifecycle_ingest::IngestError>().is_some()
+                    || c.downcast_ref::<InputError>().is_some()
             });
             ExitCode::from(if input { 2 } else { 1 })
         }

@@ -4,6 +4,7 @@
 //! in weeks, 2 decimals; `..._with_transactions.csv`: zbar), the data of
 //! Fader, Hardie & Lee (2005), "Counting your customers the easy way".
 //! Conventions: data/README.md and ../shared/data/README.md.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 use common::*;
@@ -20,7 +21,17 @@ fn weeks(days: i32) -> f64 {
 fn published() -> HashMap<String, (u32, f64, f64, f64)> {
     let (_, rows) = read_csv(&data("cdnow_customers_summary_with_transactions.csv"));
     rows.iter()
-        .map(|r| (r[0].clone(), (r[1].parse().unwrap(), r[2].parse().unwrap(), r[3].parse().unwrap(), r[4].parse().unwrap())))
+        .map(|r| {
+            (
+                r[0].clone(),
+                (
+                    r[1].parse().unwrap(),
+                    r[2].parse().unwrap(),
+                    r[3].parse().unwrap(),
+                    r[4].parse().unwrap(),
+                ),
+            )
+        })
         .collect()
 }
 
@@ -39,7 +50,10 @@ fn sample_ids() -> HashMap<String, String> {
 #[test]
 fn library_summaries_match_the_published_btyd_summary() {
     let as_of = parse_day("1997-09-30").unwrap();
-    let opts = ReadOptions { as_of: Some(as_of), ..ReadOptions::default() };
+    let opts = ReadOptions {
+        as_of: Some(as_of),
+        ..ReadOptions::default()
+    };
     let input = read_orders(&data("CDNOW_sample.txt"), &opts).unwrap();
     let (summaries, _) = input.builder.finish(as_of);
     let expected = published();
@@ -52,7 +66,11 @@ fn library_summaries_match_the_published_btyd_summary() {
         assert_eq!(s.frequency(), x, "customer {id}");
         assert_eq!(weeks(s.recency_days().unwrap()), t_x, "customer {id}");
         assert_eq!(weeks(s.age_days(as_of).unwrap()), t, "customer {id}");
-        assert!((s.repeat_mean_value() - zbar).abs() <= 0.005 + 1e-9, "customer {id}: zbar {} vs {zbar}", s.repeat_mean_value());
+        assert!(
+            (s.repeat_mean_value() - zbar).abs() <= 0.005 + 1e-9,
+            "customer {id}: zbar {} vs {zbar}",
+            s.repeat_mean_value()
+        );
         total_x += s.frequency();
     }
     assert_eq!(total_x, 2_457, "the README's sum of frequencies");

@@ -64,7 +64,9 @@ enum ScoreRange {
 }
 
 fn range(segment: &str, label: &str, r: Option<&ScoreRange>) -> Result<RangeInclusive<u8>, String> {
-    let bad = |v: &str| format!("segment '{segment}': {label} = \"{v}\" is not a score or range like \"2-4\"");
+    let bad = |v: &str| {
+        format!("segment '{segment}': {label} = \"{v}\" is not a score or range like \"2-4\"")
+    };
     match r {
         None => Ok(1..=5),
         Some(ScoreRange::One(v)) => Ok(*v..=*v),
@@ -160,7 +162,11 @@ pub fn render_segments(table: &SegmentTable) -> String {
             toml_str(s.phase.name()),
             toml_str(&s.description),
             toml_str(&s.goal),
-            s.campaigns.iter().map(|c| toml_str(c)).collect::<Vec<_>>().join(", ")
+            s.campaigns
+                .iter()
+                .map(|c| toml_str(c))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         for r in &s.rules {
             let who = match r.kinds.as_slice() {
@@ -172,7 +178,13 @@ pub fn render_segments(table: &SegmentTable) -> String {
             };
             let fmt = |r: &RangeInclusive<u8>| format!("\"{}-{}\"", r.start(), r.end());
             if r.kinds.iter().any(|k| k.is_buyer()) {
-                let _ = writeln!(out, "  {{ who = \"{who}\", r = {}, f = {}, m = {} }},", fmt(&r.r), fmt(&r.f), fmt(&r.m));
+                let _ = writeln!(
+                    out,
+                    "  {{ who = \"{who}\", r = {}, f = {}, m = {} }},",
+                    fmt(&r.r),
+                    fmt(&r.f),
+                    fmt(&r.m)
+                );
             } else {
                 let _ = writeln!(out, "  {{ who = \"{who}\" }},");
             }
@@ -193,7 +205,8 @@ struct ThresholdsFile {
 /// Parses `--rfm-thresholds` TOML: four ascending cut points per measure.
 pub fn parse_thresholds(text: &str) -> Result<Thresholds, String> {
     let t: ThresholdsFile = toml::from_str(text).map_err(|e| e.to_string())?;
-    let cuts = |name: &str, v: [f64; 4], b: Better| Cuts::new(v, b).map_err(|e| format!("{name}: {e}"));
+    let cuts =
+        |name: &str, v: [f64; 4], b: Better| Cuts::new(v, b).map_err(|e| format!("{name}: {e}"));
     Ok(Thresholds {
         recency_days: cuts("recency_days", t.recency_days, Better::Lower)?,
         orders: cuts("orders", t.orders, Better::Higher)?,
@@ -224,7 +237,16 @@ pub fn load_currency_rates(path: &Path) -> Result<HashMap<String, f64>, IngestEr
                 rates.insert(code, r);
             }
             _ if i == 0 => continue, // a header line
-            _ => return Err(config_err(path, format!("line {}: rate \"{}\" is not a positive number", i + 1, rate.trim()))),
+            _ => {
+                return Err(config_err(
+                    path,
+                    format!(
+                        "line {}: rate \"{}\" is not a positive number",
+                        i + 1,
+                        rate.trim()
+                    ),
+                ));
+            }
         }
     }
     if rates.is_empty() {
@@ -252,11 +274,19 @@ mod tests {
 
     #[test]
     fn segment_errors_are_precise() {
-        let err = parse_segments("[[segment]]\nname = \"A\"\nphase = \"Nope\"\nrules = []\n").unwrap_err();
+        let err = parse_segments("[[segment]]\nname = \"A\"\nphase = \"Nope\"\nrules = []\n")
+            .unwrap_err();
         assert!(err.contains("phase \"Nope\""), "{err}");
-        let err = parse_segments("[[segment]]\nname = \"A\"\nphase = \"Retention\"\nrules = [{ who = \"buyer\" }]\n").unwrap_err();
-        assert!(err.contains("no segment matches customers with visitor"), "{err}");
-        let err = parse_segments("[[segment]]\nname = \"A\"\nphase = \"Retention\"\nrulez = []\n").unwrap_err();
+        let err = parse_segments(
+            "[[segment]]\nname = \"A\"\nphase = \"Retention\"\nrules = [{ who = \"buyer\" }]\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("no segment matches customers with visitor"),
+            "{err}"
+        );
+        let err = parse_segments("[[segment]]\nname = \"A\"\nphase = \"Retention\"\nrulez = []\n")
+            .unwrap_err();
         assert!(err.contains("line"), "{err}");
     }
 

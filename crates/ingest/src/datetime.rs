@@ -40,8 +40,12 @@ impl DateStyle {
             "iso" | "ISO" | "%Y-%m-%d" => DateStyle::Iso,
             "%Y%m%d" => DateStyle::Compact,
             "unix" | "epoch" | "%s" => DateStyle::Epoch,
-            _ if starts("%m/%d/%Y") || starts("%m-%d-%Y") || starts("%m.%d.%Y") => DateStyle::MonthFirst,
-            _ if starts("%d/%m/%Y") || starts("%d-%m-%Y") || starts("%d.%m.%Y") => DateStyle::DayFirst,
+            _ if starts("%m/%d/%Y") || starts("%m-%d-%Y") || starts("%m.%d.%Y") => {
+                DateStyle::MonthFirst
+            }
+            _ if starts("%d/%m/%Y") || starts("%d-%m-%Y") || starts("%d.%m.%Y") => {
+                DateStyle::DayFirst
+            }
             _ if starts("%Y/%m/%d") => DateStyle::YearFirstSlash,
             _ => DateStyle::Custom(f.to_string()),
         }
@@ -255,7 +259,11 @@ fn zone(c: &mut Cursor<'_>) -> Result<Option<i32>, DateError> {
         return Ok(None);
     }
     let rest = &c.s[c.i..];
-    if rest == b"Z" || rest == b"z" || rest.eq_ignore_ascii_case(b"UTC") || rest.eq_ignore_ascii_case(b"GMT") {
+    if rest == b"Z"
+        || rest == b"z"
+        || rest.eq_ignore_ascii_case(b"UTC")
+        || rest.eq_ignore_ascii_case(b"GMT")
+    {
         c.i = c.s.len();
         return Ok(Some(0));
     }
@@ -267,9 +275,7 @@ fn zone(c: &mut Cursor<'_>) -> Result<Option<i32>, DateError> {
     c.i += 1;
     let h = c.digits(2, 2).ok_or("expected an offset like +05:00")?;
     let mut m = 0;
-    if c.eat(b':') {
-        m = c.digits(2, 2).ok_or("expected offset minutes")?;
-    } else if c.peek().is_some_and(|b| b.is_ascii_digit()) {
+    if c.eat(b':') || c.peek().is_some_and(|b| b.is_ascii_digit()) {
         m = c.digits(2, 2).ok_or("expected offset minutes")?;
     }
     if h > 23 || m > 59 {
@@ -308,7 +314,10 @@ fn ymd(y: u32, m: u32, d: u32) -> Result<i32, DateError> {
 
 /// Parses `s` (already trimmed) in `style`.
 pub fn parse(s: &str, style: &DateStyle) -> Result<Civil, DateError> {
-    let mut c = Cursor { s: s.as_bytes(), i: 0 };
+    let mut c = Cursor {
+        s: s.as_bytes(),
+        i: 0,
+    };
     match style {
         DateStyle::Iso => {
             let y = c.digits(4, 4).ok_or("expected a 4-digit year")?;
@@ -335,14 +344,21 @@ pub fn parse(s: &str, style: &DateStyle) -> Result<Civil, DateError> {
         }
         DateStyle::MonthFirst | DateStyle::DayFirst => {
             let a = c.digits(1, 2).ok_or("expected a day or month")?;
-            let sep = c.peek().filter(|b| matches!(b, b'/' | b'-' | b'.')).ok_or("expected '/', '-' or '.'")?;
+            let sep = c
+                .peek()
+                .filter(|b| matches!(b, b'/' | b'-' | b'.'))
+                .ok_or("expected '/', '-' or '.'")?;
             c.i += 1;
             let b = c.digits(1, 2).ok_or("expected a day or month")?;
             if !c.eat(sep) {
                 return Err("inconsistent date separators");
             }
             let y = c.digits(4, 4).ok_or("expected a 4-digit year")?;
-            let (m, d) = if *style == DateStyle::MonthFirst { (a, b) } else { (b, a) };
+            let (m, d) = if *style == DateStyle::MonthFirst {
+                (a, b)
+            } else {
+                (b, a)
+            };
             finish_time(&mut c, ymd(y, m, d)?, true)
         }
         DateStyle::YearFirstSlash => {
@@ -367,21 +383,32 @@ pub fn parse(s: &str, style: &DateStyle) -> Result<Civil, DateError> {
                 return Err(BAD);
             }
             let digits = int_part.trim_start_matches('-');
-            if digits.is_empty() || digits.len() > 13 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            if digits.is_empty() || digits.len() > 13 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
                 return Err(BAD);
             }
             let v: i64 = int_part.parse().map_err(|_| BAD)?;
             // 12 digits or more are milliseconds (from 1973 on).
-            let secs = if digits.len() >= 12 { v.div_euclid(1000) } else { v };
+            let secs = if digits.len() >= 12 {
+                v.div_euclid(1000)
+            } else {
+                v
+            };
             epoch_civil(secs)
         }
         DateStyle::Custom(format) => {
-            let tm = jiff::fmt::strtime::parse(format, s).map_err(|_| "does not match --date-format")?;
+            let tm =
+                jiff::fmt::strtime::parse(format, s).map_err(|_| "does not match --date-format")?;
             if let Ok(ts) = tm.to_timestamp() {
                 return epoch_civil(ts.as_second());
             }
             let (date, seconds) = match tm.to_datetime() {
-                Ok(dt) => (dt.date(), dt.time().hour() as i32 * 3600 + dt.time().minute() as i32 * 60 + dt.time().second() as i32),
+                Ok(dt) => (
+                    dt.date(),
+                    dt.time().hour() as i32 * 3600
+                        + dt.time().minute() as i32 * 60
+                        + dt.time().second() as i32,
+                ),
                 Err(_) => (tm.to_date().map_err(|_| "does not match --date-format")?, 0),
             };
             Ok(Civil {
@@ -414,7 +441,10 @@ pub enum Evidence {
     Epoch,
     YearFirstSlash,
     /// `a/b/YYYY`: which of the first two numbers could be a month.
-    Slashed { first_can_be_month: bool, second_can_be_month: bool },
+    Slashed {
+        first_can_be_month: bool,
+        second_can_be_month: bool,
+    },
     NotADate,
 }
 
@@ -431,10 +461,8 @@ pub fn evidence(s: &str) -> Evidence {
         return Evidence::YearFirstSlash;
     }
     let b = s.as_bytes();
-    if (9..=10).contains(&b.len()) || b.len() == 13 {
-        if b.iter().all(u8::is_ascii_digit) {
-            return Evidence::Epoch;
-        }
+    if ((9..=10).contains(&b.len()) || b.len() == 13) && b.iter().all(u8::is_ascii_digit) {
+        return Evidence::Epoch;
     }
     let mdy = parse(s, &DateStyle::MonthFirst).is_ok();
     let dmy = parse(s, &DateStyle::DayFirst).is_ok();
@@ -544,7 +572,9 @@ impl StyleInference {
                 (true, false) => styles.push(DateStyle::MonthFirst),
                 (false, true) => styles.push(DateStyle::DayFirst),
                 (false, false) => {
-                    return Inference::Mixed("the dates mix day-first and month-first forms".into());
+                    return Inference::Mixed(
+                        "the dates mix day-first and month-first forms".into(),
+                    );
                 }
             }
         }
@@ -585,22 +615,100 @@ mod tests {
             assert_eq!((c.days, c.seconds, c.offset), (days, secs, off), "{s}");
         };
         ok("2024-03-05", DateStyle::Iso, day(2024, 3, 5), 0, None);
-        ok("2024-03-05T14:22:10Z", DateStyle::Iso, day(2024, 3, 5), 51730, Some(0));
-        ok("2024-03-05T14:22:10.123+02:00", DateStyle::Iso, day(2024, 3, 5), 51730, Some(7200));
-        ok("2023-01-05 10:23:45 -0500", DateStyle::Iso, day(2023, 1, 5), 37425, Some(-18000));
-        ok("2024-03-05 14:22", DateStyle::Iso, day(2024, 3, 5), 51720, None);
-        ok("2014-03-08 00:00:00", DateStyle::Iso, day(2014, 3, 8), 0, None);
+        ok(
+            "2024-03-05T14:22:10Z",
+            DateStyle::Iso,
+            day(2024, 3, 5),
+            51730,
+            Some(0),
+        );
+        ok(
+            "2024-03-05T14:22:10.123+02:00",
+            DateStyle::Iso,
+            day(2024, 3, 5),
+            51730,
+            Some(7200),
+        );
+        ok(
+            "2023-01-05 10:23:45 -0500",
+            DateStyle::Iso,
+            day(2023, 1, 5),
+            37425,
+            Some(-18000),
+        );
+        ok(
+            "2024-03-05 14:22",
+            DateStyle::Iso,
+            day(2024, 3, 5),
+            51720,
+            None,
+        );
+        ok(
+            "2014-03-08 00:00:00",
+            DateStyle::Iso,
+            day(2014, 3, 8),
+            0,
+            None,
+        );
         ok("19970101", DateStyle::Compact, day(1997, 1, 1), 0, None);
-        ok("12/13/2010 8:26", DateStyle::MonthFirst, day(2010, 12, 13), 8 * 3600 + 26 * 60, None);
-        ok("3/1/2024 1:05 PM", DateStyle::MonthFirst, day(2024, 3, 1), 13 * 3600 + 300, None);
-        ok("13.12.2010", DateStyle::DayFirst, day(2010, 12, 13), 0, None);
-        ok("2024/03/05", DateStyle::YearFirstSlash, day(2024, 3, 5), 0, None);
+        ok(
+            "12/13/2010 8:26",
+            DateStyle::MonthFirst,
+            day(2010, 12, 13),
+            8 * 3600 + 26 * 60,
+            None,
+        );
+        ok(
+            "3/1/2024 1:05 PM",
+            DateStyle::MonthFirst,
+            day(2024, 3, 1),
+            13 * 3600 + 300,
+            None,
+        );
+        ok(
+            "13.12.2010",
+            DateStyle::DayFirst,
+            day(2010, 12, 13),
+            0,
+            None,
+        );
+        ok(
+            "2024/03/05",
+            DateStyle::YearFirstSlash,
+            day(2024, 3, 5),
+            0,
+            None,
+        );
         ok("1700000000", DateStyle::Epoch, 19675, 80000, Some(0));
         ok("1700000000000", DateStyle::Epoch, 19675, 80000, Some(0));
-        ok("05/03/2024", DateStyle::Custom("%d/%m/%Y".into()), day(2024, 3, 5), 0, None);
-        ok("March 5, 2024", DateStyle::Custom("%B %d, %Y".into()), day(2024, 3, 5), 0, None);
-        for bad in ["2024-02-30", "2024-03-05X", "20240230", "2024-03-05 25:00", "1997010", "", "2024-03-05T10:00+99:00"] {
-            let style = if bad.len() == 8 || bad.len() == 7 { DateStyle::Compact } else { DateStyle::Iso };
+        ok(
+            "05/03/2024",
+            DateStyle::Custom("%d/%m/%Y".into()),
+            day(2024, 3, 5),
+            0,
+            None,
+        );
+        ok(
+            "March 5, 2024",
+            DateStyle::Custom("%B %d, %Y".into()),
+            day(2024, 3, 5),
+            0,
+            None,
+        );
+        for bad in [
+            "2024-02-30",
+            "2024-03-05X",
+            "20240230",
+            "2024-03-05 25:00",
+            "1997010",
+            "",
+            "2024-03-05T10:00+99:00",
+        ] {
+            let style = if bad.len() == 8 || bad.len() == 7 {
+                DateStyle::Compact
+            } else {
+                DateStyle::Iso
+            };
             assert!(parse(bad, &style).is_err(), "{bad}");
         }
         assert!(parse("13/13/2010", &DateStyle::MonthFirst).is_err());
@@ -613,13 +721,31 @@ mod tests {
             vals.iter().for_each(|v| i.add(v));
             i.result()
         };
-        assert_eq!(infer(&["19970101", "19970102"]), Inference::Style(DateStyle::Compact));
-        assert_eq!(infer(&["2024-01-01", "2024-01-02 10:00:00"]), Inference::Style(DateStyle::Iso));
-        assert_eq!(infer(&["12/1/2010 8:26", "12/13/2010 9:00"]), Inference::Style(DateStyle::MonthFirst));
-        assert_eq!(infer(&["13/12/2010", "1/12/2010"]), Inference::Style(DateStyle::DayFirst));
+        assert_eq!(
+            infer(&["19970101", "19970102"]),
+            Inference::Style(DateStyle::Compact)
+        );
+        assert_eq!(
+            infer(&["2024-01-01", "2024-01-02 10:00:00"]),
+            Inference::Style(DateStyle::Iso)
+        );
+        assert_eq!(
+            infer(&["12/1/2010 8:26", "12/13/2010 9:00"]),
+            Inference::Style(DateStyle::MonthFirst)
+        );
+        assert_eq!(
+            infer(&["13/12/2010", "1/12/2010"]),
+            Inference::Style(DateStyle::DayFirst)
+        );
         assert_eq!(infer(&["1/2/2010", "3/4/2010"]), Inference::Ambiguous);
-        assert!(matches!(infer(&["13/12/2010", "12/13/2010"]), Inference::Mixed(_)));
-        assert_eq!(infer(&["2024-01-01", "hello"]), Inference::Style(DateStyle::Iso));
+        assert!(matches!(
+            infer(&["13/12/2010", "12/13/2010"]),
+            Inference::Mixed(_)
+        ));
+        assert_eq!(
+            infer(&["2024-01-01", "hello"]),
+            Inference::Style(DateStyle::Iso)
+        );
         assert!(matches!(infer(&["hello"]), Inference::Mixed(_)));
     }
 

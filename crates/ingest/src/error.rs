@@ -69,7 +69,11 @@ pub enum IngestError {
     #[error("{}: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error("{}:{line}: line is longer than the limit of {limit} bytes (is this really a text export?)", path.display())]
-    LineTooLong { path: PathBuf, line: u64, limit: usize },
+    LineTooLong {
+        path: PathBuf,
+        line: u64,
+        limit: usize,
+    },
     /// A configuration file (segments, thresholds, currency rates).
     #[error("{}: {message}", path.display())]
     Config { path: PathBuf, message: String },

@@ -10,7 +10,8 @@ use crate::datetime::DateStyle;
 use crate::error::{Location, RowError};
 use crate::layout::{EventColumns, Format, event_columns, normalize, sniff};
 use crate::orders::{
-    OrderWorker, ReadOptions, ReadStats, customer_id, date_value, decide_date_style, for_each_record, run_text, text,
+    OrderWorker, ReadOptions, ReadStats, customer_id, date_value, decide_date_style,
+    for_each_record, run_text, text,
 };
 use crate::record::Rec;
 use lifecycle_rfm::SummaryBuilder;
@@ -20,8 +21,14 @@ use lifecycle_rfm::SummaryBuilder;
 pub fn event_leaves_email(event: &str) -> bool {
     matches!(
         normalize(event).as_str(),
-        "signedup" | "emailsubscribed" | "subscribed" | "newslettersubscribed" | "accountcreated" | "emailcaptured"
-            | "leadcaptured" | "formsubmitted"
+        "signedup"
+            | "emailsubscribed"
+            | "subscribed"
+            | "newslettersubscribed"
+            | "accountcreated"
+            | "emailcaptured"
+            | "leadcaptured"
+            | "formsubmitted"
     )
 }
 
@@ -47,7 +54,14 @@ impl EventParser {
             w.stats.rows_without_customer += 1;
             return Ok(());
         };
-        let (day, _) = date_value(rec.get(&c.date), loc, &c.date, &self.style, &self.opts.clock, c.naive_is_utc)?;
+        let (day, _) = date_value(
+            rec.get(&c.date),
+            loc,
+            &c.date,
+            &self.style,
+            &self.opts.clock,
+            c.naive_is_utc,
+        )?;
         if self.opts.as_of.is_some_and(|a| day > a) {
             w.stats.rows_after_as_of += 1;
             return Ok(());
@@ -69,7 +83,10 @@ impl EventParser {
 /// columns (and optionally email), or Segment messages.
 pub fn read_events(path: &Path, opts: &ReadOptions) -> Result<EventsInput, IngestError> {
     if crate::layout::is_parquet(path)? {
-        return Err(IngestError::format(path, "events files are read as CSV/TSV or NDJSON; Parquet events are not supported yet"));
+        return Err(IngestError::format(
+            path,
+            "events files are read as CSV/TSV or NDJSON; Parquet events are not supported yet",
+        ));
     }
     let s = sniff(path)?;
     let cols = event_columns(&s, &opts.columns).map_err(|m| IngestError::format(path, m))?;
@@ -86,17 +103,23 @@ pub fn read_events(path: &Path, opts: &ReadOptions) -> Result<EventsInput, Inges
         f => f,
     };
     let parser_ref = &parser;
-    let workers = run_text(path, opts, format, &parser.halt, |w: &mut OrderWorker, chunk| {
-        for_each_record(chunk, format, has_header, |rec, loc| {
-            if loc.index() > parser_ref.halt.load(Ordering::Relaxed) {
-                return ControlFlow::Break(());
-            }
-            match rec.and_then(|r| parser_ref.row(w, &r, loc)) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => w.reject_with(e, opts.bad_rows, &parser_ref.halt),
-            }
-        });
-    })?;
+    let workers = run_text(
+        path,
+        opts,
+        format,
+        &parser.halt,
+        |w: &mut OrderWorker, chunk| {
+            for_each_record(chunk, format, has_header, |rec, loc| {
+                if loc.index() > parser_ref.halt.load(Ordering::Relaxed) {
+                    return ControlFlow::Break(());
+                }
+                match rec.and_then(|r| parser_ref.row(w, &r, loc)) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => w.reject_with(e, opts.bad_rows, &parser_ref.halt),
+                }
+            });
+        },
+    )?;
     let mut builder = SummaryBuilder::new();
     let mut stats = ReadStats::default();
     let mut fatal: Option<RowError> = None;
@@ -111,7 +134,10 @@ pub fn read_events(path: &Path, opts: &ReadOptions) -> Result<EventsInput, Inges
         stats.merge(w.stats);
     }
     if let Some(row) = fatal {
-        return Err(IngestError::Row { path: path.to_path_buf(), row });
+        return Err(IngestError::Row {
+            path: path.to_path_buf(),
+            row,
+        });
     }
     Ok(EventsInput { builder, stats })
 }

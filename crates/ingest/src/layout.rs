@@ -28,7 +28,9 @@ pub enum Format {
     /// Fields separated by runs of spaces or tabs (the CDNOW files).
     Whitespace,
     /// One JSON object per line; Segment-spec messages are recognised.
-    NdJson { segment: bool },
+    NdJson {
+        segment: bool,
+    },
     Parquet,
 }
 
@@ -90,7 +92,9 @@ impl AmountSpec {
     pub fn describe(&self) -> String {
         match self {
             AmountSpec::Column(c) => c.label.clone(),
-            AmountSpec::PriceTimesQuantity { price, quantity } => format!("{} × {}", price.label, quantity.label),
+            AmountSpec::PriceTimesQuantity { price, quantity } => {
+                format!("{} × {}", price.label, quantity.label)
+            }
         }
     }
 }
@@ -143,8 +147,10 @@ pub struct ColumnOverrides {
 }
 
 impl ColumnOverrides {
-    pub const ORDER_ROLES: &'static [&'static str] =
-        &["customer", "date", "amount", "price", "quantity", "order", "status", "currency", "refunded"];
+    pub const ORDER_ROLES: &'static [&'static str] = &[
+        "customer", "date", "amount", "price", "quantity", "order", "status", "currency",
+        "refunded",
+    ];
 
     /// Parses `customer=Email,date=3,amount=Total`.
     pub fn parse(spec: &str) -> Result<Self, String> {
@@ -154,8 +160,14 @@ impl ColumnOverrides {
                 .split_once('=')
                 .ok_or_else(|| format!("'{part}' is not ROLE=COLUMN"))?;
             let role = role.trim().to_ascii_lowercase();
-            let role = if role == "order_id" { "order".to_string() } else { role };
-            if !Self::ORDER_ROLES.contains(&role.as_str()) && !["event", "email"].contains(&role.as_str()) {
+            let role = if role == "order_id" {
+                "order".to_string()
+            } else {
+                role
+            };
+            if !Self::ORDER_ROLES.contains(&role.as_str())
+                && !["event", "email"].contains(&role.as_str())
+            {
                 return Err(format!(
                     "unknown column role '{role}' (known: {}, event, email)",
                     Self::ORDER_ROLES.join(", ")
@@ -167,7 +179,10 @@ impl ColumnOverrides {
     }
 
     fn get(&self, role: &str) -> Option<&str> {
-        self.entries.iter().find(|(r, _)| r == role).map(|(_, c)| c.as_str())
+        self.entries
+            .iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, c)| c.as_str())
     }
 }
 
@@ -180,29 +195,85 @@ pub fn normalize(name: &str) -> String {
 }
 
 const CUSTOMER: &[&str] = &[
-    "customerid", "customer", "customerno", "customernumber", "custid", "clientid", "userid", "user", "memberid",
-    "accountid", "email", "customeremail", "billingemail", "emailaddress", "contactemail", "anonymousid",
+    "customerid",
+    "customer",
+    "customerno",
+    "customernumber",
+    "custid",
+    "clientid",
+    "userid",
+    "user",
+    "memberid",
+    "accountid",
+    "email",
+    "customeremail",
+    "billingemail",
+    "emailaddress",
+    "contactemail",
+    "anonymousid",
 ];
 const DATE: &[&str] = &[
-    "date", "orderdate", "invoicedate", "timestamp", "createdat", "createdutc", "created", "createddate",
-    "orderdatetime", "orderdategmt", "purchasedate", "transactiondate", "datetime", "paidat", "orderedat", "time",
+    "date",
+    "orderdate",
+    "invoicedate",
+    "timestamp",
+    "createdat",
+    "createdutc",
+    "created",
+    "createddate",
+    "orderdatetime",
+    "orderdategmt",
+    "purchasedate",
+    "transactiondate",
+    "datetime",
+    "paidat",
+    "orderedat",
+    "time",
 ];
 const AMOUNT: &[&str] = &[
-    "amount", "revenue", "dollarvalue", "total", "ordertotal", "ordertotalamount", "totalprice", "totalamount",
-    "grandtotal", "netamount", "sales", "value", "ordervalue", "saleamount", "totalspent",
+    "amount",
+    "revenue",
+    "dollarvalue",
+    "total",
+    "ordertotal",
+    "ordertotalamount",
+    "totalprice",
+    "totalamount",
+    "grandtotal",
+    "netamount",
+    "sales",
+    "value",
+    "ordervalue",
+    "saleamount",
+    "totalspent",
 ];
 const PRICE: &[&str] = &["unitprice", "price", "itemprice", "lineitemprice"];
 const QUANTITY: &[&str] = &["quantity", "qty", "units", "lineitemquantity"];
 const ORDER_ID: &[&str] = &[
-    "orderid", "invoiceno", "invoice", "invoiceid", "invoicenumber", "ordernumber", "orderno", "transactionid",
+    "orderid",
+    "invoiceno",
+    "invoice",
+    "invoiceid",
+    "invoicenumber",
+    "ordernumber",
+    "orderno",
+    "transactionid",
 ];
 const STATUS: &[&str] = &["financialstatus", "orderstatus", "paymentstatus", "status"];
 const CURRENCY: &[&str] = &["currency", "currencycode", "ordercurrency"];
-const REFUNDED: &[&str] = &["amountrefunded", "refundedamount", "refunded", "totalrefunded", "orderrefund"];
+const REFUNDED: &[&str] = &[
+    "amountrefunded",
+    "refundedamount",
+    "refunded",
+    "totalrefunded",
+    "orderrefund",
+];
 const EVENT: &[&str] = &["event", "eventname", "eventtype", "type", "action", "name"];
 const EMAIL: &[&str] = &["email", "emailaddress", "useremail", "customeremail"];
 
-const ALL_ALIASES: &[&[&str]] = &[CUSTOMER, DATE, AMOUNT, PRICE, QUANTITY, ORDER_ID, STATUS, CURRENCY, REFUNDED];
+const ALL_ALIASES: &[&[&str]] = &[
+    CUSTOMER, DATE, AMOUNT, PRICE, QUANTITY, ORDER_ID, STATUS, CURRENCY, REFUNDED,
+];
 
 /// Opens a file, transparently decompressing gzip.
 pub fn open(path: &Path) -> Result<(Box<dyn Read + Send>, Compression, u64), IngestError> {
@@ -212,7 +283,11 @@ pub fn open(path: &Path) -> Result<(Box<dyn Read + Send>, Compression, u64), Ing
     let n = read_fully(&mut file, &mut magic).map_err(|e| IngestError::io(path, e))?;
     let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
     if n == 2 && magic == [0x1f, 0x8b] {
-        Ok((Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file))), Compression::Gzip, len))
+        Ok((
+            Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file))),
+            Compression::Gzip,
+            len,
+        ))
     } else {
         Ok((Box::new(file), Compression::None, len))
     }
@@ -247,12 +322,17 @@ pub fn sniff(path: &Path) -> Result<Sniffed, IngestError> {
         .map_err(|e| decompress_error(path, compression, e))?;
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
     if head.iter().all(u8::is_ascii_whitespace) {
-        return Err(IngestError::format(path, "the file is empty: no header and no rows"));
+        return Err(IngestError::format(
+            path,
+            "the file is empty: no header and no rows",
+        ));
     }
     if let Some(pos) = head.iter().position(|&b| b == 0) {
         return Err(IngestError::format(
             path,
-            format!("this is not a text export (binary byte 0x00 at offset {pos}); supported: CSV/TSV, whitespace text, NDJSON, Parquet, and their .gz"),
+            format!(
+                "this is not a text export (binary byte 0x00 at offset {pos}); supported: CSV/TSV, whitespace text, NDJSON, Parquet, and their .gz"
+            ),
         ));
     }
     let valid = match std::str::from_utf8(head) {
@@ -261,7 +341,10 @@ pub fn sniff(path: &Path) -> Result<Sniffed, IngestError> {
         Err(e) => {
             return Err(IngestError::format(
                 path,
-                format!("this is not UTF-8 text (invalid byte at offset {}); save the export as UTF-8", e.valid_up_to()),
+                format!(
+                    "this is not UTF-8 text (invalid byte at offset {}); save the export as UTF-8",
+                    e.valid_up_to()
+                ),
             ));
         }
     };
@@ -272,28 +355,42 @@ pub fn sniff(path: &Path) -> Result<Sniffed, IngestError> {
     } else {
         match memchr::memrchr(b'\n', text) {
             Some(i) => &text[..=i],
-            None => return Err(IngestError::LineTooLong { path: path.to_path_buf(), line: 1, limit: SNIFF_BYTES }),
+            None => {
+                return Err(IngestError::LineTooLong {
+                    path: path.to_path_buf(),
+                    line: 1,
+                    limit: SNIFF_BYTES,
+                });
+            }
         }
     };
     let text = std::str::from_utf8(complete).expect("validated above");
     let first = text.trim_start();
     if first.starts_with('[') {
-        return Err(IngestError::format(path, "a JSON array is not supported: write one JSON object per line (NDJSON)"));
+        return Err(IngestError::format(
+            path,
+            "a JSON array is not supported: write one JSON object per line (NDJSON)",
+        ));
     }
     if first.starts_with('{') {
         return sniff_json(path, compression, text);
     }
     let format = detect_delimiter(text);
-    let mut records = split_records(text, format, SNIFF_RECORDS + 1)
-        .map_err(|m| IngestError::format(path, m))?;
+    let mut records =
+        split_records(text, format, SNIFF_RECORDS + 1).map_err(|m| IngestError::format(path, m))?;
     if records.is_empty() {
-        return Err(IngestError::format(path, "the file is empty: no header and no rows"));
+        return Err(IngestError::format(
+            path,
+            "the file is empty: no header and no rows",
+        ));
     }
     let has_header = looks_like_header(&records);
     let header = if has_header {
         records.remove(0)
     } else {
-        (1..=records[0].len()).map(|i| format!("column {i}")).collect()
+        (1..=records[0].len())
+            .map(|i| format!("column {i}"))
+            .collect()
     };
     Ok(Sniffed {
         compression,
@@ -307,7 +404,10 @@ pub fn sniff(path: &Path) -> Result<Sniffed, IngestError> {
 
 pub fn decompress_error(path: &Path, compression: Compression, e: std::io::Error) -> IngestError {
     if compression == Compression::Gzip {
-        IngestError::format(path, format!("the gzip stream is corrupt or truncated ({e})"))
+        IngestError::format(
+            path,
+            format!("the gzip stream is corrupt or truncated ({e})"),
+        )
     } else {
         IngestError::io(path, e)
     }
@@ -315,23 +415,39 @@ pub fn decompress_error(path: &Path, compression: Compression, e: std::io::Error
 
 fn sniff_json(path: &Path, compression: Compression, text: &str) -> Result<Sniffed, IngestError> {
     let mut objects = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).take(SNIFF_RECORDS) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .take(SNIFF_RECORDS)
+    {
         match serde_json::from_str::<serde_json::Value>(line) {
             Ok(v @ serde_json::Value::Object(_)) => objects.push(v),
-            Ok(_) => return Err(IngestError::format(path, format!("line {}: expected a JSON object", i + 1))),
+            Ok(_) => {
+                return Err(IngestError::format(
+                    path,
+                    format!("line {}: expected a JSON object", i + 1),
+                ));
+            }
             // A cut last line of the sniff window is fine; the reader will see it whole.
-            Err(_) if objects.len() >= 1 && i + 1 == text.lines().count() => break,
+            Err(_) if !objects.is_empty() && i + 1 == text.lines().count() => break,
             Err(e) => {
                 return Err(IngestError::Row {
                     path: path.to_path_buf(),
-                    row: crate::RowError::new(crate::Location::Line(i as u64 + 1), None, format!("not valid JSON: {e}")),
+                    row: crate::RowError::new(
+                        crate::Location::Line(i as u64 + 1),
+                        None,
+                        format!("not valid JSON: {e}"),
+                    ),
                 });
             }
         }
     }
     let segment = objects.iter().any(|o| {
         (o.get("type").is_some() || o.get("event").is_some())
-            && (o.get("userId").is_some() || o.get("anonymousId").is_some() || o.get("properties").is_some())
+            && (o.get("userId").is_some()
+                || o.get("anonymousId").is_some()
+                || o.get("properties").is_some())
     });
     let mut header: Vec<String> = Vec::new();
     for o in &objects {
@@ -354,11 +470,17 @@ fn sniff_json(path: &Path, compression: Compression, text: &str) -> Result<Sniff
 }
 
 fn detect_delimiter(text: &str) -> Format {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(50)
+        .collect();
     let mut best: Option<(u8, usize)> = None;
     for d in [b',', b'\t', b';', b'|'] {
         let counts: Vec<usize> = lines.iter().map(|l| count_outside_quotes(l, d)).collect();
-        let Some(&first) = counts.first() else { continue };
+        let Some(&first) = counts.first() else {
+            continue;
+        };
         if first == 0 {
             continue;
         }
@@ -371,7 +493,10 @@ fn detect_delimiter(text: &str) -> Format {
     match best {
         Some((d, _)) => Format::Delimited(d),
         None => {
-            let ws = lines.iter().filter(|l| l.split_ascii_whitespace().count() >= 2).count();
+            let ws = lines
+                .iter()
+                .filter(|l| l.split_ascii_whitespace().count() >= 2)
+                .count();
             if ws > 0 && ws + 1 >= lines.len() {
                 Format::Whitespace
             } else {
@@ -423,10 +548,11 @@ pub fn split_records(text: &str, format: Format, max: usize) -> Result<Vec<Vec<S
 
 fn looks_like_header(records: &[Vec<String>]) -> bool {
     let first = &records[0];
-    if first
-        .iter()
-        .any(|f| ALL_ALIASES.iter().any(|list| list.contains(&normalize(f).as_str())))
-    {
+    if first.iter().any(|f| {
+        ALL_ALIASES
+            .iter()
+            .any(|list| list.contains(&normalize(f).as_str()))
+    }) {
         return true;
     }
     let is_data = |f: &String| parse_amount(f).is_ok() || evidence(f) != Evidence::NotADate;
@@ -442,12 +568,20 @@ fn find(header: &[String], aliases: &[&str]) -> Option<usize> {
         .find_map(|a| norm.iter().position(|h| h == a))
 }
 
-fn resolve_override(header: &[String], has_header: bool, role: &str, spec: &str) -> Result<usize, String> {
+fn resolve_override(
+    header: &[String],
+    has_header: bool,
+    role: &str,
+    spec: &str,
+) -> Result<usize, String> {
     if let Ok(n) = spec.parse::<usize>()
         && (!has_header || !header.iter().any(|h| h == spec))
     {
         if n == 0 || n > header.len() {
-            return Err(format!("--columns {role}={spec}: there are {} columns", header.len()));
+            return Err(format!(
+                "--columns {role}={spec}: there are {} columns",
+                header.len()
+            ));
         }
         return Ok(n - 1);
     }
@@ -456,11 +590,21 @@ fn resolve_override(header: &[String], has_header: bool, role: &str, spec: &str)
         .iter()
         .position(|h| h.eq_ignore_ascii_case(spec))
         .or_else(|| header.iter().position(|h| normalize(h) == want))
-        .ok_or_else(|| format!("--columns {role}={spec}: no such column; the columns are: {}", header.join(", ")))
+        .ok_or_else(|| {
+            format!(
+                "--columns {role}={spec}: no such column; the columns are: {}",
+                header.join(", ")
+            )
+        })
 }
 
 /// Picks the column for `role`: override, then aliases.
-fn pick(s: &Sniffed, o: &ColumnOverrides, role: &str, aliases: &[&str]) -> Result<Option<Column>, String> {
+fn pick(
+    s: &Sniffed,
+    o: &ColumnOverrides,
+    role: &str,
+    aliases: &[&str],
+) -> Result<Option<Column>, String> {
     if let Some(spec) = o.get(role) {
         if let Format::NdJson { .. } = s.format {
             return Ok(Some(Column::paths(&[spec])));
@@ -478,23 +622,42 @@ fn pick(s: &Sniffed, o: &ColumnOverrides, role: &str, aliases: &[&str]) -> Resul
 }
 
 fn missing(s: &Sniffed, role: &str, aliases: &[&str]) -> String {
-    let names = if s.header.is_empty() { "(none)".to_string() } else { s.header.join(", ") };
+    let names = if s.header.is_empty() {
+        "(none)".to_string()
+    } else {
+        s.header.join(", ")
+    };
     format!(
         "no {role} column found (looked for {}); the columns are: {names}. Name it with --columns {role}=COLUMN",
-        aliases.iter().take(8).copied().collect::<Vec<_>>().join(", ")
+        aliases
+            .iter()
+            .take(8)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
 /// Maps a sniffed file's columns to the order roles.
 pub fn order_columns(s: &Sniffed, o: &ColumnOverrides) -> Result<OrderColumns, String> {
     if let Format::NdJson { segment: true } = s.format {
-        let has_override = ["customer", "date", "amount"].iter().any(|r| o.get(r).is_some());
+        let has_override = ["customer", "date", "amount"]
+            .iter()
+            .any(|r| o.get(r).is_some());
         if !has_override {
             return Ok(OrderColumns {
                 customer: Column::paths(&["userId", "anonymousId"]),
                 date: Column::paths(&["timestamp", "originalTimestamp", "sentAt", "receivedAt"]),
-                amount: AmountSpec::Column(Column::paths(&["properties.total", "properties.revenue", "properties.value"])),
-                order_id: Some(Column::paths(&["properties.order_id", "properties.orderId", "properties.checkout_id"])),
+                amount: AmountSpec::Column(Column::paths(&[
+                    "properties.total",
+                    "properties.revenue",
+                    "properties.value",
+                ])),
+                order_id: Some(Column::paths(&[
+                    "properties.order_id",
+                    "properties.orderId",
+                    "properties.checkout_id",
+                ])),
                 status: None,
                 currency: Some(Column::paths(&["properties.currency"])),
                 refunded: None,
@@ -506,7 +669,10 @@ pub fn order_columns(s: &Sniffed, o: &ColumnOverrides) -> Result<OrderColumns, S
     if !s.has_header && o.entries.is_empty() {
         return infer_headerless(s);
     }
-    let shopify = s.has_header && ["name", "financialstatus"].iter().all(|n| s.header.iter().any(|h| normalize(h) == *n));
+    let shopify = s.has_header
+        && ["name", "financialstatus"]
+            .iter()
+            .all(|n| s.header.iter().any(|h| normalize(h) == *n));
     let mut customer = pick(s, o, "customer", CUSTOMER)?;
     let mut date = pick(s, o, "date", DATE)?;
     let mut amount = pick(s, o, "amount", AMOUNT)?;
@@ -546,7 +712,8 @@ pub fn order_columns(s: &Sniffed, o: &ColumnOverrides) -> Result<OrderColumns, S
     {
         order_id = Some(Column::index(&s.header[i], i));
     }
-    let naive_is_utc = date.label.to_ascii_lowercase().contains("utc") || date.label.to_ascii_lowercase().ends_with("gmt");
+    let naive_is_utc = date.label.to_ascii_lowercase().contains("utc")
+        || date.label.to_ascii_lowercase().ends_with("gmt");
     Ok(OrderColumns {
         customer,
         date,
@@ -565,7 +732,12 @@ pub fn order_columns(s: &Sniffed, o: &ColumnOverrides) -> Result<OrderColumns, S
 /// decimals); the customer the first remaining column.
 fn infer_headerless(s: &Sniffed) -> Result<OrderColumns, String> {
     let n = s.header.len();
-    let col_values = |i: usize| s.sample.iter().filter_map(move |r| r.get(i)).map(String::as_str);
+    let col_values = |i: usize| {
+        s.sample
+            .iter()
+            .filter_map(move |r| r.get(i))
+            .map(String::as_str)
+    };
     let is_date_col = |i: usize| {
         let mut inf = StyleInference::new();
         col_values(i).for_each(|v| inf.add(v));
@@ -583,7 +755,9 @@ fn infer_headerless(s: &Sniffed) -> Result<OrderColumns, String> {
         .find(|&&i| col_values(i).any(|v| v.contains('.')))
         .or(numeric.last())
         .copied()
-        .ok_or("the file has no header and no numeric amount column; add a header or use --columns")?;
+        .ok_or(
+            "the file has no header and no numeric amount column; add a header or use --columns",
+        )?;
     let customer = (0..n)
         .find(|&i| i != date && i != amount)
         .ok_or("the file has no header and no customer column; add a header or use --columns")?;
@@ -607,11 +781,16 @@ pub fn event_columns(s: &Sniffed, o: &ColumnOverrides) -> Result<EventColumns, S
             customer: Column::paths(&["userId", "anonymousId"]),
             date: Column::paths(&["timestamp", "originalTimestamp", "sentAt", "receivedAt"]),
             event: Some(Column::paths(&["event", "type"])),
-            email: Some(Column::paths(&["traits.email", "context.traits.email", "properties.email"])),
+            email: Some(Column::paths(&[
+                "traits.email",
+                "context.traits.email",
+                "properties.email",
+            ])),
             naive_is_utc: true,
         });
     }
-    let customer = pick(s, o, "customer", CUSTOMER)?.ok_or_else(|| missing(s, "customer", CUSTOMER))?;
+    let customer =
+        pick(s, o, "customer", CUSTOMER)?.ok_or_else(|| missing(s, "customer", CUSTOMER))?;
     let date = pick(s, o, "date", DATE)?.ok_or_else(|| missing(s, "date", DATE))?;
     let mut email = pick(s, o, "email", EMAIL)?;
     if email.as_ref() == Some(&customer) {
@@ -681,15 +860,24 @@ mod tests {
 
     #[test]
     fn columns_by_name_and_content() {
-        let s = sniffed(" customer_id  date number_of_cds  dollar_value\n 00001 19970101  1   11.77\n");
+        let s =
+            sniffed(" customer_id  date number_of_cds  dollar_value\n 00001 19970101  1   11.77\n");
         let c = order_columns(&s, &ColumnOverrides::default()).unwrap();
         assert_eq!(c.customer.sources, vec![Source::Index(0)]);
-        assert_eq!(c.amount, AmountSpec::Column(Column::index("dollar_value", 3)));
+        assert_eq!(
+            c.amount,
+            AmountSpec::Column(Column::index("dollar_value", 3))
+        );
         let s = sniffed(" 00004 0001 19970101  2   29.33\n 00004 0001 19970118  2   29.73\n");
         let c = order_columns(&s, &ColumnOverrides::default()).unwrap();
-        assert_eq!((c.customer.sources[0].clone(), c.date.sources[0].clone()), (Source::Index(0), Source::Index(2)));
+        assert_eq!(
+            (c.customer.sources[0].clone(), c.date.sources[0].clone()),
+            (Source::Index(0), Source::Index(2))
+        );
         assert_eq!(c.amount, AmountSpec::Column(Column::index("column 5", 4)));
-        let s = sniffed("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n536365,85123A,X,6,12/1/2010 8:26,2.55,17850,United Kingdom\n");
+        let s = sniffed(
+            "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n536365,85123A,X,6,12/1/2010 8:26,2.55,17850,United Kingdom\n",
+        );
         let c = order_columns(&s, &ColumnOverrides::default()).unwrap();
         assert!(matches!(c.amount, AmountSpec::PriceTimesQuantity { .. }));
         assert_eq!(c.order_id.unwrap().label, "InvoiceNo");
@@ -699,13 +887,20 @@ mod tests {
     fn overrides_and_missing_columns() {
         let s = sniffed("who,when,paid\na,2024-01-01,1\n");
         let err = order_columns(&s, &ColumnOverrides::default()).unwrap_err();
-        assert!(err.contains("no customer column") && err.contains("who, when, paid"), "{err}");
+        assert!(
+            err.contains("no customer column") && err.contains("who, when, paid"),
+            "{err}"
+        );
         let o = ColumnOverrides::parse("customer=who,date=WHEN,amount=3").unwrap();
         let c = order_columns(&s, &o).unwrap();
         assert_eq!(c.date.label, "when");
         assert_eq!(c.amount, AmountSpec::Column(Column::index("paid", 2)));
         assert!(ColumnOverrides::parse("colour=red").is_err());
         let o = ColumnOverrides::parse("customer=nope").unwrap();
-        assert!(order_columns(&s, &o).unwrap_err().contains("no such column"));
+        assert!(
+            order_columns(&s, &o)
+                .unwrap_err()
+                .contains("no such column")
+        );
     }
 }

@@ -31,12 +31,18 @@ pub use error::{IngestError, Location, RowError};
 pub use events::{EventsInput, event_leaves_email, read_events};
 pub use layout::{ColumnOverrides, normalize};
 pub use number::parse_amount;
-pub use orders::{BadRows, InputDescription, OrdersInput, ReadOptions, ReadStats, read_orders, status_excludes};
+pub use orders::{
+    BadRows, InputDescription, OrdersInput, ReadOptions, ReadStats, read_orders, status_excludes,
+};
 
 /// Parses an `--as-of` style date (`YYYY-MM-DD` or `YYYYMMDD`) into a day.
 pub fn parse_day(s: &str) -> Result<lifecycle_rfm::Day, String> {
     let s = s.trim();
-    let style = if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) { DateStyle::Compact } else { DateStyle::Iso };
+    let style = if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        DateStyle::Compact
+    } else {
+        DateStyle::Iso
+    };
     datetime::parse(s, &style)
         .map(|c| c.days)
         .map_err(|e| format!("\"{s}\" is not a date like 2024-03-31 ({e})"))

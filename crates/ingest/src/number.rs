@@ -44,7 +44,9 @@ pub fn parse_amount(s: &str) -> Result<f64, NumberError> {
         rest
     };
     if !body.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        || !body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
     {
         return Err("is not a number");
     }
@@ -129,7 +131,14 @@ mod tests {
 
     #[test]
     fn fast_path_matches_std() {
-        for s in ["11.77", "1286.01", "0.1", "-0.07", "123456789.123456789", "99"] {
+        for s in [
+            "11.77",
+            "1286.01",
+            "0.1",
+            "-0.07",
+            "123456789.123456789",
+            "99",
+        ] {
             assert_eq!(parse_amount(s).unwrap(), s.parse::<f64>().unwrap(), "{s}");
         }
     }

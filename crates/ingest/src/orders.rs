@@ -11,8 +11,8 @@ use lifecycle_rfm::{Day, OrderRow, Sum, SummaryBuilder};
 use crate::datetime::{Clock, DateStyle, StyleInference, parse as parse_date};
 use crate::error::{IngestError, Location, RowError};
 use crate::layout::{
-    AmountSpec, Column, ColumnOverrides, Format, OrderColumns, Sniffed, Source, infer_date_style, normalize,
-    order_columns, sniff, split_records,
+    AmountSpec, Column, ColumnOverrides, Format, OrderColumns, Sniffed, Source, infer_date_style,
+    normalize, order_columns, sniff, split_records,
 };
 use crate::number::parse_amount;
 use crate::pipeline::{Chunk, CountingReader, SplitError, Splitter, run};
@@ -146,8 +146,19 @@ pub fn status_excludes(status: &str) -> bool {
     let s = s.strip_prefix("wc").unwrap_or(&s);
     matches!(
         s,
-        "refunded" | "voided" | "void" | "cancelled" | "canceled" | "failed" | "declined" | "expired" | "trash"
-            | "draft" | "paymentfailed" | "reversed" | "chargedback"
+        "refunded"
+            | "voided"
+            | "void"
+            | "cancelled"
+            | "canceled"
+            | "failed"
+            | "declined"
+            | "expired"
+            | "trash"
+            | "draft"
+            | "paymentfailed"
+            | "reversed"
+            | "chargedback"
     )
 }
 
@@ -161,7 +172,11 @@ fn order_key(id: &[u8]) -> u64 {
     h
 }
 
-pub(crate) fn text<'a>(f: Field<'a>, loc: Location, col: &Column) -> Result<Option<&'a str>, RowError> {
+pub(crate) fn text<'a>(
+    f: Field<'a>,
+    loc: Location,
+    col: &Column,
+) -> Result<Option<&'a str>, RowError> {
     match f {
         Field::Missing => Ok(None),
         Field::Text(b) => std::str::from_utf8(b)
@@ -181,7 +196,9 @@ pub(crate) fn customer_id<'a>(
     use std::borrow::Cow;
     Ok(match f {
         Field::Int(i) => Some(Cow::Owned(i.to_string())),
-        Field::Float(x) if x.fract() == 0.0 && x.abs() < 1e15 => Some(Cow::Owned(format!("{x:.0}"))),
+        Field::Float(x) if x.fract() == 0.0 && x.abs() < 1e15 => {
+            Some(Cow::Owned(format!("{x:.0}")))
+        }
         Field::Float(_) | Field::Bool(_) | Field::Other | Field::Date(_) | Field::Micros { .. } => {
             return Err(RowError::new(loc, Some(&col.label), "is not a customer id"));
         }
@@ -217,15 +234,24 @@ pub(crate) fn date_value(
             }
         }
         Field::Int(i) => {
-            let secs = if i.unsigned_abs() >= 100_000_000_000 { i.div_euclid(1000) } else { i };
+            let secs = if i.unsigned_abs() >= 100_000_000_000 {
+                i.div_euclid(1000)
+            } else {
+                i
+            };
             crate::datetime::epoch_civil(secs)
                 .map(|c| clock.localize(c, true))
                 .map_err(|m| err(format!("{i}: {m}")))
         }
         Field::Text(_) => {
             let s = text(f, loc, col)?.ok_or_else(|| err("is empty".into()))?;
-            let civil = parse_date(s, style)
-                .map_err(|m| err(format!("\"{}\" is not a date ({}: {m})", clip(s), style.describe())))?;
+            let civil = parse_date(s, style).map_err(|m| {
+                err(format!(
+                    "\"{}\" is not a date ({}: {m})",
+                    clip(s),
+                    style.describe()
+                ))
+            })?;
             Ok(clock.localize(civil, naive_is_utc))
         }
         _ => Err(err("is not a date".into())),
@@ -248,7 +274,9 @@ fn number(f: Field<'_>, loc: Location, col: &Column) -> Result<Option<f64>, RowE
         Field::Float(x) if x.is_finite() => Ok(Some(x)),
         Field::Text(_) => match text(f, loc, col)? {
             None => Ok(None),
-            Some(s) => parse_amount(s).map(Some).map_err(|m| err(format!("\"{}\" {m}", clip(s)))),
+            Some(s) => parse_amount(s)
+                .map(Some)
+                .map_err(|m| err(format!("\"{}\" {m}", clip(s)))),
         },
         _ => Err(err("is not a number".into())),
     }
@@ -293,7 +321,12 @@ impl OrderWorker {
         self.reject_with(e, p.bad_rows, &p.halt)
     }
 
-    pub fn reject_with(&mut self, e: RowError, bad_rows: BadRows, halt: &AtomicU64) -> ControlFlow<()> {
+    pub fn reject_with(
+        &mut self,
+        e: RowError,
+        bad_rows: BadRows,
+        halt: &AtomicU64,
+    ) -> ControlFlow<()> {
         match bad_rows {
             BadRows::Stop => {
                 halt.fetch_min(e.location.index(), Ordering::Relaxed);
@@ -327,7 +360,11 @@ impl OrderParser {
                 _ => n >= self.min_fields,
             };
             if !shape_ok {
-                let want = if let Format::Delimited(_) = self.format { self.n_fields } else { self.min_fields };
+                let want = if let Format::Delimited(_) = self.format {
+                    self.n_fields
+                } else {
+                    self.min_fields
+                };
                 return Err(RowError::new(
                     loc,
                     None,
@@ -366,11 +403,18 @@ impl OrderParser {
         let amount = match &c.amount {
             AmountSpec::Column(col) => number(rec.get(col), loc, col)?,
             AmountSpec::PriceTimesQuantity { price, quantity } => {
-                match (number(rec.get(price), loc, price)?, number(rec.get(quantity), loc, quantity)?) {
+                match (
+                    number(rec.get(price), loc, price)?,
+                    number(rec.get(quantity), loc, quantity)?,
+                ) {
                     (Some(p), Some(q)) => Some(p * q),
                     (None, None) => None,
-                    (None, Some(_)) => return Err(RowError::new(loc, Some(&price.label), "is empty")),
-                    (Some(_), None) => return Err(RowError::new(loc, Some(&quantity.label), "is empty")),
+                    (None, Some(_)) => {
+                        return Err(RowError::new(loc, Some(&price.label), "is empty"));
+                    }
+                    (Some(_), None) => {
+                        return Err(RowError::new(loc, Some(&quantity.label), "is empty"));
+                    }
                 }
             }
         };
@@ -429,7 +473,14 @@ impl OrderParser {
                 }
             }
         }
-        let (day, secs) = date_value(rec.get(&c.date), loc, &c.date, &self.style, &self.clock, c.naive_is_utc)?;
+        let (day, secs) = date_value(
+            rec.get(&c.date),
+            loc,
+            &c.date,
+            &self.style,
+            &self.clock,
+            c.naive_is_utc,
+        )?;
         if self.as_of.is_some_and(|a| day > a) {
             w.stats.rows_after_as_of += 1;
             return Ok(());
@@ -482,7 +533,9 @@ pub(crate) fn for_each_record(
                 match rdr.read_byte_record(&mut rec) {
                     Ok(false) => break,
                     Ok(true) => {
-                        let line = rec.position().map_or(line, |p| chunk.first_line + p.line() - 1);
+                        let line = rec
+                            .position()
+                            .map_or(line, |p| chunk.first_line + p.line() - 1);
                         if std::mem::take(&mut first) && skip_first {
                             continue;
                         }
@@ -492,7 +545,11 @@ pub(crate) fn for_each_record(
                         }
                     }
                     Err(e) => {
-                        let err = RowError::new(Location::Line(line), None, format!("malformed CSV: {e}"));
+                        let err = RowError::new(
+                            Location::Line(line),
+                            None,
+                            format!("malformed CSV: {e}"),
+                        );
                         if f(Err(err), Location::Line(line)).is_break() {
                             break;
                         }
@@ -511,7 +568,12 @@ pub(crate) fn for_each_record(
                 if std::mem::take(&mut first) && skip_first {
                     continue;
                 }
-                if f(Ok(Rec::Fields(&fields)), Location::Line(chunk.first_line + i as u64)).is_break() {
+                if f(
+                    Ok(Rec::Fields(&fields)),
+                    Location::Line(chunk.first_line + i as u64),
+                )
+                .is_break()
+                {
                     break;
                 }
             }
@@ -525,7 +587,10 @@ pub(crate) fn for_each_record(
                 let flow = match serde_json::from_slice::<serde_json::Value>(line) {
                     Ok(v @ serde_json::Value::Object(_)) => f(Ok(Rec::Json(&v)), loc),
                     Ok(_) => f(Err(RowError::new(loc, None, "is not a JSON object")), loc),
-                    Err(e) => f(Err(RowError::new(loc, None, format!("is not valid JSON: {e}"))), loc),
+                    Err(e) => f(
+                        Err(RowError::new(loc, None, format!("is not valid JSON: {e}"))),
+                        loc,
+                    ),
                 };
                 if flow.is_break() {
                     break;
@@ -538,7 +603,10 @@ pub(crate) fn for_each_record(
 
 pub(crate) fn split_error(path: &Path, e: SplitError, gz: bool, max_line: usize) -> IngestError {
     match e {
-        SplitError::Io(e) if gz => IngestError::format(path, format!("the gzip stream is corrupt or truncated ({e})")),
+        SplitError::Io(e) if gz => IngestError::format(
+            path,
+            format!("the gzip stream is corrupt or truncated ({e})"),
+        ),
         SplitError::Io(e) => IngestError::io(path, e),
         SplitError::LineTooLong { line } => IngestError::LineTooLong {
             path: path.to_path_buf(),
@@ -594,15 +662,18 @@ pub(crate) fn decide_date_style(
         // Typed values (numbers) or nothing yet: ISO for any text that comes.
         return Ok(DateStyle::Iso);
     }
-    infer_date_style(sample.into_iter(), |inf| scan_dates(path, s, col, inf)).map_err(|m| {
-        IngestError::format(path, format!("column '{}': {m}", col.label))
-    })
+    infer_date_style(sample.into_iter(), |inf| scan_dates(path, s, col, inf))
+        .map_err(|m| IngestError::format(path, format!("column '{}': {m}", col.label)))
 }
 
 /// Feeds the whole file's date column to `inf` until it is settled.
 fn scan_dates(path: &Path, s: &Sniffed, col: &Column, inf: &mut StyleInference) {
-    let Ok((reader, _, _)) = crate::layout::open(path) else { return };
-    let Some(Source::Index(idx)) = col.sources.first().cloned() else { return };
+    let Ok((reader, _, _)) = crate::layout::open(path) else {
+        return;
+    };
+    let Some(Source::Index(idx)) = col.sources.first().cloned() else {
+        return;
+    };
     let mut buf = String::new();
     for line in crate::layout::lines_of(reader) {
         let Ok(line) = line else { return };
@@ -645,18 +716,29 @@ pub fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput, Inges
         bad_rows: opts.bad_rows,
         halt: AtomicU64::new(u64::MAX),
     };
-    let workers = run_text(path, opts, s.format, &parser.halt, |w: &mut OrderWorker, chunk: &Chunk| {
-        for_each_record(chunk, parser.format, parser.has_header, |rec, loc| {
-            if loc.index() > parser.halt.load(Ordering::Relaxed) {
-                return ControlFlow::Break(());
-            }
-            match rec.and_then(|r| parser.row(w, &r, loc)) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => w.reject(e, &parser),
-            }
-        });
-    })?;
-    finish_orders(&parser.path, workers, parser.first_currency.into_inner().map(|(c, _)| c), description)
+    let workers = run_text(
+        path,
+        opts,
+        s.format,
+        &parser.halt,
+        |w: &mut OrderWorker, chunk: &Chunk| {
+            for_each_record(chunk, parser.format, parser.has_header, |rec, loc| {
+                if loc.index() > parser.halt.load(Ordering::Relaxed) {
+                    return ControlFlow::Break(());
+                }
+                match rec.and_then(|r| parser.row(w, &r, loc)) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => w.reject(e, &parser),
+                }
+            });
+        },
+    )?;
+    finish_orders(
+        &parser.path,
+        workers,
+        parser.first_currency.into_inner().map(|(c, _)| c),
+        description,
+    )
 }
 
 pub(crate) fn finish_orders(
@@ -686,12 +768,21 @@ pub(crate) fn finish_orders(
     }
     stats.currency = currency;
     if stats.rows_read == 0 {
-        return Err(IngestError::format(path, "the file has a header but no rows"));
+        return Err(IngestError::format(
+            path,
+            "the file has a header but no rows",
+        ));
     }
     if builder.is_empty() {
         let why = if stats.rows_without_customer > 0 {
-            format!("all {} rows lack a customer id", stats.rows_without_customer)
-        } else if stats.rows_excluded_by_status > 0 || stats.events_skipped > 0 || stats.rows_after_as_of > 0 {
+            format!(
+                "all {} rows lack a customer id",
+                stats.rows_without_customer
+            )
+        } else if stats.rows_excluded_by_status > 0
+            || stats.events_skipped > 0
+            || stats.rows_after_as_of > 0
+        {
             "no row is a completed order on or before the analysis date".to_string()
         } else {
             "no usable rows".to_string()
@@ -706,7 +797,7 @@ pub(crate) fn finish_orders(
 }
 
 /// Streams a text file through the splitter and `process` on all cores.
-pub(crate) fn run_text<W: Send>(
+pub(crate) fn run_text<W>(
     path: &Path,
     opts: &ReadOptions,
     format: Format,
@@ -714,13 +805,18 @@ pub(crate) fn run_text<W: Send>(
     process: impl Fn(&mut W, &Chunk) + Sync,
 ) -> Result<Vec<W>, IngestError>
 where
-    W: NewWorker,
+    W: NewWorker + Send,
 {
     let (reader, compression) = open_counted(path, opts.progress.clone())?;
     let quote = matches!(format, Format::Delimited(_)).then_some(b'"');
     let mut splitter = Splitter::new(reader, quote, opts.max_line_bytes, 4 << 20);
     run(&mut splitter, opts.threads, halt, W::new_worker, process).map_err(|e| {
-        split_error(path, e, compression == crate::layout::Compression::Gzip, opts.max_line_bytes)
+        split_error(
+            path,
+            e,
+            compression == crate::layout::Compression::Gzip,
+            opts.max_line_bytes,
+        )
     })
 }
 
@@ -744,7 +840,9 @@ fn open_counted(
     let counted = CountingReader { inner: file, count };
     Ok(match compression {
         crate::layout::Compression::Gzip => (
-            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, counted))),
+            Box::new(flate2::read::MultiGzDecoder::new(
+                std::io::BufReader::with_capacity(1 << 20, counted),
+            )),
             compression,
         ),
         crate::layout::Compression::None => (Box::new(counted), compression),
@@ -760,7 +858,13 @@ fn max_index(c: &OrderColumns) -> usize {
             cols.push(quantity);
         }
     }
-    cols.extend(c.order_id.iter().chain(&c.status).chain(&c.currency).chain(&c.refunded));
+    cols.extend(
+        c.order_id
+            .iter()
+            .chain(&c.status)
+            .chain(&c.currency)
+            .chain(&c.refunded),
+    );
     cols.iter()
         .flat_map(|c| c.sources.iter())
         .filter_map(|s| match s {
@@ -777,7 +881,12 @@ fn describe(path: &Path, s: &Sniffed, c: &OrderColumns, style: &DateStyle) -> In
         ("date".to_string(), c.date.label.clone()),
         ("amount".to_string(), c.amount.describe()),
     ];
-    for (role, col) in [("order", &c.order_id), ("status", &c.status), ("currency", &c.currency), ("refunded", &c.refunded)] {
+    for (role, col) in [
+        ("order", &c.order_id),
+        ("status", &c.status),
+        ("currency", &c.currency),
+        ("refunded", &c.refunded),
+    ] {
         if let Some(col) = col {
             columns.push((role.to_string(), col.label.clone()));
         }

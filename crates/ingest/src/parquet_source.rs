@@ -16,18 +16,24 @@ use crate::IngestError;
 use crate::error::{Location, RowError};
 use crate::layout::{Compression, Format, Sniffed, order_columns};
 use crate::orders::{
-    InputDescription, OrderParser, OrderWorker, OrdersInput, ReadOptions, decide_date_style, finish_orders,
+    InputDescription, OrderParser, OrderWorker, OrdersInput, ReadOptions, decide_date_style,
+    finish_orders,
 };
 use crate::record::{Field, Rec};
 
 fn open_reader(path: &Path) -> Result<SerializedFileReader<File>, IngestError> {
     let f = File::open(path).map_err(|e| IngestError::io(path, e))?;
-    SerializedFileReader::new(f).map_err(|e| IngestError::format(path, format!("not a readable Parquet file: {e}")))
+    SerializedFileReader::new(f)
+        .map_err(|e| IngestError::format(path, format!("not a readable Parquet file: {e}")))
 }
 
 fn decimal_to_f64(d: &parquet::data_type::Decimal) -> f64 {
     let bytes = d.data();
-    let mut v: i128 = if bytes.first().is_some_and(|b| b & 0x80 != 0) { -1 } else { 0 };
+    let mut v: i128 = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+        -1
+    } else {
+        0
+    };
     for &b in bytes.iter().take(16) {
         v = (v << 8) | i128::from(b);
     }
@@ -74,7 +80,12 @@ fn as_text(f: &PqField) -> String {
 pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput, IngestError> {
     let reader = open_reader(path)?;
     let meta = reader.metadata();
-    let fields = meta.file_metadata().schema_descr().root_schema().get_fields().to_vec();
+    let fields = meta
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .to_vec();
     let header: Vec<String> = fields.iter().map(|f| f.name().to_string()).collect();
     let utc: Vec<bool> = fields
         .iter()
@@ -90,7 +101,8 @@ pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput
     let mut sample = Vec::new();
     if let Ok(iter) = reader.get_row_iter(None) {
         for row in iter.take(1000) {
-            let row = row.map_err(|e| IngestError::format(path, format!("cannot read rows: {e}")))?;
+            let row =
+                row.map_err(|e| IngestError::format(path, format!("cannot read rows: {e}")))?;
             sample.push(row.get_column_iter().map(|(_, f)| as_text(f)).collect());
         }
     }
@@ -150,15 +162,16 @@ pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput
                     let mut w = OrderWorker::new();
                     loop {
                         let g = next_group.fetch_add(1, Ordering::Relaxed) as usize;
-                        if g >= starts.len() || starts[g] + 1 > parser.halt.load(Ordering::Relaxed) {
+                        if g >= starts.len() || starts[g] + 1 > parser.halt.load(Ordering::Relaxed)
+                        {
                             break;
                         }
-                        let rg = reader
-                            .get_row_group(g)
-                            .map_err(|e| IngestError::format(path, format!("row group {g}: {e}")))?;
-                        let group = rg
-                            .get_row_iter(None)
-                            .map_err(|e| IngestError::format(path, format!("row group {g}: {e}")))?;
+                        let rg = reader.get_row_group(g).map_err(|e| {
+                            IngestError::format(path, format!("row group {g}: {e}"))
+                        })?;
+                        let group = rg.get_row_iter(None).map_err(|e| {
+                            IngestError::format(path, format!("row group {g}: {e}"))
+                        })?;
                         for (k, row) in group.enumerate() {
                             let n = starts[g] + k as u64 + 1;
                             let loc = Location::Row(n);
@@ -167,7 +180,11 @@ pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput
                                 Err(e) => {
                                     return Err(IngestError::Row {
                                         path: path.to_path_buf(),
-                                        row: RowError::new(loc, None, format!("cannot be decoded: {e}")),
+                                        row: RowError::new(
+                                            loc,
+                                            None,
+                                            format!("cannot be decoded: {e}"),
+                                        ),
                                     });
                                 }
                             };
@@ -183,7 +200,8 @@ pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput
                             }
                         }
                         if let Some(p) = &opts.progress {
-                            let size = reader.metadata().row_group(g).compressed_size().max(0) as u64;
+                            let size =
+                                reader.metadata().row_group(g).compressed_size().max(0) as u64;
                             p.fetch_add(size, Ordering::Relaxed);
                         }
                     }
@@ -197,5 +215,10 @@ pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput
             .collect()
     });
     let workers = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    finish_orders(path, workers, parser.first_currency.into_inner().map(|(c, _)| c), description)
+    finish_orders(
+        path,
+        workers,
+        parser.first_currency.into_inner().map(|(c, _)| c),
+        description,
+    )
 }

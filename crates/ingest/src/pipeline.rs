@@ -24,9 +24,13 @@ pub struct Chunk {
 #[derive(Debug)]
 pub enum SplitError {
     Io(std::io::Error),
-    LineTooLong { line: u64 },
+    LineTooLong {
+        line: u64,
+    },
     /// The file ends inside a quoted field that starts on `line`.
-    EndsInQuote { line: u64 },
+    EndsInQuote {
+        line: u64,
+    },
 }
 
 /// Counts bytes read from the underlying file (for progress bars).
@@ -119,7 +123,9 @@ impl<R: Read> Splitter<R> {
                         return Err(SplitError::EndsInQuote { line });
                     }
                     if buf.len() > self.max_line {
-                        return Err(SplitError::LineTooLong { line: self.next_line });
+                        return Err(SplitError::LineTooLong {
+                            line: self.next_line,
+                        });
                     }
                     return Ok(Some(self.emit(buf, 1)));
                 }
@@ -274,7 +280,12 @@ where
 mod tests {
     use super::*;
 
-    fn chunks(text: &str, quote: Option<u8>, block: usize, max_line: usize) -> Result<Vec<(u64, String)>, SplitError> {
+    fn chunks(
+        text: &str,
+        quote: Option<u8>,
+        block: usize,
+        max_line: usize,
+    ) -> Result<Vec<(u64, String)>, SplitError> {
         let mut s = Splitter::new(text.as_bytes(), quote, max_line, block);
         s.block = block; // below the usual minimum, to exercise carrying
         let mut out = Vec::new();
@@ -303,9 +314,18 @@ mod tests {
 
     #[test]
     fn long_lines_and_open_quotes_are_errors() {
-        assert!(matches!(chunks("ab\nabcdefgh\nx\n", None, 4, 5), Err(SplitError::LineTooLong { line: 2 })));
-        assert!(matches!(chunks("ab\nabcdefghij", None, 4, 5), Err(SplitError::LineTooLong { line: 2 })));
-        assert!(matches!(chunks("a,1\nb,\"oops\nc,2\n", Some(b'"'), 4, 100), Err(SplitError::EndsInQuote { line: 2 })));
+        assert!(matches!(
+            chunks("ab\nabcdefgh\nx\n", None, 4, 5),
+            Err(SplitError::LineTooLong { line: 2 })
+        ));
+        assert!(matches!(
+            chunks("ab\nabcdefghij", None, 4, 5),
+            Err(SplitError::LineTooLong { line: 2 })
+        ));
+        assert!(matches!(
+            chunks("a,1\nb,\"oops\nc,2\n", Some(b'"'), 4, 100),
+            Err(SplitError::EndsInQuote { line: 2 })
+        ));
     }
 
     #[test]

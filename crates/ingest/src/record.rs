@@ -14,7 +14,10 @@ pub enum Field<'a> {
     /// A Parquet DATE: days since 1970-01-01.
     Date(i32),
     /// A Parquet TIMESTAMP: microseconds since 1970 (UTC when `utc`).
-    Micros { value: i64, utc: bool },
+    Micros {
+        value: i64,
+        utc: bool,
+    },
     /// An object or array where a scalar was expected.
     Other,
 }
@@ -42,7 +45,9 @@ pub enum Rec<'a> {
 impl<'a> Rec<'a> {
     pub fn source(&self, s: &Source) -> Field<'a> {
         match (self, s) {
-            (Rec::Fields(f), Source::Index(i)) => f.get(*i).map_or(Field::Missing, |b| Field::Text(b)),
+            (Rec::Fields(f), Source::Index(i)) => {
+                f.get(*i).map_or(Field::Missing, |b| Field::Text(b))
+            }
             (Rec::Csv(r), Source::Index(i)) => r.get(*i).map_or(Field::Missing, Field::Text),
             (Rec::Values(v), Source::Index(i)) => v.get(*i).copied().unwrap_or(Field::Missing),
             (Rec::Json(v), Source::Path(p)) => {

@@ -36,7 +36,9 @@ pub fn segment_colours(table: &SegmentTable) -> Vec<String> {
     segs.iter()
         .enumerate()
         .map(|(i, s)| {
-            let same: Vec<usize> = (0..segs.len()).filter(|&j| segs[j].phase == s.phase).collect();
+            let same: Vec<usize> = (0..segs.len())
+                .filter(|&j| segs[j].phase == s.phase)
+                .collect();
             let k = same.iter().position(|&j| j == i).unwrap_or(0);
             let light = 38.0 + 22.0 * k as f64 / (same.len().max(2) - 1) as f64;
             format!("hsl({:.0},62%,{light:.0}%)", hue(s.phase))
@@ -53,15 +55,33 @@ fn bar_chart(summary: &Summary, colours: &[String]) -> String {
     let n = summary.segments.len();
     let height = top + row_h * n as f64 + 10.0;
     let width = label_w + 2.0 * panel_w + gap + 80.0;
-    let max_c = summary.segments.iter().map(|s| s.customers).max().unwrap_or(0).max(1) as f64;
-    let max_r = summary.segments.iter().map(|s| s.revenue.max(0.0)).fold(0.0, f64::max).max(1.0);
+    let max_c = summary
+        .segments
+        .iter()
+        .map(|s| s.customers)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let max_r = summary
+        .segments
+        .iter()
+        .map(|s| s.revenue.max(0.0))
+        .fold(0.0, f64::max)
+        .max(1.0);
     let mut svg = String::new();
     let _ = write!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="Customers and revenue per segment">"#
     );
-    let _ = write!(svg, r#"<text x="{label_w}" y="16" class="h">Customers</text>"#);
-    let _ = write!(svg, r#"<text x="{}" y="16" class="h">Revenue</text>"#, label_w + panel_w + gap);
+    let _ = write!(
+        svg,
+        r#"<text x="{label_w}" y="16" class="h">Customers</text>"#
+    );
+    let _ = write!(
+        svg,
+        r#"<text x="{}" y="16" class="h">Revenue</text>"#,
+        label_w + panel_w + gap
+    );
     for (i, s) in summary.segments.iter().enumerate() {
         let y = top + row_h * i as f64;
         let c = &colours[i];
@@ -134,15 +154,17 @@ fn rf_grid(analysis: &Analysis, table: &SegmentTable, colours: &[String]) -> Str
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="R by F grid coloured by segment">"#
     );
-    for row in 0..5 {
-        for col in 0..5 {
+    for (row, rule_row) in rule_grid.iter().enumerate() {
+        for (col, &rule_segment) in rule_row.iter().enumerate() {
             let k = row * 5 + col;
             let total: usize = counts[k].iter().sum();
             let (seg, opacity) = if total > 0 {
-                let best = (0..n_seg).max_by_key(|&s| (counts[k][s], std::cmp::Reverse(s))).unwrap_or(0);
+                let best = (0..n_seg)
+                    .max_by_key(|&s| (counts[k][s], std::cmp::Reverse(s)))
+                    .unwrap_or(0);
                 (best, 1.0)
             } else {
-                (rule_grid[row][col], 0.35)
+                (rule_segment, 0.35)
             };
             let x = left + cell * col as f64;
             let y = top + cell * row as f64;
@@ -232,7 +254,8 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
         s.customers,
         s.orders,
         money(s.revenue),
-        s.pareto_top20_revenue_share.map_or("-".into(), |p| format!("{:.1}%", p * 100.0))
+        s.pareto_top20_revenue_share
+            .map_or("-".into(), |p| format!("{:.1}%", p * 100.0))
     );
     for n in &s.notes {
         let _ = write!(h, r#"<p class="note">{}</p>"#, esc(n));
@@ -255,7 +278,10 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
             opt(g.mean_orders, 2),
             opt(g.mean_spend, 2),
             esc(&g.goal),
-            g.campaigns.iter().map(|c| format!("<li>{}</li>", esc(c))).collect::<String>()
+            g.campaigns
+                .iter()
+                .map(|c| format!("<li>{}</li>", esc(c)))
+                .collect::<String>()
         );
     }
     h.push_str("</tbody></table>");
@@ -275,7 +301,12 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
         );
     }
     h.push_str("</tbody></table>");
-    let _ = write!(h, "<h2>Score boundaries</h2><p class=meta>{} ({}).</p>", esc(&s.scoring.method), esc(&s.scoring.rule));
+    let _ = write!(
+        h,
+        "<h2>Score boundaries</h2><p class=meta>{} ({}).</p>",
+        esc(&s.scoring.method),
+        esc(&s.scoring.rule)
+    );
     h.push_str("<table><thead><tr><th>Score</th><th class=n>Days since last order</th><th class=n>Orders</th><th class=n>Spend</th></tr></thead><tbody>");
     let range = |b: &crate::summary::Band, d: usize| match (b.min, b.max) {
         (Some(lo), Some(hi)) if lo == hi => format!("{lo:.d$} ({})", b.customers),
@@ -304,9 +335,19 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
         r.without_customer,
         r.excluded_by_status,
         r.line_item_continuations,
-        esc(&s.input.columns.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")),
+        esc(&s
+            .input
+            .columns
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")),
         esc(&s.input.date_format)
     );
-    let _ = write!(h, "<p class=meta>Lifecycle {}</p></body></html>\n", esc(&s.lifecycle_version));
+    let _ = writeln!(
+        h,
+        "<p class=meta>Lifecycle {}</p></body></html>",
+        esc(&s.lifecycle_version)
+    );
     h
 }

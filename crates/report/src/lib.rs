@@ -69,7 +69,11 @@ pub const CUSTOMER_COLUMNS: [&str; 13] = [
 ];
 
 /// Writes `customers.csv`.
-pub fn write_customers(path: &Path, analysis: &Analysis, table: &SegmentTable) -> Result<(), ReportError> {
+pub fn write_customers(
+    path: &Path,
+    analysis: &Analysis,
+    table: &SegmentTable,
+) -> Result<(), ReportError> {
     let file = fs::File::create(path).map_err(io_err(path))?;
     let mut w = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
     let csv_err = |source| ReportError::Csv {
@@ -81,7 +85,9 @@ pub fn write_customers(path: &Path, analysis: &Analysis, table: &SegmentTable) -
         let s = &c.summary;
         let seg = &table.segments()[c.segment];
         let opt_day = |d: Option<i32>| d.map(format_day).unwrap_or_default();
-        let score = |f: fn(&lifecycle_rfm::Scores) -> u8| c.scores.map(|s| f(&s).to_string()).unwrap_or_default();
+        let score = |f: fn(&lifecycle_rfm::Scores) -> u8| {
+            c.scores.map(|s| f(&s).to_string()).unwrap_or_default()
+        };
         let record: [&str; 13] = [
             &s.customer_id,
             &opt_day(s.first_order),
@@ -90,7 +96,9 @@ pub fn write_customers(path: &Path, analysis: &Analysis, table: &SegmentTable) -
             &s.n_purchase_days.to_string(),
             &money(s.total_spend),
             &money(s.avg_order_value()),
-            &c.days_since_last_order.map(|d| d.to_string()).unwrap_or_default(),
+            &c.days_since_last_order
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
             &score(|s| s.r),
             &score(|s| s.f),
             &score(|s| s.m),

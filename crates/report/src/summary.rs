@@ -172,7 +172,8 @@ pub fn build_summary(a: &Analysis, table: &SegmentTable, run: &RunInfo) -> Summa
     let phases = Phase::ALL
         .iter()
         .map(|p| {
-            let members: Vec<&SegmentSummary> = segments.iter().filter(|s| s.phase == p.name()).collect();
+            let members: Vec<&SegmentSummary> =
+                segments.iter().filter(|s| s.phase == p.name()).collect();
             PhaseSummary {
                 name: p.name().into(),
                 customers: members.iter().map(|s| s.customers).sum(),
@@ -190,10 +191,16 @@ pub fn build_summary(a: &Analysis, table: &SegmentTable, run: &RunInfo) -> Summa
     }
     let r = &run.read;
     if r.rows_rejected > 0 {
-        notes.push(format!("{} bad rows were skipped (--skip-bad-rows).", r.rows_rejected));
+        notes.push(format!(
+            "{} bad rows were skipped (--skip-bad-rows).",
+            r.rows_rejected
+        ));
     }
     if r.rows_without_customer > 0 {
-        notes.push(format!("{} rows without a customer id were left out.", r.rows_without_customer));
+        notes.push(format!(
+            "{} rows without a customer id were left out.",
+            r.rows_without_customer
+        ));
     }
     if r.rows_excluded_by_status > 0 {
         notes.push(format!(
@@ -225,7 +232,12 @@ pub fn build_summary(a: &Analysis, table: &SegmentTable, run: &RunInfo) -> Summa
     Summary {
         lifecycle_version: env!("CARGO_PKG_VERSION").into(),
         as_of: format_day(a.as_of),
-        as_of_source: if run.as_of_given { "--as-of" } else { "last order date" }.into(),
+        as_of_source: if run.as_of_given {
+            "--as-of"
+        } else {
+            "last order date"
+        }
+        .into(),
         timezone: run.timezone.clone(),
         input: InputSummary {
             path: run.input.path.display().to_string(),
@@ -239,7 +251,11 @@ pub fn build_summary(a: &Analysis, table: &SegmentTable, run: &RunInfo) -> Summa
             read: r.rows_read,
             used: r.rows_used,
             rejected: r.rows_rejected,
-            first_rejected: r.first_rejected.iter().map(|e| format!("{}:{e}", run.input.path.display())).collect(),
+            first_rejected: r
+                .first_rejected
+                .iter()
+                .map(|e| format!("{}:{e}", run.input.path.display()))
+                .collect(),
             after_as_of: r.rows_after_as_of + run.finish.rows_after_as_of,
             without_customer: r.rows_without_customer,
             excluded_by_status: r.rows_excluded_by_status,

@@ -25,7 +25,16 @@ fn pct(v: f64) -> String {
 /// campaigns as plain text (no colour codes, so it pipes cleanly).
 pub fn render_table(s: &Summary) -> String {
     let headers = [
-        "Segment", "Phase", "Customers", "Share", "Revenue", "Rev. share", "Recency d", "Orders", "Spend", "Goal",
+        "Segment",
+        "Phase",
+        "Customers",
+        "Share",
+        "Revenue",
+        "Rev. share",
+        "Recency d",
+        "Orders",
+        "Spend",
+        "Goal",
     ];
     let opt = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |x| format!("{x:.d$}"));
     let rows: Vec<[String; 10]> = s
@@ -93,18 +102,29 @@ pub fn render_table(s: &Summary) -> String {
         thousands(s.customers as f64),
         thousands(s.orders as f64),
         thousands(s.revenue),
-        s.currency.as_ref().map(|c| format!(" {c}")).unwrap_or_default()
+        s.currency
+            .as_ref()
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default()
     );
     out.push_str(&line(&headers.map(String::from)));
-    out.push_str(&line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>()));
+    out.push_str(&line(
+        &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>(),
+    ));
     for r in &rows {
         out.push_str(&line(r));
     }
-    out.push_str(&line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>()));
+    out.push_str(&line(
+        &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>(),
+    ));
     out.push_str(&line(&total));
     out.push_str("\nRecency d, Orders, Spend: segment means of days since the last order, orders and net spend.\n");
     if let Some(p) = s.pareto_top20_revenue_share {
-        let _ = writeln!(out, "Pareto: the top 20% of customers bring {} of revenue.", pct(p));
+        let _ = writeln!(
+            out,
+            "Pareto: the top 20% of customers bring {} of revenue.",
+            pct(p)
+        );
     }
     out.push_str("\nSuggested campaigns\n");
     for g in &s.segments {

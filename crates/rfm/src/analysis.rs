@@ -113,12 +113,17 @@ impl Sum {
 
 /// Scores, segments and aggregates. Pure: `as_of` is the analysis day.
 pub fn analyze(summaries: Vec<CustomerSummary>, as_of: Day, config: &AnalysisConfig) -> Analysis {
-    let buyers: Vec<usize> = (0..summaries.len()).filter(|&i| summaries[i].n_orders > 0).collect();
+    let buyers: Vec<usize> = (0..summaries.len())
+        .filter(|&i| summaries[i].n_orders > 0)
+        .collect();
     let recency: Vec<f64> = buyers
         .iter()
         .map(|&i| f64::from(as_of - summaries[i].last_order.unwrap_or(as_of)))
         .collect();
-    let orders: Vec<f64> = buyers.iter().map(|&i| f64::from(summaries[i].n_orders)).collect();
+    let orders: Vec<f64> = buyers
+        .iter()
+        .map(|&i| f64::from(summaries[i].n_orders))
+        .collect();
     // Spend is compared to the cent, so that sums of the same orders in a
     // different order (1e-13 apart) still tie.
     let spend: Vec<f64> = buyers
@@ -135,7 +140,11 @@ pub fn analyze(summaries: Vec<CustomerSummary>, as_of: Day, config: &AnalysisCon
 
     let mut scores: Vec<Option<Scores>> = vec![None; summaries.len()];
     for (k, &i) in buyers.iter().enumerate() {
-        scores[i] = Some(Scores { r: r[k], f: f[k], m: m[k] });
+        scores[i] = Some(Scores {
+            r: r[k],
+            f: f[k],
+            m: m[k],
+        });
     }
 
     let table = &config.segments;
@@ -253,7 +262,14 @@ mod tests {
         for c in 0..50u64 {
             for k in 0..(c % 4 + 1) {
                 let day = (c * 3 + k * 10) as Day;
-                b.add_order(&format!("c{c}"), OrderRow { day, order_key: k, amount: (c as f64) * 1.25 + 1.0 });
+                b.add_order(
+                    &format!("c{c}"),
+                    OrderRow {
+                        day,
+                        order_key: k,
+                        amount: (c as f64) * 1.25 + 1.0,
+                    },
+                );
             }
         }
         b.add_visit("v1", 3, false);

@@ -23,7 +23,8 @@ mod segment;
 mod summary;
 
 pub use analysis::{
-    Analysis, AnalysisConfig, Boundaries, ScoredCustomer, Scores, SegmentStats, Sum, Totals, analyze, pareto_share,
+    Analysis, AnalysisConfig, Boundaries, ScoredCustomer, Scores, SegmentStats, Sum, Totals,
+    analyze, pareto_share,
 };
 pub use score::{Better, Cuts, ScoreBand, Scoring, Thresholds, score_values};
 pub use segment::{Kind, Phase, Profile, Rule, Segment, SegmentTable, default_segments};
@@ -47,9 +48,13 @@ pub enum ScoreError {
         score: &'static str,
         range: String,
     },
-    #[error("no segment matches customers with {0}; every customer must land in exactly one segment")]
+    #[error(
+        "no segment matches customers with {0}; every customer must land in exactly one segment"
+    )]
     Gap(String),
-    #[error("customers with {profile} match both '{first}' and '{second}'; every customer must land in exactly one segment")]
+    #[error(
+        "customers with {profile} match both '{first}' and '{second}'; every customer must land in exactly one segment"
+    )]
     Overlap {
         profile: String,
         first: String,

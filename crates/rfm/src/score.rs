@@ -86,7 +86,11 @@ pub struct ScoreBand {
 }
 
 /// Scores every value; returns the scores (in input order) and the bands.
-pub fn score_values(values: &[f64], better: Better, cuts: Option<&Cuts>) -> (Vec<u8>, [ScoreBand; 5]) {
+pub fn score_values(
+    values: &[f64],
+    better: Better,
+    cuts: Option<&Cuts>,
+) -> (Vec<u8>, [ScoreBand; 5]) {
     let scores = match cuts {
         Some(c) => values.iter().map(|&v| c.score(v)).collect(),
         None => quintile_scores(values, better),
@@ -171,10 +175,16 @@ mod tests {
     #[test]
     fn cuts_table() {
         let f = Cuts::new([2.0, 3.0, 5.0, 10.0], Better::Higher).unwrap();
-        let got: Vec<u8> = [1.0, 2.0, 4.0, 5.0, 12.0].iter().map(|&v| f.score(v)).collect();
+        let got: Vec<u8> = [1.0, 2.0, 4.0, 5.0, 12.0]
+            .iter()
+            .map(|&v| f.score(v))
+            .collect();
         assert_eq!(got, [1, 2, 3, 4, 5]);
         let r = Cuts::new([30.0, 90.0, 180.0, 365.0], Better::Lower).unwrap();
-        let got: Vec<u8> = [0.0, 30.0, 31.0, 180.0, 400.0].iter().map(|&v| r.score(v)).collect();
+        let got: Vec<u8> = [0.0, 30.0, 31.0, 180.0, 400.0]
+            .iter()
+            .map(|&v| r.score(v))
+            .collect();
         assert_eq!(got, [5, 5, 4, 3, 1]);
         assert!(Cuts::new([1.0, 1.0, 2.0, 3.0], Better::Higher).is_err());
         assert!(Cuts::new([1.0, f64::NAN, 2.0, 3.0], Better::Higher).is_err());

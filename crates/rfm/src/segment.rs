@@ -53,7 +53,12 @@ impl Phase {
             .flat_map(char::to_lowercase)
             .collect();
         Phase::ALL.into_iter().find(|p| {
-            let n: String = p.name().chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+            let n: String = p
+                .name()
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect();
             n == norm
         })
     }
@@ -79,7 +84,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Visitor, Kind::VisitorWithEmail, Kind::OneOrder, Kind::Repeat];
+    pub const ALL: [Kind; 4] = [
+        Kind::Visitor,
+        Kind::VisitorWithEmail,
+        Kind::OneOrder,
+        Kind::Repeat,
+    ];
 
     pub fn is_buyer(self) -> bool {
         matches!(self, Kind::OneOrder | Kind::Repeat)
@@ -107,12 +117,25 @@ pub struct Profile {
 
 impl Profile {
     pub fn visitor(left_email: bool) -> Self {
-        let kind = if left_email { Kind::VisitorWithEmail } else { Kind::Visitor };
-        Profile { kind, r: 0, f: 0, m: 0 }
+        let kind = if left_email {
+            Kind::VisitorWithEmail
+        } else {
+            Kind::Visitor
+        };
+        Profile {
+            kind,
+            r: 0,
+            f: 0,
+            m: 0,
+        }
     }
 
     pub fn buyer(n_orders: u32, r: u8, f: u8, m: u8) -> Self {
-        let kind = if n_orders >= 2 { Kind::Repeat } else { Kind::OneOrder };
+        let kind = if n_orders >= 2 {
+            Kind::Repeat
+        } else {
+            Kind::OneOrder
+        };
         Profile { kind, r, f, m }
     }
 }
@@ -120,7 +143,14 @@ impl Profile {
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.kind.is_buyer() {
-            write!(f, "{}, R={} F={} M={}", self.kind.describe(), self.r, self.f, self.m)
+            write!(
+                f,
+                "{}, R={} F={} M={}",
+                self.kind.describe(),
+                self.r,
+                self.f,
+                self.m
+            )
         } else {
             f.write_str(self.kind.describe())
         }
@@ -138,7 +168,12 @@ pub struct Rule {
 
 impl Rule {
     /// A rule for buyers of the given kinds and score ranges.
-    pub fn buyers(kinds: &[Kind], r: RangeInclusive<u8>, f: RangeInclusive<u8>, m: RangeInclusive<u8>) -> Rule {
+    pub fn buyers(
+        kinds: &[Kind],
+        r: RangeInclusive<u8>,
+        f: RangeInclusive<u8>,
+        m: RangeInclusive<u8>,
+    ) -> Rule {
         Rule {
             kinds: kinds.to_vec(),
             r,
@@ -154,7 +189,8 @@ impl Rule {
 
     pub fn matches(&self, p: &Profile) -> bool {
         self.kinds.contains(&p.kind)
-            && (!p.kind.is_buyer() || (self.r.contains(&p.r) && self.f.contains(&p.f) && self.m.contains(&p.m)))
+            && (!p.kind.is_buyer()
+                || (self.r.contains(&p.r) && self.f.contains(&p.f) && self.m.contains(&p.m)))
     }
 }
 
@@ -194,7 +230,9 @@ fn slot(p: &Profile) -> Option<usize> {
 fn all_profiles() -> impl Iterator<Item = Profile> {
     let visitors = [Profile::visitor(false), Profile::visitor(true)];
     let buyers = [Kind::OneOrder, Kind::Repeat].into_iter().flat_map(|kind| {
-        (1..=5u8).flat_map(move |r| (1..=5u8).flat_map(move |f| (1..=5u8).map(move |m| Profile { kind, r, f, m })))
+        (1..=5u8).flat_map(move |r| {
+            (1..=5u8).flat_map(move |f| (1..=5u8).map(move |m| Profile { kind, r, f, m }))
+        })
     });
     visitors.into_iter().chain(buyers)
 }
@@ -282,7 +320,14 @@ impl SegmentTable {
     }
 }
 
-fn seg(name: &str, phase: Phase, description: &str, goal: &str, campaigns: &[&str], rules: Vec<Rule>) -> Segment {
+fn seg(
+    name: &str,
+    phase: Phase,
+    description: &str,
+    goal: &str,
+    campaigns: &[&str],
+    rules: Vec<Rule>,
+) -> Segment {
     Segment {
         name: name.into(),
         phase,
@@ -304,7 +349,10 @@ pub fn default_segments() -> Vec<Segment> {
             Phase::Acquisition,
             "Visited, nothing else",
             "Turn the visit into a sign-up",
-            &["Welcome pop-up offering a sign-up incentive", "Retargeting ads on viewed products"],
+            &[
+                "Welcome pop-up offering a sign-up incentive",
+                "Retargeting ads on viewed products",
+            ],
             vec![Rule::visitors(Visitor)],
         ),
         seg(
@@ -312,7 +360,11 @@ pub fn default_segments() -> Vec<Segment> {
             Phase::Acquisition,
             "Visited and left an email, never ordered",
             "Convert to a first purchase",
-            &["Welcome email series", "First-order discount", "Browse-abandonment emails"],
+            &[
+                "Welcome email series",
+                "First-order discount",
+                "Browse-abandonment emails",
+            ],
             vec![Rule::visitors(VisitorWithEmail)],
         ),
         seg(
@@ -320,7 +372,11 @@ pub fn default_segments() -> Vec<Segment> {
             Phase::Retention,
             "One order, recently",
             "Get the second order",
-            &["Onboarding and thank-you series", "Second-order incentive within the repeat window", "Product education"],
+            &[
+                "Onboarding and thank-you series",
+                "Second-order incentive within the repeat window",
+                "Product education",
+            ],
             vec![Rule::buyers(&[OneOrder], 4..=5, 1..=5, 1..=5)],
         ),
         seg(
@@ -328,7 +384,11 @@ pub fn default_segments() -> Vec<Segment> {
             Phase::Retention,
             "Ordered recently, not often, small spend",
             "Build a buying habit",
-            &["Replenishment reminders", "Cross-sell on the last purchase", "Loyalty programme invitation"],
+            &[
+                "Replenishment reminders",
+                "Cross-sell on the last purchase",
+                "Loyalty programme invitation",
+            ],
             vec![Rule::buyers(&[Repeat], 5..=5, 1..=3, 1..=2)],
         ),
         seg(
@@ -336,7 +396,11 @@ pub fn default_segments() -> Vec<Segment> {
             Phase::IncreasedValue,
             "Occasional buyers with small orders, still fairly recent",
             "Raise order value and frequency",
-            &["Bundles and volume offers", "Free-shipping threshold nudges", "Personal recommendations"],
+            &[
+                "Bundles and volume offers",
+                "Free-shipping threshold nudges",
+                "Personal recommendations",
+            ],
             vec![Rule::buyers(&[Repeat], 4..=4, 1..=3, 1..=2)],
         ),
         seg(
@@ -344,7 +408,11 @@ pub fn default_segments() -> Vec<Segment> {
             Phase::IncreasedValue,
             "Recent, repeat buyers with larger orders",
             "Turn them into loyal customers",
-            &["Membership or loyalty tier upgrade", "Early access to new products", "Recommendations from their categories"],
+            &[
+                "Membership or loyalty tier upgrade",
+                "Early access to new products",
+                "Recommendations from their categories",
+            ],
             vec![Rule::buyers(&[Repeat], 4..=5, 1..=3, 3..=5)],
         ),
         seg(
@@ -352,7 +420,11 @@ pub fn default_segments() -> Vec<Segment> {
             Phase::Veneration,
             "Buy often, still active",
             "Keep them engaged and raise their value",
-            &["Loyalty rewards", "Upsell higher-value products", "Ask for reviews"],
+            &[
+                "Loyalty rewards",
+                "Upsell higher-value products",
+                "Ask for reviews",
+            ],
             vec![
                 Rule::buyers(&[Repeat], 4..=5, 4..=5, 1..=3),
                 Rule::buyers(&[Repeat], 3..=3, 3..=5, 1..=5),
@@ -363,7 +435,11 @@ pub fn default_segments() -> Vec<Segment> {
             Phase::Veneration,
             "Best customers: recent, frequent, high spend",
             "Reward and retain; make them advocates",
-            &["VIP treatment and exclusive offers", "Referral programme", "Early access and previews"],
+            &[
+                "VIP treatment and exclusive offers",
+                "Referral programme",
+                "Early access and previews",
+            ],
             vec![Rule::buyers(&[Repeat], 4..=5, 4..=5, 4..=5)],
         ),
         seg(
@@ -371,7 +447,11 @@ pub fn default_segments() -> Vec<Segment> {
             Phase::Reactivation,
             "Were frequent buyers, have not bought for a long time",
             "Win them back at almost any cost",
-            &["Personal outreach", "Strong win-back offer", "Survey on why they left"],
+            &[
+                "Personal outreach",
+                "Strong win-back offer",
+                "Survey on why they left",
+            ],
             vec![Rule::buyers(&[Repeat], 1..=1, 4..=5, 1..=5)],
         ),
         seg(
@@ -379,7 +459,11 @@ pub fn default_segments() -> Vec<Segment> {
             Phase::Reactivation,
             "Were good customers, stopped buying a while ago",
             "Reactivate before they are gone",
-            &["Win-back series with personalised offers", "What's new since your last visit", "Feedback request"],
+            &[
+                "Win-back series with personalised offers",
+                "What's new since your last visit",
+                "Feedback request",
+            ],
             vec![
                 Rule::buyers(&[Repeat], 2..=2, 3..=5, 1..=5),
                 Rule::buyers(&[Repeat], 1..=1, 3..=3, 1..=5),
@@ -390,7 +474,11 @@ pub fn default_segments() -> Vec<Segment> {
             Phase::Reactivation,
             "Lower value, slipping away (including old one-order customers)",
             "Reawaken interest cheaply",
-            &["Low-cost reminder campaigns", "Best-seller and popular-product emails", "Limited-time discount"],
+            &[
+                "Low-cost reminder campaigns",
+                "Best-seller and popular-product emails",
+                "Limited-time discount",
+            ],
             vec![
                 Rule::buyers(&[Repeat], 1..=3, 1..=2, 1..=5),
                 Rule::buyers(&[OneOrder], 1..=3, 1..=5, 1..=5),
@@ -451,9 +539,14 @@ mod tests {
         assert!(err.contains("R=4 F=4 M=4"), "{err}");
 
         let mut segs = default_segments();
-        segs[0].rules.push(Rule::buyers(&[Kind::Repeat], 5..=5, 5..=5, 5..=5));
+        segs[0]
+            .rules
+            .push(Rule::buyers(&[Kind::Repeat], 5..=5, 5..=5, 5..=5));
         let err = SegmentTable::new(segs).unwrap_err().to_string();
-        assert!(err.contains("Engaged Visitors") && err.contains("Champions"), "{err}");
+        assert!(
+            err.contains("Engaged Visitors") && err.contains("Champions"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -251,8 +251,7 @@ impl SummaryBuilder {
                 }
                 keep
             });
-            h.entries
-                .sort_unstable_by(|a, b| (a.day, a.key).cmp(&(b.day, b.key)));
+            h.entries.sort_unstable_by_key(|e| (e.day, e.key));
             let mut merged: Vec<Entry> = Vec::with_capacity(h.entries.len());
             for e in &h.entries {
                 match merged.last_mut() {
@@ -390,7 +389,12 @@ mod tests {
 
     #[test]
     fn merge_equals_single_pass() {
-        let rows = [("a", 1, 1, 2.0), ("b", 2, 2, 3.0), ("a", 4, 3, 4.0), ("a", 1, 1, 1.0)];
+        let rows = [
+            ("a", 1, 1, 2.0),
+            ("b", 2, 2, 3.0),
+            ("a", 4, 3, 4.0),
+            ("a", 1, 1, 1.0),
+        ];
         let mut whole = SummaryBuilder::new();
         for (c, d, k, v) in rows {
             whole.add_order(c, row(d, k, v));

@@ -1,8 +1,11 @@
 //! Property tests for the invariants of scoring and segmentation:
 //! every customer lands in exactly one segment, segment counts and revenue
 //! add up to the totals, tied values share a score, and scores are 1..=5.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use lifecycle_rfm::{AnalysisConfig, Better, OrderRow, SegmentTable, SummaryBuilder, analyze, score_values};
+use lifecycle_rfm::{
+    AnalysisConfig, Better, OrderRow, SegmentTable, SummaryBuilder, analyze, score_values,
+};
 use proptest::prelude::*;
 
 fn orders() -> impl Strategy<Value = Vec<(u8, i16, u8, i32)>> {

@@ -83,7 +83,12 @@ pub struct Generator {
 impl Generator {
     /// Customers make their first purchase uniformly within the first
     /// `acquisition_days` of a period of `period_days`.
-    pub fn new(params: &SynthParams, seed: u64, period_days: u32, acquisition_days: u32) -> Result<Self, SynthError> {
+    pub fn new(
+        params: &SynthParams,
+        seed: u64,
+        period_days: u32,
+        acquisition_days: u32,
+    ) -> Result<Self, SynthError> {
         for (name, value) in [
             ("r", params.r),
             ("alpha", params.alpha),
@@ -100,14 +105,18 @@ impl Generator {
         if period_days == 0 || acquisition_days == 0 || acquisition_days > period_days {
             return Err(SynthError::BadPeriod);
         }
-        let bad = |name| SynthError::BadParameter { name, value: f64::NAN };
+        let bad = |name| SynthError::BadParameter {
+            name,
+            value: f64::NAN,
+        };
         Ok(Generator {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             lambda: Gamma::new(params.r, 1.0 / params.alpha).map_err(|_| bad("r"))?,
             dropout: Beta::new(params.a, params.b).map_err(|_| bad("a"))?,
             nu: Gamma::new(params.q, 1.0 / params.gamma).map_err(|_| bad("q"))?,
             spend_shape: params.p,
-            acquisition: Uniform::new(0.0, f64::from(acquisition_days)).map_err(|_| SynthError::BadPeriod)?,
+            acquisition: Uniform::new(0.0, f64::from(acquisition_days))
+                .map_err(|_| SynthError::BadPeriod)?,
             period_days: f64::from(period_days),
             next_customer: 1,
             next_order: 1,
@@ -175,7 +184,10 @@ mod tests {
         for _ in 0..2000 {
             g.next_customer(&mut out);
         }
-        assert!(out.iter().all(|o| o.day < 100 && o.second < 86_400 && o.amount >= 0.0));
+        assert!(
+            out.iter()
+                .all(|o| o.day < 100 && o.second < 86_400 && o.amount >= 0.0)
+        );
         let mut first = std::collections::HashMap::new();
         for o in &out {
             first.entry(o.customer).or_insert(o.day);
@@ -202,17 +214,25 @@ mod tests {
         // Mean over customers of their first order's value is unbiased for E[z].
         let firsts: Vec<f64> = {
             let mut seen = std::collections::HashSet::new();
-            out.iter().filter(|o| seen.insert(o.customer)).map(|o| o.amount).collect()
+            out.iter()
+                .filter(|o| seen.insert(o.customer))
+                .map(|o| o.amount)
+                .collect()
         };
         let mean = firsts.iter().sum::<f64>() / firsts.len() as f64;
         let expected = params.p * params.gamma / (params.q - 1.0);
-        assert!((mean - expected).abs() / expected < 0.03, "{mean} vs {expected}");
+        assert!(
+            (mean - expected).abs() / expected < 0.03,
+            "{mean} vs {expected}"
+        );
     }
 
     #[test]
     fn bad_parameters_are_errors() {
-        let mut p = SynthParams::default();
-        p.r = -1.0;
+        let p = SynthParams {
+            r: -1.0,
+            ..SynthParams::default()
+        };
         assert!(Generator::new(&p, 1, 10, 5).is_err());
         assert!(Generator::new(&SynthParams::default(), 1, 10, 20).is_err());
     }

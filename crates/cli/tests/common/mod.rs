@@ -1,5 +1,5 @@
 //! Helpers shared by the end-to-end tests: run the real binary.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -30,17 +30,29 @@ pub fn stdout(o: &Output) -> String {
 /// Runs `analyze` with `--json` into a temporary folder; returns the summary.
 pub fn analyze_json(file: &Path, extra: &[&str]) -> (serde_json::Value, tempfile::TempDir) {
     let out = tempfile::tempdir().unwrap();
-    let mut args = vec!["analyze", file.to_str().unwrap(), "--json", "--out", out.path().to_str().unwrap()];
+    let mut args = vec![
+        "analyze",
+        file.to_str().unwrap(),
+        "--json",
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let o = lifecycle(&args);
     assert!(o.status.success(), "analyze failed: {}", stderr(&o));
-    (serde_json::from_slice(&o.stdout).expect("--json prints JSON"), out)
+    (
+        serde_json::from_slice(&o.stdout).expect("--json prints JSON"),
+        out,
+    )
 }
 
 /// Reads a CSV into header + rows of strings.
 pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_path(path).unwrap();
     let header = r.headers().unwrap().iter().map(str::to_string).collect();
-    let rows = r.records().map(|rec| rec.unwrap().iter().map(str::to_string).collect()).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+        .collect();
     (header, rows)
 }
