@@ -26,8 +26,11 @@ pub enum OutFormat {
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     /// Number of customers
+    #[arg(long, required_unless_present = "rows")]
+    pub customers: Option<u64>,
+    /// Stop once at least this many orders are written (after a whole customer)
     #[arg(long)]
-    pub customers: u64,
+    pub rows: Option<u64>,
     /// Output file (.csv, .csv.gz or .parquet)
     #[arg(long)]
     pub out: PathBuf,
@@ -240,8 +243,12 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let mut batch = Vec::with_capacity(1 << 20);
     let mut rows = 0u64;
-    for _ in 0..args.customers {
+    let mut customers = 0u64;
+    let max_customers = args.customers.unwrap_or(u64::MAX);
+    let max_rows = args.rows.unwrap_or(u64::MAX);
+    while customers < max_customers && rows + (batch.len() as u64) < max_rows {
         generator.next_customer(&mut batch);
+        customers += 1;
         if batch.len() >= 1 << 20 {
             sink.write(&batch)?;
             rows += batch.len() as u64;
@@ -254,8 +261,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     }
     sink.finish()?;
     eprintln!(
-        "wrote {rows} orders of {} customers to {}",
-        args.customers,
+        "wrote {rows} orders of {customers} customers to {}",
         args.out.display()
     );
     Ok(())

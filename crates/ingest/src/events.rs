@@ -74,7 +74,9 @@ impl EventParser {
             email |= text(rec.get(col), loc, col)?.is_some_and(event_leaves_email);
         }
         w.stats.rows_used += 1;
-        w.builder.add_visit(&customer, day, email);
+        // Visitors come after the customers of the orders file.
+        w.builder
+            .add_visit(&customer, (1 << 62) + loc.index(), day, email);
         Ok(())
     }
 }
@@ -108,6 +110,7 @@ pub fn read_events(path: &Path, opts: &ReadOptions) -> Result<EventsInput, Inges
         opts,
         format,
         &parser.halt,
+        OrderWorker::new,
         |w: &mut OrderWorker, chunk| {
             for_each_record(chunk, format, has_header, |rec, loc| {
                 if loc.index() > parser_ref.halt.load(Ordering::Relaxed) {

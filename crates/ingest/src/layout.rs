@@ -137,6 +137,8 @@ pub struct Sniffed {
     pub sample: Vec<Vec<String>>,
     /// The first JSON objects (NDJSON).
     pub json_sample: Vec<serde_json::Value>,
+    /// Mean bytes per record in the sample (for capacity guesses).
+    pub sample_bytes_per_record: u64,
 }
 
 /// `--columns` overrides, by role: a header name (any case) or a 1-based
@@ -392,6 +394,8 @@ pub fn sniff(path: &Path) -> Result<Sniffed, IngestError> {
             .map(|i| format!("column {i}"))
             .collect()
     };
+    let n_records = records.len() as u64 + u64::from(has_header);
+    let sample_bytes_per_record = complete.len() as u64 / n_records.max(1);
     Ok(Sniffed {
         compression,
         format,
@@ -399,6 +403,7 @@ pub fn sniff(path: &Path) -> Result<Sniffed, IngestError> {
         header,
         sample: records,
         json_sample: Vec::new(),
+        sample_bytes_per_record,
     })
 }
 
@@ -465,6 +470,7 @@ fn sniff_json(path: &Path, compression: Compression, text: &str) -> Result<Sniff
         has_header: true,
         header,
         sample: Vec::new(),
+        sample_bytes_per_record: text.len() as u64 / (objects.len() as u64).max(1),
         json_sample: objects,
     })
 }

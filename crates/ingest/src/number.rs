@@ -58,7 +58,7 @@ pub fn parse_amount(s: &str) -> Result<f64, NumberError> {
 }
 
 /// `-?digits(.digits{1,9})?` without allocation; `None` for anything else.
-fn fast_decimal(b: &[u8]) -> Option<f64> {
+pub(crate) fn fast_decimal(b: &[u8]) -> Option<f64> {
     let (neg, b) = match b.first()? {
         b'-' => (true, &b[1..]),
         _ => (false, b),

@@ -272,6 +272,7 @@ fn number(f: Field<'_>, loc: Location, col: &Column) -> Result<Option<f64>, RowE
         Field::Missing => Ok(None),
         Field::Int(i) => Ok(Some(i as f64)),
         Field::Float(x) if x.is_finite() => Ok(Some(x)),
+        Field::Text(b) if let Some(v) = crate::number::fast_decimal(b.trim_ascii()) => Ok(Some(v)),
         Field::Text(_) => match text(f, loc, col)? {
             None => Ok(None),
             Some(s) => parse_amount(s)
@@ -308,8 +309,13 @@ pub(crate) struct OrderWorker {
 
 impl OrderWorker {
     pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// A worker expecting about `customers` customers (saves regrowing).
+    pub fn with_capacity(customers: usize) -> Self {
         OrderWorker {
-            builder: SummaryBuilder::new(),
+            builder: SummaryBuilder::with_capacity(customers),
             stats: ReadStats::default(),
             fatal: None,
             amount_sum: Sum::default(),
@@ -396,6 +402,10 @@ impl OrderParser {
         let order_id = match &c.order_id {
             Some(col) => match rec.get(col) {
                 Field::Int(i) => Some(order_key(&i.to_le_bytes())),
+                // Any bytes identify an order; no need to check UTF-8.
+                Field::Text(b) => Some(b.trim_ascii())
+                    .filter(|b| !b.is_empty())
+                    .map(order_key),
                 f => text(f, loc, col)?.map(|s| order_key(s.as_bytes())),
             },
             None => None,
@@ -494,6 +504,7 @@ impl OrderParser {
         w.amount_sum.add(amount);
         w.builder.add_order(
             &customer,
+            loc.index(),
             OrderRow {
                 day,
                 order_key: order_id.unwrap_or(secs as u64),
@@ -520,6 +531,30 @@ pub(crate) fn for_each_record(
 ) {
     let skip_first = chunk.seq == 0 && has_header;
     match format {
+        Format::Delimited(d) if !chunk.quoted => {
+            // No quotes anywhere in the chunk: split on bytes directly.
+            let mut fields: Vec<&[u8]> = Vec::with_capacity(16);
+            let mut first = true;
+            for (i, line) in chunk.data.split(|&b| b == b'\n').enumerate() {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.is_empty() {
+                    continue;
+                }
+                if std::mem::take(&mut first) && skip_first {
+                    continue;
+                }
+                fields.clear();
+                fields.extend(line.split(|&b| b == d));
+                if f(
+                    Ok(Rec::Fields(&fields)),
+                    Location::Line(chunk.first_line + i as u64),
+                )
+                .is_break()
+                {
+                    break;
+                }
+            }
+        }
         Format::Delimited(d) => {
             let mut rdr = csv::ReaderBuilder::new()
                 .delimiter(d)
@@ -716,11 +751,22 @@ pub fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput, Inges
         bad_rows: opts.bad_rows,
         halt: AtomicU64::new(u64::MAX),
     };
+    // Reserve for the customers a worker may see: a guess from the file
+    // size and the sample's row length, bounded so that a wrong guess costs
+    // little (untouched capacity is only address space).
+    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let est_rows = if s.compression == crate::layout::Compression::None {
+        file_len / s.sample_bytes_per_record.max(8)
+    } else {
+        0
+    };
+    let per_worker = (est_rows / 2 / opts.threads.max(1) as u64).min(1 << 22) as usize;
     let workers = run_text(
         path,
         opts,
         s.format,
         &parser.halt,
+        || OrderWorker::with_capacity(per_worker),
         |w: &mut OrderWorker, chunk: &Chunk| {
             for_each_record(chunk, parser.format, parser.has_header, |rec, loc| {
                 if loc.index() > parser.halt.load(Ordering::Relaxed) {
@@ -802,15 +848,16 @@ pub(crate) fn run_text<W>(
     opts: &ReadOptions,
     format: Format,
     halt: &AtomicU64,
+    make: impl Fn() -> W + Sync,
     process: impl Fn(&mut W, &Chunk) + Sync,
 ) -> Result<Vec<W>, IngestError>
 where
-    W: NewWorker + Send,
+    W: Send,
 {
     let (reader, compression) = open_counted(path, opts.progress.clone())?;
     let quote = matches!(format, Format::Delimited(_)).then_some(b'"');
     let mut splitter = Splitter::new(reader, quote, opts.max_line_bytes, 4 << 20);
-    run(&mut splitter, opts.threads, halt, W::new_worker, process).map_err(|e| {
+    run(&mut splitter, opts.threads, halt, make, process).map_err(|e| {
         split_error(
             path,
             e,
@@ -818,16 +865,6 @@ where
             opts.max_line_bytes,
         )
     })
-}
-
-pub(crate) trait NewWorker {
-    fn new_worker() -> Self;
-}
-
-impl NewWorker for OrderWorker {
-    fn new_worker() -> Self {
-        OrderWorker::new()
-    }
 }
 
 fn open_counted(

@@ -113,6 +113,7 @@ pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput
         header: header.clone(),
         sample,
         json_sample: Vec::new(),
+        sample_bytes_per_record: 0,
     };
     let cols = order_columns(&sniffed, &opts.columns).map_err(|m| IngestError::format(path, m))?;
     let style = decide_date_style(path, &sniffed, &cols.date, opts.date_format.as_deref())?;

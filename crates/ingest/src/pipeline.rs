@@ -18,6 +18,8 @@ pub struct Chunk {
     pub first_line: u64,
     /// 0 for the first chunk of the file (which holds the header, if any).
     pub seq: u64,
+    /// The chunk contains a quote byte (so fields need a quote-aware parser).
+    pub quoted: bool,
 }
 
 /// Why the stream could not be cut into records.
@@ -49,6 +51,8 @@ impl<R: Read> Read for CountingReader<R> {
 
 pub struct Splitter<R> {
     reader: R,
+    /// Buffers handed back by the workers, reused to avoid fresh pages.
+    pool: Option<mpsc::Receiver<Vec<u8>>>,
     quote: Option<u8>,
     max_line: usize,
     block: usize,
@@ -65,6 +69,7 @@ impl<R: Read> Splitter<R> {
     pub fn new(reader: R, quote: Option<u8>, max_line: usize, block: usize) -> Self {
         Splitter {
             reader,
+            pool: None,
             quote,
             max_line,
             block: block.max(1024),
@@ -98,7 +103,14 @@ impl<R: Read> Splitter<R> {
 
     /// The next chunk, or `None` at the end.
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>, SplitError> {
-        let mut buf = std::mem::take(&mut self.carry);
+        let mut buf = self
+            .pool
+            .as_ref()
+            .and_then(|p| p.try_recv().ok())
+            .unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(&self.carry);
+        self.carry.clear();
         let mut want = self.block.max(buf.len() + self.block / 2);
         loop {
             self.fill(&mut buf, want)?;
@@ -114,7 +126,8 @@ impl<R: Read> Splitter<R> {
             let scan = self.scan(&buf)?;
             match scan.split {
                 Some((end, lines)) => {
-                    self.carry = buf.split_off(end + 1);
+                    self.carry.extend_from_slice(&buf[end + 1..]);
+                    buf.truncate(end + 1);
                     return Ok(Some(self.emit(buf, lines)));
                 }
                 None if self.eof => {
@@ -143,10 +156,14 @@ impl<R: Read> Splitter<R> {
     }
 
     fn emit(&mut self, data: Vec<u8>, lines: u64) -> Chunk {
+        let quoted = self
+            .quote
+            .is_some_and(|q| memchr::memchr(q, &data).is_some());
         let chunk = Chunk {
             data,
             first_line: self.next_line,
             seq: self.seq,
+            quoted,
         };
         self.seq += 1;
         self.next_line += lines;
@@ -226,12 +243,15 @@ where
     let threads = threads.max(1);
     let (tx, rx) = mpsc::sync_channel::<Chunk>(threads * 2);
     let rx = Mutex::new(rx);
+    let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+    splitter.pool = Some(back_rx);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let rx = &rx;
                 let make = &make;
                 let process = &process;
+                let back = back_tx.clone();
                 scope.spawn(move || {
                     let mut state = make();
                     loop {
@@ -241,6 +261,7 @@ where
                                 if chunk.first_line <= halt.load(Ordering::Relaxed) {
                                     process(&mut state, &chunk);
                                 }
+                                let _ = back.send(chunk.data);
                             }
                             _ => break,
                         }
@@ -268,10 +289,12 @@ where
             }
         }
         drop(tx);
+        drop(back_tx);
         let states: Vec<W> = handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect();
+        splitter.pool = None;
         result.map(|()| states)
     })
 }

@@ -137,7 +137,7 @@ fn bar_chart(summary: &Summary, colours: &[String]) -> String {
 fn rf_grid(analysis: &Analysis, table: &SegmentTable, colours: &[String]) -> String {
     let n_seg = table.segments().len();
     let mut counts = vec![vec![0usize; n_seg]; 25];
-    for c in &analysis.customers {
+    for c in analysis.customers() {
         if let Some(s) = c.scores {
             let cell = usize::from(5 - s.r) * 5 + usize::from(s.f - 1);
             counts[cell][c.segment] += 1;

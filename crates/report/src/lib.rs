@@ -16,7 +16,6 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use lifecycle_ingest::format_day;
 use lifecycle_rfm::{Analysis, SegmentTable};
 
 pub use html::render_html;
@@ -43,6 +42,7 @@ pub enum ReportError {
     Json(#[from] serde_json::Error),
 }
 
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     move |source| ReportError::Io {
         path: path.to_path_buf(),
@@ -68,51 +68,180 @@ pub const CUSTOMER_COLUMNS: [&str; 13] = [
     "phase",
 ];
 
-/// Writes `customers.csv`.
+/// Writes `customers.csv`. Rows are formatted on all cores into buffers and
+/// written in order (for millions of customers this is the slowest output).
 pub fn write_customers(
     path: &Path,
     analysis: &Analysis,
     table: &SegmentTable,
 ) -> Result<(), ReportError> {
     let file = fs::File::create(path).map_err(io_err(path))?;
-    let mut w = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
-    let csv_err = |source| ReportError::Csv {
-        path: path.to_path_buf(),
-        source,
-    };
-    w.write_record(CUSTOMER_COLUMNS).map_err(csv_err)?;
-    for c in &analysis.customers {
-        let s = &c.summary;
-        let seg = &table.segments()[c.segment];
-        let opt_day = |d: Option<i32>| d.map(format_day).unwrap_or_default();
-        let score = |f: fn(&lifecycle_rfm::Scores) -> u8| {
-            c.scores.map(|s| f(&s).to_string()).unwrap_or_default()
-        };
-        let record: [&str; 13] = [
-            &s.customer_id,
-            &opt_day(s.first_order),
-            &opt_day(s.last_order),
-            &s.n_orders.to_string(),
-            &s.n_purchase_days.to_string(),
-            &money(s.total_spend),
-            &money(s.avg_order_value()),
-            &c.days_since_last_order
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
-            &score(|s| s.r),
-            &score(|s| s.f),
-            &score(|s| s.m),
-            &seg.name,
-            seg.phase.name(),
-        ];
-        w.write_record(record).map_err(csv_err)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    w.write_all(CUSTOMER_COLUMNS.join(",").as_bytes())
+        .map_err(io_err(path))?;
+    w.write_all(b"\n").map_err(io_err(path))?;
+    let labels: Vec<(Vec<u8>, Vec<u8>)> = table
+        .segments()
+        .iter()
+        .map(|s| (csv_field(&s.name), csv_field(s.phase.name())))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let n = analysis.len();
+    let block = 1 << 18;
+    for start in (0..n).step_by(block) {
+        let end = (start + block).min(n);
+        let per = (end - start).div_ceil(threads).max(1);
+        let buffers: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (start..end)
+                .step_by(per)
+                .map(|from| {
+                    let labels = &labels;
+                    let to = (from + per).min(end);
+                    scope.spawn(move || {
+                        let mut buf = Vec::with_capacity((to - from) * 96);
+                        for i in from..to {
+                            format_customer(&mut buf, &analysis.customer(i), labels);
+                        }
+                        buf
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        for b in buffers {
+            w.write_all(&b).map_err(io_err(path))?;
+        }
     }
     w.flush().map_err(io_err(path))?;
     Ok(())
 }
 
+/// A CSV field, quoted when it must be.
+fn csv_field(s: &str) -> Vec<u8> {
+    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+        || s.starts_with(' ')
+        || s.ends_with(' ')
+    {
+        let mut out = Vec::with_capacity(s.len() + 2);
+        out.push(b'"');
+        for b in s.bytes() {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+        out
+    } else {
+        s.as_bytes().to_vec()
+    }
+}
+
+fn push_int(buf: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        buf.push(b'-');
+    }
+    let mut n = v.unsigned_abs();
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&tmp[i..]);
+}
+
+fn push_money(buf: &mut Vec<u8>, v: f64) {
+    let cents = (v * 100.0).round();
+    if !cents.is_finite() || cents.abs() >= 9.0e18 {
+        buf.extend_from_slice(money(v).as_bytes());
+        return;
+    }
+    let cents = cents as i64;
+    if cents < 0 {
+        buf.push(b'-');
+    }
+    let c = cents.unsigned_abs();
+    push_int(buf, (c / 100) as i64);
+    buf.push(b'.');
+    buf.push(b'0' + (c / 10 % 10) as u8);
+    buf.push(b'0' + (c % 10) as u8);
+}
+
+fn push_day(buf: &mut Vec<u8>, day: Option<i32>) {
+    if let Some(d) = day {
+        let (y, m, dd) = lifecycle_ingest::civil_from_days(d);
+        push_int(buf, i64::from(y));
+        buf.push(b'-');
+        buf.push(b'0' + (m / 10) as u8);
+        buf.push(b'0' + (m % 10) as u8);
+        buf.push(b'-');
+        buf.push(b'0' + (dd / 10) as u8);
+        buf.push(b'0' + (dd % 10) as u8);
+    }
+}
+
+fn format_customer(
+    buf: &mut Vec<u8>,
+    c: &lifecycle_rfm::ScoredCustomer<'_>,
+    labels: &[(Vec<u8>, Vec<u8>)],
+) {
+    let s = &c.summary;
+    let id = &s.customer_id;
+    if id.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+        || id.starts_with(' ')
+        || id.ends_with(' ')
+    {
+        buf.extend_from_slice(&csv_field(id));
+    } else {
+        buf.extend_from_slice(id.as_bytes());
+    }
+    buf.push(b',');
+    push_day(buf, s.first_order);
+    buf.push(b',');
+    push_day(buf, s.last_order);
+    buf.push(b',');
+    push_int(buf, i64::from(s.n_orders));
+    buf.push(b',');
+    push_int(buf, i64::from(s.n_purchase_days));
+    buf.push(b',');
+    push_money(buf, s.total_spend);
+    buf.push(b',');
+    push_money(buf, s.avg_order_value());
+    buf.push(b',');
+    if let Some(d) = c.days_since_last_order {
+        push_int(buf, i64::from(d));
+    }
+    for score in [
+        c.scores.map(|s| s.r),
+        c.scores.map(|s| s.f),
+        c.scores.map(|s| s.m),
+    ] {
+        buf.push(b',');
+        if let Some(v) = score {
+            buf.push(b'0' + v);
+        }
+    }
+    let (name, phase) = &labels[c.segment];
+    buf.push(b',');
+    buf.extend_from_slice(name);
+    buf.push(b',');
+    buf.extend_from_slice(phase);
+    buf.push(b'\n');
+}
+
 /// Two decimals, no `-0.00`.
 pub fn money(v: f64) -> String {
+    if (v * 100.0).round() == 0.0 {
+        return "0.00".into();
+    }
     let s = format!("{v:.2}");
     if s == "-0.00" { "0.00".into() } else { s }
 }
@@ -184,4 +313,37 @@ pub fn write_all(
     f.flush().map_err(io_err(&json))?;
     fs::write(&html, render_html(analysis, table, summary)).map_err(io_err(&html))?;
     Ok(vec![customers, segments, json, html])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_formatting_table() {
+        let money_of = |v: f64| {
+            let mut b = Vec::new();
+            push_money(&mut b, v);
+            String::from_utf8(b).unwrap()
+        };
+        for (v, want) in [
+            (0.0, "0.00"),
+            (-0.001, "0.00"),
+            (11.77, "11.77"),
+            (2500315.63, "2500315.63"),
+            (-3.5, "-3.50"),
+            (0.07, "0.07"),
+            (1e-9, "0.00"),
+        ] {
+            assert_eq!(money_of(v), want, "{v}");
+            assert_eq!(money(v), want, "{v}");
+        }
+        let mut b = Vec::new();
+        push_day(&mut b, Some(9862));
+        push_int(&mut b, -120);
+        assert_eq!(b, b"1997-01-01-120");
+        assert_eq!(csv_field("a,b"), b"\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), b"\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), b"plain");
+    }
 }

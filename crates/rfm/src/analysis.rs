@@ -28,15 +28,23 @@ pub struct Scores {
     pub m: u8,
 }
 
-/// One customer with scores and segment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScoredCustomer {
-    pub summary: CustomerSummary,
+/// What the analysis adds to one customer's summary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CustomerScore {
     /// Days from the last order to the analysis date; `None` for visitors.
     pub days_since_last_order: Option<i32>,
     /// `None` for visitors.
     pub scores: Option<Scores>,
     /// Index into the segment table.
+    pub segment: u16,
+}
+
+/// One customer with scores and segment (a view into [`Analysis`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredCustomer<'a> {
+    pub summary: &'a CustomerSummary,
+    pub days_since_last_order: Option<i32>,
+    pub scores: Option<Scores>,
     pub segment: usize,
 }
 
@@ -77,7 +85,10 @@ pub struct Totals {
 #[derive(Debug, Clone)]
 pub struct Analysis {
     pub as_of: Day,
-    pub customers: Vec<ScoredCustomer>,
+    /// The summaries, in input order (first appearance).
+    pub summaries: Vec<CustomerSummary>,
+    /// Parallel to `summaries`.
+    pub scores: Vec<CustomerScore>,
     /// Parallel to the segment table.
     pub segments: Vec<SegmentStats>,
     pub boundaries: Boundaries,
@@ -86,6 +97,33 @@ pub struct Analysis {
     /// `round(0.2 × buyers)` customers, at least one); `None` without buyers
     /// or without positive revenue.
     pub pareto_top20_share: Option<f64>,
+}
+
+impl Analysis {
+    /// Number of customers.
+    pub fn len(&self) -> usize {
+        self.summaries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.summaries.is_empty()
+    }
+
+    /// The `i`-th customer.
+    pub fn customer(&self, i: usize) -> ScoredCustomer<'_> {
+        let s = self.scores[i];
+        ScoredCustomer {
+            summary: &self.summaries[i],
+            days_since_last_order: s.days_since_last_order,
+            scores: s.scores,
+            segment: usize::from(s.segment),
+        }
+    }
+
+    /// Every customer, in input order.
+    pub fn customers(&self) -> impl ExactSizeIterator<Item = ScoredCustomer<'_>> + '_ {
+        (0..self.len()).map(|i| self.customer(i))
+    }
 }
 
 /// Sums with Neumaier's compensation, so that totals over millions of rows
@@ -134,9 +172,17 @@ pub fn analyze(summaries: Vec<CustomerSummary>, as_of: Day, config: &AnalysisCon
         Scoring::Quintiles => None,
         Scoring::Thresholds(t) => Some(t),
     };
-    let (r, r_bands) = score_values(&recency, Better::Lower, cuts.map(|t| &t.recency_days));
-    let (f, f_bands) = score_values(&orders, Better::Higher, cuts.map(|t| &t.orders));
-    let (m, m_bands) = score_values(&spend, Better::Higher, cuts.map(|t| &t.spend));
+    // The three scorings are independent sorts: run them side by side.
+    let ((r, r_bands), (f, f_bands), (m, m_bands)) = std::thread::scope(|scope| {
+        let r =
+            scope.spawn(|| score_values(&recency, Better::Lower, cuts.map(|t| &t.recency_days)));
+        let f = scope.spawn(|| score_values(&orders, Better::Higher, cuts.map(|t| &t.orders)));
+        let m = score_values(&spend, Better::Higher, cuts.map(|t| &t.spend));
+        let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
+            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        };
+        (join(r), join(f), m)
+    });
 
     let mut scores: Vec<Option<Scores>> = vec![None; summaries.len()];
     for (k, &i) in buyers.iter().enumerate() {
@@ -152,8 +198,8 @@ pub fn analyze(summaries: Vec<CustomerSummary>, as_of: Day, config: &AnalysisCon
     let mut sums = vec![(Sum::default(), 0.0, 0.0, 0.0, 0usize); table.segments().len()];
     let mut totals = Totals::default();
     let mut revenue = Sum::default();
-    let mut customers = Vec::with_capacity(summaries.len());
-    for (summary, scores) in summaries.into_iter().zip(scores) {
+    let mut customer_scores = Vec::with_capacity(summaries.len());
+    for (summary, scores) in summaries.iter().zip(scores) {
         let profile = match scores {
             Some(s) => Profile::buyer(summary.n_orders, s.r, s.f, s.m),
             None => Profile::visitor(summary.left_email),
@@ -180,11 +226,10 @@ pub fn analyze(summaries: Vec<CustomerSummary>, as_of: Day, config: &AnalysisCon
         } else {
             totals.visitors += 1;
         }
-        customers.push(ScoredCustomer {
-            summary,
+        customer_scores.push(CustomerScore {
             days_since_last_order,
             scores,
-            segment,
+            segment: segment as u16,
         });
     }
     for (st, (rev, rec, ord, spend, n)) in seg_stats.iter_mut().zip(sums) {
@@ -200,7 +245,8 @@ pub fn analyze(summaries: Vec<CustomerSummary>, as_of: Day, config: &AnalysisCon
     let pareto_top20_share = pareto_share(&spend, 0.2);
     Analysis {
         as_of,
-        customers,
+        summaries,
+        scores: customer_scores,
         segments: seg_stats,
         boundaries: Boundaries {
             recency_days: r_bands,
@@ -264,6 +310,7 @@ mod tests {
                 let day = (c * 3 + k * 10) as Day;
                 b.add_order(
                     &format!("c{c}"),
+                    c,
                     OrderRow {
                         day,
                         order_key: k,
@@ -272,8 +319,8 @@ mod tests {
                 );
             }
         }
-        b.add_visit("v1", 3, false);
-        b.add_visit("v2", 3, true);
+        b.add_visit("v1", 100, 3, false);
+        b.add_visit("v2", 101, 3, true);
         let (s, _) = b.finish(200);
         let a = analyze(s, 200, &AnalysisConfig::default());
         assert_eq!(a.totals.customers, 52);

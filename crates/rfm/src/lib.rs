@@ -23,8 +23,8 @@ mod segment;
 mod summary;
 
 pub use analysis::{
-    Analysis, AnalysisConfig, Boundaries, ScoredCustomer, Scores, SegmentStats, Sum, Totals,
-    analyze, pareto_share,
+    Analysis, AnalysisConfig, Boundaries, CustomerScore, ScoredCustomer, Scores, SegmentStats, Sum,
+    Totals, analyze, pareto_share,
 };
 pub use score::{Better, Cuts, ScoreBand, Scoring, Thresholds, score_values};
 pub use segment::{Kind, Phase, Profile, Rule, Segment, SegmentTable, default_segments};

@@ -100,27 +100,30 @@ pub fn score_values(
 
 fn quintile_scores(values: &[f64], better: Better) -> Vec<u8> {
     let n = values.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    // Worst first.
-    order.sort_unstable_by(|&a, &b| {
-        let (x, y) = (values[a], values[b]);
-        match better {
-            Better::Higher => x.total_cmp(&y),
-            Better::Lower => y.total_cmp(&x),
-        }
-    });
+    // (value, index) pairs sorted worst first: contiguous, so the sort stays
+    // in cache far better than sorting indices by an indirect key.
+    let sign = match better {
+        Better::Higher => 1.0,
+        Better::Lower => -1.0,
+    };
+    let mut order: Vec<(f64, u32)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (sign * v, i as u32))
+        .collect();
+    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let mut scores = vec![0u8; n];
     let mut i = 0;
     while i < n {
-        let v = values[order[i]];
+        let v = order[i].0;
         let mut j = i;
-        while j < n && values[order[j]] == v {
+        while j < n && order[j].0 == v {
             j += 1;
         }
         // `i` customers are strictly worse than this tie group.
         let score = 1 + ((5 * i) / n) as u8;
-        for &k in &order[i..j] {
-            scores[k] = score;
+        for &(_, k) in &order[i..j] {
+            scores[k as usize] = score;
         }
         i = j;
     }

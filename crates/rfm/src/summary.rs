@@ -6,7 +6,10 @@
 //! Memory therefore grows with customers and distinct orders, not with rows
 //! of line-item exports.
 
-use hashbrown::HashMap;
+use std::hash::BuildHasher;
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
 
 /// A calendar day, counted from 1970-01-01 in the analysis time zone.
 pub type Day = i32;
@@ -54,10 +57,24 @@ impl Entry {
 /// What is known about one customer while rows are still arriving.
 #[derive(Debug, Clone, Default)]
 struct History {
-    entries: Vec<Entry>,
+    /// The first entry, inline (most customers have one order, and then no
+    /// allocation is needed); empty while `rows() == 0`.
+    first: Entry,
+    rest: Vec<Entry>,
     visited: bool,
     left_email: bool,
     first_seen: Option<Day>,
+}
+
+impl Default for Entry {
+    fn default() -> Self {
+        Entry {
+            day: 0,
+            rows_and_flag: 0,
+            key: 0,
+            amount: 0.0,
+        }
+    }
 }
 
 impl History {
@@ -68,22 +85,39 @@ impl History {
             key: row.order_key,
             amount: row.amount,
         };
-        if let Some(last) = self.entries.last_mut()
-            && last.day == entry.day
-            && last.key == entry.key
-        {
+        let last = match self.rest.last_mut() {
+            Some(last) => last,
+            None if self.first.rows() == 0 => {
+                self.first = entry;
+                return;
+            }
+            None => &mut self.first,
+        };
+        if last.day == entry.day && last.key == entry.key {
             last.absorb(&entry);
-            return;
+        } else {
+            self.rest.push(entry);
         }
-        self.entries.push(entry);
     }
 
-    fn merge(&mut self, mut other: History) {
-        self.entries.append(&mut other.entries);
+    fn merge(&mut self, other: History) {
+        if other.first.rows() > 0 {
+            if self.first.rows() == 0 {
+                self.first = other.first;
+            } else {
+                self.rest.push(other.first);
+            }
+        }
+        self.rest.extend(other.rest);
         self.visited |= other.visited;
         self.left_email |= other.left_email;
         self.first_seen = min_opt(self.first_seen, other.first_seen);
     }
+}
+
+fn id_of<'a>(arena: &'a str, slot: &Slot) -> &'a str {
+    let start = slot.id_start as usize;
+    &arena[start..start + slot.id_len as usize]
 }
 
 fn min_opt(a: Option<Day>, b: Option<Day>) -> Option<Day> {
@@ -96,9 +130,207 @@ fn min_opt(a: Option<Day>, b: Option<Day>) -> Option<Day> {
 
 /// Accumulates rows for many customers; mergeable, so that input chunks can be
 /// aggregated in parallel and combined.
-#[derive(Debug, Default)]
+///
+/// Customers are spread over [`SHARDS`] shards by hash. In each shard the ids
+/// live in one arena and the hash table holds indices into it, so a new
+/// customer costs no allocation of its own, and consecutive rows of one
+/// customer skip the hash look-up altogether. Shards merge and finish in
+/// parallel.
+#[derive(Debug)]
 pub struct SummaryBuilder {
-    customers: HashMap<Box<str>, History>,
+    /// The same fixed seed in every builder, so that shards of two builders
+    /// hold the same customers and merge pairwise.
+    hasher: FixedState,
+    shards: Vec<Shard>,
+    /// (shard, index) of the customer of the previous row.
+    last: Option<(usize, u32)>,
+    max_day: Option<Day>,
+}
+
+/// Number of shards of a [`SummaryBuilder`].
+pub const SHARDS: usize = 16;
+
+impl Default for SummaryBuilder {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    /// (hash, index): the stored hash makes growing the table cheap.
+    index: HashTable<(u64, u32)>,
+    /// All customer ids of the shard, concatenated.
+    arena: String,
+    customers: Vec<Slot>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    hash: u64,
+    id_start: u64,
+    id_len: u32,
+    /// Where the customer first appeared in the input (e.g. its line):
+    /// customers come out in this order.
+    position: u64,
+    history: History,
+}
+
+fn shard_of(hash: u64) -> usize {
+    // Middle bits: hashbrown uses the low bits for the bucket and the top
+    // seven for its tag.
+    ((hash >> 40) as usize) % SHARDS
+}
+
+impl Shard {
+    fn with_capacity(customers: usize) -> Shard {
+        Shard {
+            index: HashTable::with_capacity(customers),
+            arena: String::with_capacity(customers * 12),
+            customers: Vec::with_capacity(customers),
+        }
+    }
+
+    fn id(&self, i: u32) -> &str {
+        id_of(&self.arena, &self.customers[i as usize])
+    }
+
+    /// The index of `customer` (with its `hash`), inserted if new.
+    fn find_or_insert(&mut self, hash: u64, customer: &str, position: u64) -> u32 {
+        let (arena, customers) = (&self.arena, &self.customers);
+        let found = self
+            .index
+            .find(hash, |&(h, i)| {
+                h == hash && id_of(arena, &customers[i as usize]) == customer
+            })
+            .copied();
+        match found {
+            Some((_, i)) => {
+                let slot = &mut self.customers[i as usize];
+                slot.position = slot.position.min(position);
+                i
+            }
+            None => {
+                let i = u32::try_from(self.customers.len())
+                    .expect("fewer than 2^32 customers per shard");
+                self.customers.push(Slot {
+                    hash,
+                    id_start: self.arena.len() as u64,
+                    id_len: customer.len() as u32,
+                    position,
+                    history: History::default(),
+                });
+                self.arena.push_str(customer);
+                self.index.insert_unique(hash, (hash, i), |&(h, _)| h);
+                i
+            }
+        }
+    }
+
+    fn merge(&mut self, mut other: Shard) {
+        if other.customers.len() > self.customers.len() {
+            std::mem::swap(self, &mut other);
+        }
+        self.index.reserve(other.customers.len(), |&(h, _)| h);
+        self.customers.reserve(other.customers.len());
+        for slot in other.customers {
+            let id = id_of(&other.arena, &slot);
+            let i = self.find_or_insert(slot.hash, id, slot.position);
+            self.customers[i as usize].history.merge(slot.history);
+        }
+    }
+}
+
+impl SummaryBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder with room for about `customers` customers.
+    pub fn with_capacity(customers: usize) -> Self {
+        SummaryBuilder {
+            hasher: FixedState::with_seed(0x6c69_6665_6379_636c),
+            shards: (0..SHARDS)
+                .map(|_| Shard::with_capacity(customers / SHARDS))
+                .collect(),
+            last: None,
+            max_day: None,
+        }
+    }
+
+    /// Number of distinct customers seen so far.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.customers.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.customers.is_empty())
+    }
+
+    fn slot(&mut self, customer: &str, position: u64) -> &mut Slot {
+        let (shard, i) = match self.last {
+            Some((shard, i)) if self.shards[shard].id(i) == customer => {
+                let slot = &mut self.shards[shard].customers[i as usize];
+                slot.position = slot.position.min(position);
+                (shard, i)
+            }
+            _ => {
+                let hash = self.hasher.hash_one(customer);
+                let shard = shard_of(hash);
+                (
+                    shard,
+                    self.shards[shard].find_or_insert(hash, customer, position),
+                )
+            }
+        };
+        self.last = Some((shard, i));
+        &mut self.shards[shard].customers[i as usize]
+    }
+
+    /// Adds one order row of `customer`; `position` orders customers in the
+    /// output by first appearance (use the input line).
+    pub fn add_order(&mut self, customer: &str, position: u64, row: OrderRow) {
+        self.max_day = Some(self.max_day.map_or(row.day, |m| m.max(row.day)));
+        self.slot(customer, position).history.push(row);
+    }
+
+    /// Records a behavioural event (a visit) of `customer` on `day`;
+    /// `left_email` when the event carries or records an email address.
+    pub fn add_visit(&mut self, customer: &str, position: u64, day: Day, left_email: bool) {
+        let h = &mut self.slot(customer, position).history;
+        h.visited = true;
+        h.left_email |= left_email;
+        h.first_seen = min_opt(h.first_seen, Some(day));
+    }
+
+    /// Combines another builder's rows into this one (shards in parallel).
+    pub fn merge(&mut self, other: SummaryBuilder) {
+        self.max_day = match (self.max_day, other.max_day) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = None;
+        let mut pairs: Vec<(&mut Shard, Shard)> =
+            self.shards.iter_mut().zip(other.shards).collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .max(1);
+        let per = pairs.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            for group in pairs.chunks_mut(per) {
+                scope.spawn(move || {
+                    for (mine, theirs) in group.iter_mut() {
+                        mine.merge(std::mem::take(theirs));
+                    }
+                });
+            }
+        });
+    }
+
+    /// The latest day of any order row, if there is one.
+    pub fn last_order_day(&self) -> Option<Day> {
+        self.max_day
+    }
 }
 
 /// Counts of what [`SummaryBuilder::finish`] left out or treated specially.
@@ -177,139 +409,158 @@ impl CustomerSummary {
     }
 }
 
+/// Adds sorted entries (rows of one order adjacent) to `s`; returns the
+/// rows and amount of the refunds that matched no order.
+fn summarize(entries: &[Entry], s: &mut CustomerSummary) -> (u64, f64) {
+    let mut refund_rows = 0u64;
+    let mut refund_amount = 0.0;
+    let mut current_day: Option<Day> = None;
+    let mut k = 0;
+    while k < entries.len() {
+        let mut e = entries[k];
+        k += 1;
+        while k < entries.len() && entries[k].day == e.day && entries[k].key == e.key {
+            e.absorb(&entries[k]);
+            k += 1;
+        }
+        if !e.has_nonneg() {
+            refund_rows += e.rows();
+            refund_amount += e.amount;
+            continue;
+        }
+        s.n_orders += 1;
+        s.total_spend += e.amount;
+        if current_day != Some(e.day) {
+            current_day = Some(e.day);
+            s.n_purchase_days += 1;
+            s.first_order.get_or_insert(e.day);
+            s.last_order = Some(e.day);
+        }
+        if s.n_purchase_days == 1 {
+            s.first_day_value += e.amount;
+        } else {
+            s.repeat_days_value += e.amount;
+        }
+    }
+    (refund_rows, refund_amount)
+}
+
 impl SummaryBuilder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Number of distinct customers seen so far.
-    pub fn len(&self) -> usize {
-        self.customers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.customers.is_empty()
-    }
-
-    fn history(&mut self, customer: &str) -> &mut History {
-        if !self.customers.contains_key(customer) {
-            self.customers.insert(customer.into(), History::default());
-        }
-        self.customers
-            .get_mut(customer)
-            .expect("inserted just above")
-    }
-
-    /// Adds one order row of `customer`.
-    pub fn add_order(&mut self, customer: &str, row: OrderRow) {
-        self.history(customer).push(row);
-    }
-
-    /// Records a behavioural event (a visit) of `customer` on `day`;
-    /// `left_email` when the event carries or records an email address.
-    pub fn add_visit(&mut self, customer: &str, day: Day, left_email: bool) {
-        let h = self.history(customer);
-        h.visited = true;
-        h.left_email |= left_email;
-        h.first_seen = min_opt(h.first_seen, Some(day));
-    }
-
-    /// Combines another builder's rows into this one.
-    pub fn merge(&mut self, other: SummaryBuilder) {
-        if self.customers.len() < other.customers.len() {
-            let mine = std::mem::replace(&mut self.customers, other.customers);
-            return self.merge(SummaryBuilder { customers: mine });
-        }
-        for (id, h) in other.customers {
-            match self.customers.get_mut(&id) {
-                Some(mine) => mine.merge(h),
-                None => {
-                    self.customers.insert(id, h);
-                }
-            }
-        }
-    }
-
-    /// The latest day of any order row, if there is one.
-    pub fn last_order_day(&self) -> Option<Day> {
-        self.customers
-            .values()
-            .flat_map(|h| h.entries.iter().map(|e| e.day))
-            .max()
-    }
-
     /// Finishes every customer as of `as_of` (rows after it are ignored and
     /// counted). Customers come out sorted by id.
     pub fn finish(self, as_of: Day) -> (Vec<CustomerSummary>, FinishStats) {
-        let mut stats = FinishStats::default();
-        let mut out = Vec::with_capacity(self.customers.len());
-        for (id, mut h) in self.customers {
-            h.entries.retain(|e| {
-                let keep = e.day <= as_of;
-                if !keep {
-                    stats.rows_after_as_of += e.rows();
-                }
-                keep
-            });
-            h.entries.sort_unstable_by_key(|e| (e.day, e.key));
-            let mut merged: Vec<Entry> = Vec::with_capacity(h.entries.len());
-            for e in &h.entries {
-                match merged.last_mut() {
-                    Some(last) if last.day == e.day && last.key == e.key => last.absorb(e),
-                    _ => merged.push(*e),
-                }
-            }
-            let mut s = CustomerSummary {
-                customer_id: id,
-                first_order: None,
-                last_order: None,
-                n_orders: 0,
-                n_purchase_days: 0,
-                total_spend: 0.0,
-                first_day_value: 0.0,
-                repeat_days_value: 0.0,
-                visited: h.visited,
-                left_email: h.left_email,
-                first_seen: h.first_seen,
-            };
-            let mut refund_rows = 0u64;
-            let mut refund_amount = 0.0;
-            let mut current_day: Option<Day> = None;
-            for e in &merged {
-                if !e.has_nonneg() {
-                    refund_rows += e.rows();
-                    refund_amount += e.amount;
-                    continue;
-                }
-                s.n_orders += 1;
-                s.total_spend += e.amount;
-                if current_day != Some(e.day) {
-                    current_day = Some(e.day);
-                    s.n_purchase_days += 1;
-                    s.first_order.get_or_insert(e.day);
-                    s.last_order = Some(e.day);
-                }
-                if s.n_purchase_days == 1 {
-                    s.first_day_value += e.amount;
-                } else {
-                    s.repeat_days_value += e.amount;
-                }
-            }
-            if s.n_orders == 0 && !s.visited {
-                if refund_rows > 0 {
-                    stats.refund_only_customers += 1;
-                    stats.refund_only_amount += refund_amount;
-                }
-                continue;
-            }
-            stats.refund_rows += refund_rows;
-            stats.refund_amount += refund_amount;
-            s.total_spend += refund_amount;
-            out.push(s);
+        let shards = &self.shards[..];
+        let mut order: Vec<(u64, u16, u32)> = Vec::with_capacity(self.len());
+        for (k, sh) in shards.iter().enumerate() {
+            order.extend(
+                sh.customers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.position, k as u16, i as u32)),
+            );
         }
-        out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        let id = |&(_, k, i): &(u64, u16, u32)| shards[usize::from(k)].id(i);
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| id(a).cmp(id(b))));
+        // Contiguous ranges of the output order, one per core, then joined.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .max(1);
+        let per = order.len().div_ceil(threads).max(1);
+        let parts: Vec<(Vec<CustomerSummary>, FinishStats)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = order
+                .chunks(per)
+                .map(|range| scope.spawn(move || finish_range(shards, range, as_of)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut out = Vec::with_capacity(order.len());
+        let mut stats = FinishStats::default();
+        for (part, st) in parts {
+            out.extend(part);
+            stats.rows_after_as_of += st.rows_after_as_of;
+            stats.refund_rows += st.refund_rows;
+            stats.refund_amount += st.refund_amount;
+            stats.refund_only_customers += st.refund_only_customers;
+            stats.refund_only_amount += st.refund_only_amount;
+        }
+        // Freeing millions of small histories takes a while: do it off the
+        // critical path.
+        let shards = self.shards;
+        std::thread::spawn(move || drop(shards));
         (out, stats)
     }
+}
+
+fn finish_range(
+    shards: &[Shard],
+    range: &[(u64, u16, u32)],
+    as_of: Day,
+) -> (Vec<CustomerSummary>, FinishStats) {
+    let mut stats = FinishStats::default();
+    let mut out = Vec::with_capacity(range.len());
+    let mut scratch: Vec<Entry> = Vec::new();
+    for &(_, k, i) in range {
+        let shard = &shards[usize::from(k)];
+        let slot = &shard.customers[i as usize];
+        let h = &slot.history;
+        let mut s = CustomerSummary {
+            customer_id: id_of(&shard.arena, slot).into(),
+            first_order: None,
+            last_order: None,
+            n_orders: 0,
+            n_purchase_days: 0,
+            total_spend: 0.0,
+            first_day_value: 0.0,
+            repeat_days_value: 0.0,
+            visited: h.visited,
+            left_email: h.left_email,
+            first_seen: h.first_seen,
+        };
+        let single: [Entry; 1];
+        let entries: &[Entry] = if h.rest.is_empty() {
+            if h.first.rows() > 0 && h.first.day > as_of {
+                stats.rows_after_as_of += h.first.rows();
+                &[]
+            } else if h.first.rows() > 0 {
+                single = [h.first];
+                &single
+            } else {
+                &[]
+            }
+        } else {
+            scratch.clear();
+            scratch.push(h.first);
+            scratch.extend_from_slice(&h.rest);
+            if scratch.iter().any(|e| e.day > as_of) {
+                stats.rows_after_as_of += scratch
+                    .iter()
+                    .filter(|e| e.day > as_of)
+                    .map(Entry::rows)
+                    .sum::<u64>();
+                scratch.retain(|e| e.day <= as_of);
+            }
+            if !scratch.is_sorted_by_key(|e| (e.day, e.key)) {
+                scratch.sort_unstable_by_key(|e| (e.day, e.key));
+            }
+            &scratch
+        };
+        let (refund_rows, refund_amount) = summarize(entries, &mut s);
+        if s.n_orders == 0 && !s.visited {
+            if refund_rows > 0 {
+                stats.refund_only_customers += 1;
+                stats.refund_only_amount += refund_amount;
+            }
+            continue;
+        }
+        stats.refund_rows += refund_rows;
+        stats.refund_amount += refund_amount;
+        s.total_spend += refund_amount;
+        out.push(s);
+    }
+    (out, stats)
 }
 
 #[cfg(test)]
@@ -327,11 +578,11 @@ mod tests {
     #[test]
     fn rows_of_one_order_and_days_are_merged() {
         let mut b = SummaryBuilder::new();
-        b.add_order("a", row(10, 1, 5.0));
-        b.add_order("a", row(10, 1, 7.0)); // same order, second line
-        b.add_order("a", row(10, 2, 3.0)); // second order, same day
-        b.add_order("a", row(17, 3, 10.0));
-        b.add_order("a", row(10, 1, 1.0)); // late line of the first order
+        b.add_order("a", 0, row(10, 1, 5.0));
+        b.add_order("a", 0, row(10, 1, 7.0)); // same order, second line
+        b.add_order("a", 0, row(10, 2, 3.0)); // second order, same day
+        b.add_order("a", 0, row(17, 3, 10.0));
+        b.add_order("a", 0, row(10, 1, 1.0)); // late line of the first order
         let (s, stats) = b.finish(20);
         let a = &s[0];
         assert_eq!(a.n_orders, 3);
@@ -349,10 +600,10 @@ mod tests {
     #[test]
     fn refunds_subtract_but_are_not_orders() {
         let mut b = SummaryBuilder::new();
-        b.add_order("a", row(1, 1, 50.0));
-        b.add_order("a", row(1, 1, -5.0)); // discount line of order 1
-        b.add_order("a", row(3, 9, -20.0)); // refund invoice
-        b.add_order("z", row(3, 4, -8.0)); // refund only: left out
+        b.add_order("a", 0, row(1, 1, 50.0));
+        b.add_order("a", 0, row(1, 1, -5.0)); // discount line of order 1
+        b.add_order("a", 0, row(3, 9, -20.0)); // refund invoice
+        b.add_order("z", 1, row(3, 4, -8.0)); // refund only: left out
         let (s, stats) = b.finish(5);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].n_orders, 1);
@@ -367,8 +618,8 @@ mod tests {
     #[test]
     fn zero_amount_orders_count() {
         let mut b = SummaryBuilder::new();
-        b.add_order("a", row(1, 1, 0.0));
-        b.add_order("a", row(2, 2, 0.0));
+        b.add_order("a", 0, row(1, 1, 0.0));
+        b.add_order("a", 0, row(2, 2, 0.0));
         let (s, _) = b.finish(2);
         assert_eq!(s[0].n_orders, 2);
         assert_eq!(s[0].n_purchase_days, 2);
@@ -377,10 +628,10 @@ mod tests {
     #[test]
     fn rows_after_as_of_are_counted_and_ignored() {
         let mut b = SummaryBuilder::new();
-        b.add_order("a", row(1, 1, 1.0));
-        b.add_order("a", row(9, 2, 1.0));
-        b.add_order("a", row(9, 2, 1.0));
-        b.add_order("b", row(9, 3, 1.0));
+        b.add_order("a", 0, row(1, 1, 1.0));
+        b.add_order("a", 0, row(9, 2, 1.0));
+        b.add_order("a", 0, row(9, 2, 1.0));
+        b.add_order("b", 1, row(9, 3, 1.0));
         let (s, stats) = b.finish(5);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].n_orders, 1);
@@ -397,12 +648,12 @@ mod tests {
         ];
         let mut whole = SummaryBuilder::new();
         for (c, d, k, v) in rows {
-            whole.add_order(c, row(d, k, v));
+            whole.add_order(c, 0, row(d, k, v));
         }
         let (mut left, mut right) = (SummaryBuilder::new(), SummaryBuilder::new());
         for (i, (c, d, k, v)) in rows.into_iter().enumerate() {
             let half = if i % 2 == 0 { &mut left } else { &mut right };
-            half.add_order(c, row(d, k, v));
+            half.add_order(c, 0, row(d, k, v));
         }
         left.merge(right);
         assert_eq!(whole.finish(10), left.finish(10));
@@ -411,8 +662,8 @@ mod tests {
     #[test]
     fn visitors_without_orders_are_kept() {
         let mut b = SummaryBuilder::new();
-        b.add_visit("v", 3, false);
-        b.add_visit("v", 2, true);
+        b.add_visit("v", 0, 3, false);
+        b.add_visit("v", 0, 2, true);
         let (s, _) = b.finish(5);
         assert_eq!(s[0].n_orders, 0);
         assert!(s[0].visited && s[0].left_email);

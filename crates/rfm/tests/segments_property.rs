@@ -18,10 +18,10 @@ proptest! {
     fn every_customer_in_exactly_one_segment(rows in orders(), visitors in prop::collection::vec((40u8..60, any::<bool>()), 0..10), extra_days in 0i32..100) {
         let mut b = SummaryBuilder::new();
         for &(c, d, k, cents) in &rows {
-            b.add_order(&format!("c{c}"), OrderRow { day: i32::from(d), order_key: u64::from(k), amount: f64::from(cents) / 100.0 });
+            b.add_order(&format!("c{c}"), 0, OrderRow { day: i32::from(d), order_key: u64::from(k), amount: f64::from(cents) / 100.0 });
         }
         for &(v, email) in &visitors {
-            b.add_visit(&format!("v{v}"), 5, email);
+            b.add_visit(&format!("v{v}"), 1, 5, email);
         }
         let as_of = b.last_order_day().unwrap_or(0) + extra_days;
         let (summaries, _) = b.finish(as_of);
@@ -29,11 +29,11 @@ proptest! {
         let expected_revenue: f64 = summaries.iter().map(|s| s.total_spend).sum();
         let a = analyze(summaries, as_of, &AnalysisConfig::default());
         let table = SegmentTable::default_table();
-        prop_assert_eq!(a.customers.len(), n);
+        prop_assert_eq!(a.len(), n);
         prop_assert_eq!(a.segments.iter().map(|s| s.customers).sum::<usize>(), n);
         let rev: f64 = a.segments.iter().map(|s| s.revenue).sum();
         prop_assert!((rev - expected_revenue).abs() < 1e-6);
-        for c in &a.customers {
+        for c in a.customers() {
             prop_assert!(c.segment < table.segments().len());
             let matching = table.segments().iter().filter(|s| s.rules.iter().any(|r| {
                 let p = match c.scores {
