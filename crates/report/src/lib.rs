@@ -42,7 +42,6 @@ pub enum ReportError {
     Json(#[from] serde_json::Error),
 }
 
-
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     move |source| ReportError::Io {
         path: path.to_path_buf(),
