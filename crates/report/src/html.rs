@@ -7,6 +7,7 @@ use lifecycle_rfm::{Analysis, Kind, Phase, SegmentTable};
 
 use crate::money;
 use crate::summary::Summary;
+use crate::table::thousands;
 
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -49,12 +50,14 @@ pub fn segment_colours(table: &SegmentTable) -> Vec<String> {
 fn bar_chart(summary: &Summary, colours: &[String]) -> String {
     let row_h = 26.0;
     let label_w = 170.0;
-    let panel_w = 300.0;
-    let gap = 60.0;
+    // Each panel: bars up to `bar_w`, then room for the value label.
+    let panel_w = 340.0;
+    let bar_w = 220.0;
+    let gap = 30.0;
     let top = 30.0;
     let n = summary.segments.len();
     let height = top + row_h * n as f64 + 10.0;
-    let width = label_w + 2.0 * panel_w + gap + 80.0;
+    let width = label_w + 2.0 * panel_w + gap;
     let max_c = summary
         .segments
         .iter()
@@ -85,8 +88,8 @@ fn bar_chart(summary: &Summary, colours: &[String]) -> String {
     for (i, s) in summary.segments.iter().enumerate() {
         let y = top + row_h * i as f64;
         let c = &colours[i];
-        let wc = panel_w * s.customers as f64 / max_c;
-        let wr = panel_w * s.revenue.max(0.0) / max_r;
+        let wc = bar_w * s.customers as f64 / max_c;
+        let wr = bar_w * s.revenue.max(0.0) / max_r;
         let _ = write!(
             svg,
             r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
@@ -107,7 +110,7 @@ fn bar_chart(summary: &Summary, colours: &[String]) -> String {
             r#"<text x="{:.1}" y="{}" class="v">{} ({:.1}%)</text>"#,
             label_w + wc + 4.0,
             y + 16.0,
-            s.customers,
+            thousands(s.customers as f64),
             s.customer_share * 100.0
         );
         let x2 = label_w + panel_w + gap;
@@ -121,10 +124,10 @@ fn bar_chart(summary: &Summary, colours: &[String]) -> String {
         );
         let _ = write!(
             svg,
-            r#"<text x="{:.1}" y="{}" class="v">{:.0} ({:.1}%)</text>"#,
+            r#"<text x="{:.1}" y="{}" class="v">{} ({:.1}%)</text>"#,
             x2 + wr + 4.0,
             y + 16.0,
-            s.revenue,
+            thousands(s.revenue),
             s.revenue_share * 100.0
         );
     }
@@ -179,18 +182,33 @@ fn rf_grid(analysis: &Analysis, table: &SegmentTable, colours: &[String]) -> Str
             );
             let _ = write!(
                 svg,
-                r#"<text x="{}" y="{}" text-anchor="middle" class="n">{total}</text>"#,
+                r#"<text x="{}" y="{}" text-anchor="middle" class="n">{}</text>"#,
                 x + cell / 2.0,
-                y + cell / 2.0
+                y + cell / 2.0,
+                thousands(total as f64)
             );
-            let short: String = name.chars().take(15).collect();
-            let _ = write!(
-                svg,
-                r#"<text x="{}" y="{}" text-anchor="middle" class="s">{}</text>"#,
-                x + cell / 2.0,
-                y + cell / 2.0 + 18.0,
-                esc(&short)
-            );
+            // Up to two lines of the segment name.
+            let mut lines: Vec<String> = vec![String::new()];
+            for word in name.split_whitespace() {
+                let last = lines.last_mut().expect("starts with one line");
+                if !last.is_empty() && last.len() + word.len() > 13 {
+                    lines.push(word.to_string());
+                } else {
+                    if !last.is_empty() {
+                        last.push(' ');
+                    }
+                    last.push_str(word);
+                }
+            }
+            for (k, line) in lines.iter().take(2).enumerate() {
+                let _ = write!(
+                    svg,
+                    r#"<text x="{}" y="{}" text-anchor="middle" class="s">{}</text>"#,
+                    x + cell / 2.0,
+                    y + cell / 2.0 + 18.0 + 12.0 * k as f64,
+                    esc(line)
+                );
+            }
         }
         let _ = write!(
             svg,
@@ -228,7 +246,8 @@ pub fn render_html(analysis: &Analysis, table: &SegmentTable, s: &Summary) -> St
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Lifecycle report — {as_of}</title>
 <style>
-body{{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1d232b}}
+body{{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1280px;padding:0 1rem;color:#1d232b}}
+td.c{{min-width:13rem}} .wrap{{overflow-x:auto}} td.g{{min-width:9rem}} td.s{{min-width:10rem}}
 h1{{font-size:1.6rem;margin-bottom:.2rem}} h2{{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #dde3ea;padding-bottom:.3rem}}
 .meta{{color:#5b6570}} table{{border-collapse:collapse;width:100%;margin:.5rem 0}}
 th,td{{padding:.35rem .5rem;border-bottom:1px solid #e6eaef;text-align:left;vertical-align:top}}
@@ -251,28 +270,28 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
     let _ = write!(
         h,
         r#"<div class="cards"><div class="card">Customers<b>{}</b></div><div class="card">Orders<b>{}</b></div><div class="card">Revenue<b>{}</b></div><div class="card">Top 20% share of revenue<b>{}</b></div></div>"#,
-        s.customers,
-        s.orders,
-        money(s.revenue),
+        thousands(s.customers as f64),
+        thousands(s.orders as f64),
+        thousands(s.revenue),
         s.pareto_top20_revenue_share
             .map_or("-".into(), |p| format!("{:.1}%", p * 100.0))
     );
     for n in &s.notes {
         let _ = write!(h, r#"<p class="note">{}</p>"#, esc(n));
     }
-    h.push_str("<h2>Segments</h2><table><thead><tr><th>Segment</th><th>Phase</th><th class=n>Customers</th><th class=n>Share</th><th class=n>Revenue</th><th class=n>Rev. share</th><th class=n>Mean days since last order</th><th class=n>Mean orders</th><th class=n>Mean spend</th><th>Goal</th><th>Suggested campaigns</th></tr></thead><tbody>");
+    h.push_str("<h2>Segments</h2><div class=wrap><table><thead><tr><th>Segment</th><th>Phase</th><th class=n>Customers</th><th class=n>Share</th><th class=n>Revenue</th><th class=n>Rev. share</th><th class=n title='Mean days since the last order'>Recency (days)</th><th class=n title='Mean number of orders'>Orders</th><th class=n title='Mean net spend'>Spend</th><th>Goal</th><th>Suggested campaigns</th></tr></thead><tbody>");
     let opt = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |x| format!("{x:.d$}"));
     for (i, g) in s.segments.iter().enumerate() {
         let _ = write!(
             h,
-            r#"<tr><td><span class="sw" style="background:{}"></span>{}<br><small class="meta">{}</small></td><td>{}</td><td class=n>{}</td><td class=n>{:.1}%</td><td class=n>{}</td><td class=n>{:.1}%</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td><ul>{}</ul></td></tr>"#,
+            r#"<tr><td class=s><span class="sw" style="background:{}"></span>{}<br><small class="meta">{}</small></td><td>{}</td><td class=n>{}</td><td class=n>{:.1}%</td><td class=n>{}</td><td class=n>{:.1}%</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=g>{}</td><td class=c><ul>{}</ul></td></tr>"#,
             colours[i],
             esc(&g.name),
             esc(&g.description),
             esc(&g.phase),
-            g.customers,
+            thousands(g.customers as f64),
             g.customer_share * 100.0,
-            money(g.revenue),
+            thousands(g.revenue),
             g.revenue_share * 100.0,
             opt(g.mean_days_since_last_order, 0),
             opt(g.mean_orders, 2),
@@ -284,7 +303,7 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
                 .collect::<String>()
         );
     }
-    h.push_str("</tbody></table>");
+    h.push_str("</tbody></table></div>");
     h.push_str("<h2>Customers and revenue per segment</h2>");
     h.push_str(&bar_chart(s, &colours));
     h.push_str("<h2>R × F grid</h2><p class=meta>Each cell holds the buyers with that recency and frequency score, coloured by the segment most of them are in (cells without customers show the rule for a middle M score, faded).</p>");

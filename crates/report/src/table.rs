@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::summary::Summary;
 
-fn thousands(v: f64) -> String {
+pub(crate) fn thousands(v: f64) -> String {
     let neg = v < 0.0;
     let s = format!("{:.0}", v.abs());
     let mut out = String::new();
