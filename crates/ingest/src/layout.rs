@@ -113,6 +113,9 @@ pub struct OrderColumns {
     pub naive_is_utc: bool,
     /// Segment messages: the `type` and `event` fields.
     pub segment_event: Option<(Column, Column)>,
+    /// The amount is the order's total (repeated on line-item rows), so
+    /// rows of one order count it once; otherwise they are summed.
+    pub amount_is_order_total: bool,
 }
 
 /// Which input columns an events file maps to.
@@ -210,6 +213,7 @@ const CUSTOMER: &[&str] = &[
     "email",
     "customeremail",
     "billingemail",
+    "emailbilling",
     "emailaddress",
     "contactemail",
     "anonymousid",
@@ -221,6 +225,7 @@ const DATE: &[&str] = &[
     "timestamp",
     "createdat",
     "createdutc",
+    "createddateutc",
     "created",
     "createddate",
     "orderdatetime",
@@ -249,6 +254,16 @@ const AMOUNT: &[&str] = &[
     "saleamount",
     "totalspent",
 ];
+/// Amount columns that hold the whole order's total.
+const ORDER_TOTAL: &[&str] = &[
+    "total",
+    "ordertotal",
+    "ordertotalamount",
+    "totalprice",
+    "totalamount",
+    "grandtotal",
+    "ordervalue",
+];
 const PRICE: &[&str] = &["unitprice", "price", "itemprice", "lineitemprice"];
 const QUANTITY: &[&str] = &["quantity", "qty", "units", "lineitemquantity"];
 const ORDER_ID: &[&str] = &[
@@ -266,12 +281,20 @@ const CURRENCY: &[&str] = &["currency", "currencycode", "ordercurrency"];
 const REFUNDED: &[&str] = &[
     "amountrefunded",
     "refundedamount",
+    "orderrefundamount",
     "refunded",
     "totalrefunded",
     "orderrefund",
 ];
 const EVENT: &[&str] = &["event", "eventname", "eventtype", "type", "action", "name"];
-const EMAIL: &[&str] = &["email", "emailaddress", "useremail", "customeremail"];
+const EMAIL: &[&str] = &[
+    "email",
+    "emailaddress",
+    "useremail",
+    "customeremail",
+    "billingemail",
+    "emailbilling",
+];
 
 const ALL_ALIASES: &[&[&str]] = &[
     CUSTOMER, DATE, AMOUNT, PRICE, QUANTITY, ORDER_ID, STATUS, CURRENCY, REFUNDED,
@@ -476,21 +499,16 @@ fn sniff_json(path: &Path, compression: Compression, text: &str) -> Result<Sniff
 }
 
 fn detect_delimiter(text: &str) -> Format {
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(50)
-        .collect();
     let mut best: Option<(u8, usize)> = None;
     for d in [b',', b'\t', b';', b'|'] {
-        let counts: Vec<usize> = lines.iter().map(|l| count_outside_quotes(l, d)).collect();
+        let counts = counts_per_record(text, d, 50);
         let Some(&first) = counts.first() else {
             continue;
         };
         if first == 0 {
             continue;
         }
-        // Consistent on (almost) every line: allow a cut last line.
+        // Consistent on every record but perhaps a cut last one.
         let consistent = counts.iter().filter(|&&c| c == first).count() + 1 >= counts.len();
         if consistent && best.is_none_or(|(_, n)| first > n) {
             best = Some((d, first));
@@ -499,6 +517,11 @@ fn detect_delimiter(text: &str) -> Format {
     match best {
         Some((d, _)) => Format::Delimited(d),
         None => {
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .take(50)
+                .collect();
             let ws = lines
                 .iter()
                 .filter(|l| l.split_ascii_whitespace().count() >= 2)
@@ -512,17 +535,39 @@ fn detect_delimiter(text: &str) -> Format {
     }
 }
 
-fn count_outside_quotes(line: &str, d: u8) -> usize {
-    let mut inside = false;
-    let mut n = 0;
-    for &b in line.as_bytes() {
-        if b == b'"' {
-            inside = !inside;
-        } else if b == d && !inside {
-            n += 1;
+/// Delimiters outside quotes in each of the first `max` non-empty records
+/// (a newline inside quotes does not end a record).
+fn counts_per_record(text: &str, d: u8, max: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let (mut inside, mut n, mut empty) = (false, 0usize, true);
+    for &b in text.as_bytes() {
+        match b {
+            b'"' => {
+                inside = !inside;
+                empty = false;
+            }
+            b'\n' if !inside => {
+                if !empty {
+                    out.push(n);
+                    if out.len() == max {
+                        return out;
+                    }
+                }
+                n = 0;
+                empty = true;
+            }
+            b'\r' => {}
+            _ if b == d && !inside => {
+                n += 1;
+                empty = false;
+            }
+            _ => empty = empty && b.is_ascii_whitespace(),
         }
     }
-    n
+    if !empty {
+        out.push(n);
+    }
+    out
 }
 
 /// Splits sample text into records of string fields.
@@ -669,6 +714,7 @@ pub fn order_columns(s: &Sniffed, o: &ColumnOverrides) -> Result<OrderColumns, S
                 refunded: None,
                 naive_is_utc: true,
                 segment_event: Some((Column::paths(&["type"]), Column::paths(&["event"]))),
+                amount_is_order_total: true,
             });
         }
     }
@@ -720,6 +766,21 @@ pub fn order_columns(s: &Sniffed, o: &ColumnOverrides) -> Result<OrderColumns, S
     }
     let naive_is_utc = date.label.to_ascii_lowercase().contains("utc")
         || date.label.to_ascii_lowercase().ends_with("gmt");
+    let amount_is_order_total = match &amount {
+        AmountSpec::Column(c) => ORDER_TOTAL.contains(&normalize(&c.label).as_str()),
+        AmountSpec::PriceTimesQuantity { .. } => false,
+    };
+    // A second customer column as fallback (Stripe: guest payments have an
+    // email but no customer id).
+    let mut customer = customer;
+    if o.get("customer").is_none()
+        && s.has_header
+        && !matches!(s.format, Format::NdJson { .. })
+        && let Some(i) = find(&s.header, EMAIL)
+        && customer.sources != vec![Source::Index(i)]
+    {
+        customer.sources.push(Source::Index(i));
+    }
     Ok(OrderColumns {
         customer,
         date,
@@ -730,6 +791,7 @@ pub fn order_columns(s: &Sniffed, o: &ColumnOverrides) -> Result<OrderColumns, S
         refunded: pick(s, o, "refunded", REFUNDED)?,
         naive_is_utc,
         segment_event: None,
+        amount_is_order_total,
     })
 }
 
@@ -777,6 +839,7 @@ fn infer_headerless(s: &Sniffed) -> Result<OrderColumns, String> {
         refunded: None,
         naive_is_utc: false,
         segment_event: None,
+        amount_is_order_total: false,
     })
 }
 

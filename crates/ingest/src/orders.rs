@@ -509,6 +509,7 @@ impl OrderParser {
                 day,
                 order_key: order_id.unwrap_or(secs as u64),
                 amount,
+                is_order_total: order_id.is_some() && c.amount_is_order_total,
             },
         );
         Ok(())

@@ -68,7 +68,9 @@ pub struct RowsSummary {
     pub refund_amount_subtracted: f64,
     pub refund_only_customers_left_out: u64,
     pub refund_only_amount_left_out: f64,
-    pub amount_total: f64,
+    /// The amounts of the rows used, summed as read (an order total repeated
+    /// on line-item rows counts each time here, once in `revenue`).
+    pub row_amount_sum: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -268,7 +270,7 @@ pub fn build_summary(a: &Analysis, table: &SegmentTable, run: &RunInfo) -> Summa
             refund_amount_subtracted: run.finish.refund_amount,
             refund_only_customers_left_out: run.finish.refund_only_customers,
             refund_only_amount_left_out: run.finish.refund_only_amount,
-            amount_total: r.amount_total,
+            row_amount_sum: r.amount_total,
         },
         events: run.events.as_ref().map(|(d, s)| EventsSummary {
             path: d.path.display().to_string(),

@@ -315,6 +315,7 @@ mod tests {
                         day,
                         order_key: k,
                         amount: (c as f64) * 1.25 + 1.0,
+                        is_order_total: false,
                     },
                 );
             }

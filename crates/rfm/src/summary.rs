@@ -25,9 +25,17 @@ pub struct OrderRow {
     pub order_key: u64,
     /// The row's amount; negative for refunds and credits.
     pub amount: f64,
+    /// The amount is the whole order's total, repeated on each row of the
+    /// order (as exports do on line-item rows): rows of one order count it
+    /// once instead of summing. Negative totals (refunds) then stand alone.
+    pub is_order_total: bool,
 }
 
 const NONNEG_FLAG: u32 = 1 << 31;
+const TOTAL_FLAG: u32 = 1 << 30;
+const FLAGS: u32 = NONNEG_FLAG | TOTAL_FLAG;
+/// Separates a refund of an order total from the order itself.
+const REFUND_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -41,16 +49,22 @@ struct Entry {
 
 impl Entry {
     fn rows(&self) -> u64 {
-        u64::from(self.rows_and_flag & !NONNEG_FLAG)
+        u64::from(self.rows_and_flag & !FLAGS)
     }
     fn has_nonneg(&self) -> bool {
         self.rows_and_flag & NONNEG_FLAG != 0
     }
     fn absorb(&mut self, other: &Entry) {
-        let rows = (self.rows() + other.rows()).min(u64::from(!NONNEG_FLAG)) as u32;
-        let flag = (self.rows_and_flag | other.rows_and_flag) & NONNEG_FLAG;
+        let rows = (self.rows() + other.rows()).min(u64::from(!FLAGS)) as u32;
+        let both_totals = self.rows_and_flag & other.rows_and_flag & TOTAL_FLAG != 0;
+        let flag = (self.rows_and_flag | other.rows_and_flag) & FLAGS;
         self.rows_and_flag = rows | flag;
-        self.amount += other.amount;
+        if both_totals && self.amount >= 0.0 && other.amount >= 0.0 {
+            // The same order total repeated: count it once.
+            self.amount = self.amount.max(other.amount);
+        } else {
+            self.amount += other.amount;
+        }
     }
 }
 
@@ -79,10 +93,17 @@ impl Default for Entry {
 
 impl History {
     fn push(&mut self, row: OrderRow) {
+        let refund_of_total = row.is_order_total && row.amount < 0.0;
         let entry = Entry {
             day: row.day,
-            rows_and_flag: 1 | if row.amount >= 0.0 { NONNEG_FLAG } else { 0 },
-            key: row.order_key,
+            rows_and_flag: 1
+                | if row.amount >= 0.0 { NONNEG_FLAG } else { 0 }
+                | if row.is_order_total { TOTAL_FLAG } else { 0 },
+            key: if refund_of_total {
+                row.order_key ^ REFUND_SALT
+            } else {
+                row.order_key
+            },
             amount: row.amount,
         };
         let last = match self.rest.last_mut() {
@@ -572,7 +593,25 @@ mod tests {
             day,
             order_key: key,
             amount,
+            is_order_total: false,
         }
+    }
+
+    #[test]
+    fn repeated_order_totals_count_once_and_refunds_stand_alone() {
+        let total = |day, key, amount| OrderRow {
+            is_order_total: true,
+            ..row(day, key, amount)
+        };
+        let mut b = SummaryBuilder::new();
+        b.add_order("a", 0, total(1, 7, 30.0)); // order 7, line 1
+        b.add_order("a", 0, total(1, 7, 30.0)); // order 7, line 2 repeats the total
+        b.add_order("a", 0, total(2, 8, 10.0));
+        b.add_order("a", 0, total(3, 7, -5.0)); // partial refund of order 7
+        let (s, stats) = b.finish(5);
+        assert_eq!(s[0].n_orders, 2);
+        assert_eq!(s[0].total_spend, 35.0);
+        assert_eq!(stats.refund_rows, 1);
     }
 
     #[test]

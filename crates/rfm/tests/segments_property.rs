@@ -18,7 +18,7 @@ proptest! {
     fn every_customer_in_exactly_one_segment(rows in orders(), visitors in prop::collection::vec((40u8..60, any::<bool>()), 0..10), extra_days in 0i32..100) {
         let mut b = SummaryBuilder::new();
         for &(c, d, k, cents) in &rows {
-            b.add_order(&format!("c{c}"), 0, OrderRow { day: i32::from(d), order_key: u64::from(k), amount: f64::from(cents) / 100.0 });
+            b.add_order(&format!("c{c}"), 0, OrderRow { day: i32::from(d), order_key: u64::from(k), amount: f64::from(cents) / 100.0, is_order_total: false });
         }
         for &(v, email) in &visitors {
             b.add_visit(&format!("v{v}"), 1, 5, email);
