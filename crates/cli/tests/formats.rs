@@ -228,3 +228,83 @@ fn generate_is_reproducible() {
     generate(&b);
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 }
+
+#[test]
+fn mixed_currencies_need_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("orders.csv");
+    std::fs::write(&p, "customer_id,date,amount,currency\na,2024-03-01,10.00,USD\nb,2024-03-02,20.00,usd\nc,2024-03-03,30.00,EUR\n").unwrap();
+    let o = lifecycle(&[
+        "analyze",
+        p.to_str().unwrap(),
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("orders.csv:4: column 'currency': currency 'EUR' differs from 'USD'"),
+        "{err}"
+    );
+    assert!(err.contains("--currency-rates"), "{err}");
+    let rates = dir.path().join("rates.csv");
+    std::fs::write(&rates, "currency,rate\nUSD,1\nEUR,1.10\n").unwrap();
+    let (summary, _out) = analyze_json(&p, &["--currency-rates", rates.to_str().unwrap()]);
+    assert!((summary["revenue"].as_f64().unwrap() - 63.0).abs() < 1e-9);
+    // A currency without a rate is an error naming it.
+    std::fs::write(&rates, "EUR,1.10\n").unwrap();
+    let o = lifecycle(&[
+        "analyze",
+        p.to_str().unwrap(),
+        "--currency-rates",
+        rates.to_str().unwrap(),
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no rate for currency 'USD'"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn ambiguous_day_month_order_needs_a_date_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("orders.csv");
+    std::fs::write(
+        &p,
+        "customer_id,date,amount\na,01/02/2024,10\na,03/04/2024,20\n",
+    )
+    .unwrap();
+    let o = lifecycle(&[
+        "analyze",
+        p.to_str().unwrap(),
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--date-format"), "{}", stderr(&o));
+    let (_, out) = analyze_json(&p, &["--date-format", "%d/%m/%Y"]);
+    let (_, rows) = read_csv(&out.path().join("customers.csv"));
+    assert_eq!(
+        (rows[0][1].as_str(), rows[0][2].as_str()),
+        ("2024-02-01", "2024-04-03")
+    );
+    let (_, out) = analyze_json(&p, &["--date-format", "%m/%d/%Y"]);
+    let (_, rows) = read_csv(&out.path().join("customers.csv"));
+    assert_eq!(
+        (rows[0][1].as_str(), rows[0][2].as_str()),
+        ("2024-01-02", "2024-03-04")
+    );
+    // A day above 12 late in the file settles it without a flag.
+    let mut text = String::from("customer_id,date,amount\n");
+    for i in 0..3000 {
+        text.push_str(&format!("c{i},01/02/2024,1\n"));
+    }
+    text.push_str("z,25/02/2024,1\n");
+    std::fs::write(&p, text).unwrap();
+    let (summary, _out) = analyze_json(&p, &[]);
+    assert_eq!(summary["input"]["date_format"], "day first (DD/MM/YYYY)");
+}
