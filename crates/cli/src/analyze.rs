@@ -194,15 +194,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             };
             let ev = read_events(path, &ev_opts)?;
             builder.merge(ev.builder);
-            let desc = lifecycle_ingest::InputDescription {
-                path: path.clone(),
-                format: "events".into(),
-                compressed: false,
-                has_header: true,
-                columns: Vec::new(),
-                date_format: String::new(),
-            };
-            Some((desc, ev.stats))
+            Some((ev.description, ev.stats))
         }
         None => None,
     };

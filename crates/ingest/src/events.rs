@@ -10,8 +10,8 @@ use crate::datetime::DateStyle;
 use crate::error::{Location, RowError};
 use crate::layout::{EventColumns, Format, event_columns, normalize, sniff};
 use crate::orders::{
-    OrderWorker, ReadOptions, ReadStats, customer_id, date_value, decide_date_style,
-    for_each_record, run_text, text,
+    InputDescription, OrderWorker, ReadOptions, ReadStats, customer_id, date_value,
+    decide_date_style, for_each_record, merge_workers, run_text, text,
 };
 use crate::record::Rec;
 use lifecycle_rfm::SummaryBuilder;
@@ -37,6 +37,7 @@ pub fn event_leaves_email(event: &str) -> bool {
 pub struct EventsInput {
     pub builder: SummaryBuilder,
     pub stats: ReadStats,
+    pub description: InputDescription,
 }
 
 struct EventParser {
@@ -93,6 +94,23 @@ pub fn read_events(path: &Path, opts: &ReadOptions) -> Result<EventsInput, Inges
     let s = sniff(path)?;
     let cols = event_columns(&s, &opts.columns).map_err(|m| IngestError::format(path, m))?;
     let style = decide_date_style(path, &s, &cols.date, opts.date_format.as_deref())?;
+    let mut columns = vec![
+        ("customer".to_string(), cols.customer.label.clone()),
+        ("date".to_string(), cols.date.label.clone()),
+    ];
+    for (role, col) in [("event", &cols.event), ("email", &cols.email)] {
+        if let Some(c) = col {
+            columns.push((role.to_string(), c.label.clone()));
+        }
+    }
+    let description = InputDescription {
+        path: path.to_path_buf(),
+        format: s.format.describe(),
+        compressed: s.compression == crate::layout::Compression::Gzip,
+        has_header: s.has_header,
+        columns,
+        date_format: style.describe(),
+    };
     let parser = EventParser {
         cols,
         style,
@@ -123,24 +141,10 @@ pub fn read_events(path: &Path, opts: &ReadOptions) -> Result<EventsInput, Inges
             });
         },
     )?;
-    let mut builder = SummaryBuilder::new();
-    let mut stats = ReadStats::default();
-    let mut fatal: Option<RowError> = None;
-    for w in workers {
-        let w = w.finish();
-        if let Some(e) = w.fatal
-            && fatal.as_ref().is_none_or(|f| e.location < f.location)
-        {
-            fatal = Some(e);
-        }
-        builder.merge(w.builder);
-        stats.merge(w.stats);
-    }
-    if let Some(row) = fatal {
-        return Err(IngestError::Row {
-            path: path.to_path_buf(),
-            row,
-        });
-    }
-    Ok(EventsInput { builder, stats })
+    let (builder, stats) = merge_workers(path, workers)?;
+    Ok(EventsInput {
+        builder,
+        stats,
+        description,
+    })
 }

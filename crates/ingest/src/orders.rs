@@ -300,6 +300,32 @@ pub(crate) struct OrderParser {
     pub halt: AtomicU64,
 }
 
+impl OrderParser {
+    pub(crate) fn new(
+        path: &Path,
+        (format, has_header, n_fields, min_fields): (Format, bool, usize, usize),
+        cols: OrderColumns,
+        style: DateStyle,
+        opts: &ReadOptions,
+    ) -> Self {
+        OrderParser {
+            path: path.to_path_buf(),
+            format,
+            has_header,
+            n_fields,
+            min_fields,
+            cols,
+            style,
+            clock: opts.clock.clone(),
+            as_of: opts.as_of,
+            rates: opts.currency_rates.clone(),
+            first_currency: OnceLock::new(),
+            bad_rows: opts.bad_rows,
+            halt: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
 pub(crate) struct OrderWorker {
     pub builder: SummaryBuilder,
     pub stats: ReadStats,
@@ -737,21 +763,13 @@ pub fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput, Inges
     let style = decide_date_style(path, &s, &cols.date, opts.date_format.as_deref())?;
     let description = describe(path, &s, &cols, &style);
     let min_fields = max_index(&cols) + 1;
-    let parser = OrderParser {
-        path: path.to_path_buf(),
-        format: s.format,
-        has_header: s.has_header,
-        n_fields: s.header.len(),
-        min_fields,
+    let parser = OrderParser::new(
+        path,
+        (s.format, s.has_header, s.header.len(), min_fields),
         cols,
         style,
-        clock: opts.clock.clone(),
-        as_of: opts.as_of,
-        rates: opts.currency_rates.clone(),
-        first_currency: OnceLock::new(),
-        bad_rows: opts.bad_rows,
-        halt: AtomicU64::new(u64::MAX),
-    };
+        opts,
+    );
     // Reserve for the customers a worker may see: a guess from the file
     // size and the sample's row length, bounded so that a wrong guess costs
     // little (untouched capacity is only address space).
@@ -788,12 +806,12 @@ pub fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput, Inges
     )
 }
 
-pub(crate) fn finish_orders(
+/// Merges the workers' aggregates; the first bad row in file order (with
+/// `BadRows::Stop`) becomes the error.
+pub(crate) fn merge_workers(
     path: &Path,
     workers: Vec<OrderWorker>,
-    currency: Option<String>,
-    description: InputDescription,
-) -> Result<OrdersInput, IngestError> {
+) -> Result<(SummaryBuilder, ReadStats), IngestError> {
     let mut builder = SummaryBuilder::new();
     let mut stats = ReadStats::default();
     let mut fatal: Option<RowError> = None;
@@ -807,12 +825,22 @@ pub(crate) fn finish_orders(
         builder.merge(w.builder);
         stats.merge(w.stats);
     }
-    if let Some(row) = fatal {
-        return Err(IngestError::Row {
+    match fatal {
+        Some(row) => Err(IngestError::Row {
             path: path.to_path_buf(),
             row,
-        });
+        }),
+        None => Ok((builder, stats)),
     }
+}
+
+pub(crate) fn finish_orders(
+    path: &Path,
+    workers: Vec<OrderWorker>,
+    currency: Option<String>,
+    description: InputDescription,
+) -> Result<OrdersInput, IngestError> {
+    let (builder, mut stats) = merge_workers(path, workers)?;
     stats.currency = currency;
     if stats.rows_read == 0 {
         return Err(IngestError::format(
@@ -913,7 +941,12 @@ fn max_index(c: &OrderColumns) -> usize {
         .unwrap_or(0)
 }
 
-fn describe(path: &Path, s: &Sniffed, c: &OrderColumns, style: &DateStyle) -> InputDescription {
+pub(crate) fn describe(
+    path: &Path,
+    s: &Sniffed,
+    c: &OrderColumns,
+    style: &DateStyle,
+) -> InputDescription {
     let mut columns = vec![
         ("customer".to_string(), c.customer.label.clone()),
         ("date".to_string(), c.date.label.clone()),

@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parquet::basic::LogicalType;
@@ -16,8 +15,7 @@ use crate::IngestError;
 use crate::error::{Location, RowError};
 use crate::layout::{Compression, Format, Sniffed, order_columns};
 use crate::orders::{
-    InputDescription, OrderParser, OrderWorker, OrdersInput, ReadOptions, decide_date_style,
-    finish_orders,
+    OrderParser, OrderWorker, OrdersInput, ReadOptions, decide_date_style, describe, finish_orders,
 };
 use crate::record::{Field, Rec};
 
@@ -117,33 +115,15 @@ pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput
     };
     let cols = order_columns(&sniffed, &opts.columns).map_err(|m| IngestError::format(path, m))?;
     let style = decide_date_style(path, &sniffed, &cols.date, opts.date_format.as_deref())?;
-    let description = InputDescription {
-        path: path.to_path_buf(),
-        format: "Parquet".into(),
-        compressed: false,
-        has_header: true,
-        columns: vec![
-            ("customer".into(), cols.customer.label.clone()),
-            ("date".into(), cols.date.label.clone()),
-            ("amount".into(), cols.amount.describe()),
-        ],
-        date_format: style.describe(),
-    };
-    let parser = OrderParser {
-        path: path.to_path_buf(),
-        format: Format::Parquet,
-        has_header: true,
-        n_fields: header.len(),
-        min_fields: 0,
+    let mut description = describe(path, &sniffed, &cols, &style);
+    description.format = "Parquet".into();
+    let parser = OrderParser::new(
+        path,
+        (Format::Parquet, true, header.len(), 0),
         cols,
         style,
-        clock: opts.clock.clone(),
-        as_of: opts.as_of,
-        rates: opts.currency_rates.clone(),
-        first_currency: OnceLock::new(),
-        bad_rows: opts.bad_rows,
-        halt: AtomicU64::new(u64::MAX),
-    };
+        opts,
+    );
     let starts: Vec<u64> = group_rows
         .iter()
         .scan(0u64, |acc, &n| {
