@@ -1,7 +1,7 @@
 //! Recognising a file: compression, format, delimiter, header and columns.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
@@ -301,20 +301,32 @@ const ALL_ALIASES: &[&[&str]] = &[
 ];
 
 /// Opens a file, transparently decompressing gzip.
-pub fn open(path: &Path) -> Result<(Box<dyn Read + Send>, Compression, u64), IngestError> {
+pub fn open(path: &Path) -> Result<(Box<dyn Read + Send>, Compression), IngestError> {
+    open_with(path, |file| file)
+}
+
+/// Opens a file, lets `wrap` wrap the raw file (e.g. to count the bytes
+/// read), and decompresses gzip, recognised by its magic bytes.
+pub fn open_with<R: Read + Send + 'static>(
+    path: &Path,
+    wrap: impl FnOnce(File) -> R,
+) -> Result<(Box<dyn Read + Send>, Compression), IngestError> {
     let mut file = File::open(path).map_err(|e| IngestError::io(path, e))?;
-    let len = file.metadata().map_err(|e| IngestError::io(path, e))?.len();
     let mut magic = [0u8; 2];
     let n = read_fully(&mut file, &mut magic).map_err(|e| IngestError::io(path, e))?;
-    let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| IngestError::io(path, e))?;
+    let inner = wrap(file);
     if n == 2 && magic == [0x1f, 0x8b] {
         Ok((
-            Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file))),
+            Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+                1 << 20,
+                inner,
+            ))),
             Compression::Gzip,
-            len,
         ))
     } else {
-        Ok((Box::new(file), Compression::None, len))
+        Ok((Box::new(inner), Compression::None))
     }
 }
 
@@ -339,7 +351,7 @@ pub fn is_parquet(path: &Path) -> Result<bool, IngestError> {
 
 /// Looks at the head of a text file.
 pub fn sniff(path: &Path) -> Result<Sniffed, IngestError> {
-    let (reader, compression, _) = open(path)?;
+    let (reader, compression) = open(path)?;
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     reader
         .take(SNIFF_BYTES as u64)

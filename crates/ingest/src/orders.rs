@@ -730,7 +730,7 @@ pub(crate) fn decide_date_style(
 
 /// Feeds the whole file's date column to `inf` until it is settled.
 fn scan_dates(path: &Path, s: &Sniffed, col: &Column, inf: &mut StyleInference) {
-    let Ok((reader, _, _)) = crate::layout::open(path) else {
+    let Ok((reader, _)) = crate::layout::open(path) else {
         return;
     };
     let Some(Source::Index(idx)) = col.sources.first().cloned() else {
@@ -901,18 +901,7 @@ fn open_counted(
     progress: Option<Arc<AtomicU64>>,
 ) -> Result<(Box<dyn std::io::Read + Send>, crate::layout::Compression), IngestError> {
     let count = progress.unwrap_or_default();
-    let file = std::fs::File::open(path).map_err(|e| IngestError::io(path, e))?;
-    let (_, compression, _) = crate::layout::open(path)?;
-    let counted = CountingReader { inner: file, count };
-    Ok(match compression {
-        crate::layout::Compression::Gzip => (
-            Box::new(flate2::read::MultiGzDecoder::new(
-                std::io::BufReader::with_capacity(1 << 20, counted),
-            )),
-            compression,
-        ),
-        crate::layout::Compression::None => (Box::new(counted), compression),
-    })
+    crate::layout::open_with(path, |inner| CountingReader { inner, count })
 }
 
 fn max_index(c: &OrderColumns) -> usize {
