@@ -258,3 +258,30 @@ fn strict_mode_reports_the_first_bad_row_even_with_many_threads() {
         );
     }
 }
+
+#[test]
+fn bad_json_line_and_broken_parquet() {
+    let err = fails(
+        "orders.ndjson",
+        b"{\"customer_id\":\"a\",\"date\":\"2024-01-01\",\"amount\":1}\n{\"customer_id\":\"b\",\"date\":\"2024-01-02\",\"amount\":2}\n{\"customer_id\":\"c\",\"date\":\n{\"customer_id\":\"d\",\"date\":\"2024-01-03\",\"amount\":3}\n",
+        &[],
+    );
+    assert!(err.contains("orders.ndjson:3: is not valid JSON"), "{err}");
+    let err = fails(
+        "orders.ndjson",
+        b"{\"customer_id\":\"a\",\"date\":\"2024-01-01\",\"amount\":\"lots\"}\n",
+        &[],
+    );
+    assert!(
+        err.contains("orders.ndjson:1: column 'amount': \"lots\" is not a number"),
+        "{err}"
+    );
+    let mut bytes = b"PAR1".to_vec();
+    bytes.extend(std::iter::repeat_n(7u8, 100));
+    bytes.extend(b"PAR1");
+    let err = fails("orders.parquet", &bytes, &[]);
+    assert!(
+        err.contains("orders.parquet: not a readable Parquet file"),
+        "{err}"
+    );
+}

@@ -477,7 +477,7 @@ fn sniff_json(path: &Path, compression: Compression, text: &str) -> Result<Sniff
                     row: crate::RowError::new(
                         crate::Location::Line(i as u64 + 1),
                         None,
-                        format!("not valid JSON: {e}"),
+                        format!("is not valid JSON: {e}"),
                     ),
                 });
             }
