@@ -40,6 +40,7 @@ measure() { # name, command...: prints "name median_seconds max_rss_kib"
   echo "$name $(printf '%s\n' "${times[@]}" | median) $rss"
 }
 
+"$BIN" bench --input "$CSV" --runs "$RUNS" --dir "$DIR"
 {
   measure lifecycle "$BIN" analyze "$CSV" --out "$DIR/lifecycle-out"
   measure pandas "$VENV/bin/python" bench/rfm_pandas.py "$CSV" "$DIR/pandas.csv"

@@ -241,9 +241,9 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             summary.customers,
             started.elapsed().as_secs_f64(),
             t_read.as_secs_f64(),
-            t_finish.as_secs_f64(),
-            t_analyze.as_secs_f64(),
-            t_write.as_secs_f64(),
+            (t_finish - t_read).as_secs_f64(),
+            (t_analyze - t_finish).as_secs_f64(),
+            (t_write - t_analyze).as_secs_f64(),
             peak_rss_kib().unwrap_or(0)
         );
     }

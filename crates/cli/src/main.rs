@@ -3,6 +3,7 @@
 //! wires the crates together and prints.
 
 mod analyze;
+mod bench;
 mod generate;
 
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Print the default segment rules as a --segments TOML file to start from
     Segments,
+    /// Time `analyze` on a generated orders file (rows/s, peak memory)
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Segments => {
             print!(
                 "{}",

@@ -308,3 +308,23 @@ fn ambiguous_day_month_order_needs_a_date_format() {
     let (summary, _out) = analyze_json(&p, &[]);
     assert_eq!(summary["input"]["date_format"], "day first (DD/MM/YYYY)");
 }
+
+#[test]
+fn bench_command_reports_rows_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = lifecycle(&[
+        "bench",
+        "--rows",
+        "2000",
+        "--runs",
+        "1",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("M rows/s") && out.contains("peak memory"),
+        "{out}"
+    );
+}
