@@ -1,0 +1,56 @@
+//! Probabilistic models of customer bases: who is still a customer, how much
+//! they will buy, and what they are worth.
+//!
+//! This crate owns the models and their fitting: [`BgNbd`] (Fader, Hardie &
+//! Lee 2005, "Counting your customers the easy way") and [`GammaGamma`]
+//! (Fader, Hardie & Lee 2005, "RFM and CLV: using iso-value curves for
+//! customer base analysis"), fitted by maximum likelihood with a
+//! quasi-Newton optimiser (BFGS from `argmin`) on log-parameters, with
+//! analytic gradients, weights for collapsed identical rows, an optional L2
+//! penalty, and standard errors from the observed information.
+//!
+//! It is pure: no IO, no async, no clock, no serialisation. Time is a plain
+//! number in whatever unit the caller chose (the parameters then carry that
+//! unit). It must never depend on ingestion, storage, server or CLI crates.
+//!
+//! Symbols follow the papers: a customer's repeat purchases `x`, the time of
+//! the last purchase `t_x` and the length of observation `T` (all measured
+//! from the first purchase); BG/NBD parameters `r, alpha, a, b`; Gamma-Gamma
+//! parameters `p, q, gamma`.
+
+mod bgnbd;
+mod fit;
+mod gamma_gamma;
+pub mod special;
+
+pub use bgnbd::{BgNbd, Observation};
+pub use fit::{FitConfig, FitReport};
+pub use gamma_gamma::{GammaGamma, SpendObservation};
+
+/// Errors of model parameters and fitting.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    #[error("parameter {name} = {value} must be finite and positive")]
+    BadParameter { name: &'static str, value: f64 },
+    #[error("observation {index}: {message}")]
+    BadObservation { index: usize, message: String },
+    #[error("the data cannot identify the model: {0}")]
+    NotIdentified(String),
+    #[error(
+        "the fit did not converge after {iterations} iterations (gradient norm {gradient_norm:.3e})"
+    )]
+    NoConvergence { iterations: u64, gradient_norm: f64 },
+    #[error("optimiser failed: {0}")]
+    Optimiser(String),
+    #[error("numerical failure: {0}")]
+    Numerical(String),
+}
+
+pub(crate) fn check_param(name: &'static str, value: f64) -> Result<f64, ModelError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(ModelError::BadParameter { name, value })
+    }
+}
