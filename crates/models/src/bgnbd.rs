@@ -32,7 +32,7 @@ impl Observation {
         }
     }
 
-    fn check(&self, index: usize) -> Result<(), ModelError> {
+    pub(crate) fn check(&self, index: usize) -> Result<(), ModelError> {
         let bad = |message: String| Err(ModelError::BadObservation { index, message });
         let Observation {
             x,

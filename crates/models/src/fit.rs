@@ -271,6 +271,25 @@ pub(crate) fn invert(m: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
     Some(a.into_iter().map(|r| r[k..].to_vec()).collect())
 }
 
+/// Asserts that a likelihood's analytic gradient matches central finite
+/// differences at `theta`.
+#[cfg(test)]
+pub(crate) fn assert_gradient<L: Likelihood>(model: &L, theta: &[f64]) {
+    let (_, g) = model.log_likelihood(theta);
+    for j in 0..theta.len() {
+        let h = 1e-6 * theta[j];
+        let (mut up, mut down) = (theta.to_vec(), theta.to_vec());
+        up[j] += h;
+        down[j] -= h;
+        let fd = (model.log_likelihood(&up).0 - model.log_likelihood(&down).0) / (2.0 * h);
+        assert!(
+            (fd - g[j]).abs() <= 1e-6 * fd.abs().max(1.0),
+            "parameter {j}: finite difference {fd}, analytic {}",
+            g[j]
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

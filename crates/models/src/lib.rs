@@ -2,9 +2,11 @@
 //! they will buy, and what they are worth.
 //!
 //! This crate owns the models and their fitting: [`BgNbd`] (Fader, Hardie &
-//! Lee 2005, "Counting your customers the easy way") and [`GammaGamma`]
-//! (Fader, Hardie & Lee 2005, "RFM and CLV: using iso-value curves for
-//! customer base analysis"), fitted by maximum likelihood with a
+//! Lee 2005, "Counting your customers the easy way"), [`MbgNbd`] (Batislam,
+//! Denizel & Filiztekin 2007), [`BgBb`] (Fader, Hardie & Shang 2010),
+//! [`ShiftedBetaGeometric`] (Fader & Hardie 2007) and [`GammaGamma`] (Fader,
+//! Hardie & Lee 2005, "RFM and CLV: using iso-value curves for customer base
+//! analysis"), fitted by maximum likelihood with a
 //! quasi-Newton optimiser (BFGS from `argmin`) on log-parameters, with
 //! analytic gradients, weights for collapsed identical rows, an optional L2
 //! penalty, and standard errors from the observed information.
@@ -18,14 +20,20 @@
 //! from the first purchase); BG/NBD parameters `r, alpha, a, b`; Gamma-Gamma
 //! parameters `p, q, gamma`.
 
+mod bgbb;
 mod bgnbd;
 mod fit;
 mod gamma_gamma;
+mod mbgnbd;
+mod sbg;
 pub mod special;
 
+pub use bgbb::{BgBb, BinomialObservation};
 pub use bgnbd::{BgNbd, Observation};
 pub use fit::{FitConfig, FitReport};
 pub use gamma_gamma::{GammaGamma, SpendObservation};
+pub use mbgnbd::MbgNbd;
+pub use sbg::ShiftedBetaGeometric;
 
 /// Errors of model parameters and fitting.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
