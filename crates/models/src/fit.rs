@@ -4,6 +4,7 @@
 
 use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::neldermead::NelderMead;
 use argmin::solver::quasinewton::BFGS;
 
 use crate::ModelError;
@@ -78,6 +79,14 @@ struct Problem<'a, L> {
     n: f64,
 }
 
+impl<L> Clone for Problem<'_, L> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<L> Copy for Problem<'_, L> {}
+
 /// Keeps e^u finite.
 fn theta_of(u: &[f64]) -> Vec<f64> {
     u.iter().map(|&v| v.clamp(-40.0, 40.0).exp()).collect()
@@ -102,6 +111,130 @@ impl<L: Likelihood> Problem<'_, L> {
             (f64::MAX / 4.0, vec![0.0; u.len()])
         }
     }
+}
+
+impl<L: Likelihood> Problem<'_, L> {
+    fn gradient_norm(&self, u: &[f64]) -> f64 {
+        self.value_and_gradient(u)
+            .1
+            .iter()
+            .fold(0.0f64, |m, g| m.max(g.abs()))
+    }
+}
+
+fn bfgs<L: Likelihood>(
+    problem: &Problem<'_, L>,
+    start: Vec<f64>,
+    config: &FitConfig,
+) -> Result<(Vec<f64>, u64), ModelError> {
+    let k = start.len();
+    let identity: Vec<Vec<f64>> = (0..k)
+        .map(|i| (0..k).map(|j| f64::from(u8::from(i == j))).collect())
+        .collect();
+    let solver = BFGS::new(MoreThuenteLineSearch::new())
+        .with_tolerance_grad(config.gradient_tolerance * 1e-3)
+        .map_err(|e| ModelError::Optimiser(e.to_string()))?
+        .with_tolerance_cost(0.0)
+        .map_err(|e| ModelError::Optimiser(e.to_string()))?;
+    let result = Executor::new(*problem, solver)
+        .configure(|state| {
+            state
+                .param(start)
+                .inv_hessian(identity)
+                .max_iters(config.max_iters)
+        })
+        .timer(false)
+        .run()
+        .map_err(|e| ModelError::Optimiser(e.to_string()))?;
+    let state = result.state();
+    let u = state
+        .get_best_param()
+        .cloned()
+        .ok_or_else(|| ModelError::Optimiser("no estimate".into()))?;
+    Ok((u, state.get_iter()))
+}
+
+/// A few safeguarded Newton steps (Hessian by central differences of the
+/// analytic gradient, step halving until the objective decreases): from
+/// near the optimum they converge quadratically, which settles the flat
+/// directions of these likelihoods far more tightly than BFGS stops.
+fn newton_polish<L: Likelihood>(problem: &Problem<'_, L>, mut u: Vec<f64>) -> Vec<f64> {
+    let k = u.len();
+    for _ in 0..50 {
+        let (f, g) = problem.value_and_gradient(&u);
+        if g.iter().all(|v| v.abs() < 1e-13) {
+            break;
+        }
+        let mut h = vec![vec![0.0; k]; k];
+        for j in 0..k {
+            let step = 1e-5;
+            let (mut up, mut down) = (u.clone(), u.clone());
+            up[j] += step;
+            down[j] -= step;
+            let (gu, gd) = (
+                problem.value_and_gradient(&up).1,
+                problem.value_and_gradient(&down).1,
+            );
+            for i in 0..k {
+                h[i][j] = (gu[i] - gd[i]) / (2.0 * step);
+            }
+        }
+        let direction: Vec<f64> = match invert(&h) {
+            Some(inv) => inv
+                .iter()
+                .map(|row| -row.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>())
+                .collect(),
+            None => g.iter().map(|v| -v).collect(),
+        };
+        let descent = direction.iter().zip(&g).map(|(d, gi)| d * gi).sum::<f64>() < 0.0;
+        let direction = if descent {
+            direction
+        } else {
+            g.iter().map(|v| -v).collect()
+        };
+        let mut t = 1.0;
+        let mut improved = None;
+        while t > 1e-12 {
+            let trial: Vec<f64> = u.iter().zip(&direction).map(|(a, d)| a + t * d).collect();
+            if problem.value_and_gradient(&trial).0 < f {
+                improved = Some(trial);
+                break;
+            }
+            t *= 0.5;
+        }
+        match improved {
+            Some(next) => u = next,
+            None => break,
+        }
+    }
+    u
+}
+
+fn nelder_mead<L: Likelihood>(
+    problem: &Problem<'_, L>,
+    start: Vec<f64>,
+    config: &FitConfig,
+) -> Result<(Vec<f64>, u64), ModelError> {
+    let mut simplex = vec![start.clone()];
+    for i in 0..start.len() {
+        let mut v = start.clone();
+        v[i] += 0.5;
+        simplex.push(v);
+    }
+    let solver = NelderMead::new(simplex)
+        .with_sd_tolerance(1e-12)
+        .map_err(|e| ModelError::Optimiser(e.to_string()))?;
+    let result = Executor::new(*problem, solver)
+        .configure(|state| state.max_iters(config.max_iters * 20))
+        .timer(false)
+        .run()
+        .map_err(|e| ModelError::Optimiser(e.to_string()))?;
+    let state = result.state();
+    let u = state
+        .get_best_param()
+        .cloned()
+        .ok_or_else(|| ModelError::Optimiser("no estimate".into()))?;
+    Ok((u, state.get_iter()))
 }
 
 impl<L: Likelihood> CostFunction for Problem<'_, L> {
@@ -137,38 +270,27 @@ pub(crate) fn maximize<L: Likelihood>(
         n,
     };
     let start: Vec<f64> = model.initial().iter().map(|t| t.ln()).collect();
-    let identity: Vec<Vec<f64>> = (0..k)
-        .map(|i| (0..k).map(|j| f64::from(u8::from(i == j))).collect())
-        .collect();
-    let linesearch = MoreThuenteLineSearch::new();
-    let solver = BFGS::new(linesearch)
-        .with_tolerance_grad(config.gradient_tolerance * 1e-3)
-        .map_err(|e| ModelError::Optimiser(e.to_string()))?
-        .with_tolerance_cost(0.0)
-        .map_err(|e| ModelError::Optimiser(e.to_string()))?;
-    let result = Executor::new(problem, solver)
-        .configure(|state| {
-            state
-                .param(start)
-                .inv_hessian(identity)
-                .max_iters(config.max_iters)
-        })
-        .timer(false)
-        .run()
-        .map_err(|e| ModelError::Optimiser(e.to_string()))?;
-    let state = result.state();
-    let iterations = state.get_iter();
-    let u = state
-        .get_best_param()
-        .cloned()
-        .ok_or_else(|| ModelError::Optimiser("no estimate".into()))?;
-    let problem = Problem {
-        model,
-        penalizer: config.penalizer,
-        n,
+    // BFGS from the fixed start; if its line search fails (a likelihood with
+    // regions it cannot evaluate), Nelder-Mead, which needs no gradient,
+    // finds the basin and BFGS polishes from there. Both are deterministic.
+    let (u, iterations) = match bfgs(&problem, start.clone(), config) {
+        Ok(found) if problem.gradient_norm(&found.0) <= config.gradient_tolerance => found,
+        first => {
+            let from = match &first {
+                Ok((u, _))
+                    if problem.value_and_gradient(u).0 < problem.value_and_gradient(&start).0 =>
+                {
+                    u.clone()
+                }
+                _ => start.clone(),
+            };
+            let (u0, it0) = nelder_mead(&problem, from, config)?;
+            let (u1, it1) = bfgs(&problem, u0.clone(), config).unwrap_or((u0, 0));
+            (u1, first.map_or(0, |f| f.1) + it0 + it1)
+        }
     };
-    let (_, grad) = problem.value_and_gradient(&u);
-    let gradient_norm = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+    let u = newton_polish(&problem, u);
+    let gradient_norm = problem.gradient_norm(&u);
     let params = theta_of(&u);
     let (log_likelihood, _) = model.log_likelihood(&params);
     if !log_likelihood.is_finite() {

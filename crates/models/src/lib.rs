@@ -4,7 +4,8 @@
 //! This crate owns the models and their fitting: [`BgNbd`] (Fader, Hardie &
 //! Lee 2005, "Counting your customers the easy way"), [`MbgNbd`] (Batislam,
 //! Denizel & Filiztekin 2007), [`BgBb`] (Fader, Hardie & Shang 2010),
-//! [`ShiftedBetaGeometric`] (Fader & Hardie 2007) and [`GammaGamma`] (Fader,
+//! [`ShiftedBetaGeometric`] (Fader & Hardie 2007), [`ParetoNbd`]
+//! (Schmittlein, Morrison & Colombo 1987) and [`GammaGamma`] (Fader,
 //! Hardie & Lee 2005, "RFM and CLV: using iso-value curves for customer base
 //! analysis"), fitted by maximum likelihood with a
 //! quasi-Newton optimiser (BFGS from `argmin`) on log-parameters, with
@@ -22,9 +23,11 @@
 
 mod bgbb;
 mod bgnbd;
+mod dual;
 mod fit;
 mod gamma_gamma;
 mod mbgnbd;
+mod pareto_nbd;
 mod sbg;
 pub mod special;
 
@@ -33,6 +36,7 @@ pub use bgnbd::{BgNbd, Observation};
 pub use fit::{FitConfig, FitReport};
 pub use gamma_gamma::{GammaGamma, SpendObservation};
 pub use mbgnbd::MbgNbd;
+pub use pareto_nbd::ParetoNbd;
 pub use sbg::ShiftedBetaGeometric;
 
 /// Errors of model parameters and fitting.
