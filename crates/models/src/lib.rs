@@ -9,8 +9,9 @@
 //! Hardie & Lee 2005, "RFM and CLV: using iso-value curves for customer base
 //! analysis"), fitted by maximum likelihood with a
 //! quasi-Newton optimiser (BFGS from `argmin`) on log-parameters, with
-//! analytic gradients, weights for collapsed identical rows, an optional L2
-//! penalty, and standard errors from the observed information.
+//! analytic gradients (forward-mode automatic ones for the Pareto/NBD),
+//! weights for collapsed identical rows, an optional L2 penalty, and
+//! standard errors from the observed information.
 //!
 //! It is pure: no IO, no async, no clock, no serialisation. Time is a plain
 //! number in whatever unit the caller chose (the parameters then carry that
