@@ -4,6 +4,7 @@
 
 mod analyze;
 mod bench;
+mod fit;
 mod generate;
 
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ struct Cli {
 enum Command {
     /// Score and segment every customer of an orders file (RFM, 11 lifecycle segments)
     Analyze(analyze::AnalyzeArgs),
+    /// Fit a customer-base model (BG/NBD, MBG/NBD, Pareto/NBD, BG/BB, Gamma-Gamma, sBG)
+    Fit(fit::FitArgs),
     /// Write a synthetic orders file drawn from the BG/NBD and Gamma-Gamma processes
     Generate(generate::GenerateArgs),
     /// Print the default segment rules as a --segments TOML file to start from
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Fit(args) => fit::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Segments => {
             print!(
@@ -69,6 +73,13 @@ fn main() -> ExitCode {
             let input = e.chain().any(|c| {
                 c.downcast_ref::<lifecycle_ingest::IngestError>().is_some()
                     || c.downcast_ref::<InputError>().is_some()
+                    || matches!(
+                        c.downcast_ref::<lifecycle_models::ModelError>(),
+                        Some(
+                            lifecycle_models::ModelError::NotIdentified(_)
+                                | lifecycle_models::ModelError::BadObservation { .. }
+                        )
+                    )
             });
             ExitCode::from(if input { 2 } else { 1 })
         }

@@ -1,0 +1,347 @@
+//! `lifecycle fit`: fits one probabilistic model to an orders file or a
+//! per-customer summary file and prints its parameters.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use lifecycle_ingest::summary_file::{
+    SummaryFile, SummaryRow, TimeUnit, looks_like_summary, read_summary,
+};
+use lifecycle_ingest::{
+    ColumnOverrides, ReadOptions, clock_for, format_day, parse_day, read_orders,
+};
+use lifecycle_models::{
+    BgBb, BgNbd, BinomialObservation, FitConfig, FitReport, GammaGamma, MbgNbd, Observation,
+    ParetoNbd, ShiftedBetaGeometric, SpendObservation,
+};
+use serde_json::{Map, Value, json};
+
+use crate::InputError;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ModelKind {
+    Bgnbd,
+    Mbgnbd,
+    ParetoNbd,
+    Bgbb,
+    GammaGamma,
+    Sbg,
+}
+
+impl ModelKind {
+    fn name(self) -> &'static str {
+        match self {
+            ModelKind::Bgnbd => "bgnbd",
+            ModelKind::Mbgnbd => "mbgnbd",
+            ModelKind::ParetoNbd => "pareto-nbd",
+            ModelKind::Bgbb => "bgbb",
+            ModelKind::GammaGamma => "gamma-gamma",
+            ModelKind::Sbg => "sbg",
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct FitArgs {
+    /// Orders file (any format `analyze` reads) or a summary file
+    /// (frequency,recency,T[,monetary_value] / frequency,recency,periods,weights / survivors)
+    pub input: PathBuf,
+    /// Which model to fit
+    #[arg(long, value_enum)]
+    pub model: ModelKind,
+    /// End of the calibration period (orders after it are ignored); default: the last order date
+    #[arg(long, value_name = "DATE")]
+    pub calibration_end: Option<String>,
+    /// Time unit of the parameters: day, week, month, year (orders default to week; a summary file must state its own)
+    #[arg(long, value_name = "UNIT")]
+    pub time_unit: Option<String>,
+    /// L2 penalty on the parameters (as lifetimes' penalizer_coef)
+    #[arg(long, default_value_t = 0.0)]
+    pub penalizer: f64,
+    /// Print one JSON object instead of the table
+    #[arg(long)]
+    pub json: bool,
+    /// Column overrides for an orders file (see `analyze --help`)
+    #[arg(long, value_name = "SPEC")]
+    pub columns: Option<String>,
+    /// Date format for an orders file
+    #[arg(long, value_name = "FORMAT")]
+    pub date_format: Option<String>,
+    /// Time zone where a purchase day begins and ends
+    #[arg(long, default_value = "UTC", value_name = "TZ")]
+    pub timezone: String,
+}
+
+fn input_err(m: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(InputError(m.into()))
+}
+
+/// One data-sufficiency check: what was measured, the threshold, passed or not.
+struct Check {
+    name: &'static str,
+    value: f64,
+    threshold: f64,
+}
+
+impl Check {
+    fn ok(&self) -> bool {
+        self.value >= self.threshold
+    }
+}
+
+/// Thresholds below which BTYD predictions are not trustworthy: enough
+/// customers, enough repeat buyers, and a calibration period several times
+/// longer than a typical time between purchases.
+fn sufficiency(rows: &[SummaryRow]) -> Vec<Check> {
+    let customers: f64 = rows.iter().map(|r| r.weight).sum();
+    let repeaters: f64 = rows.iter().filter(|r| r.x > 0.0).map(|r| r.weight).sum();
+    let mut gaps: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.x > 0.0)
+        .map(|r| r.t_x / r.x)
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let median_gap = gaps.get(gaps.len() / 2).copied().unwrap_or(f64::INFINITY);
+    let span = rows.iter().map(|r| r.t_big).fold(0.0, f64::max);
+    vec![
+        Check {
+            name: "customers",
+            value: customers,
+            threshold: 100.0,
+        },
+        Check {
+            name: "repeat buyers",
+            value: repeaters,
+            threshold: 30.0,
+        },
+        Check {
+            name: "repeat-buyer share (%)",
+            value: 100.0 * repeaters / customers.max(1.0),
+            threshold: 5.0,
+        },
+        Check {
+            name: "calibration span / median time between purchases",
+            value: if median_gap > 0.0 {
+                span / median_gap
+            } else {
+                f64::INFINITY
+            },
+            threshold: 3.0,
+        },
+    ]
+}
+
+fn continuous(file: &SummaryFile, model: ModelKind) -> Result<(&[SummaryRow], TimeUnit)> {
+    match file {
+        SummaryFile::Continuous { rows, unit } => Ok((rows, *unit)),
+        _ => Err(input_err(format!(
+            "{} needs per-customer frequency, recency and T (an orders file or a summary with a T column)",
+            model.name()
+        ))),
+    }
+}
+
+pub fn run(args: FitArgs) -> Result<()> {
+    let unit_flag = match &args.time_unit {
+        Some(u) => Some(TimeUnit::parse(u).ok_or_else(|| {
+            input_err(format!(
+                "--time-unit: \"{u}\" is not day, week, month or year"
+            ))
+        })?),
+        None => None,
+    };
+    let config = FitConfig {
+        penalizer: args.penalizer,
+        ..FitConfig::default()
+    };
+    let mut calibration_end = None;
+    let file = if looks_like_summary(&args.input) {
+        read_summary(&args.input, unit_flag)?
+    } else {
+        let clock = clock_for(&args.timezone).map_err(input_err)?;
+        let as_of = args
+            .calibration_end
+            .as_deref()
+            .map(parse_day)
+            .transpose()
+            .map_err(|m| input_err(format!("--calibration-end: {m}")))?;
+        let columns = match &args.columns {
+            Some(spec) => {
+                ColumnOverrides::parse(spec).map_err(|m| input_err(format!("--columns: {m}")))?
+            }
+            None => ColumnOverrides::default(),
+        };
+        let opts = ReadOptions {
+            columns,
+            date_format: args.date_format.clone(),
+            clock,
+            as_of,
+            ..ReadOptions::default()
+        };
+        let input = read_orders(&args.input, &opts)?;
+        let end = match as_of {
+            Some(d) => d,
+            None => input
+                .builder
+                .last_order_day()
+                .ok_or_else(|| input_err("no orders found"))?,
+        };
+        calibration_end = Some(end);
+        let unit = unit_flag.unwrap_or(TimeUnit::Week);
+        let (summaries, _) = input.builder.finish(end);
+        let d = unit.days();
+        let rows = summaries
+            .iter()
+            .filter(|s| s.n_orders > 0)
+            .filter_map(|s| {
+                Some(SummaryRow {
+                    x: f64::from(s.frequency()),
+                    t_x: f64::from(s.recency_days()?) / d,
+                    t_big: f64::from(s.age_days(end)?) / d,
+                    monetary: Some(s.repeat_mean_value()),
+                    weight: 1.0,
+                })
+            })
+            .collect();
+        SummaryFile::Continuous { rows, unit }
+    };
+
+    let mut checks = Vec::new();
+    let mut time_unit = None;
+    let (report, n_customers): (FitReport, f64) = match args.model {
+        ModelKind::Bgnbd | ModelKind::Mbgnbd | ModelKind::ParetoNbd => {
+            let (rows, unit) = continuous(&file, args.model)?;
+            time_unit = Some(unit);
+            checks = sufficiency(rows);
+            let obs: Vec<Observation> = rows
+                .iter()
+                .map(|r| Observation {
+                    x: r.x,
+                    t_x: r.t_x,
+                    t_big: r.t_big,
+                    weight: r.weight,
+                })
+                .collect();
+            let n = obs.iter().map(|o| o.weight).sum();
+            let report = match args.model {
+                ModelKind::Bgnbd => BgNbd::fit(&obs, &config)?.1,
+                ModelKind::Mbgnbd => MbgNbd::fit(&obs, &config)?.1,
+                _ => ParetoNbd::fit(&obs, &config)?.1,
+            };
+            (report, n)
+        }
+        ModelKind::GammaGamma => {
+            let (rows, _) = continuous(&file, args.model)?;
+            let obs: Vec<SpendObservation> = rows
+                .iter()
+                .filter(|r| r.x > 0.0 && r.monetary.is_some_and(|m| m > 0.0))
+                .map(|r| SpendObservation {
+                    x: r.x,
+                    m: r.monetary.unwrap_or(0.0),
+                    weight: r.weight,
+                })
+                .collect();
+            if obs.is_empty() {
+                return Err(input_err(
+                    "gamma-gamma needs repeat buyers with a mean repeat-purchase value (a monetary_value/zbar column, or an orders file)",
+                ));
+            }
+            let n = obs.iter().map(|o| o.weight).sum();
+            (GammaGamma::fit(&obs, &config)?.1, n)
+        }
+        ModelKind::Bgbb => {
+            let SummaryFile::Discrete { rows } = &file else {
+                return Err(input_err(
+                    "bgbb needs discrete-time data: a summary file with frequency,recency,periods,weights",
+                ));
+            };
+            let obs: Vec<BinomialObservation> = rows
+                .iter()
+                .map(|r| BinomialObservation {
+                    x: r[0],
+                    t_x: r[1],
+                    n: r[2],
+                    weight: r[3],
+                })
+                .collect();
+            let n = obs.iter().map(|o| o.weight).sum();
+            (BgBb::fit(&obs, &config)?.1, n)
+        }
+        ModelKind::Sbg => {
+            let SummaryFile::Survivors { counts } = &file else {
+                return Err(input_err(
+                    "sbg needs a cohort file with a survivors column (customers active at the start of each period)",
+                ));
+            };
+            let n = counts.first().copied().unwrap_or(0.0);
+            (ShiftedBetaGeometric::fit(counts, &config)?.1, n)
+        }
+    };
+
+    let mut params = Map::new();
+    let mut errors = Map::new();
+    for (i, name) in report.names.iter().enumerate() {
+        params.insert((*name).into(), json!(report.params[i]));
+        errors.insert((*name).into(), json!(report.standard_errors[i]));
+    }
+    let summary = json!({
+        "model": args.model.name(),
+        "params": Value::Object(params),
+        "standard_errors": Value::Object(errors),
+        "log_likelihood": report.log_likelihood,
+        "aic": report.aic,
+        "bic": report.bic,
+        "n_customers": n_customers,
+        "distinct_rows": report.n_rows,
+        "iterations": report.iterations,
+        "converged": report.converged,
+        "calibration_end": calibration_end.map(format_day),
+        "time_unit": time_unit.map(TimeUnit::name),
+        "data_sufficiency": checks.iter().map(|c| json!({
+            "check": c.name, "value": c.value, "threshold": c.threshold, "ok": c.ok()
+        })).collect::<Vec<_>>(),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    println!(
+        "{} fitted to {} customers ({} distinct rows){}{}",
+        args.model.name(),
+        n_customers,
+        report.n_rows,
+        calibration_end
+            .map(|d| format!(", calibration end {}", format_day(d)))
+            .unwrap_or_default(),
+        time_unit
+            .map(|u| format!(", time in {}", u.name()))
+            .unwrap_or_default()
+    );
+    println!("\n{:<8} {:>14} {:>14}", "param", "estimate", "std. error");
+    for (i, name) in report.names.iter().enumerate() {
+        let se = report.standard_errors[i].map_or("-".to_string(), |s| format!("{s:.4}"));
+        println!("{:<8} {:>14.4} {:>14}", name, report.params[i], se);
+    }
+    println!(
+        "\nlog-likelihood {:.2}   AIC {:.2}   BIC {:.2}   iterations {}",
+        report.log_likelihood, report.aic, report.bic, report.iterations
+    );
+    if !checks.is_empty() {
+        println!("\ndata sufficiency");
+        for c in &checks {
+            println!(
+                "  {:<52} {:>10.1}  needs >= {:<6} {}",
+                c.name,
+                c.value,
+                c.threshold,
+                if c.ok() {
+                    "ok"
+                } else {
+                    "FAILED: predictions are not trustworthy"
+                }
+            );
+        }
+    }
+    Ok(())
+}

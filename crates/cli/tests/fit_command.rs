@@ -1,0 +1,132 @@
+//! `lifecycle fit` end to end: from raw orders and from the published
+//! summary files, with the parameter names of the papers in `--json`.
+//! Reference values: see `crates/models/tests/*_golden.rs` for the sources.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::*;
+
+fn fit_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["fit"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let o = lifecycle(&all);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn param(v: &serde_json::Value, name: &str) -> f64 {
+    v["params"][name]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
+#[test]
+fn bgnbd_from_raw_orders_reproduces_the_paper() {
+    let v = fit_json(&[
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--model",
+        "bgnbd",
+        "--calibration-end",
+        "1997-09-30",
+    ]);
+    assert_eq!(v["model"], "bgnbd");
+    assert_eq!(v["time_unit"], "weeks");
+    assert_eq!(v["calibration_end"], "1997-09-30");
+    assert_eq!(v["n_customers"], 2357.0);
+    for (name, want) in [("r", 0.243), ("alpha", 4.414), ("a", 0.793), ("b", 2.426)] {
+        assert!(
+            (param(&v, name) - want).abs() < 5e-4,
+            "{name} = {}",
+            param(&v, name)
+        );
+        assert!(v["standard_errors"][name].as_f64().unwrap() > 0.0);
+    }
+    assert!((v["log_likelihood"].as_f64().unwrap() + 9582.4).abs() < 0.05);
+    assert!(
+        v["data_sufficiency"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true)
+    );
+    // In days the same fit has alpha seven times larger.
+    let d = fit_json(&[
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--model",
+        "bgnbd",
+        "--calibration-end",
+        "1997-09-30",
+        "--time-unit",
+        "day",
+    ]);
+    assert!((param(&d, "alpha") / param(&v, "alpha") - 7.0).abs() < 1e-3);
+    assert!((param(&d, "r") - param(&v, "r")).abs() < 1e-4);
+}
+
+#[test]
+fn summary_files_and_the_other_models() {
+    let summary = data("cdnow_customers_summary.csv");
+    // A summary must state its unit.
+    let o = lifecycle(&["fit", summary.to_str().unwrap(), "--model", "bgnbd"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("time unit"), "{}", stderr(&o));
+    let v = fit_json(&[
+        summary.to_str().unwrap(),
+        "--model",
+        "pareto-nbd",
+        "--time-unit",
+        "week",
+    ]);
+    assert!((param(&v, "r") - 0.553).abs() < 5e-4 && (param(&v, "s") - 0.606).abs() < 5e-4);
+    let v = fit_json(&[
+        data("cdnow_customers_summary_with_transactions.csv")
+            .to_str()
+            .unwrap(),
+        "--model",
+        "gamma-gamma",
+        "--time-unit",
+        "week",
+    ]);
+    assert!((param(&v, "p") - 6.25).abs() < 5e-3 && (param(&v, "q") - 3.74).abs() < 5e-3);
+    assert_eq!(v["n_customers"], 946.0);
+    let v = fit_json(&[data("donations.csv").to_str().unwrap(), "--model", "bgbb"]);
+    for (name, want) in [
+        ("alpha", 1.204),
+        ("beta", 0.750),
+        ("gamma", 0.657),
+        ("delta", 2.783),
+    ] {
+        assert!((param(&v, name) - want).abs() < 5e-4, "{name}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cohort = dir.path().join("cohort.csv");
+    std::fs::write(
+        &cohort,
+        "year,survivors\n0,1000\n1,631\n2,468\n3,382\n4,326\n5,289\n6,262\n7,241\n",
+    )
+    .unwrap();
+    let v = fit_json(&[cohort.to_str().unwrap(), "--model", "sbg"]);
+    assert!((param(&v, "alpha") - 0.704).abs() < 5e-4 && (param(&v, "beta") - 1.182).abs() < 5e-4);
+    // The wrong data for a model is an input error, not a panic.
+    let o = lifecycle(&["fit", cohort.to_str().unwrap(), "--model", "bgnbd"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn no_repeat_buyers_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("orders.csv");
+    std::fs::write(
+        &p,
+        "customer_id,date,amount\na,2024-01-01,5\nb,2024-01-02,6\nc,2024-01-03,7\n",
+    )
+    .unwrap();
+    let o = lifecycle(&["fit", p.to_str().unwrap(), "--model", "bgnbd"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no customer has a repeat purchase"),
+        "{}",
+        stderr(&o)
+    );
+}
