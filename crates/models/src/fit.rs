@@ -158,9 +158,15 @@ fn bfgs<L: Likelihood>(
 /// analytic gradient, step halving until the objective decreases): from
 /// near the optimum they converge quadratically, which settles the flat
 /// directions of these likelihoods far more tightly than BFGS stops.
-fn newton_polish<L: Likelihood>(problem: &Problem<'_, L>, mut u: Vec<f64>) -> Vec<f64> {
+fn newton_polish<L: Likelihood>(
+    problem: &Problem<'_, L>,
+    mut u: Vec<f64>,
+    max_iters: u64,
+) -> (Vec<f64>, u64) {
     let k = u.len();
-    for _ in 0..50 {
+    let mut iterations = 0;
+    for _ in 0..max_iters {
+        iterations += 1;
         let (f, g) = problem.value_and_gradient(&u);
         if g.iter().all(|v| v.abs() < 1e-13) {
             break;
@@ -207,7 +213,7 @@ fn newton_polish<L: Likelihood>(problem: &Problem<'_, L>, mut u: Vec<f64>) -> Ve
             None => break,
         }
     }
-    u
+    (u, iterations)
 }
 
 fn nelder_mead<L: Likelihood>(
@@ -270,26 +276,35 @@ pub(crate) fn maximize<L: Likelihood>(
         n,
     };
     let start: Vec<f64> = model.initial().iter().map(|t| t.ln()).collect();
-    // BFGS from the fixed start; if its line search fails (a likelihood with
-    // regions it cannot evaluate), Nelder-Mead, which needs no gradient,
-    // finds the basin and BFGS polishes from there. Both are deterministic.
+    // BFGS from the fixed start. Where its line search gives up (an
+    // indefinite curvature update far from the optimum), safeguarded Newton
+    // steps take over, and Nelder-Mead, which needs no gradient, is the last
+    // resort. All of them are deterministic.
+    let converged = |u: &[f64]| problem.gradient_norm(u) <= config.gradient_tolerance;
     let (u, iterations) = match bfgs(&problem, start.clone(), config) {
-        Ok(found) if problem.gradient_norm(&found.0) <= config.gradient_tolerance => found,
+        Ok(found) if converged(&found.0) => found,
         first => {
-            let from = match &first {
-                Ok((u, _))
-                    if problem.value_and_gradient(u).0 < problem.value_and_gradient(&start).0 =>
+            let (from, it0) = match first {
+                Ok((u, it))
+                    if problem.value_and_gradient(&u).0 < problem.value_and_gradient(&start).0 =>
                 {
-                    u.clone()
+                    (u, it)
                 }
-                _ => start.clone(),
+                Ok((_, it)) => (start.clone(), it),
+                Err(_) => (start.clone(), 0),
             };
-            let (u0, it0) = nelder_mead(&problem, from, config)?;
-            let (u1, it1) = bfgs(&problem, u0.clone(), config).unwrap_or((u0, 0));
-            (u1, first.map_or(0, |f| f.1) + it0 + it1)
+            let (u1, it1) = newton_polish(&problem, from, 200);
+            if converged(&u1) {
+                (u1, it0 + it1)
+            } else {
+                let (u2, it2) = nelder_mead(&problem, u1, config)?;
+                let (u3, it3) = newton_polish(&problem, u2, 200);
+                (u3, it0 + it1 + it2 + it3)
+            }
         }
     };
-    let u = newton_polish(&problem, u);
+    let (u, polish) = newton_polish(&problem, u, 50);
+    let iterations = iterations + polish;
     let gradient_norm = problem.gradient_norm(&u);
     let params = theta_of(&u);
     let (log_likelihood, _) = model.log_likelihood(&params);
