@@ -6,6 +6,7 @@ mod analyze;
 mod bench;
 mod fit;
 mod generate;
+mod predict;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,8 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Fit a customer-base model (BG/NBD, MBG/NBD, Pareto/NBD, BG/BB, Gamma-Gamma, sBG)
     Fit(fit::FitArgs),
+    /// Predict purchases, P(alive) and CLV per customer; score a holdout when given a calibration end
+    Predict(predict::PredictArgs),
     /// Write a synthetic orders file drawn from the BG/NBD and Gamma-Gamma processes
     Generate(generate::GenerateArgs),
     /// Print the default segment rules as a --segments TOML file to start from
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Fit(args) => fit::run(args),
+        Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Segments => {
             print!(

@@ -352,6 +352,32 @@ impl SummaryBuilder {
     pub fn last_order_day(&self) -> Option<Day> {
         self.max_day
     }
+
+    /// How many customers made a repeat purchase on each day up to `as_of`
+    /// (every purchase day of a customer after their first): the actual
+    /// curve of a tracking chart.
+    pub fn repeat_purchases_by_day(&self, as_of: Day) -> std::collections::BTreeMap<Day, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut days: Vec<Day> = Vec::new();
+        for shard in &self.shards {
+            for slot in &shard.customers {
+                let h = &slot.history;
+                days.clear();
+                days.extend(
+                    std::iter::once(&h.first)
+                        .chain(&h.rest)
+                        .filter(|e| e.rows() > 0 && e.has_nonneg() && e.day <= as_of)
+                        .map(|e| e.day),
+                );
+                days.sort_unstable();
+                days.dedup();
+                for &d in days.iter().skip(1) {
+                    *out.entry(d).or_insert(0) += 1;
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Counts of what [`SummaryBuilder::finish`] left out or treated specially.

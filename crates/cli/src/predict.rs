@@ -1,0 +1,377 @@
+//! `lifecycle predict`: fits a purchase model (and Gamma-Gamma for spend)
+//! on the calibration period and writes per-customer predictions; with a
+//! calibration end before the data's end it also scores the holdout.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lifecycle_ingest::summary_file::{TimeUnit, parse_duration};
+use lifecycle_ingest::{
+    ColumnOverrides, ReadOptions, clock_for, format_day, parse_day, read_orders,
+};
+use lifecycle_models::{
+    BgNbd, FitConfig, GammaGamma, MbgNbd, Observation, ParetoNbd, SpendObservation,
+};
+use lifecycle_rfm::{CustomerSummary, Day, SummaryBuilder};
+
+use crate::InputError;
+use crate::fit::ModelKind;
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Orders file (any format `analyze` reads)
+    pub orders: PathBuf,
+    /// Purchase model: bgnbd, mbgnbd or pareto-nbd
+    #[arg(long, value_enum, default_value = "bgnbd")]
+    pub model: ModelKind,
+    /// How far ahead to predict, e.g. 52w, 365d, 12m
+    #[arg(long, default_value = "52w")]
+    pub horizon: String,
+    /// End of the calibration period; later orders are the holdout that predictions are scored on
+    #[arg(long, value_name = "DATE")]
+    pub calibration_end: Option<String>,
+    /// Time unit of the model's parameters
+    #[arg(long, default_value = "week")]
+    pub time_unit: String,
+    /// Margin on revenue used for CLV (0..1)
+    #[arg(long, default_value_t = 1.0)]
+    pub margin: f64,
+    /// Annual discount rate for CLV
+    #[arg(long, default_value_t = 0.10)]
+    pub discount_rate: f64,
+    /// Output folder
+    #[arg(long, default_value = "lifecycle-out", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Time zone where a purchase day begins and ends
+    #[arg(long, default_value = "UTC", value_name = "TZ")]
+    pub timezone: String,
+    /// Column overrides (see `analyze --help`)
+    #[arg(long, value_name = "SPEC")]
+    pub columns: Option<String>,
+}
+
+fn input_err(m: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(InputError(m.into()))
+}
+
+/// The fitted purchase model, whatever its kind.
+enum Purchase {
+    Bg(BgNbd),
+    Mbg(MbgNbd),
+    Pareto(ParetoNbd),
+}
+
+impl Purchase {
+    fn conditional(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<f64> {
+        Ok(match self {
+            Purchase::Bg(m) => m.conditional_expected_purchases(t, x, t_x, t_big)?,
+            Purchase::Mbg(m) => m.conditional_expected_purchases(t, x, t_x, t_big)?,
+            Purchase::Pareto(m) => m.conditional_expected_purchases(t, x, t_x, t_big)?,
+        })
+    }
+    fn p_alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
+        match self {
+            Purchase::Bg(m) => m.p_alive(x, t_x, t_big),
+            Purchase::Mbg(m) => m.p_alive(x, t_x, t_big),
+            Purchase::Pareto(m) => m.p_alive(x, t_x, t_big),
+        }
+    }
+    fn unconditional(&self, t: f64) -> Result<f64> {
+        Ok(match self {
+            Purchase::Bg(m) => m.expected_purchases(t)?,
+            Purchase::Mbg(m) => m.expected_purchases(t)?,
+            Purchase::Pareto(m) => m.expected_purchases(t),
+        })
+    }
+}
+
+fn read(args: &PredictArgs, as_of: Option<Day>) -> Result<(SummaryBuilder, Day)> {
+    let columns = match &args.columns {
+        Some(spec) => {
+            ColumnOverrides::parse(spec).map_err(|m| input_err(format!("--columns: {m}")))?
+        }
+        None => ColumnOverrides::default(),
+    };
+    let opts = ReadOptions {
+        columns,
+        clock: clock_for(&args.timezone).map_err(input_err)?,
+        as_of,
+        ..ReadOptions::default()
+    };
+    let input = read_orders(&args.orders, &opts)?;
+    let end = match as_of {
+        Some(d) => d,
+        None => input
+            .builder
+            .last_order_day()
+            .ok_or_else(|| input_err("no orders found"))?,
+    };
+    Ok((input.builder, end))
+}
+
+fn buyers(builder: SummaryBuilder, end: Day) -> Vec<CustomerSummary> {
+    let (s, _) = builder.finish(end);
+    s.into_iter().filter(|c| c.n_orders > 0).collect()
+}
+
+pub fn run(args: PredictArgs) -> Result<()> {
+    let unit = TimeUnit::parse(&args.time_unit).ok_or_else(|| {
+        input_err(format!(
+            "--time-unit: \"{}\" is not day, week, month or year",
+            args.time_unit
+        ))
+    })?;
+    let (h_count, h_unit) =
+        parse_duration(&args.horizon).map_err(|m| input_err(format!("--horizon: {m}")))?;
+    let horizon_days = h_count * h_unit.days();
+    let horizon = horizon_days / unit.days();
+    if !(0.0..=1.0).contains(&args.margin) || !(0.0..1.0).contains(&args.discount_rate) {
+        return Err(input_err(
+            "--margin must be in 0..1 and --discount-rate in 0..1",
+        ));
+    }
+    let calibration_end = args
+        .calibration_end
+        .as_deref()
+        .map(parse_day)
+        .transpose()
+        .map_err(|m| input_err(format!("--calibration-end: {m}")))?;
+    let (builder, end) = read(&args, calibration_end)?;
+    let calibration = buyers(builder, end);
+    let d = unit.days();
+    let obs: Vec<Observation> = calibration
+        .iter()
+        .map(|s| {
+            Observation::new(
+                f64::from(s.frequency()),
+                f64::from(s.recency_days().unwrap_or(0)) / d,
+                f64::from(s.age_days(end).unwrap_or(0)) / d,
+            )
+        })
+        .collect();
+    let config = FitConfig::default();
+    let model = match args.model {
+        ModelKind::Bgnbd => Purchase::Bg(BgNbd::fit(&obs, &config)?.0),
+        ModelKind::Mbgnbd => Purchase::Mbg(MbgNbd::fit(&obs, &config)?.0),
+        ModelKind::ParetoNbd => Purchase::Pareto(ParetoNbd::fit(&obs, &config)?.0),
+        other => {
+            return Err(input_err(format!(
+                "predict uses a purchase model (bgnbd, mbgnbd, pareto-nbd), not {other:?}"
+            )));
+        }
+    };
+    let spend: Vec<SpendObservation> = calibration
+        .iter()
+        .filter(|s| s.frequency() > 0 && s.repeat_mean_value() > 0.0)
+        .map(|s| SpendObservation::new(f64::from(s.frequency()), s.repeat_mean_value()))
+        .collect();
+    let gg = GammaGamma::fit(&spend, &config).ok().map(|(m, _)| m);
+
+    // Holdout: purchase days after the calibration end, within the horizon.
+    let mut by_day = None;
+    let holdout = match calibration_end {
+        Some(cal) => {
+            let last = cal + horizon_days.round() as Day;
+            let (builder, _) = read(&args, Some(last))?;
+            by_day = Some(builder.repeat_purchases_by_day(last));
+            let all = buyers(builder, last);
+            let by_id: std::collections::HashMap<&str, u32> = all
+                .iter()
+                .map(|s| (&*s.customer_id, s.n_purchase_days))
+                .collect();
+            Some(
+                calibration
+                    .iter()
+                    .map(|s| {
+                        f64::from(
+                            by_id
+                                .get(&*s.customer_id)
+                                .copied()
+                                .unwrap_or(0)
+                                .saturating_sub(s.n_purchase_days),
+                        )
+                    })
+                    .collect::<Vec<f64>>(),
+            )
+        }
+        None => None,
+    };
+
+    // CLV: monthly steps over the horizon, discounted at the annual rate.
+    let step = (365.25 / 12.0) / d;
+    let steps = (horizon / step).ceil().max(1.0) as usize;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    let path = args.out.join("predictions.csv");
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
+    );
+    writeln!(
+        w,
+        "customer_id,frequency,recency,T,p_alive,expected_purchases,expected_order_value,clv{}",
+        if holdout.is_some() {
+            ",holdout_purchases"
+        } else {
+            ""
+        }
+    )?;
+    let (mut abs_err, mut sq_err, mut predicted_total, mut actual_total) = (0.0, 0.0, 0.0, 0.0);
+    for (i, (s, o)) in calibration.iter().zip(&obs).enumerate() {
+        let e = model.conditional(horizon, o.x, o.t_x, o.t_big)?;
+        let value = match &gg {
+            Some(g) => g.conditional_expected_value(o.x, s.repeat_mean_value()),
+            None => s.avg_order_value(),
+        };
+        let mut clv = 0.0;
+        let mut previous = 0.0;
+        for k in 1..=steps {
+            let t = (k as f64 * step).min(horizon);
+            let cum = model.conditional(t, o.x, o.t_x, o.t_big)?;
+            let years = t * d / 365.25;
+            clv += args.margin * value * (cum - previous) / (1.0 + args.discount_rate).powf(years);
+            previous = cum;
+        }
+        let mut line = String::new();
+        let _ = write!(
+            line,
+            "{},{},{:.4},{:.4},{:.6},{:.6},{:.2},{:.2}",
+            s.customer_id,
+            o.x,
+            o.t_x,
+            o.t_big,
+            model.p_alive(o.x, o.t_x, o.t_big),
+            e,
+            value,
+            clv
+        );
+        if let Some(h) = &holdout {
+            let _ = write!(line, ",{}", h[i]);
+            abs_err += (e - h[i]).abs();
+            sq_err += (e - h[i]).powi(2);
+            predicted_total += e;
+            actual_total += h[i];
+        }
+        writeln!(w, "{line}")?;
+    }
+    w.flush()?;
+    println!(
+        "{} customers, calibration end {}, horizon {} ({:.2} {})",
+        calibration.len(),
+        format_day(end),
+        args.horizon,
+        horizon,
+        unit.name()
+    );
+    if holdout.is_some() {
+        let n = calibration.len() as f64;
+        println!(
+            "holdout: predicted {:.1} repeat purchases, actual {:.0}; MAE {:.4}, RMSE {:.4} per customer",
+            predicted_total,
+            actual_total,
+            abs_err / n,
+            (sq_err / n).sqrt()
+        );
+        if let Some(by_day) = &by_day {
+            write_tracking(&args, &calibration, &model, end, horizon_days, d, by_day)?;
+        }
+    }
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+/// The weekly cumulative repeat purchases of the cohort, actual and
+/// predicted (FHL 2005, Figure 2), as CSV and SVG.
+fn write_tracking(
+    args: &PredictArgs,
+    calibration: &[CustomerSummary],
+    model: &Purchase,
+    cal_end: Day,
+    horizon_days: f64,
+    unit_days: f64,
+    by_day: &std::collections::BTreeMap<Day, u64>,
+) -> Result<()> {
+    let Some(start) = calibration.iter().filter_map(|s| s.first_order).min() else {
+        return Ok(());
+    };
+    let last = cal_end + horizon_days.round() as Day;
+    let weeks = ((last - start) / 7 + 1) as usize;
+    let mut actual = vec![0.0f64; weeks];
+    for (&d, &n) in by_day {
+        if d >= start {
+            let w = ((d - start) / 7) as usize;
+            if w < weeks {
+                actual[w] += n as f64;
+            }
+        }
+    }
+    // Predicted: each cohort member's expected repeat purchases since their
+    // first purchase (customers grouped by that day).
+    let mut firsts: std::collections::BTreeMap<Day, f64> = std::collections::BTreeMap::new();
+    for s in calibration {
+        if let Some(f) = s.first_order {
+            *firsts.entry(f).or_default() += 1.0;
+        }
+    }
+    let mut csv = String::from("week,actual_cumulative,predicted_cumulative\n");
+    let mut cum_actual = 0.0;
+    let mut points = Vec::new();
+    for (w, a) in actual.iter().enumerate() {
+        cum_actual += a;
+        let end_day = start + 7 * (w as Day + 1);
+        let mut predicted = 0.0;
+        for (&f, &n) in &firsts {
+            if end_day > f {
+                predicted += n * model.unconditional(f64::from(end_day - f) / unit_days)?;
+            }
+        }
+        let _ = writeln!(csv, "{},{},{:.2}", w + 1, cum_actual, predicted);
+        points.push((w + 1, cum_actual, predicted));
+    }
+    std::fs::write(args.out.join("tracking.csv"), csv)?;
+    std::fs::write(
+        args.out.join("tracking.svg"),
+        tracking_svg(&points, ((cal_end - start) / 7 + 1) as usize),
+    )?;
+    Ok(())
+}
+
+fn tracking_svg(points: &[(usize, f64, f64)], calibration_weeks: usize) -> String {
+    let (w, h, left, bottom) = (720.0, 360.0, 60.0, 40.0);
+    let max_y = points.iter().map(|p| p.1.max(p.2)).fold(1.0, f64::max);
+    let n = points.len().max(1) as f64;
+    let x = |i: usize| left + (w - left - 20.0) * i as f64 / n;
+    let y = |v: f64| h - bottom - (h - bottom - 20.0) * v / max_y;
+    let path = |f: &dyn Fn(&(usize, f64, f64)) -> f64| {
+        points
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                format!(
+                    "{}{:.1},{:.1}",
+                    if k == 0 { "M" } else { "L" },
+                    x(p.0),
+                    y(f(p))
+                )
+            })
+            .collect::<String>()
+    };
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<line x1="{left}" y1="{yb}" x2="{xr}" y2="{yb}" stroke="#888"/><line x1="{left}" y1="20" x2="{left}" y2="{yb}" stroke="#888"/>
+<line x1="{xc:.1}" y1="20" x2="{xc:.1}" y2="{yb}" stroke="#bbb" stroke-dasharray="4 3"/><text x="{xc:.1}" y="16" text-anchor="middle">calibration end</text>
+<path d="{actual}" fill="none" stroke="#1f5fa8" stroke-width="2"/><path d="{predicted}" fill="none" stroke="#d2691e" stroke-width="2" stroke-dasharray="6 3"/>
+<text x="{left}" y="{yl}">week</text><text x="4" y="30">{max_y:.0}</text>
+<text x="{lx}" y="40" fill="#1f5fa8">actual</text><text x="{lx}" y="56" fill="#d2691e">predicted</text>
+</svg>
+"##,
+        yb = h - bottom,
+        xr = w - 20.0,
+        xc = x(calibration_weeks),
+        actual = path(&|p| p.1),
+        predicted = path(&|p| p.2),
+        yl = h - 10.0,
+        lx = w - 100.0,
+    )
+}

@@ -1,0 +1,56 @@
+//! `lifecycle predict` end to end on the CDNOW sample with the paper's
+//! split (calibration to 1997-09-30, 39-week holdout): the paper's example
+//! customer (x = 2, t_x = 30.43, T = 38.86; CDNOW id 00004) expects 1.226
+//! purchases (Fader, Hardie & Lee 2005), and the tracking curve's actual
+//! cumulative repeat purchases reach the summary's 2,457 at week 39.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::*;
+
+#[test]
+fn predictions_holdout_and_tracking_on_cdnow() {
+    let out = tempfile::tempdir().unwrap();
+    let o = lifecycle(&[
+        "predict",
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--calibration-end",
+        "1997-09-30",
+        "--horizon",
+        "39w",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("MAE"), "{}", stdout(&o));
+    let (header, rows) = read_csv(&out.path().join("predictions.csv"));
+    assert_eq!(
+        header,
+        [
+            "customer_id",
+            "frequency",
+            "recency",
+            "T",
+            "p_alive",
+            "expected_purchases",
+            "expected_order_value",
+            "clv",
+            "holdout_purchases"
+        ]
+    );
+    assert_eq!(rows.len(), 2357);
+    let c = rows.iter().find(|r| r[0] == "00004").unwrap();
+    let e: f64 = c[5].parse().unwrap();
+    assert!((e - 1.226).abs() < 5e-4, "{e}");
+    for r in &rows {
+        let p: f64 = r[4].parse().unwrap();
+        assert!((0.0..=1.0).contains(&p));
+        let clv: f64 = r[7].parse().unwrap();
+        assert!(clv.is_finite() && clv >= 0.0);
+    }
+    let (_, tracking) = read_csv(&out.path().join("tracking.csv"));
+    assert_eq!(tracking.len(), 78); // weeks from 1997-01-01 to 1998-06-30
+    assert_eq!(tracking[38][1], "2457");
+    let svg = std::fs::read_to_string(out.path().join("tracking.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("calibration end"));
+}
