@@ -372,6 +372,6 @@ fn tracking_svg(points: &[(usize, f64, f64)], calibration_weeks: usize) -> Strin
         actual = path(&|p| p.1),
         predicted = path(&|p| p.2),
         yl = h - 10.0,
-        lx = w - 100.0,
+        lx = left + 12.0,
     )
 }
