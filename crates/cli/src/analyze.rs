@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use lifecycle_ingest::{
-    BadRows, ColumnOverrides, ReadOptions, clock_for, config, parse_day, read_events, read_orders,
+    BadRows, ColumnOverrides, ReadOptions, clock_for, config, read_events, read_orders,
 };
 use lifecycle_report::{RunInfo, build_summary, render_table, write_all};
 use lifecycle_rfm::{AnalysisConfig, Scoring, SegmentTable, analyze};
 
-use crate::InputError;
+use crate::{column_overrides, day_flag, input_err};
 
 #[derive(Args, Debug)]
 pub struct AnalyzeArgs {
@@ -65,10 +65,6 @@ pub struct AnalyzeArgs {
     /// Print elapsed time and peak memory to stderr (for benchmarks)
     #[arg(long, hide = true)]
     pub stats: bool,
-}
-
-fn input_err(m: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(InputError(m.into()))
 }
 
 /// Shows a progress bar while `counter` moves towards `total` bytes, on
@@ -130,18 +126,8 @@ fn peak_rss_kib() -> Option<u64> {
 pub fn run(args: AnalyzeArgs) -> Result<()> {
     let started = Instant::now();
     let clock = clock_for(&args.timezone).map_err(input_err)?;
-    let as_of = args
-        .as_of
-        .as_deref()
-        .map(parse_day)
-        .transpose()
-        .map_err(|m| input_err(format!("--as-of: {m}")))?;
-    let columns = match &args.columns {
-        Some(spec) => {
-            ColumnOverrides::parse(spec).map_err(|m| input_err(format!("--columns: {m}")))?
-        }
-        None => ColumnOverrides::default(),
-    };
+    let as_of = day_flag("--as-of", args.as_of.as_deref())?;
+    let columns = column_overrides(args.columns.as_deref())?;
     let table = match &args.segments {
         Some(p) => config::load_segments(p)?,
         None => SegmentTable::default_table(),

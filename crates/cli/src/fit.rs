@@ -8,16 +8,14 @@ use clap::{Args, ValueEnum};
 use lifecycle_ingest::summary_file::{
     SummaryFile, SummaryRow, TimeUnit, looks_like_summary, read_summary,
 };
-use lifecycle_ingest::{
-    ColumnOverrides, ReadOptions, clock_for, format_day, parse_day, read_orders,
-};
+use lifecycle_ingest::{ReadOptions, clock_for, format_day, read_orders};
 use lifecycle_models::{
     BgBb, BgNbd, BinomialObservation, FitConfig, FitReport, GammaGamma, MbgNbd, Observation,
     ParetoNbd, ShiftedBetaGeometric, SpendObservation,
 };
 use serde_json::{Map, Value, json};
 
-use crate::InputError;
+use crate::{column_overrides, day_flag, input_err};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum ModelKind {
@@ -71,10 +69,6 @@ pub struct FitArgs {
     /// Time zone where a purchase day begins and ends
     #[arg(long, default_value = "UTC", value_name = "TZ")]
     pub timezone: String,
-}
-
-fn input_err(m: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(InputError(m.into()))
 }
 
 /// One data-sufficiency check: what was measured, the threshold, passed or not.
@@ -160,18 +154,8 @@ pub fn run(args: FitArgs) -> Result<()> {
         read_summary(&args.input, unit_flag)?
     } else {
         let clock = clock_for(&args.timezone).map_err(input_err)?;
-        let as_of = args
-            .calibration_end
-            .as_deref()
-            .map(parse_day)
-            .transpose()
-            .map_err(|m| input_err(format!("--calibration-end: {m}")))?;
-        let columns = match &args.columns {
-            Some(spec) => {
-                ColumnOverrides::parse(spec).map_err(|m| input_err(format!("--columns: {m}")))?
-            }
-            None => ColumnOverrides::default(),
-        };
+        let as_of = day_flag("--calibration-end", args.calibration_end.as_deref())?;
+        let columns = column_overrides(args.columns.as_deref())?;
         let opts = ReadOptions {
             columns,
             date_format: args.date_format.clone(),

@@ -24,6 +24,28 @@ impl std::fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+/// A bad argument: exit code 2.
+pub fn input_err(m: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(InputError(m.into()))
+}
+
+/// `--columns SPEC`, or none.
+pub fn column_overrides(spec: Option<&str>) -> anyhow::Result<lifecycle_ingest::ColumnOverrides> {
+    match spec {
+        Some(spec) => lifecycle_ingest::ColumnOverrides::parse(spec)
+            .map_err(|m| input_err(format!("--columns: {m}"))),
+        None => Ok(lifecycle_ingest::ColumnOverrides::default()),
+    }
+}
+
+/// A date flag such as `--as-of` or `--calibration-end`.
+pub fn day_flag(flag: &str, value: Option<&str>) -> anyhow::Result<Option<lifecycle_rfm::Day>> {
+    value
+        .map(lifecycle_ingest::parse_day)
+        .transpose()
+        .map_err(|m| input_err(format!("{flag}: {m}")))
+}
+
 #[derive(Parser)]
 #[command(
     name = "lifecycle",

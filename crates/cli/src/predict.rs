@@ -9,16 +9,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use lifecycle_ingest::summary_file::{TimeUnit, parse_duration};
-use lifecycle_ingest::{
-    ColumnOverrides, ReadOptions, clock_for, format_day, parse_day, read_orders,
-};
+use lifecycle_ingest::{ReadOptions, clock_for, format_day, read_orders};
 use lifecycle_models::{
     BgNbd, FitConfig, GammaGamma, MbgNbd, Observation, ParetoNbd, SpendObservation,
 };
 use lifecycle_rfm::{CustomerSummary, Day, SummaryBuilder};
 
-use crate::InputError;
 use crate::fit::ModelKind;
+use crate::{column_overrides, day_flag, input_err};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -53,10 +51,6 @@ pub struct PredictArgs {
     pub columns: Option<String>,
 }
 
-fn input_err(m: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(InputError(m.into()))
-}
-
 /// The fitted purchase model, whatever its kind.
 enum Purchase {
     Bg(BgNbd),
@@ -89,12 +83,7 @@ impl Purchase {
 }
 
 fn read(args: &PredictArgs, as_of: Option<Day>) -> Result<(SummaryBuilder, Day)> {
-    let columns = match &args.columns {
-        Some(spec) => {
-            ColumnOverrides::parse(spec).map_err(|m| input_err(format!("--columns: {m}")))?
-        }
-        None => ColumnOverrides::default(),
-    };
+    let columns = column_overrides(args.columns.as_deref())?;
     let opts = ReadOptions {
         columns,
         clock: clock_for(&args.timezone).map_err(input_err)?,
@@ -133,12 +122,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             "--margin must be in 0..1 and --discount-rate in 0..1",
         ));
     }
-    let calibration_end = args
-        .calibration_end
-        .as_deref()
-        .map(parse_day)
-        .transpose()
-        .map_err(|m| input_err(format!("--calibration-end: {m}")))?;
+    let calibration_end = day_flag("--calibration-end", args.calibration_end.as_deref())?;
     let (builder, end) = read(&args, calibration_end)?;
     let calibration = buyers(builder, end);
     let d = unit.days();

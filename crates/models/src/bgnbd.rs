@@ -245,13 +245,7 @@ impl BgNbd {
         let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
         let log_odds =
             a.ln() - (b + x - 1.0).ln() + (r + x) * ((alpha + t_big).ln() - (alpha + t_x).ln());
-        // 1 / (1 + e^{log_odds}), stable for large |log_odds|.
-        if log_odds > 0.0 {
-            let e = (-log_odds).exp();
-            e / (1.0 + e)
-        } else {
-            1.0 / (1.0 + log_odds.exp())
-        }
+        crate::alive_from_log_odds(log_odds)
     }
 }
 
@@ -278,22 +272,7 @@ mod tests {
             },
             Observation::new(1.0, 1.71, 38.86),
         ];
-        let data = Data { total: 6.0, rows };
-        let theta = [0.3, 4.0, 0.8, 2.4];
-        let (_, g) = data.log_likelihood(&theta);
-        for j in 0..4 {
-            let h = 1e-6 * theta[j];
-            let mut up = theta;
-            let mut down = theta;
-            up[j] += h;
-            down[j] -= h;
-            let fd = (data.log_likelihood(&up).0 - data.log_likelihood(&down).0) / (2.0 * h);
-            assert!(
-                (fd - g[j]).abs() <= 1e-6 * fd.abs().max(1.0),
-                "param {j}: {fd} vs {}",
-                g[j]
-            );
-        }
+        crate::fit::assert_gradient(&Data { total: 6.0, rows }, &[0.3, 4.0, 0.8, 2.4]);
     }
 
     #[test]

@@ -164,21 +164,7 @@ mod tests {
             ],
             total: 6.0,
         };
-        let theta = [6.0, 3.7, 15.0];
-        let (_, g) = data.log_likelihood(&theta);
-        for j in 0..3 {
-            let h = 1e-6 * theta[j];
-            let mut up = theta;
-            let mut down = theta;
-            up[j] += h;
-            down[j] -= h;
-            let fd = (data.log_likelihood(&up).0 - data.log_likelihood(&down).0) / (2.0 * h);
-            assert!(
-                (fd - g[j]).abs() <= 1e-6 * fd.abs().max(1.0),
-                "param {j}: {fd} vs {}",
-                g[j]
-            );
-        }
+        crate::fit::assert_gradient(&data, &[6.0, 3.7, 15.0]);
     }
 
     #[test]

@@ -60,6 +60,17 @@ pub enum ModelError {
     Numerical(String),
 }
 
+/// 1 / (1 + e^{log_odds}), stable for large |log_odds|: the P(alive) of the
+/// models, whose odds of being inactive are computed in logs.
+pub(crate) fn alive_from_log_odds(log_odds: f64) -> f64 {
+    if log_odds > 0.0 {
+        let e = (-log_odds).exp();
+        e / (1.0 + e)
+    } else {
+        1.0 / (1.0 + log_odds.exp())
+    }
+}
+
 pub(crate) fn check_param(name: &'static str, value: f64) -> Result<f64, ModelError> {
     if value.is_finite() && value > 0.0 {
         Ok(value)

@@ -104,12 +104,7 @@ impl MbgNbd {
         let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
         let log_odds =
             a.ln() - (b + x).ln() + (r + x) * ((alpha + t_big).ln() - (alpha + t_x).ln());
-        if log_odds > 0.0 {
-            let e = (-log_odds).exp();
-            e / (1.0 + e)
-        } else {
-            1.0 / (1.0 + log_odds.exp())
-        }
+        crate::alive_from_log_odds(log_odds)
     }
 
     /// Expected purchases of a new customer in (0, t]:

@@ -164,12 +164,7 @@ impl ParetoNbd {
                     + (self.r + x) * (self.alpha + t_big).ln()
                     + self.s * (self.beta + t_big).ln()
                     + la0.v;
-                if log_odds > 0.0 {
-                    let e = (-log_odds).exp();
-                    e / (1.0 + e)
-                } else {
-                    1.0 / (1.0 + log_odds.exp())
-                }
+                crate::alive_from_log_odds(log_odds)
             }
             None => 1.0,
         }
