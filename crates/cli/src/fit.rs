@@ -25,10 +25,12 @@ pub enum ModelKind {
     Bgbb,
     GammaGamma,
     Sbg,
+    /// Fit every purchase model and keep the best (predict only)
+    Auto,
 }
 
 impl ModelKind {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             ModelKind::Bgnbd => "bgnbd",
             ModelKind::Mbgnbd => "mbgnbd",
@@ -36,6 +38,7 @@ impl ModelKind {
             ModelKind::Bgbb => "bgbb",
             ModelKind::GammaGamma => "gamma-gamma",
             ModelKind::Sbg => "sbg",
+            ModelKind::Auto => "auto",
         }
     }
 }
@@ -251,6 +254,11 @@ pub fn run(args: FitArgs) -> Result<()> {
                 .collect();
             let n = obs.iter().map(|o| o.weight).sum();
             (BgBb::fit(&obs, &config)?.1, n)
+        }
+        ModelKind::Auto => {
+            return Err(input_err(
+                "--model auto compares the purchase models on a holdout: use `lifecycle predict --model auto --calibration-end DATE`",
+            ));
         }
         ModelKind::Sbg => {
             let SummaryFile::Survivors { counts } = &file else {

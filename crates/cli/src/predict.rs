@@ -22,7 +22,7 @@ use crate::{column_overrides, day_flag, input_err};
 pub struct PredictArgs {
     /// Orders file (any format `analyze` reads)
     pub orders: PathBuf,
-    /// Purchase model: bgnbd, mbgnbd or pareto-nbd
+    /// Purchase model: bgnbd, mbgnbd, pareto-nbd, or auto (fit all, keep the best on the holdout)
     #[arg(long, value_enum, default_value = "bgnbd")]
     pub model: ModelKind,
     /// How far ahead to predict, e.g. 52w, 365d, 12m
@@ -40,6 +40,9 @@ pub struct PredictArgs {
     /// Annual discount rate for CLV
     #[arg(long, default_value_t = 0.10)]
     pub discount_rate: f64,
+    /// Flag value decline when the predicted purchase rate falls below (1 - this) x the customer's own rate so far
+    #[arg(long, default_value_t = 0.5)]
+    pub decline_threshold: f64,
     /// Output folder
     #[arg(long, default_value = "lifecycle-out", value_name = "DIR")]
     pub out: PathBuf,
@@ -137,16 +140,6 @@ pub fn run(args: PredictArgs) -> Result<()> {
         })
         .collect();
     let config = FitConfig::default();
-    let model = match args.model {
-        ModelKind::Bgnbd => Purchase::Bg(BgNbd::fit(&obs, &config)?.0),
-        ModelKind::Mbgnbd => Purchase::Mbg(MbgNbd::fit(&obs, &config)?.0),
-        ModelKind::ParetoNbd => Purchase::Pareto(ParetoNbd::fit(&obs, &config)?.0),
-        other => {
-            return Err(input_err(format!(
-                "predict uses a purchase model (bgnbd, mbgnbd, pareto-nbd), not {other:?}"
-            )));
-        }
-    };
     let spend: Vec<SpendObservation> = calibration
         .iter()
         .filter(|s| s.frequency() > 0 && s.repeat_mean_value() > 0.0)
@@ -184,7 +177,110 @@ pub fn run(args: PredictArgs) -> Result<()> {
         None => None,
     };
 
+    // Fit the candidates; with --model auto keep the best on the holdout
+    // (mean absolute error per customer), or by BIC without one.
+    let kinds = match args.model {
+        ModelKind::Auto => vec![ModelKind::Bgnbd, ModelKind::Mbgnbd, ModelKind::ParetoNbd],
+        ModelKind::Bgnbd | ModelKind::Mbgnbd | ModelKind::ParetoNbd => vec![args.model],
+        other => {
+            return Err(input_err(format!(
+                "predict uses a purchase model (bgnbd, mbgnbd, pareto-nbd or auto), not {}",
+                other.name()
+            )));
+        }
+    };
+    let mut candidates = Vec::new();
+    for kind in kinds {
+        let fitted = match kind {
+            ModelKind::Bgnbd => BgNbd::fit(&obs, &config).map(|(m, r)| (Purchase::Bg(m), r)),
+            ModelKind::Mbgnbd => MbgNbd::fit(&obs, &config).map(|(m, r)| (Purchase::Mbg(m), r)),
+            _ => ParetoNbd::fit(&obs, &config).map(|(m, r)| (Purchase::Pareto(m), r)),
+        };
+        let (model, report) = match fitted {
+            Ok(f) => f,
+            Err(e) if args.model == ModelKind::Auto => {
+                eprintln!("{}: not fitted ({e})", kind.name());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let expected: Vec<f64> = obs
+            .iter()
+            .map(|o| model.conditional(horizon, o.x, o.t_x, o.t_big))
+            .collect::<Result<_>>()?;
+        let errors = holdout.as_ref().map(|h| {
+            let n = h.len() as f64;
+            let mae = expected
+                .iter()
+                .zip(h)
+                .map(|(e, a)| (e - a).abs())
+                .sum::<f64>()
+                / n;
+            let rmse = (expected
+                .iter()
+                .zip(h)
+                .map(|(e, a)| (e - a).powi(2))
+                .sum::<f64>()
+                / n)
+                .sqrt();
+            (
+                mae,
+                rmse,
+                expected.iter().sum::<f64>(),
+                h.iter().sum::<f64>(),
+            )
+        });
+        candidates.push((kind, model, report, expected, errors));
+    }
+    if candidates.is_empty() {
+        return Err(input_err("no purchase model could be fitted"));
+    }
+    let best = (0..candidates.len())
+        .min_by(|&i, &j| {
+            let key = |k: usize| candidates[k].4.map_or(candidates[k].2.bic, |e| e.0);
+            key(i).total_cmp(&key(j))
+        })
+        .unwrap_or(0);
+    if candidates.len() > 1 {
+        println!(
+            "{:<12} {:>14} {:>12} {:>12} {:>12} {:>22}",
+            "model", "log-lik.", "BIC", "holdout MAE", "RMSE", "predicted / actual"
+        );
+        for (i, (kind, _, report, _, errors)) in candidates.iter().enumerate() {
+            let (mae, rmse, pt) = match errors {
+                Some((mae, rmse, p, a)) => (
+                    format!("{mae:.4}"),
+                    format!("{rmse:.4}"),
+                    format!("{p:.0} / {a:.0}"),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            println!(
+                "{:<12} {:>14.2} {:>12.2} {:>12} {:>12} {:>22}{}",
+                kind.name(),
+                report.log_likelihood,
+                report.bic,
+                mae,
+                rmse,
+                pt,
+                if i == best { "  <- chosen" } else { "" }
+            );
+        }
+        println!(
+            "chose {}: {}\n",
+            candidates[best].0.name(),
+            if holdout.is_some() {
+                "lowest mean absolute error on the holdout"
+            } else {
+                "lowest BIC (no holdout: give --calibration-end to compare on one)"
+            }
+        );
+    }
+    let (kind, model, _, expected, errors) = candidates.swap_remove(best);
+
     // CLV: monthly steps over the horizon, discounted at the annual rate.
+    // Value decline: the predicted purchase rate over the horizon has fallen
+    // below (1 − threshold) of the customer's own rate so far.
     let step = (365.25 / 12.0) / d;
     let steps = (horizon / step).ceil().max(1.0) as usize;
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
@@ -194,16 +290,16 @@ pub fn run(args: PredictArgs) -> Result<()> {
     );
     writeln!(
         w,
-        "customer_id,frequency,recency,T,p_alive,expected_purchases,expected_order_value,clv{}",
+        "customer_id,frequency,recency,T,p_alive,expected_purchases,expected_order_value,clv,historical_rate,predicted_rate,value_decline{}",
         if holdout.is_some() {
             ",holdout_purchases"
         } else {
             ""
         }
     )?;
-    let (mut abs_err, mut sq_err, mut predicted_total, mut actual_total) = (0.0, 0.0, 0.0, 0.0);
+    let mut declines: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     for (i, (s, o)) in calibration.iter().zip(&obs).enumerate() {
-        let e = model.conditional(horizon, o.x, o.t_x, o.t_big)?;
+        let e = expected[i];
         let value = match &gg {
             Some(g) => g.conditional_expected_value(o.x, s.repeat_mean_value()),
             None => s.avg_order_value(),
@@ -217,10 +313,18 @@ pub fn run(args: PredictArgs) -> Result<()> {
             clv += args.margin * value * (cum - previous) / (1.0 + args.discount_rate).powf(years);
             previous = cum;
         }
+        let historical = if o.t_big > 0.0 && o.x > 0.0 {
+            o.x / o.t_big
+        } else {
+            f64::NAN
+        };
+        let predicted_rate = e / horizon;
+        let decline =
+            historical.is_finite() && predicted_rate < (1.0 - args.decline_threshold) * historical;
         let mut line = String::new();
         let _ = write!(
             line,
-            "{},{},{:.4},{:.4},{:.6},{:.6},{:.2},{:.2}",
+            "{},{},{:.4},{:.4},{:.6},{:.6},{:.2},{:.2},{},{:.6},{}",
             s.customer_id,
             o.x,
             o.t_x,
@@ -228,35 +332,56 @@ pub fn run(args: PredictArgs) -> Result<()> {
             model.p_alive(o.x, o.t_x, o.t_big),
             e,
             value,
-            clv
+            clv,
+            if historical.is_finite() {
+                format!("{historical:.6}")
+            } else {
+                String::new()
+            },
+            predicted_rate,
+            decline
         );
         if let Some(h) = &holdout {
             let _ = write!(line, ",{}", h[i]);
-            abs_err += (e - h[i]).abs();
-            sq_err += (e - h[i]).powi(2);
-            predicted_total += e;
-            actual_total += h[i];
+            if historical.is_finite() {
+                if decline {
+                    declines.0.push(h[i])
+                } else {
+                    declines.1.push(h[i])
+                }
+            }
         }
         writeln!(w, "{line}")?;
     }
     w.flush()?;
+    if let Some((mae, rmse, predicted_total, actual_total)) = errors {
+        println!(
+            "holdout: predicted {predicted_total:.1} repeat purchases, actual {actual_total:.0}; MAE {mae:.4}, RMSE {rmse:.4} per customer"
+        );
+        let ci = |v: &[f64]| {
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n.max(1.0);
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+            (mean, 1.96 * (var / n.max(1.0)).sqrt())
+        };
+        let (fm, fh) = ci(&declines.0);
+        let (um, uh) = ci(&declines.1);
+        println!(
+            "value decline (repeat buyers): {} flagged bought {fm:.3} ± {fh:.3} each in the holdout, {} unflagged {um:.3} ± {uh:.3} (95% intervals)",
+            declines.0.len(),
+            declines.1.len()
+        );
+    }
     println!(
-        "{} customers, calibration end {}, horizon {} ({:.2} {})",
+        "{} customers, model {}, calibration end {}, horizon {} ({:.2} {})",
         calibration.len(),
+        kind.name(),
         format_day(end),
         args.horizon,
         horizon,
         unit.name()
     );
     if holdout.is_some() {
-        let n = calibration.len() as f64;
-        println!(
-            "holdout: predicted {:.1} repeat purchases, actual {:.0}; MAE {:.4}, RMSE {:.4} per customer",
-            predicted_total,
-            actual_total,
-            abs_err / n,
-            (sq_err / n).sqrt()
-        );
         if let Some(by_day) = &by_day {
             write_tracking(&args, &calibration, &model, end, horizon_days, d, by_day)?;
         }

@@ -35,6 +35,9 @@ fn predictions_holdout_and_tracking_on_cdnow() {
             "expected_purchases",
             "expected_order_value",
             "clv",
+            "historical_rate",
+            "predicted_rate",
+            "value_decline",
             "holdout_purchases"
         ]
     );
@@ -53,4 +56,52 @@ fn predictions_holdout_and_tracking_on_cdnow() {
     assert_eq!(tracking[38][1], "2457");
     let svg = std::fs::read_to_string(out.path().join("tracking.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("calibration end"));
+}
+
+/// `--model auto` fits BG/NBD, MBG/NBD and Pareto/NBD, compares them on the
+/// holdout and says which it chose; customers flagged for value decline buy
+/// less in the holdout than the other repeat buyers.
+#[test]
+fn auto_model_choice_and_value_decline() {
+    let out = tempfile::tempdir().unwrap();
+    let o = lifecycle(&[
+        "predict",
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--model",
+        "auto",
+        "--calibration-end",
+        "1997-09-30",
+        "--horizon",
+        "39w",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for m in [
+        "bgnbd",
+        "mbgnbd",
+        "pareto-nbd",
+        "<- chosen",
+        "chose ",
+        "holdout MAE",
+    ] {
+        assert!(text.contains(m), "{m} missing from\n{text}");
+    }
+    let (_, rows) = read_csv(&out.path().join("predictions.csv"));
+    let rate = |flag: &str| {
+        let v: Vec<f64> = rows
+            .iter()
+            .filter(|r| !r[8].is_empty() && r[10] == flag)
+            .map(|r| r[11].parse::<f64>().unwrap())
+            .collect();
+        (v.iter().sum::<f64>() / v.len() as f64, v.len())
+    };
+    let (flagged, n_flagged) = rate("true");
+    let (unflagged, n_unflagged) = rate("false");
+    assert!(n_flagged > 50 && n_unflagged > 50);
+    assert!(
+        flagged < unflagged,
+        "flagged {flagged} vs unflagged {unflagged}"
+    );
 }
