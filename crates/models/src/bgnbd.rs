@@ -236,6 +236,27 @@ impl BgNbd {
         Ok(numerator * self.p_alive(x, t_x, t_big))
     }
 
+    /// P(X(t) = n): the probability that a new customer makes exactly `n`
+    /// repeat purchases in (0, t] (FHL eq. 8), in logs for large n.
+    pub fn probability_of_purchases(&self, t: f64, n: u32) -> f64 {
+        let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
+        if t <= 0.0 {
+            return if n == 0 { 1.0 } else { 0.0 };
+        }
+        let nf = f64::from(n);
+        let (lp, lq) = ((alpha / (alpha + t)).ln(), (t / (alpha + t)).ln());
+        // ln of the NBD probability Γ(r+j)/(Γ(r) j!) p^r q^j.
+        let nbd = |j: f64| ln_gamma(r + j) - ln_gamma(r) - ln_gamma(j + 1.0) + r * lp + j * lq;
+        let ln_beta_ab = statrs::function::beta::ln_beta(a, b);
+        let mut p = (statrs::function::beta::ln_beta(a, b + nf) - ln_beta_ab + nbd(nf)).exp();
+        if n > 0 {
+            let partial: f64 = (0..n).map(|j| nbd(f64::from(j)).exp()).sum();
+            p += (statrs::function::beta::ln_beta(a + 1.0, b + nf - 1.0) - ln_beta_ab).exp()
+                * (1.0 - partial).max(0.0);
+        }
+        p
+    }
+
     /// Probability that a customer with history (x, t_x, T) is still active
     /// at T (FHL appendix, eq. 13): 1 for x = 0.
     pub fn p_alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {

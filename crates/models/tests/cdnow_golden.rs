@@ -18,7 +18,8 @@
 //!   P(alive | 2, 30.43, 38.86) = 0.72660914, E[X(39)] = 1.1950162284461943;
 //!   Gamma-Gamma p = 6.248802496072247, q = 3.744588460923599,
 //!   γ = 15.447748064939473 (the paper prints 15.44: truncated, not rounded),
-//!   and E[Z | x = 2, m = 22.35] = 24.658616189237748.
+//!   and E[Z | x = 2, m = 22.35] = 24.658616189237748; P(X(39) = n) for n = 0, 1,
+//!   2, 5, 10 from `probability_of_n_purchases_up_to_time`.
 //! - `lifetimes` 0.11.3 cannot compute E[X(t)|...] for r = 0.11, α = 2.24,
 //!   a = 0.31, b = 0.5, x = 0, t_x = 0, T = 1, t = 30 (its 2F1 term is negative
 //!   and it takes a logarithm); the right value is 0.5645886 (the issue's
@@ -110,6 +111,24 @@ fn bgnbd_on_cdnow_matches_the_paper() {
     assert!((lt.p_alive(2.0, 30.43, 38.86) - 0.72660914).abs() < 1e-8);
     let e = lt.expected_purchases(39.0).unwrap();
     assert!((e - 1.1950162284461943).abs() < 1e-12, "{e}");
+    // P(X(39) = n), lifetimes' probability_of_n_purchases_up_to_time.
+    for (n, want) in [
+        (0, 0.5743072834054231),
+        (1, 0.19919306128210296),
+        (2, 0.08532240876046454),
+        (5, 0.017938392273575098),
+        (10, 0.00358450738062761),
+    ] {
+        let p = lt.probability_of_purchases(39.0, n);
+        assert!(
+            (p - want).abs() < 1e-12,
+            "P(X(39) = {n}) = {p}, lifetimes {want}"
+        );
+    }
+    let total: f64 = (0..2000)
+        .map(|n| lt.probability_of_purchases(39.0, n))
+        .sum();
+    assert!((total - 1.0).abs() < 1e-6, "probabilities sum to {total}");
     // Deterministic: the same input gives the same output.
     let (again, _) = BgNbd::fit(&obs, &FitConfig::default()).unwrap();
     assert_eq!(again, model);
