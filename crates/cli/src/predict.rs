@@ -54,36 +54,7 @@ pub struct PredictArgs {
     pub columns: Option<String>,
 }
 
-/// The fitted purchase model, whatever its kind.
-enum Purchase {
-    Bg(BgNbd),
-    Mbg(MbgNbd),
-    Pareto(ParetoNbd),
-}
-
-impl Purchase {
-    fn conditional(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<f64> {
-        Ok(match self {
-            Purchase::Bg(m) => m.conditional_expected_purchases(t, x, t_x, t_big)?,
-            Purchase::Mbg(m) => m.conditional_expected_purchases(t, x, t_x, t_big)?,
-            Purchase::Pareto(m) => m.conditional_expected_purchases(t, x, t_x, t_big)?,
-        })
-    }
-    fn p_alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
-        match self {
-            Purchase::Bg(m) => m.p_alive(x, t_x, t_big),
-            Purchase::Mbg(m) => m.p_alive(x, t_x, t_big),
-            Purchase::Pareto(m) => m.p_alive(x, t_x, t_big),
-        }
-    }
-    fn unconditional(&self, t: f64) -> Result<f64> {
-        Ok(match self {
-            Purchase::Bg(m) => m.expected_purchases(t)?,
-            Purchase::Mbg(m) => m.expected_purchases(t)?,
-            Purchase::Pareto(m) => m.expected_purchases(t),
-        })
-    }
-}
+use crate::value::{Purchase, ValueConfig, customer_value};
 
 fn read(args: &PredictArgs, as_of: Option<Day>) -> Result<(SummaryBuilder, Day)> {
     let columns = column_overrides(args.columns.as_deref())?;
@@ -278,11 +249,13 @@ pub fn run(args: PredictArgs) -> Result<()> {
     }
     let (kind, model, _, expected, errors) = candidates.swap_remove(best);
 
-    // CLV: monthly steps over the horizon, discounted at the annual rate.
-    // Value decline: the predicted purchase rate over the horizon has fallen
-    // below (1 − threshold) of the customer's own rate so far.
-    let step = (365.25 / 12.0) / d;
-    let steps = (horizon / step).ceil().max(1.0) as usize;
+    let cfg = ValueConfig {
+        horizon,
+        unit_days: d,
+        margin: args.margin,
+        discount_rate: args.discount_rate,
+        decline_threshold: args.decline_threshold,
+    };
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
     let path = args.out.join("predictions.csv");
     let mut w = std::io::BufWriter::new(
@@ -299,28 +272,15 @@ pub fn run(args: PredictArgs) -> Result<()> {
     )?;
     let mut declines: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     for (i, (s, o)) in calibration.iter().zip(&obs).enumerate() {
-        let e = expected[i];
-        let value = match &gg {
-            Some(g) => g.conditional_expected_value(o.x, s.repeat_mean_value()),
-            None => s.avg_order_value(),
-        };
-        let mut clv = 0.0;
-        let mut previous = 0.0;
-        for k in 1..=steps {
-            let t = (k as f64 * step).min(horizon);
-            let cum = model.conditional(t, o.x, o.t_x, o.t_big)?;
-            let years = t * d / 365.25;
-            clv += args.margin * value * (cum - previous) / (1.0 + args.discount_rate).powf(years);
-            previous = cum;
-        }
-        let historical = if o.t_big > 0.0 && o.x > 0.0 {
-            o.x / o.t_big
-        } else {
-            f64::NAN
-        };
-        let predicted_rate = e / horizon;
-        let decline =
-            historical.is_finite() && predicted_rate < (1.0 - args.decline_threshold) * historical;
+        let v = customer_value(
+            &model,
+            gg.as_ref(),
+            o,
+            s.repeat_mean_value(),
+            s.avg_order_value(),
+            &cfg,
+        )?;
+        debug_assert!((v.expected_purchases - expected[i]).abs() < 1e-9);
         let mut line = String::new();
         let _ = write!(
             line,
@@ -329,22 +289,20 @@ pub fn run(args: PredictArgs) -> Result<()> {
             o.x,
             o.t_x,
             o.t_big,
-            model.p_alive(o.x, o.t_x, o.t_big),
-            e,
-            value,
-            clv,
-            if historical.is_finite() {
-                format!("{historical:.6}")
-            } else {
-                String::new()
-            },
-            predicted_rate,
-            decline
+            v.p_alive,
+            v.expected_purchases,
+            v.order_value,
+            v.clv,
+            v.historical_rate
+                .map(|h| format!("{h:.6}"))
+                .unwrap_or_default(),
+            v.predicted_rate,
+            v.value_decline
         );
         if let Some(h) = &holdout {
             let _ = write!(line, ",{}", h[i]);
-            if historical.is_finite() {
-                if decline {
+            if v.historical_rate.is_some() {
+                if v.value_decline {
                     declines.0.push(h[i])
                 } else {
                     declines.1.push(h[i])
