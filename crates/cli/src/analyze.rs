@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use lifecycle_ingest::summary_file::parse_duration;
 use lifecycle_ingest::{
     BadRows, ColumnOverrides, ReadOptions, clock_for, config, read_events, read_orders,
 };
-use lifecycle_report::{RunInfo, build_summary, render_table, write_all};
+use lifecycle_report::{ExtraColumn, ExtraKind, RunInfo, build_summary, render_table, write_all};
 use lifecycle_rfm::{AnalysisConfig, Scoring, SegmentTable, analyze};
 
+use crate::value::{Purchase, ValueConfig, customer_value};
 use crate::{column_overrides, day_flag, input_err};
 
 #[derive(Args, Debug)]
@@ -62,6 +64,18 @@ pub struct AnalyzeArgs {
     /// Longest accepted line in bytes
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_line_bytes: usize,
+    /// Also fit BG/NBD + Gamma-Gamma and append p_alive, expected_purchases, expected_order_value, clv and value_decline to customers.csv
+    #[arg(long)]
+    pub clv: bool,
+    /// CLV horizon (with --clv), e.g. 52w, 12m
+    #[arg(long, default_value = "52w")]
+    pub horizon: String,
+    /// Margin on revenue for CLV (with --clv)
+    #[arg(long, default_value_t = 1.0)]
+    pub margin: f64,
+    /// Annual discount rate for CLV (with --clv)
+    #[arg(long, default_value_t = 0.10)]
+    pub discount_rate: f64,
     /// Print elapsed time and peak memory to stderr (for benchmarks)
     #[arg(long, hide = true)]
     pub stats: bool,
@@ -207,8 +221,24 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         timezone: args.timezone.clone(),
         scoring,
     };
-    let summary = build_summary(&analysis, &table, &run);
-    let written = write_all(&args.out, &analysis, &table, &summary)?;
+    let mut summary = build_summary(&analysis, &table, &run);
+    let extras = if args.clv {
+        match value_columns(&args, &analysis, &table) {
+            Ok((columns, model)) => {
+                summary.clv = Some(model);
+                columns
+            }
+            Err(e) => {
+                summary.notes.push(format!(
+                    "No CLV columns: the value model could not be fitted ({e:#})."
+                ));
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let written = write_all(&args.out, &analysis, &table, &summary, &extras)?;
     let t_write = started.elapsed();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -234,4 +264,124 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Fits BG/NBD (weeks) and Gamma-Gamma on the analysis and returns the
+/// appended customers.csv columns and the model's description.
+fn value_columns(
+    args: &AnalyzeArgs,
+    analysis: &lifecycle_rfm::Analysis,
+    table: &SegmentTable,
+) -> Result<(Vec<ExtraColumn>, serde_json::Value)> {
+    use lifecycle_models::{BgNbd, FitConfig, GammaGamma, Observation, SpendObservation};
+    let (count, unit) =
+        parse_duration(&args.horizon).map_err(|m| input_err(format!("--horizon: {m}")))?;
+    let weeks = 7.0;
+    let horizon = count * unit.days() / weeks;
+    let as_of = analysis.as_of;
+    let obs: Vec<Option<Observation>> = analysis
+        .summaries
+        .iter()
+        .map(|s| {
+            Some(Observation::new(
+                f64::from(s.frequency()),
+                f64::from(s.recency_days()?) / weeks,
+                f64::from(s.age_days(as_of)?) / weeks,
+            ))
+        })
+        .collect();
+    let buyers: Vec<Observation> = obs.iter().flatten().copied().collect();
+    let config = FitConfig::default();
+    let (model, report) = BgNbd::fit(&buyers, &config)?;
+    let spend: Vec<SpendObservation> = analysis
+        .summaries
+        .iter()
+        .filter(|s| s.frequency() > 0 && s.repeat_mean_value() > 0.0)
+        .map(|s| SpendObservation::new(f64::from(s.frequency()), s.repeat_mean_value()))
+        .collect();
+    let gg = GammaGamma::fit(&spend, &config).ok();
+    let cfg = ValueConfig {
+        horizon,
+        unit_days: weeks,
+        margin: args.margin,
+        discount_rate: args.discount_rate,
+        decline_threshold: 0.5,
+    };
+    let purchase = Purchase::Bg(model);
+    let n = analysis.len();
+    let mut cols: Vec<Vec<f64>> = vec![vec![f64::NAN; n]; 5];
+    let mut clv_by_segment = vec![(0.0f64, 0usize); table.segments().len()];
+    let mut flagged = 0usize;
+    for (i, (s, o)) in analysis.summaries.iter().zip(&obs).enumerate() {
+        let Some(o) = o else { continue };
+        let v = customer_value(
+            &purchase,
+            gg.as_ref().map(|g| &g.0),
+            o,
+            s.repeat_mean_value(),
+            s.avg_order_value(),
+            &cfg,
+        )?;
+        cols[0][i] = v.p_alive;
+        cols[1][i] = v.expected_purchases;
+        cols[2][i] = v.order_value;
+        cols[3][i] = v.clv;
+        cols[4][i] = f64::from(u8::from(v.value_decline));
+        flagged += usize::from(v.value_decline);
+        let seg = analysis.scores[i].segment as usize;
+        clv_by_segment[seg].0 += v.clv;
+        clv_by_segment[seg].1 += 1;
+    }
+    let total: f64 = clv_by_segment.iter().map(|s| s.0).sum();
+    let names = [
+        "p_alive",
+        "expected_purchases",
+        "expected_order_value",
+        "clv",
+        "value_decline",
+    ];
+    let kinds = [
+        ExtraKind::Number(6),
+        ExtraKind::Number(6),
+        ExtraKind::Number(2),
+        ExtraKind::Number(2),
+        ExtraKind::Flag,
+    ];
+    let columns = cols
+        .into_iter()
+        .zip(names.iter().zip(kinds))
+        .map(|(values, (name, kind))| ExtraColumn {
+            name: (*name).to_string(),
+            values,
+            kind,
+        })
+        .collect();
+    let [r, alpha, a, b] = purchase_params(&purchase);
+    let description = serde_json::json!({
+        "model": "bgnbd",
+        "time_unit": "weeks",
+        "params": {"r": r, "alpha": alpha, "a": a, "b": b},
+        "log_likelihood": report.log_likelihood,
+        "spend_model": gg.as_ref().map(|(g, _)| {
+            let [p, q, gamma] = g.params();
+            serde_json::json!({"model": "gamma-gamma", "params": {"p": p, "q": q, "gamma": gamma}})
+        }),
+        "horizon": args.horizon,
+        "margin": args.margin,
+        "discount_rate": args.discount_rate,
+        "total_clv": total,
+        "value_decline_flagged": flagged,
+        "by_segment": table.segments().iter().zip(&clv_by_segment).map(|(seg, (sum, n))| serde_json::json!({
+            "segment": seg.name, "customers": n, "mean_clv": if *n > 0 { sum / *n as f64 } else { 0.0 }, "total_clv": sum
+        })).collect::<Vec<_>>(),
+    });
+    Ok((columns, description))
+}
+
+fn purchase_params(p: &Purchase) -> [f64; 4] {
+    match p {
+        Purchase::Bg(m) => m.params(),
+        Purchase::Mbg(m) => m.params(),
+        Purchase::Pareto(m) => m.params(),
+    }
 }

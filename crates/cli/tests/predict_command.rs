@@ -105,3 +105,54 @@ fn auto_model_choice_and_value_decline() {
         "flagged {flagged} vs unflagged {unflagged}"
     );
 }
+
+/// `analyze --clv` appends the value columns after the 13 leading ones and
+/// reports the BG/NBD of Fader, Hardie & Lee (2005) for the CDNOW sample.
+#[test]
+fn analyze_with_clv_appends_value_columns() {
+    let (summary, out) = analyze_json(
+        &data("CDNOW_sample.txt"),
+        &["--as-of", "1997-09-30", "--clv", "--horizon", "39w"],
+    );
+    let params = &summary["clv"]["params"];
+    for (name, want) in [("r", 0.243), ("alpha", 4.414), ("a", 0.793), ("b", 2.426)] {
+        assert!(
+            (params[name].as_f64().unwrap() - want).abs() < 5e-4,
+            "{name}: {params}"
+        );
+    }
+    let (header, rows) = read_csv(&out.path().join("customers.csv"));
+    assert_eq!(
+        header[13..],
+        [
+            "p_alive",
+            "expected_purchases",
+            "expected_order_value",
+            "clv",
+            "value_decline"
+        ]
+    );
+    let c = rows.iter().find(|r| r[0] == "00004").unwrap();
+    let e: f64 = c[14].parse().unwrap();
+    assert!((e - 1.226).abs() < 5e-4, "{e}");
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("Customer value"));
+    // Without repeat buyers the columns are left out and the report says why.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("orders.csv");
+    std::fs::write(
+        &p,
+        "customer_id,date,amount\na,2024-01-01,5\nb,2024-01-02,6\n",
+    )
+    .unwrap();
+    let (summary, out) = analyze_json(&p, &["--clv"]);
+    assert!(
+        summary["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("No CLV columns"))
+    );
+    let (header, _) = read_csv(&out.path().join("customers.csv"));
+    assert_eq!(header.len(), 13);
+}

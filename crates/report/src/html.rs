@@ -308,6 +308,9 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
     h.push_str(&bar_chart(s, &colours));
     h.push_str("<h2>R × F grid</h2><p class=meta>Each cell holds the buyers with that recency and frequency score, coloured by the segment most of them are in (cells without customers show the rule for a middle M score, faded).</p>");
     h.push_str(&rf_grid(analysis, table, &colours));
+    if let Some(clv) = &s.clv {
+        clv_section(&mut h, clv, &colours, table);
+    }
     h.push_str("<h2>Phases</h2><table><thead><tr><th>Phase</th><th>Segments</th><th class=n>Customers</th><th class=n>Revenue</th></tr></thead><tbody>");
     for p in &s.phases {
         let _ = write!(
@@ -369,4 +372,83 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
         esc(&s.lifecycle_version)
     );
     h
+}
+
+/// The value model of `analyze --clv`: parameters, totals and a bar chart of
+/// mean CLV per segment.
+fn clv_section(h: &mut String, clv: &serde_json::Value, colours: &[String], table: &SegmentTable) {
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let params = clv["params"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k} = {:.4}", num(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let _ = write!(
+        h,
+        "<h2>Customer value</h2><p class=meta>BG/NBD ({}; time in weeks){}; horizon {}, margin {}, annual discount rate {}. Total CLV {}; {} customers flagged for value decline.</p>",
+        esc(&params),
+        clv["spend_model"]["params"]
+            .as_object()
+            .map(|m| format!(
+                " and Gamma-Gamma ({})",
+                esc(&m
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {:.3}", num(v)))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+            ))
+            .unwrap_or_default(),
+        esc(clv["horizon"].as_str().unwrap_or("")),
+        num(&clv["margin"]),
+        num(&clv["discount_rate"]),
+        thousands(num(&clv["total_clv"])),
+        clv["value_decline_flagged"].as_u64().unwrap_or(0)
+    );
+    let rows: Vec<(String, f64)> = clv["by_segment"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r["segment"].as_str().unwrap_or("").to_string(),
+                        num(&r["mean_clv"]),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let max = rows.iter().map(|r| r.1).fold(0.0, f64::max).max(1e-9);
+    let (label_w, bar_w, row_h) = (170.0, 360.0, 24.0);
+    let height = 10.0 + row_h * rows.len() as f64;
+    let _ = write!(
+        h,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 640 {height}" width="640" height="{height}" role="img" aria-label="Mean CLV per segment">"#
+    );
+    for (i, (name, mean)) in rows.iter().enumerate() {
+        let y = 5.0 + row_h * i as f64;
+        let colour = table
+            .segments()
+            .iter()
+            .position(|s| &s.name == name)
+            .and_then(|k| colours.get(k))
+            .map_or("#888", String::as_str);
+        let w = bar_w * mean / max;
+        let _ = write!(
+            h,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{label_w}" y="{}" width="{w:.1}" height="{}" fill="{colour}"/><text x="{:.1}" y="{}" class="v">{:.2}</text>"#,
+            label_w - 8.0,
+            y + 15.0,
+            esc(name),
+            y + 3.0,
+            row_h - 6.0,
+            label_w + w + 4.0,
+            y + 15.0,
+            mean
+        );
+    }
+    h.push_str("</svg>");
 }

@@ -67,17 +67,54 @@ pub const CUSTOMER_COLUMNS: [&str; 13] = [
     "phase",
 ];
 
+/// A column appended to `customers.csv` after the leading ones (later
+/// features add these; the leading columns never change).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtraColumn {
+    pub name: String,
+    /// One value per customer, in the analysis order; NaN writes an empty
+    /// field.
+    pub values: Vec<f64>,
+    pub kind: ExtraKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExtraKind {
+    /// A number with this many decimals.
+    Number(usize),
+    /// 0 or 1, written as false/true.
+    Flag,
+}
+
+fn push_extra(buf: &mut Vec<u8>, c: &ExtraColumn, i: usize) {
+    buf.push(b',');
+    let v = c.values.get(i).copied().unwrap_or(f64::NAN);
+    if v.is_nan() {
+        return;
+    }
+    match c.kind {
+        ExtraKind::Flag => buf.extend_from_slice(if v != 0.0 { b"true" } else { b"false" }),
+        ExtraKind::Number(2) => push_money(buf, v),
+        ExtraKind::Number(d) => buf.extend_from_slice(format!("{v:.d$}").as_bytes()),
+    }
+}
+
 /// Writes `customers.csv`. Rows are formatted on all cores into buffers and
 /// written in order (for millions of customers this is the slowest output).
 pub fn write_customers(
     path: &Path,
     analysis: &Analysis,
     table: &SegmentTable,
+    extras: &[ExtraColumn],
 ) -> Result<(), ReportError> {
     let file = fs::File::create(path).map_err(io_err(path))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    w.write_all(CUSTOMER_COLUMNS.join(",").as_bytes())
-        .map_err(io_err(path))?;
+    let mut header = CUSTOMER_COLUMNS.join(",");
+    for e in extras {
+        header.push(',');
+        header.push_str(&String::from_utf8_lossy(&csv_field(&e.name)));
+    }
+    w.write_all(header.as_bytes()).map_err(io_err(path))?;
     w.write_all(b"\n").map_err(io_err(path))?;
     let labels: Vec<(Vec<u8>, Vec<u8>)> = table
         .segments()
@@ -100,6 +137,13 @@ pub fn write_customers(
                         let mut buf = Vec::with_capacity((to - from) * 96);
                         for i in from..to {
                             format_customer(&mut buf, &analysis.customer(i), labels);
+                            if !extras.is_empty() {
+                                buf.pop(); // the newline
+                                for e in extras {
+                                    push_extra(&mut buf, e, i);
+                                }
+                                buf.push(b'\n');
+                            }
                         }
                         buf
                     })
@@ -298,13 +342,14 @@ pub fn write_all(
     analysis: &Analysis,
     table: &SegmentTable,
     summary: &Summary,
+    extras: &[ExtraColumn],
 ) -> Result<Vec<PathBuf>, ReportError> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let customers = dir.join("customers.csv");
     let segments = dir.join("segments.csv");
     let json = dir.join("summary.json");
     let html = dir.join("report.html");
-    write_customers(&customers, analysis, table)?;
+    write_customers(&customers, analysis, table, extras)?;
     write_segments(&segments, summary)?;
     let mut f = BufWriter::new(fs::File::create(&json).map_err(io_err(&json))?);
     serde_json::to_writer_pretty(&mut f, summary)?;

@@ -38,6 +38,9 @@ pub struct Summary {
     pub segments: Vec<SegmentSummary>,
     pub phases: Vec<PhaseSummary>,
     pub notes: Vec<String>,
+    /// The value model of `analyze --clv` (parameters, horizon, totals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clv: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -299,5 +302,6 @@ pub fn build_summary(a: &Analysis, table: &SegmentTable, run: &RunInfo) -> Summa
         segments,
         phases,
         notes,
+        clv: None,
     }
 }
