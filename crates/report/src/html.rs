@@ -421,6 +421,7 @@ fn clv_section(h: &mut String, clv: &serde_json::Value, colours: &[String], tabl
                 .collect()
         })
         .unwrap_or_default();
+    h.push_str("<p class=meta>Mean CLV per customer, by segment.</p>");
     let max = rows.iter().map(|r| r.1).fold(0.0, f64::max).max(1e-9);
     let (label_w, bar_w, row_h) = (170.0, 360.0, 24.0);
     let height = 10.0 + row_h * rows.len() as f64;
