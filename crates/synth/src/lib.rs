@@ -3,8 +3,8 @@
 //! Each customer is drawn from the BG/NBD purchase process (Fader, Hardie &
 //! Lee 2005, "Counting your customers the easy way", section 2): while
 //! alive, purchases follow a Poisson process with rate λ ~ Gamma(r, α)
-//! (shape r, rate α, per day); after every purchase the customer dies with
-//! probability p ~ Beta(a, b). The first purchase starts the clock. Order
+//! (shape r, rate α, per day); after every repeat purchase the customer
+//! dies with probability p ~ Beta(a, b). The first purchase starts the clock. Order
 //! values follow the Gamma-Gamma spend model (Fader, Hardie & Lee 2005,
 //! "RFM and CLV", section 3): per customer ν ~ Gamma(q, γ) (shape q, rate
 //! γ), and each order's value z ~ Gamma(p, ν) (shape p, rate ν).
@@ -133,6 +133,7 @@ impl Generator {
         let value = Gamma::new(self.spend_shape, 1.0 / nu).ok();
         let gap = Exp::new(lambda).ok();
         let mut t = self.acquisition.sample(&mut self.rng);
+        let first_order = self.next_order;
         loop {
             let amount = value.as_ref().map_or(0.0, |g| g.sample(&mut self.rng));
             let day = t.floor();
@@ -144,8 +145,10 @@ impl Generator {
                 amount: (amount * 100.0).round() / 100.0,
             });
             self.next_order += 1;
-            // Dies after this purchase with probability p.
-            if Uniform::new(0.0, 1.0).map_or(true, |u| u.sample(&mut self.rng) < p) {
+            // After each repeat purchase (not the first: FHL 2005, section 2)
+            // the customer becomes inactive with probability p.
+            let first = self.next_order == first_order + 1;
+            if !first && Uniform::new(0.0, 1.0).map_or(true, |u| u.sample(&mut self.rng) < p) {
                 break;
             }
             match &gap {
