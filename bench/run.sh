@@ -22,8 +22,8 @@ BYTES=$(stat -c %s "$CSV")
 
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q -r bench/requirements.txt
 fi
+"$VENV/bin/pip" install -q -r bench/requirements.txt
 
 # Drop the OS cache effect: read the file once before timing anything.
 cat "$CSV" > /dev/null
