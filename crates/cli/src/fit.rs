@@ -13,7 +13,7 @@ use lifecycle_models::{
     BgBb, BgNbd, BinomialObservation, FitConfig, FitReport, GammaGamma, MbgNbd, Observation,
     ParetoNbd, ShiftedBetaGeometric, SpendObservation,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::{column_overrides, day_flag, input_err};
 
@@ -25,7 +25,7 @@ pub enum ModelKind {
     Bgbb,
     GammaGamma,
     Sbg,
-    /// Fit every purchase model and keep the best (predict only)
+    /// Fit BG/NBD, MBG/NBD and Pareto/NBD and keep the best on the holdout (or BIC)
     Auto,
 }
 
@@ -153,6 +153,9 @@ pub fn run(args: FitArgs) -> Result<()> {
         ..FitConfig::default()
     };
     let mut calibration_end = None;
+    // With --model auto on an orders file with a calibration end before the
+    // data's end: the later purchases and the holdout's length.
+    let mut holdout: Option<(Vec<f64>, f64, lifecycle_rfm::Day)> = None;
     let file = if looks_like_summary(&args.input) {
         read_summary(&args.input, unit_flag)?
     } else {
@@ -177,10 +180,27 @@ pub fn run(args: FitArgs) -> Result<()> {
         calibration_end = Some(end);
         let unit = unit_flag.unwrap_or(TimeUnit::Week);
         let (summaries, _) = input.builder.finish(end);
+        let buyers: Vec<_> = summaries.into_iter().filter(|s| s.n_orders > 0).collect();
         let d = unit.days();
-        let rows = summaries
+        if args.model == ModelKind::Auto && as_of.is_some() {
+            let all = read_orders(
+                &args.input,
+                &ReadOptions {
+                    as_of: None,
+                    ..opts.clone()
+                },
+            )?;
+            if let Some(last) = all.builder.last_order_day().filter(|&l| l > end) {
+                let (later, _) = all.builder.finish(last);
+                holdout = Some((
+                    crate::select::holdout_counts(&buyers, &later),
+                    f64::from(last - end) / d,
+                    last,
+                ));
+            }
+        }
+        let rows = buyers
             .iter()
-            .filter(|s| s.n_orders > 0)
             .filter_map(|s| {
                 Some(SummaryRow {
                     x: f64::from(s.frequency()),
@@ -193,6 +213,9 @@ pub fn run(args: FitArgs) -> Result<()> {
             .collect();
         SummaryFile::Continuous { rows, unit }
     };
+    if args.model == ModelKind::Auto {
+        return auto(&args, &file, &config, calibration_end, holdout);
+    }
 
     let mut checks = Vec::new();
     let mut time_unit = None;
@@ -255,11 +278,7 @@ pub fn run(args: FitArgs) -> Result<()> {
             let n = obs.iter().map(|o| o.weight).sum();
             (BgBb::fit(&obs, &config)?.1, n)
         }
-        ModelKind::Auto => {
-            return Err(input_err(
-                "--model auto compares the purchase models on a holdout: use `lifecycle predict --model auto --calibration-end DATE`",
-            ));
-        }
+        ModelKind::Auto => unreachable!("handled above"),
         ModelKind::Sbg => {
             let SummaryFile::Survivors { counts } = &file else {
                 return Err(input_err(
@@ -271,29 +290,11 @@ pub fn run(args: FitArgs) -> Result<()> {
         }
     };
 
-    let mut params = Map::new();
-    let mut errors = Map::new();
-    for (i, name) in report.names.iter().enumerate() {
-        params.insert((*name).into(), json!(report.params[i]));
-        errors.insert((*name).into(), json!(report.standard_errors[i]));
-    }
-    let summary = json!({
-        "model": args.model.name(),
-        "params": Value::Object(params),
-        "standard_errors": Value::Object(errors),
-        "log_likelihood": report.log_likelihood,
-        "aic": report.aic,
-        "bic": report.bic,
-        "n_customers": n_customers,
-        "distinct_rows": report.n_rows,
-        "iterations": report.iterations,
-        "converged": report.converged,
-        "calibration_end": calibration_end.map(format_day),
-        "time_unit": time_unit.map(TimeUnit::name),
-        "data_sufficiency": checks.iter().map(|c| json!({
-            "check": c.name, "value": c.value, "threshold": c.threshold, "ok": c.ok()
-        })).collect::<Vec<_>>(),
-    });
+    let mut summary = crate::select::report_json(args.model, &report);
+    summary["n_customers"] = json!(n_customers);
+    summary["calibration_end"] = json!(calibration_end.map(format_day));
+    summary["time_unit"] = json!(time_unit.map(TimeUnit::name));
+    summary["data_sufficiency"] = sufficiency_json(&checks);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
@@ -319,9 +320,23 @@ pub fn run(args: FitArgs) -> Result<()> {
         "\nlog-likelihood {:.2}   AIC {:.2}   BIC {:.2}   iterations {}",
         report.log_likelihood, report.aic, report.bic, report.iterations
     );
+    print_sufficiency(&checks);
+    Ok(())
+}
+
+fn sufficiency_json(checks: &[Check]) -> Value {
+    Value::Array(
+        checks
+            .iter()
+            .map(|c| json!({"check": c.name, "value": c.value, "threshold": c.threshold, "ok": c.ok()}))
+            .collect(),
+    )
+}
+
+fn print_sufficiency(checks: &[Check]) {
     if !checks.is_empty() {
         println!("\ndata sufficiency");
-        for c in &checks {
+        for c in checks {
             println!(
                 "  {:<52} {:>10.1}  needs >= {:<6} {}",
                 c.name,
@@ -335,5 +350,74 @@ pub fn run(args: FitArgs) -> Result<()> {
             );
         }
     }
+}
+
+/// `--model auto`: fits the purchase models, compares them on the holdout
+/// (orders file with a calibration end before the data's end) or on BIC,
+/// and prints the table and the choice.
+fn auto(
+    args: &FitArgs,
+    file: &SummaryFile,
+    config: &FitConfig,
+    calibration_end: Option<lifecycle_rfm::Day>,
+    holdout: Option<(Vec<f64>, f64, lifecycle_rfm::Day)>,
+) -> Result<()> {
+    let (rows, unit) = continuous(file, args.model)?;
+    let checks = sufficiency(rows);
+    let obs: Vec<Observation> = rows
+        .iter()
+        .map(|r| Observation {
+            x: r.x,
+            t_x: r.t_x,
+            t_big: r.t_big,
+            weight: r.weight,
+        })
+        .collect();
+    let n_customers: f64 = obs.iter().map(|o| o.weight).sum();
+    let kinds = crate::select::purchase_kinds(ModelKind::Auto)?;
+    let (actual, horizon, holdout_end) = match &holdout {
+        Some((a, h, last)) => (Some(a.as_slice()), *h, Some(*last)),
+        None => (None, 0.0, None),
+    };
+    let candidates = crate::select::fit_candidates(&kinds, &obs, config, horizon, actual)?;
+    let chosen = crate::select::best(&candidates);
+    if args.json {
+        let v = json!({
+            "model": "auto",
+            "chosen": candidates[chosen].kind.name(),
+            "reason": crate::select::reason(&candidates),
+            "candidates": candidates.iter().map(crate::select::candidate_json).collect::<Vec<_>>(),
+            "n_customers": n_customers,
+            "calibration_end": calibration_end.map(format_day),
+            "holdout_end": holdout_end.map(format_day),
+            "time_unit": unit.name(),
+            "data_sufficiency": sufficiency_json(&checks),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "purchase models fitted to {} customers{}, time in {}{}\n",
+        n_customers,
+        calibration_end
+            .map(|d| format!(", calibration end {}", format_day(d)))
+            .unwrap_or_default(),
+        unit.name(),
+        holdout_end
+            .map(|d| format!(
+                ", holdout to {} ({horizon:.1} {})",
+                format_day(d),
+                unit.name()
+            ))
+            .unwrap_or_default()
+    );
+    crate::select::print_table(&candidates, chosen);
+    let c = &candidates[chosen];
+    println!("{:<8} {:>14} {:>14}", "param", "estimate", "std. error");
+    for (i, name) in c.report.names.iter().enumerate() {
+        let se = c.report.standard_errors[i].map_or("-".to_string(), |s| format!("{s:.4}"));
+        println!("{:<8} {:>14.4} {:>14}", name, c.report.params[i], se);
+    }
+    print_sufficiency(&checks);
     Ok(())
 }

@@ -7,6 +7,7 @@ mod bench;
 mod fit;
 mod generate;
 mod predict;
+mod select;
 mod value;
 
 use std::process::ExitCode;

@@ -10,12 +10,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lifecycle_ingest::summary_file::{TimeUnit, parse_duration};
 use lifecycle_ingest::{ReadOptions, clock_for, format_day, read_orders};
-use lifecycle_models::{
-    BgNbd, FitConfig, GammaGamma, MbgNbd, Observation, ParetoNbd, SpendObservation,
-};
+use lifecycle_models::{FitConfig, GammaGamma, Observation, SpendObservation};
 use lifecycle_rfm::{CustomerSummary, Day, SummaryBuilder};
 
 use crate::fit::ModelKind;
+use crate::select;
 use crate::{column_overrides, day_flag, input_err};
 
 #[derive(Args, Debug)]
@@ -125,129 +124,27 @@ pub fn run(args: PredictArgs) -> Result<()> {
             let last = cal + horizon_days.round() as Day;
             let (builder, _) = read(&args, Some(last))?;
             by_day = Some(builder.repeat_purchases_by_day(last));
-            let all = buyers(builder, last);
-            let by_id: std::collections::HashMap<&str, u32> = all
-                .iter()
-                .map(|s| (&*s.customer_id, s.n_purchase_days))
-                .collect();
-            Some(
-                calibration
-                    .iter()
-                    .map(|s| {
-                        f64::from(
-                            by_id
-                                .get(&*s.customer_id)
-                                .copied()
-                                .unwrap_or(0)
-                                .saturating_sub(s.n_purchase_days),
-                        )
-                    })
-                    .collect::<Vec<f64>>(),
-            )
+            Some(select::holdout_counts(&calibration, &buyers(builder, last)))
         }
         None => None,
     };
 
     // Fit the candidates; with --model auto keep the best on the holdout
     // (mean absolute error per customer), or by BIC without one.
-    let kinds = match args.model {
-        ModelKind::Auto => vec![ModelKind::Bgnbd, ModelKind::Mbgnbd, ModelKind::ParetoNbd],
-        ModelKind::Bgnbd | ModelKind::Mbgnbd | ModelKind::ParetoNbd => vec![args.model],
-        other => {
-            return Err(input_err(format!(
-                "predict uses a purchase model (bgnbd, mbgnbd, pareto-nbd or auto), not {}",
-                other.name()
-            )));
-        }
-    };
-    let mut candidates = Vec::new();
-    for kind in kinds {
-        let fitted = match kind {
-            ModelKind::Bgnbd => BgNbd::fit(&obs, &config).map(|(m, r)| (Purchase::Bg(m), r)),
-            ModelKind::Mbgnbd => MbgNbd::fit(&obs, &config).map(|(m, r)| (Purchase::Mbg(m), r)),
-            _ => ParetoNbd::fit(&obs, &config).map(|(m, r)| (Purchase::Pareto(m), r)),
-        };
-        let (model, report) = match fitted {
-            Ok(f) => f,
-            Err(e) if args.model == ModelKind::Auto => {
-                eprintln!("{}: not fitted ({e})", kind.name());
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let expected: Vec<f64> = obs
-            .iter()
-            .map(|o| model.conditional(horizon, o.x, o.t_x, o.t_big))
-            .collect::<Result<_>>()?;
-        let errors = holdout.as_ref().map(|h| {
-            let n = h.len() as f64;
-            let mae = expected
-                .iter()
-                .zip(h)
-                .map(|(e, a)| (e - a).abs())
-                .sum::<f64>()
-                / n;
-            let rmse = (expected
-                .iter()
-                .zip(h)
-                .map(|(e, a)| (e - a).powi(2))
-                .sum::<f64>()
-                / n)
-                .sqrt();
-            (
-                mae,
-                rmse,
-                expected.iter().sum::<f64>(),
-                h.iter().sum::<f64>(),
-            )
-        });
-        candidates.push((kind, model, report, expected, errors));
-    }
-    if candidates.is_empty() {
-        return Err(input_err("no purchase model could be fitted"));
-    }
-    let best = (0..candidates.len())
-        .min_by(|&i, &j| {
-            let key = |k: usize| candidates[k].4.map_or(candidates[k].2.bic, |e| e.0);
-            key(i).total_cmp(&key(j))
-        })
-        .unwrap_or(0);
+    let kinds = select::purchase_kinds(args.model)?;
+    let mut candidates =
+        select::fit_candidates(&kinds, &obs, &config, horizon, holdout.as_deref())?;
+    let chosen = select::best(&candidates);
     if candidates.len() > 1 {
-        println!(
-            "{:<12} {:>14} {:>12} {:>12} {:>12} {:>22}",
-            "model", "log-lik.", "BIC", "holdout MAE", "RMSE", "predicted / actual"
-        );
-        for (i, (kind, _, report, _, errors)) in candidates.iter().enumerate() {
-            let (mae, rmse, pt) = match errors {
-                Some((mae, rmse, p, a)) => (
-                    format!("{mae:.4}"),
-                    format!("{rmse:.4}"),
-                    format!("{p:.0} / {a:.0}"),
-                ),
-                None => ("-".into(), "-".into(), "-".into()),
-            };
-            println!(
-                "{:<12} {:>14.2} {:>12.2} {:>12} {:>12} {:>22}{}",
-                kind.name(),
-                report.log_likelihood,
-                report.bic,
-                mae,
-                rmse,
-                pt,
-                if i == best { "  <- chosen" } else { "" }
-            );
-        }
-        println!(
-            "chose {}: {}\n",
-            candidates[best].0.name(),
-            if holdout.is_some() {
-                "lowest mean absolute error on the holdout"
-            } else {
-                "lowest BIC (no holdout: give --calibration-end to compare on one)"
-            }
-        );
+        select::print_table(&candidates, chosen);
     }
-    let (kind, model, _, expected, errors) = candidates.swap_remove(best);
+    let select::Candidate {
+        kind,
+        model,
+        expected,
+        errors,
+        ..
+    } = candidates.swap_remove(chosen);
 
     let cfg = ValueConfig {
         horizon,
@@ -312,9 +209,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
         writeln!(w, "{line}")?;
     }
     w.flush()?;
-    if let Some((mae, rmse, predicted_total, actual_total)) = errors {
+    if let Some(e) = errors {
         println!(
-            "holdout: predicted {predicted_total:.1} repeat purchases, actual {actual_total:.0}; MAE {mae:.4}, RMSE {rmse:.4} per customer"
+            "holdout: predicted {:.1} repeat purchases, actual {:.0}; MAE {:.4}, RMSE {:.4} per customer",
+            e.predicted_total, e.actual_total, e.mae, e.rmse
         );
         let ci = |v: &[f64]| {
             let n = v.len() as f64;

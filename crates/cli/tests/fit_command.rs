@@ -130,3 +130,55 @@ fn no_repeat_buyers_is_a_clear_error() {
         stderr(&o)
     );
 }
+
+/// `fit --model auto` fits BG/NBD, MBG/NBD and Pareto/NBD; with a
+/// calibration end before the data's end it scores each on the holdout (the
+/// later 39 weeks of CDNOW) and keeps the lowest MAE, otherwise the lowest BIC.
+#[test]
+fn auto_compares_the_purchase_models() {
+    let v = fit_json(&[
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--model",
+        "auto",
+        "--calibration-end",
+        "1997-09-30",
+    ]);
+    assert_eq!(v["model"], "auto");
+    assert_eq!(v["holdout_end"], "1998-06-30");
+    let candidates = v["candidates"].as_array().unwrap();
+    let names: Vec<&str> = candidates
+        .iter()
+        .map(|c| c["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bgnbd", "mbgnbd", "pareto-nbd"]);
+    let mae = |c: &serde_json::Value| c["holdout"]["mae"].as_f64().unwrap();
+    let best = candidates
+        .iter()
+        .min_by(|a, b| mae(a).total_cmp(&mae(b)))
+        .unwrap();
+    assert_eq!(v["chosen"], best["model"]);
+    assert!(v["reason"].as_str().unwrap().contains("holdout"));
+    // The holdout's actual repeat purchases are the same for every model.
+    for c in candidates {
+        assert_eq!(c["holdout"]["actual_purchases"], 1882.0);
+    }
+    assert!((param(&candidates[0], "r") - 0.243).abs() < 5e-4);
+
+    // A summary file has no holdout: BIC decides.
+    let s = fit_json(&[
+        data("cdnow_customers_summary.csv").to_str().unwrap(),
+        "--model",
+        "auto",
+        "--time-unit",
+        "weeks",
+    ]);
+    assert!(s["reason"].as_str().unwrap().contains("BIC"));
+    let bic = |c: &serde_json::Value| c["bic"].as_f64().unwrap();
+    let candidates = s["candidates"].as_array().unwrap();
+    let best = candidates
+        .iter()
+        .min_by(|a, b| bic(a).total_cmp(&bic(b)))
+        .unwrap();
+    assert_eq!(s["chosen"], best["model"]);
+    assert!(candidates.iter().all(|c| c.get("holdout").is_none()));
+}
