@@ -75,6 +75,14 @@ struct Data {
     total: f64,
 }
 
+/// A time scale for the optimiser's start: α starts at a tenth of the
+/// longest observation (as lifetimes rescales time so that max T = 10), so
+/// that the start is equally good in days, weeks or months.
+pub(crate) fn start_alpha(rows: &[Observation]) -> f64 {
+    let longest = rows.iter().map(|o| o.t_big).fold(0.0, f64::max);
+    if longest > 0.0 { longest / 10.0 } else { 1.0 }
+}
+
 /// Sums the weights of identical (x, t_x, T) rows, keeping first-seen order.
 pub(crate) fn collapse(data: &[Observation]) -> Result<Vec<Observation>, ModelError> {
     let mut index: std::collections::HashMap<(u64, u64, u64), usize> =
@@ -144,6 +152,10 @@ impl Likelihood for Data {
 
     fn n_rows(&self) -> usize {
         self.rows.len()
+    }
+
+    fn initial(&self) -> Vec<f64> {
+        vec![1.0, start_alpha(&self.rows), 1.0, 1.0]
     }
 }
 

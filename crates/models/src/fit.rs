@@ -87,6 +87,10 @@ impl<L> Clone for Problem<'_, L> {
 
 impl<L> Copy for Problem<'_, L> {}
 
+/// The objective outside where the likelihood can be evaluated: large but
+/// finite, so that line searches' interpolation stays finite too.
+const WALL: f64 = 1e10;
+
 /// Keeps e^u finite.
 fn theta_of(u: &[f64]) -> Vec<f64> {
     u.iter().map(|&v| v.clamp(-40.0, 40.0).exp()).collect()
@@ -108,7 +112,7 @@ impl<L: Likelihood> Problem<'_, L> {
         } else {
             // Outside where the likelihood can be evaluated: a wall the line
             // search backs away from.
-            (f64::MAX / 4.0, vec![0.0; u.len()])
+            (WALL, vec![0.0; u.len()])
         }
     }
 }
@@ -168,7 +172,9 @@ fn newton_polish<L: Likelihood>(
     for _ in 0..max_iters {
         iterations += 1;
         let (f, g) = problem.value_and_gradient(&u);
-        if g.iter().all(|v| v.abs() < 1e-13) {
+        // Converged far below any tolerance a caller sets: more steps only
+        // chase rounding (and each costs 2k gradients).
+        if g.iter().all(|v| v.abs() < 1e-11) {
             break;
         }
         let mut h = vec![vec![0.0; k]; k];
@@ -202,14 +208,22 @@ fn newton_polish<L: Likelihood>(
         let mut improved = None;
         while t > 1e-12 {
             let trial: Vec<f64> = u.iter().zip(&direction).map(|(a, d)| a + t * d).collect();
-            if problem.value_and_gradient(&trial).0 < f {
+            // Beyond e^±35 the likelihoods lose their digits (a spuriously
+            // low objective is no improvement).
+            if trial.iter().all(|v| v.abs() < 35.0) && problem.value_and_gradient(&trial).0 < f {
                 improved = Some(trial);
                 break;
             }
             t *= 0.5;
         }
         match improved {
-            Some(next) => u = next,
+            Some(next) => {
+                let gain = f - problem.value_and_gradient(&next).0;
+                u = next;
+                if gain < 1e-15 * f.abs().max(1.0) {
+                    break;
+                }
+            }
             None => break,
         }
     }
@@ -276,27 +290,36 @@ pub(crate) fn maximize<L: Likelihood>(
         n,
     };
     let start: Vec<f64> = model.initial().iter().map(|t| t.ln()).collect();
-    // BFGS from the fixed start. Where its line search gives up (an
-    // indefinite curvature update far from the optimum), safeguarded Newton
-    // steps take over, and Nelder-Mead, which needs no gradient, is the last
+    // Safeguarded Newton steps from the fixed start (Hessian by central
+    // differences of the analytic gradient, in log-parameters, halving the
+    // step until the objective decreases): with the data-scaled start they
+    // converge in a handful of iterations. Where they stall (an indefinite
+    // Hessian far from the optimum), BFGS with a Moré-Thuente line search
+    // takes over, and Nelder-Mead, which needs no gradient, is the last
     // resort. All of them are deterministic.
     let converged = |u: &[f64]| problem.gradient_norm(u) <= config.gradient_tolerance;
-    let (u, iterations) = match bfgs(&problem, start.clone(), config) {
-        Ok(found) if converged(&found.0) => found,
-        first => {
-            let (from, it0) = match first {
-                Ok((u, it))
-                    if problem.value_and_gradient(&u).0 < problem.value_and_gradient(&start).0 =>
-                {
-                    (u, it)
-                }
-                Ok((_, it)) => (start.clone(), it),
-                Err(_) => (start.clone(), 0),
-            };
-            let (u1, it1) = newton_polish(&problem, from, 200);
-            if converged(&u1) {
-                (u1, it0 + it1)
-            } else {
+    let (u0, it0) = newton_polish(&problem, start.clone(), 100);
+    let (u, iterations) = if converged(&u0) {
+        (u0, it0)
+    } else {
+        let from = if problem.value_and_gradient(&u0).0 < problem.value_and_gradient(&start).0 {
+            u0
+        } else {
+            start.clone()
+        };
+        match bfgs(&problem, from.clone(), config) {
+            Ok((u1, it1)) if converged(&u1) => (u1, it0 + it1),
+            other => {
+                let (u1, it1) = match other {
+                    Ok((u1, it1))
+                        if problem.value_and_gradient(&u1).0
+                            < problem.value_and_gradient(&from).0 =>
+                    {
+                        (u1, it1)
+                    }
+                    Ok((_, it1)) => (from, it1),
+                    Err(_) => (from, 0),
+                };
                 let (u2, it2) = nelder_mead(&problem, u1, config)?;
                 let (u3, it3) = newton_polish(&problem, u2, 200);
                 (u3, it0 + it1 + it2 + it3)

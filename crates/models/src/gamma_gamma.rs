@@ -74,6 +74,22 @@ impl Likelihood for Data {
     fn n_rows(&self) -> usize {
         self.rows.len()
     }
+
+    /// p = 1, q = 2 and γ the mean spend, so that the start's expected
+    /// spend pγ/(q−1) is the data's whatever the currency.
+    fn initial(&self) -> Vec<f64> {
+        let spend: f64 = self.rows.iter().map(|o| o.weight * o.m).sum();
+        let mean = spend / self.total;
+        vec![
+            1.0,
+            2.0,
+            if mean.is_finite() && mean > 0.0 {
+                mean
+            } else {
+                1.0
+            },
+        ]
+    }
 }
 
 impl GammaGamma {

@@ -29,6 +29,7 @@ mod fit;
 mod gamma_gamma;
 mod mbgnbd;
 mod pareto_nbd;
+mod predictive;
 mod sbg;
 pub mod special;
 
@@ -38,6 +39,10 @@ pub use fit::{FitConfig, FitReport};
 pub use gamma_gamma::{GammaGamma, SpendObservation};
 pub use mbgnbd::MbgNbd;
 pub use pareto_nbd::ParetoNbd;
+pub use predictive::{
+    Forecast, FuturePurchases, PurchaseModel, expected_purchases_se, forecast_total,
+    normal_quantile,
+};
 pub use sbg::ShiftedBetaGeometric;
 
 /// Errors of model parameters and fitting.

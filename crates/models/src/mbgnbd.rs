@@ -7,7 +7,7 @@
 
 use statrs::function::gamma::{digamma, ln_gamma};
 
-use crate::bgnbd::collapse;
+use crate::bgnbd::{collapse, start_alpha};
 use crate::fit::{FitConfig, FitReport, Likelihood, maximize};
 use crate::special::hyp2f1;
 use crate::{ModelError, Observation, check_param};
@@ -65,6 +65,10 @@ impl Likelihood for Data {
 
     fn n_rows(&self) -> usize {
         self.rows.len()
+    }
+
+    fn initial(&self) -> Vec<f64> {
+        vec![1.0, start_alpha(&self.rows), 1.0, 1.0]
     }
 }
 

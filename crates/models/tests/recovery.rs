@@ -70,3 +70,48 @@ fn bgnbd_and_gamma_gamma_recover_the_generating_parameters() {
         );
     }
 }
+
+/// The fit must not depend on the time unit: the same generated customers
+/// in days, weeks and months converge to the same model (α scaled). From a
+/// unit start (α = 1) this dataset once sent the optimiser to r = α = e^40 in
+/// days; the start is now scaled to the data.
+#[test]
+fn fits_converge_in_any_time_unit() {
+    let truth = SynthParams {
+        r: 0.5,
+        alpha: 20.0,
+        a: 0.8,
+        b: 2.5,
+        ..SynthParams::default()
+    };
+    let mut g = Generator::new(&truth, 1001, 730, 180).unwrap();
+    let mut orders = Vec::new();
+    let mut days = Vec::new();
+    for _ in 0..1500 {
+        orders.clear();
+        g.next_customer(&mut orders);
+        let times: Vec<f64> = orders
+            .iter()
+            .map(|o| f64::from(o.day) + f64::from(o.second) / 86_400.0)
+            .filter(|&t| t < 365.0)
+            .collect();
+        let x = (times.len() - 1) as f64;
+        days.push((x, times[times.len() - 1] - times[0], 365.0 - times[0]));
+    }
+    let mut fitted = Vec::new();
+    for unit in [1.0, 7.0, 365.25 / 12.0] {
+        let obs: Vec<Observation> = days
+            .iter()
+            .map(|&(x, t_x, t)| Observation::new(x, t_x / unit, t / unit))
+            .collect();
+        let (m, _) = BgNbd::fit(&obs, &FitConfig::default())
+            .unwrap_or_else(|e| panic!("unit {unit} days: {e}"));
+        let [r, alpha, a, b] = m.params();
+        fitted.push([r, alpha * unit, a, b]);
+    }
+    for f in &fitted[1..] {
+        for (got, want) in f.iter().zip(&fitted[0]) {
+            assert!((got / want - 1.0).abs() < 1e-5, "{f:?} vs {:?}", fitted[0]);
+        }
+    }
+}
