@@ -103,6 +103,15 @@ impl MbgNbd {
         Ok((MbgNbd::new(p[0], p[1], p[2], p[3])?, report))
     }
 
+    /// One history's log-likelihood.
+    pub fn log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
+        let data = Data {
+            rows: vec![Observation::new(x, t_x, t_big)],
+            total: 1.0,
+        };
+        data.log_likelihood(&self.params()).0
+    }
+
     /// P(active at T | x, t_x, T) = 1 / (1 + a/(b+x) ((α+T)/(α+t_x))^{r+x}).
     pub fn p_alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
         let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);

@@ -28,6 +28,48 @@ pub trait PurchaseModel: Sized {
     fn expected(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<f64, ModelError>;
     /// The distribution of the purchases in the next `t` given the history.
     fn future(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<FuturePurchases, ModelError>;
+    /// ln P(x purchases, the last at t_x, none in (t_x, T]).
+    fn history_log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64;
+
+    /// P(no purchase in the next `t` | history) = L(x, t_x, T+t) / L(x,
+    /// t_x, T): the same event as observing the history for longer.
+    fn no_purchase(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> f64 {
+        if t <= 0.0 {
+            return 1.0;
+        }
+        let ratio = self.history_log_likelihood(x, t_x, t_big + t)
+            - self.history_log_likelihood(x, t_x, t_big);
+        ratio.exp().clamp(0.0, 1.0)
+    }
+
+    /// The time from T by which the next purchase has happened with
+    /// probability `q` (0.5: the median time to the next purchase); `None`
+    /// when the probability of ever buying again is not above `q` (a
+    /// customer who has probably left has no finite median).
+    fn next_purchase_quantile(&self, q: f64, x: f64, t_x: f64, t_big: f64) -> Option<f64> {
+        let target = 1.0 - q;
+        let scale = t_big.max(1.0);
+        let mut hi = scale;
+        while self.no_purchase(hi, x, t_x, t_big) > target {
+            hi *= 2.0;
+            if hi > scale * 1e9 {
+                return None;
+            }
+        }
+        let mut lo = 0.0;
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            if self.no_purchase(mid, x, t_x, t_big) > target {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+            if hi - lo <= 1e-12 * hi {
+                break;
+            }
+        }
+        Some(0.5 * (lo + hi))
+    }
 }
 
 /// The purchases of one customer in the next `t`, given their history.
@@ -156,6 +198,9 @@ impl PurchaseModel for BgNbd {
     fn parameters(&self) -> [f64; 4] {
         self.params()
     }
+    fn history_log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
+        self.log_likelihood(x, t_x, t_big)
+    }
     fn with_parameters(p: [f64; 4]) -> Result<Self, ModelError> {
         BgNbd::new(p[0], p[1], p[2], p[3])
     }
@@ -179,6 +224,9 @@ impl PurchaseModel for BgNbd {
 impl PurchaseModel for MbgNbd {
     fn parameters(&self) -> [f64; 4] {
         self.params()
+    }
+    fn history_log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
+        self.log_likelihood(x, t_x, t_big)
     }
     fn with_parameters(p: [f64; 4]) -> Result<Self, ModelError> {
         MbgNbd::new(p[0], p[1], p[2], p[3])
@@ -243,6 +291,9 @@ const PARETO_NODES: usize = 48;
 impl PurchaseModel for ParetoNbd {
     fn parameters(&self) -> [f64; 4] {
         self.params()
+    }
+    fn history_log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
+        self.log_likelihood(x, t_x, t_big)
     }
     fn with_parameters(p: [f64; 4]) -> Result<Self, ModelError> {
         ParetoNbd::new(p[0], p[1], p[2], p[3])

@@ -204,3 +204,70 @@ fn variance_and_survival_match_a_simulation_of_the_posterior() {
         );
     }
 }
+
+/// Reference values computed with mpmath at 50 digits by 2-D quadrature over
+/// the posterior of (λ, p) for the BG/NBD and by a 1-D integral for the
+/// Pareto/NBD (the latter equal to Fader & Hardie's note 028, eq. 16), for
+/// the customer of FHL's example, (x, t_x, T) = (2, 30.43, 38.86), t = 39
+/// weeks; parameters as published to four decimals.
+#[test]
+fn conditional_pmf_matches_high_precision_references() {
+    let bg = BgNbd::new(0.2426, 4.4136, 0.7930, 2.4259).unwrap();
+    let f = bg.future(39.0, 2.0, 30.43, 38.86).unwrap();
+    let want = [
+        0.445407414090152557,
+        0.23932841952668585,
+        0.144174485449063255,
+        0.0808385362381573354,
+    ];
+    for (n, w) in want.iter().enumerate() {
+        assert!((f.probability(n) - w).abs() < 1e-12, "BG/NBD P({n})");
+    }
+    assert!((f.mean() - 1.2258571368591690101).abs() < 1e-12);
+    let pareto = ParetoNbd::new(0.5534, 10.5802, 0.6061, 11.6690).unwrap();
+    let f = pareto.future(39.0, 2.0, 30.43, 38.86).unwrap();
+    let want = [
+        0.408056440244359015,
+        0.219274902415149379,
+        0.151756383199820053,
+        0.0956598777149522357,
+    ];
+    for (n, w) in want.iter().enumerate() {
+        assert!(
+            (f.probability(n) - w).abs() < 1e-9,
+            "Pareto/NBD P({n}) = {} vs {w}",
+            f.probability(n)
+        );
+    }
+    assert!((f.mean() - 1.4552044726886819483).abs() < 1e-12);
+}
+
+/// P(no purchase in the next t) and the median time to the next purchase
+/// (same references; the BG/NBD median also has the closed form
+/// (α+T)[(1 − 1/(2 P(alive)))^{−1/(r+x)} − 1]).
+#[test]
+fn time_to_next_purchase() {
+    let bg = BgNbd::new(0.2426, 4.4136, 0.7930, 2.4259).unwrap();
+    assert!((bg.no_purchase(10.0, 2.0, 30.43, 38.86) - 0.72924494906747968).abs() < 1e-12);
+    assert!((bg.no_purchase(39.0, 2.0, 30.43, 38.86) - 0.445407414090152557).abs() < 1e-12);
+    let median = bg.next_purchase_quantile(0.5, 2.0, 30.43, 38.86).unwrap();
+    assert!((median - 29.4836521421912231).abs() < 1e-8, "{median}");
+    let q25 = bg.next_purchase_quantile(0.25, 2.0, 30.43, 38.86).unwrap();
+    assert!((q25 - 8.9527060665084558).abs() < 1e-8, "{q25}");
+    // x = 0: (α+T)(2^{1/r} − 1).
+    let m0 = bg.next_purchase_quantile(0.5, 0.0, 0.0, 38.86).unwrap();
+    assert!((m0 / 710.207117841400334 - 1.0).abs() < 1e-10, "{m0}");
+    // P(alive) = 0.727, so P(ever buying again) = 0.727 < 0.8: no 80% time.
+    assert!(bg.next_purchase_quantile(0.8, 2.0, 30.43, 38.86).is_none());
+
+    let pareto = ParetoNbd::new(0.5534, 10.5802, 0.6061, 11.6690).unwrap();
+    assert!((pareto.no_purchase(10.0, 2.0, 30.43, 38.86) - 0.68976187584855354).abs() < 1e-12);
+    let median = pareto
+        .next_purchase_quantile(0.5, 2.0, 30.43, 38.86)
+        .unwrap();
+    assert!((median - 23.7554288436360378).abs() < 1e-8, "{median}");
+    // The MBG/NBD agrees with its own predictive distribution.
+    let mbg = cdnow_mbg();
+    let f = mbg.future(20.0, 3.0, 20.0, 38.86).unwrap();
+    assert!((mbg.no_purchase(20.0, 3.0, 20.0, 38.86) - f.probability(0)).abs() < 1e-12);
+}
