@@ -6,6 +6,7 @@
 //! P(alive at the window's end) against a simulation of the posterior
 //! (fixed seed).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+#![allow(clippy::excessive_precision)] // references quoted as computed
 
 use lifecycle_models::{BgNbd, MbgNbd, ParetoNbd, PurchaseModel};
 use rand::rngs::Xoshiro256PlusPlus as Rng64;
