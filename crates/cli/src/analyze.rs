@@ -15,7 +15,7 @@ use lifecycle_ingest::{
 use lifecycle_report::{ExtraColumn, ExtraKind, RunInfo, build_summary, render_table, write_all};
 use lifecycle_rfm::{AnalysisConfig, Scoring, SegmentTable, analyze};
 
-use crate::value::{Purchase, ValueConfig, customer_value};
+use crate::value::{Outlooks, Purchase, ValueConfig, customer_value};
 use crate::{column_overrides, day_flag, input_err};
 
 #[derive(Args, Debug)]
@@ -308,20 +308,26 @@ fn value_columns(
         decline_threshold: 0.5,
     };
     let purchase = Purchase::Bg(model);
+    let mut outlooks = Outlooks::new(&purchase, cfg, None, None);
     let n = analysis.len();
-    let mut cols: Vec<Vec<f64>> = vec![vec![f64::NAN; n]; 5];
+    let mut cols: Vec<Vec<f64>> = vec![vec![f64::NAN; n]; 6];
     let mut clv_by_segment = vec![(0.0f64, 0usize); table.segments().len()];
     let mut flagged = 0usize;
     for (i, (s, o)) in analysis.summaries.iter().zip(&obs).enumerate() {
         let Some(o) = o else { continue };
+        let out = outlooks.get(o)?;
         let v = customer_value(
-            &purchase,
+            &out,
             gg.as_ref().map(|g| &g.0),
             o,
             s.repeat_mean_value(),
             s.avg_order_value(),
             &cfg,
-        )?;
+            None,
+        );
+        cols[5][i] = out.next_purchase.map_or(f64::NAN, |t| {
+            f64::from(as_of) + (t * weeks).round().min(1e6)
+        });
         cols[0][i] = v.p_alive;
         cols[1][i] = v.expected_purchases;
         cols[2][i] = v.order_value;
@@ -339,6 +345,7 @@ fn value_columns(
         "expected_order_value",
         "clv",
         "value_decline",
+        "next_order",
     ];
     let kinds = [
         ExtraKind::Number(6),
@@ -346,6 +353,7 @@ fn value_columns(
         ExtraKind::Number(2),
         ExtraKind::Number(2),
         ExtraKind::Flag,
+        ExtraKind::Day,
     ];
     let columns = cols
         .into_iter()
@@ -356,7 +364,7 @@ fn value_columns(
             kind,
         })
         .collect();
-    let [r, alpha, a, b] = purchase_params(&purchase);
+    let [r, alpha, a, b] = purchase.params();
     let description = serde_json::json!({
         "model": "bgnbd",
         "time_unit": "weeks",
@@ -376,12 +384,4 @@ fn value_columns(
         })).collect::<Vec<_>>(),
     });
     Ok((columns, description))
-}
-
-fn purchase_params(p: &Purchase) -> [f64; 4] {
-    match p {
-        Purchase::Bg(m) => m.params(),
-        Purchase::Mbg(m) => m.params(),
-        Purchase::Pareto(m) => m.params(),
-    }
 }

@@ -42,6 +42,12 @@ pub struct PredictArgs {
     /// Flag value decline when the predicted purchase rate falls below (1 - this) x the customer's own rate so far
     #[arg(long, default_value_t = 0.5)]
     pub decline_threshold: f64,
+    /// Add per-customer intervals at this level (e.g. 0.9): purchases over the horizon, CLV, P(alive) at its end
+    #[arg(long, value_name = "LEVEL")]
+    pub interval: Option<f64>,
+    /// Customer attributes file (customer_id,acquisition_cost[,acquisition_channel,...]): adds CLV net of acquisition cost
+    #[arg(long, value_name = "FILE")]
+    pub customers: Option<PathBuf>,
     /// Output folder
     #[arg(long, default_value = "lifecycle-out", value_name = "DIR")]
     pub out: PathBuf,
@@ -53,7 +59,24 @@ pub struct PredictArgs {
     pub columns: Option<String>,
 }
 
-use crate::value::{Purchase, ValueConfig, customer_value};
+use crate::value::{Outlooks, Purchase, ValueConfig, customer_value};
+
+/// Sums the weights of identical histories (what the forecast iterates).
+fn collapse(obs: &[Observation]) -> Vec<Observation> {
+    let mut index: std::collections::HashMap<[u64; 3], usize> = std::collections::HashMap::new();
+    let mut rows: Vec<Observation> = Vec::new();
+    for o in obs {
+        let key = [o.x.to_bits(), o.t_x.to_bits(), o.t_big.to_bits()];
+        match index.get(&key) {
+            Some(&k) => rows[k].weight += o.weight,
+            None => {
+                index.insert(key, rows.len());
+                rows.push(*o);
+            }
+        }
+    }
+    rows
+}
 
 fn read(args: &PredictArgs, as_of: Option<Day>) -> Result<(SummaryBuilder, Day)> {
     let columns = column_overrides(args.columns.as_deref())?;
@@ -141,9 +164,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let select::Candidate {
         kind,
         model,
-        expected,
+        report,
         errors,
-        ..
     } = candidates.swap_remove(chosen);
 
     let cfg = ValueConfig {
@@ -158,30 +180,51 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let mut w = std::io::BufWriter::new(
         std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
     );
-    writeln!(
-        w,
-        "customer_id,frequency,recency,T,p_alive,expected_purchases,expected_order_value,clv,historical_rate,predicted_rate,value_decline{}",
-        if holdout.is_some() {
-            ",holdout_purchases"
-        } else {
-            ""
-        }
-    )?;
+    let level = args.interval;
+    if level.is_some_and(|l| !(l > 0.0 && l < 1.0)) {
+        return Err(input_err(
+            "--interval must be a level between 0 and 1, e.g. 0.9",
+        ));
+    }
+    let attributes = match &args.customers {
+        Some(p) => Some(lifecycle_ingest::attributes::read_attributes(p)?),
+        None => None,
+    };
+    let mut header = String::from(
+        "customer_id,frequency,recency,T,p_alive,expected_purchases,expected_order_value,clv,next_order,historical_rate,predicted_rate,value_decline",
+    );
+    if level.is_some() {
+        header.push_str(",purchases_lo,purchases_hi,clv_lo,clv_hi,p_alive_end");
+    }
+    if attributes.is_some() {
+        header.push_str(",acquisition_cost,clv_net_of_cac");
+    }
+    if holdout.is_some() {
+        header.push_str(",holdout_purchases");
+    }
+    writeln!(w, "{header}")?;
+    let mut outlooks = Outlooks::new(&model, cfg, report.covariance.as_deref(), level);
     let mut declines: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    let (mut with_cost, mut cost_total, mut clv_of_costed) = (0usize, 0.0, 0.0);
     for (i, (s, o)) in calibration.iter().zip(&obs).enumerate() {
+        let out = outlooks.get(o)?;
         let v = customer_value(
-            &model,
+            &out,
             gg.as_ref(),
             o,
             s.repeat_mean_value(),
             s.avg_order_value(),
             &cfg,
-        )?;
-        debug_assert!((v.expected_purchases - expected[i]).abs() < 1e-9);
+            level,
+        );
         let mut line = String::new();
+        let next_order = out
+            .next_purchase
+            .map(|t| format_day(end + (t * d).round().min(1e6) as Day))
+            .unwrap_or_default();
         let _ = write!(
             line,
-            "{},{},{:.4},{:.4},{:.6},{:.6},{:.2},{:.2},{},{:.6},{}",
+            "{},{},{:.4},{:.4},{:.6},{:.6},{:.2},{:.2},{},{},{:.6},{}",
             s.customer_id,
             o.x,
             o.t_x,
@@ -190,12 +233,35 @@ pub fn run(args: PredictArgs) -> Result<()> {
             v.expected_purchases,
             v.order_value,
             v.clv,
+            next_order,
             v.historical_rate
                 .map(|h| format!("{h:.6}"))
                 .unwrap_or_default(),
             v.predicted_rate,
             v.value_decline
         );
+        if let (Some(spread), Some((lo, hi))) = (out.spread, v.clv_interval) {
+            let _ = write!(
+                line,
+                ",{},{},{lo:.2},{hi:.2},{:.6}",
+                spread.purchases.0, spread.purchases.1, spread.p_alive_end
+            );
+        }
+        if let Some(a) = &attributes {
+            match a
+                .customers
+                .get(&*s.customer_id)
+                .and_then(|c| c.acquisition_cost)
+            {
+                Some(cost) => {
+                    with_cost += 1;
+                    cost_total += cost;
+                    clv_of_costed += v.clv;
+                    let _ = write!(line, ",{cost:.2},{:.2}", v.clv - cost);
+                }
+                None => line.push_str(",,"),
+            }
+        }
         if let Some(h) = &holdout {
             let _ = write!(line, ",{}", h[i]);
             if v.historical_rate.is_some() {
@@ -209,10 +275,42 @@ pub fn run(args: PredictArgs) -> Result<()> {
         writeln!(w, "{line}")?;
     }
     w.flush()?;
+    let forecast = model.forecast(report.covariance.as_deref(), horizon, &collapse(&obs))?;
+    let print_level = level.unwrap_or(0.9);
+    let (lo, hi) = forecast.interval(print_level);
+    println!(
+        "next {}: {:.0} repeat purchases expected ({:.0}% interval {lo:.0}-{hi:.0}; spread from the purchase process {:.0}, from the parameters {:.0})",
+        args.horizon,
+        forecast.mean,
+        100.0 * print_level,
+        forecast.process_sd,
+        forecast.parameter_sd
+    );
+    if let Some(a) = &attributes {
+        println!(
+            "acquisition cost known for {with_cost} of {} customers ({} in the file): total {cost_total:.2}, their CLV {clv_of_costed:.2}, LTV:CAC {}",
+            calibration.len(),
+            a.customers.len(),
+            if cost_total > 0.0 {
+                format!("{:.2}", clv_of_costed / cost_total)
+            } else {
+                "-".into()
+            }
+        );
+    }
     if let Some(e) = errors {
         println!(
-            "holdout: predicted {:.1} repeat purchases, actual {:.0}; MAE {:.4}, RMSE {:.4} per customer",
-            e.predicted_total, e.actual_total, e.mae, e.rmse
+            "holdout: predicted {:.1} repeat purchases, actual {:.0} ({} the {:.0}% interval); MAE {:.4}, RMSE {:.4} per customer",
+            e.predicted_total,
+            e.actual_total,
+            if (lo..=hi).contains(&e.actual_total) {
+                "inside"
+            } else {
+                "outside"
+            },
+            100.0 * print_level,
+            e.mae,
+            e.rmse
         );
         let ci = |v: &[f64]| {
             let n = v.len() as f64;
@@ -229,8 +327,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
         );
     }
     println!(
-        "{} customers, model {}, calibration end {}, horizon {} ({:.2} {})",
+        "{} customers ({} distinct histories, {:.1} customers each), model {}, calibration end {}, horizon {} ({:.2} {})",
         calibration.len(),
+        outlooks.distinct(),
+        calibration.len() as f64 / outlooks.distinct().max(1) as f64,
         kind.name(),
         format_day(end),
         args.horizon,

@@ -25,8 +25,6 @@ pub struct Candidate {
     pub kind: ModelKind,
     pub model: Purchase,
     pub report: FitReport,
-    /// Conditional expected purchases over the horizon, per observation.
-    pub expected: Vec<f64>,
     pub errors: Option<HoldoutErrors>,
 }
 
@@ -78,16 +76,20 @@ pub fn fit_candidates(
             }
             Err(e) => return Err(e.into()),
         };
-        let expected: Vec<f64> = obs
-            .iter()
-            .map(|o| model.conditional(horizon, o.x, o.t_x, o.t_big))
-            .collect::<Result<_>>()?;
-        let errors = holdout.map(|h| holdout_errors(&expected, h));
+        let errors = match holdout {
+            Some(h) => {
+                let expected: Vec<f64> = obs
+                    .iter()
+                    .map(|o| model.conditional(horizon, o.x, o.t_x, o.t_big))
+                    .collect::<Result<_>>()?;
+                Some(holdout_errors(&expected, h))
+            }
+            None => None,
+        };
         candidates.push(Candidate {
             kind,
             model,
             report,
-            expected,
             errors,
         });
     }

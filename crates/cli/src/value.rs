@@ -1,9 +1,19 @@
 //! Per-customer value from fitted models: P(alive), expected purchases over
-//! a horizon, expected order value, discounted CLV and the value-decline
-//! flag. Shared by `predict` and `analyze --clv`.
+//! a horizon, expected order value, discounted CLV (net of acquisition cost
+//! when known), the median time to the next order, the value-decline flag,
+//! and optional intervals. Shared by `predict` and `analyze --clv`.
+//!
+//! Everything that depends only on a customer's (x, t_x, T) is computed
+//! once per distinct history ([`Outlooks`]): customers measured in whole
+//! days share histories, so this is a fraction of the customers.
+
+use std::collections::HashMap;
 
 use anyhow::Result;
-use lifecycle_models::{BgNbd, GammaGamma, MbgNbd, Observation, ParetoNbd};
+use lifecycle_models::{
+    BgNbd, Forecast, FuturePurchases, GammaGamma, MbgNbd, Observation, ParetoNbd, PurchaseModel,
+    expected_purchases_se, forecast_total, normal_quantile,
+};
 
 /// The fitted purchase model, whatever its kind.
 pub enum Purchase {
@@ -12,20 +22,23 @@ pub enum Purchase {
     Pareto(ParetoNbd),
 }
 
+/// Runs `$body` with `$m` bound to the concrete model.
+macro_rules! with_model {
+    ($self:expr, $m:ident => $body:expr) => {
+        match $self {
+            Purchase::Bg($m) => $body,
+            Purchase::Mbg($m) => $body,
+            Purchase::Pareto($m) => $body,
+        }
+    };
+}
+
 impl Purchase {
     pub fn conditional(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<f64> {
-        Ok(match self {
-            Purchase::Bg(m) => m.conditional_expected_purchases(t, x, t_x, t_big)?,
-            Purchase::Mbg(m) => m.conditional_expected_purchases(t, x, t_x, t_big)?,
-            Purchase::Pareto(m) => m.conditional_expected_purchases(t, x, t_x, t_big)?,
-        })
+        Ok(with_model!(self, m => m.expected(t, x, t_x, t_big)?))
     }
     pub fn p_alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
-        match self {
-            Purchase::Bg(m) => m.p_alive(x, t_x, t_big),
-            Purchase::Mbg(m) => m.p_alive(x, t_x, t_big),
-            Purchase::Pareto(m) => m.p_alive(x, t_x, t_big),
-        }
+        with_model!(self, m => m.p_alive(x, t_x, t_big))
     }
     pub fn unconditional(&self, t: f64) -> Result<f64> {
         Ok(match self {
@@ -33,6 +46,28 @@ impl Purchase {
             Purchase::Mbg(m) => m.expected_purchases(t)?,
             Purchase::Pareto(m) => m.expected_purchases(t),
         })
+    }
+    pub fn params(&self) -> [f64; 4] {
+        with_model!(self, m => m.params())
+    }
+    pub fn future(&self, t: f64, o: &Observation) -> Result<FuturePurchases> {
+        Ok(with_model!(self, m => m.future(t, o.x, o.t_x, o.t_big)?))
+    }
+    /// Median time to the next purchase, `None` if it is more likely never.
+    pub fn next_purchase(&self, o: &Observation) -> Option<f64> {
+        with_model!(self, m => m.next_purchase_quantile(0.5, o.x, o.t_x, o.t_big))
+    }
+    pub fn expected_se(&self, covariance: &[Vec<f64>], t: f64, o: &Observation) -> Result<f64> {
+        Ok(with_model!(self, m => expected_purchases_se(m, covariance, t, o)?))
+    }
+    /// Total purchases of `customers` in the next `t`, with its spread.
+    pub fn forecast(
+        &self,
+        covariance: Option<&[Vec<f64>]>,
+        t: f64,
+        customers: &[Observation],
+    ) -> Result<Forecast> {
+        Ok(with_model!(self, m => forecast_total(m, covariance, t, customers)?))
     }
 }
 
@@ -49,6 +84,117 @@ pub struct ValueConfig {
     pub decline_threshold: f64,
 }
 
+/// What depends only on a customer's history (x, t_x, T).
+#[derive(Debug, Clone, Copy)]
+pub struct Outlook {
+    pub p_alive: f64,
+    /// Expected purchases over the horizon.
+    pub expected: f64,
+    /// The same, each month's purchases discounted to today.
+    pub discounted: f64,
+    /// Median time to the next purchase in model units, `None` when the
+    /// customer more likely never buys again.
+    pub next_purchase: Option<f64>,
+    pub spread: Option<Spread>,
+}
+
+/// Intervals at the requested level.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    /// Central prediction interval of the purchases over the horizon.
+    pub purchases: (usize, usize),
+    /// Standard error of the expected purchases from the parameters'
+    /// uncertainty (delta method).
+    pub expected_se: f64,
+    /// P(alive at the end of the horizon).
+    pub p_alive_end: f64,
+}
+
+/// Outlooks per distinct history.
+pub struct Outlooks<'a> {
+    model: &'a Purchase,
+    cfg: ValueConfig,
+    covariance: Option<&'a [Vec<f64>]>,
+    level: Option<f64>,
+    cache: HashMap<[u64; 3], Outlook>,
+}
+
+impl<'a> Outlooks<'a> {
+    /// With `level` (e.g. 0.9), outlooks carry intervals; they need the
+    /// parameters' covariance for the parameter part.
+    pub fn new(
+        model: &'a Purchase,
+        cfg: ValueConfig,
+        covariance: Option<&'a [Vec<f64>]>,
+        level: Option<f64>,
+    ) -> Self {
+        Outlooks {
+            model,
+            cfg,
+            covariance,
+            level,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn get(&mut self, o: &Observation) -> Result<Outlook> {
+        let key = [o.x.to_bits(), o.t_x.to_bits(), o.t_big.to_bits()];
+        if let Some(v) = self.cache.get(&key) {
+            return Ok(*v);
+        }
+        let v = self.compute(o)?;
+        self.cache.insert(key, v);
+        Ok(v)
+    }
+
+    /// Distinct histories seen so far.
+    pub fn distinct(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn compute(&self, o: &Observation) -> Result<Outlook> {
+        let (model, cfg) = (self.model, &self.cfg);
+        let expected = model.conditional(cfg.horizon, o.x, o.t_x, o.t_big)?;
+        let step = (365.25 / 12.0) / cfg.unit_days;
+        let steps = (cfg.horizon / step).ceil().max(1.0) as usize;
+        let (mut discounted, mut previous) = (0.0, 0.0);
+        for k in 1..=steps {
+            let t = (k as f64 * step).min(cfg.horizon);
+            let cumulative = if k == steps {
+                expected
+            } else {
+                model.conditional(t, o.x, o.t_x, o.t_big)?
+            };
+            let years = t * cfg.unit_days / 365.25;
+            discounted += (cumulative - previous) / (1.0 + cfg.discount_rate).powf(years);
+            previous = cumulative;
+        }
+        let spread = match self.level {
+            Some(level) => {
+                let f = model.future(cfg.horizon, o)?;
+                let tail = (1.0 - level) / 2.0;
+                let expected_se = match self.covariance {
+                    Some(c) => model.expected_se(c, cfg.horizon, o)?,
+                    None => 0.0,
+                };
+                Some(Spread {
+                    purchases: (f.quantile(tail), f.quantile(1.0 - tail)),
+                    expected_se,
+                    p_alive_end: f.p_alive_at_end(),
+                })
+            }
+            None => None,
+        };
+        Ok(Outlook {
+            p_alive: model.p_alive(o.x, o.t_x, o.t_big),
+            expected,
+            discounted,
+            next_purchase: model.next_purchase(o),
+            spread,
+        })
+    }
+}
+
 /// One customer's predicted value.
 #[derive(Debug, Clone, Copy)]
 pub struct CustomerValue {
@@ -60,50 +206,49 @@ pub struct CustomerValue {
     pub historical_rate: Option<f64>,
     pub predicted_rate: f64,
     pub value_decline: bool,
+    /// CLV interval from the purchase model's parameter uncertainty.
+    pub clv_interval: Option<(f64, f64)>,
 }
 
 /// CLV is the expected margin of the purchases of each month of the
 /// horizon, discounted at the annual rate; value decline flags a predicted
 /// purchase rate below (1 − threshold) of the customer's own rate so far.
+/// The CLV interval scales CLV by the relative standard error of the
+/// expected purchases (the spend model's own uncertainty is not included).
 pub fn customer_value(
-    model: &Purchase,
+    out: &Outlook,
     gg: Option<&GammaGamma>,
     o: &Observation,
     repeat_mean_value: f64,
     avg_order_value: f64,
     cfg: &ValueConfig,
-) -> Result<CustomerValue> {
-    let expected = model.conditional(cfg.horizon, o.x, o.t_x, o.t_big)?;
+    level: Option<f64>,
+) -> CustomerValue {
     let order_value = match gg {
         Some(g) => g.conditional_expected_value(o.x, repeat_mean_value),
         None => avg_order_value,
     };
-    let step = (365.25 / 12.0) / cfg.unit_days;
-    let steps = (cfg.horizon / step).ceil().max(1.0) as usize;
-    let mut clv = 0.0;
-    let mut previous = 0.0;
-    for k in 1..=steps {
-        let t = (k as f64 * step).min(cfg.horizon);
-        let cumulative = if k == steps {
-            expected
-        } else {
-            model.conditional(t, o.x, o.t_x, o.t_big)?
-        };
-        let years = t * cfg.unit_days / 365.25;
-        clv += cfg.margin * order_value * (cumulative - previous)
-            / (1.0 + cfg.discount_rate).powf(years);
-        previous = cumulative;
-    }
+    let clv = cfg.margin * order_value * out.discounted;
     let historical_rate = (o.t_big > 0.0 && o.x > 0.0).then(|| o.x / o.t_big);
-    let predicted_rate = expected / cfg.horizon;
-    Ok(CustomerValue {
-        p_alive: model.p_alive(o.x, o.t_x, o.t_big),
-        expected_purchases: expected,
+    let predicted_rate = out.expected / cfg.horizon;
+    let clv_interval = match (out.spread, level) {
+        (Some(s), Some(level)) if out.expected > 0.0 => {
+            let z = normal_quantile(0.5 + level / 2.0);
+            let rel = z * s.expected_se / out.expected;
+            Some(((clv * (1.0 - rel)).max(0.0), clv * (1.0 + rel)))
+        }
+        (Some(_), Some(_)) => Some((0.0, 0.0)),
+        _ => None,
+    };
+    CustomerValue {
+        p_alive: out.p_alive,
+        expected_purchases: out.expected,
         order_value,
         clv,
         historical_rate,
         predicted_rate,
         value_decline: historical_rate
             .is_some_and(|h| predicted_rate < (1.0 - cfg.decline_threshold) * h),
-    })
+        clv_interval,
+    }
 }

@@ -35,6 +35,7 @@ fn predictions_holdout_and_tracking_on_cdnow() {
             "expected_purchases",
             "expected_order_value",
             "clv",
+            "next_order",
             "historical_rate",
             "predicted_rate",
             "value_decline",
@@ -45,6 +46,9 @@ fn predictions_holdout_and_tracking_on_cdnow() {
     let c = rows.iter().find(|r| r[0] == "00004").unwrap();
     let e: f64 = c[5].parse().unwrap();
     assert!((e - 1.226).abs() < 5e-4, "{e}");
+    // Median time to their next order: 29.48 weeks after the calibration
+    // end (models/tests/predictive.rs has the reference), i.e. 206 days.
+    assert_eq!(c[8], "1998-04-24");
     for r in &rows {
         let p: f64 = r[4].parse().unwrap();
         assert!((0.0..=1.0).contains(&p));
@@ -88,12 +92,18 @@ fn auto_model_choice_and_value_decline() {
     ] {
         assert!(text.contains(m), "{m} missing from\n{text}");
     }
-    let (_, rows) = read_csv(&out.path().join("predictions.csv"));
+    let (header, rows) = read_csv(&out.path().join("predictions.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (historical, decline, holdout) = (
+        col("historical_rate"),
+        col("value_decline"),
+        col("holdout_purchases"),
+    );
     let rate = |flag: &str| {
         let v: Vec<f64> = rows
             .iter()
-            .filter(|r| !r[8].is_empty() && r[10] == flag)
-            .map(|r| r[11].parse::<f64>().unwrap())
+            .filter(|r| !r[historical].is_empty() && r[decline] == flag)
+            .map(|r| r[holdout].parse::<f64>().unwrap())
             .collect();
         (v.iter().sum::<f64>() / v.len() as f64, v.len())
     };
@@ -129,12 +139,14 @@ fn analyze_with_clv_appends_value_columns() {
             "expected_purchases",
             "expected_order_value",
             "clv",
-            "value_decline"
+            "value_decline",
+            "next_order"
         ]
     );
     let c = rows.iter().find(|r| r[0] == "00004").unwrap();
     let e: f64 = c[14].parse().unwrap();
     assert!((e - 1.226).abs() < 5e-4, "{e}");
+    assert_eq!(c[18], "1998-04-24"); // as in `predict`
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(html.contains("Customer value"));
     // Without repeat buyers the columns are left out and the report says why.
@@ -155,4 +167,76 @@ fn analyze_with_clv_appends_value_columns() {
     );
     let (header, _) = read_csv(&out.path().join("customers.csv"));
     assert_eq!(header.len(), 13);
+}
+
+/// `--interval 0.9` adds per-customer intervals and `--customers` the CLV
+/// net of acquisition cost; the cohort forecast carries its interval.
+#[test]
+fn intervals_and_acquisition_cost() {
+    let out = tempfile::tempdir().unwrap();
+    let attributes = out.path().join("customers.csv");
+    std::fs::write(
+        &attributes,
+        "customer_id,acquisition_cost,acquisition_channel\n00004,10,paid\n00021,,organic\n",
+    )
+    .unwrap();
+    let o = lifecycle(&[
+        "predict",
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--calibration-end",
+        "1997-09-30",
+        "--horizon",
+        "39w",
+        "--interval",
+        "0.9",
+        "--customers",
+        attributes.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("90% interval"), "{text}");
+    assert!(
+        text.contains("acquisition cost known for 1 of 2357"),
+        "{text}"
+    );
+    let (header, rows) = read_csv(&out.path().join("predictions.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let c = rows.iter().find(|r| r[0] == "00004").unwrap();
+    let f = |r: &Vec<String>, name: &str| -> f64 { r[col(name)].parse().unwrap() };
+    // The paper's customer: between 0 and 4 purchases with 90% probability.
+    assert_eq!(
+        (
+            c[col("purchases_lo")].as_str(),
+            c[col("purchases_hi")].as_str()
+        ),
+        ("0", "4")
+    );
+    assert!(f(c, "clv_lo") < f(c, "clv") && f(c, "clv") < f(c, "clv_hi"));
+    assert!((f(c, "clv_net_of_cac") - (f(c, "clv") - 10.0)).abs() < 0.011);
+    let other = rows.iter().find(|r| r[0] == "00021").unwrap();
+    assert_eq!(other[col("acquisition_cost")], "");
+    for r in &rows {
+        let p_end = f(r, "p_alive_end");
+        assert!(p_end <= f(r, "p_alive") + 1e-9, "{r:?}");
+        assert!(f(r, "purchases_lo") <= f(r, "purchases_hi"));
+    }
+
+    // A bad attributes file is an input error naming the line and column.
+    std::fs::write(&attributes, "customer_id,acquisition_cost\n00004,ten\n").unwrap();
+    let o = lifecycle(&[
+        "predict",
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--customers",
+        attributes.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("customers.csv:2: column 'acquisition_cost'"),
+        "{}",
+        stderr(&o)
+    );
 }

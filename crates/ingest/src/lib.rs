@@ -15,6 +15,7 @@
 //! It depends on the pure `lifecycle-rfm` crate and must never depend on the
 //! report, server or CLI crates.
 
+pub mod attributes;
 pub mod config;
 mod datetime;
 mod error;

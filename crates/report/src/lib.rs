@@ -84,6 +84,8 @@ pub enum ExtraKind {
     Number(usize),
     /// 0 or 1, written as false/true.
     Flag,
+    /// A day number (days since 1970-01-01), written as YYYY-MM-DD.
+    Day,
 }
 
 fn push_extra(buf: &mut Vec<u8>, c: &ExtraColumn, i: usize) {
@@ -94,6 +96,7 @@ fn push_extra(buf: &mut Vec<u8>, c: &ExtraColumn, i: usize) {
     }
     match c.kind {
         ExtraKind::Flag => buf.extend_from_slice(if v != 0.0 { b"true" } else { b"false" }),
+        ExtraKind::Day => push_day(buf, Some(v as i32)),
         ExtraKind::Number(2) => push_money(buf, v),
         ExtraKind::Number(d) => buf.extend_from_slice(format!("{v:.d$}").as_bytes()),
     }

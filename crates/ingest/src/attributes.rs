@@ -1,0 +1,203 @@
+//! The customer attributes file: one row per customer,
+//! `customer_id,acquisition_cost[,acquisition_channel,...]`, what a store
+//! knows about each customer besides their orders. Other columns are kept
+//! as text attributes (by their header) for segments and KPIs.
+//!
+//! Ids are normalised as in orders files (trimmed, emails lower-cased), so
+//! they match. A customer listed twice is an error naming both lines.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::layout::normalize;
+use crate::{IngestError, Location, RowError, parse_amount};
+
+/// One customer's attributes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attributes {
+    pub acquisition_cost: Option<f64>,
+    pub acquisition_channel: Option<String>,
+    /// Other columns, in header order (empty cells are `None`).
+    pub other: Vec<Option<String>>,
+}
+
+/// The attributes file, by customer id.
+#[derive(Debug, Clone, Default)]
+pub struct AttributesFile {
+    /// Header names of [`Attributes::other`].
+    pub other_columns: Vec<String>,
+    pub customers: HashMap<String, Attributes>,
+}
+
+fn normalize_id(s: &str) -> String {
+    let s = s.trim();
+    if s.contains('@') {
+        s.to_ascii_lowercase()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Reads an attributes CSV (comma, tab or semicolon separated, with a
+/// header naming a customer column and at least one attribute).
+pub fn read_attributes(path: &Path) -> Result<AttributesFile, IngestError> {
+    let bytes = std::fs::read(path).map_err(|e| IngestError::io(path, e))?;
+    let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes))
+        .map_err(|_| IngestError::format(path, "is not UTF-8 text"))?;
+    let first = text.lines().next().unwrap_or("");
+    let delimiter = [b',', b'\t', b';']
+        .into_iter()
+        .max_by_key(|d| first.bytes().filter(|b| b == d).count())
+        .unwrap_or(b',');
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| IngestError::format(path, format!("header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let find = |names: &[&str]| {
+        header
+            .iter()
+            .position(|h| names.contains(&normalize(h).as_str()))
+    };
+    let id = find(&[
+        "customerid",
+        "customer",
+        "userid",
+        "email",
+        "customeremail",
+        "clientid",
+    ])
+    .ok_or_else(|| {
+        IngestError::format(
+            path,
+            format!(
+                "no customer id column (customer_id, customer, user_id or email) among: {}",
+                header.join(", ")
+            ),
+        )
+    })?;
+    let cost = find(&[
+        "acquisitioncost",
+        "cac",
+        "costofacquisition",
+        "acquisitionspend",
+    ]);
+    let channel = find(&["acquisitionchannel", "channel", "source", "utmsource"]);
+    let others: Vec<usize> = (0..header.len())
+        .filter(|&i| i != id && Some(i) != cost && Some(i) != channel)
+        .collect();
+    let mut out = AttributesFile {
+        other_columns: others.iter().map(|&i| header[i].clone()).collect(),
+        customers: HashMap::new(),
+    };
+    let mut first_line: HashMap<String, u64> = HashMap::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            IngestError::Row {
+                path: path.to_path_buf(),
+                row: RowError::new(Location::Line(line), None, e.to_string()),
+            }
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let row_err = |col: usize, m: String| IngestError::Row {
+            path: path.to_path_buf(),
+            row: RowError::new(Location::Line(line), Some(&header[col]), m),
+        };
+        let raw = record.get(id).unwrap_or("");
+        if raw.trim().is_empty() {
+            return Err(row_err(
+                id,
+                "is empty: every row needs a customer id".into(),
+            ));
+        }
+        let customer = normalize_id(raw);
+        if let Some(previous) = first_line.insert(customer.clone(), line) {
+            return Err(row_err(
+                id,
+                format!("customer \"{customer}\" is already listed on line {previous}"),
+            ));
+        }
+        let acquisition_cost = match cost.map(|c| (c, record.get(c).unwrap_or("").trim())) {
+            Some((_, "")) | None => None,
+            Some((c, v)) => {
+                let x =
+                    parse_amount(v).map_err(|_| row_err(c, format!("\"{v}\" is not a number")))?;
+                if x < 0.0 {
+                    return Err(row_err(c, format!("{v} is negative")));
+                }
+                Some(x)
+            }
+        };
+        let text = |c: usize| {
+            let v = record.get(c).unwrap_or("").trim();
+            (!v.is_empty()).then(|| v.to_string())
+        };
+        out.customers.insert(
+            customer,
+            Attributes {
+                acquisition_cost,
+                acquisition_channel: channel.and_then(text),
+                other: others.iter().map(|&c| text(c)).collect(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<AttributesFile, IngestError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("customers.csv");
+        std::fs::write(&path, text).unwrap();
+        read_attributes(&path)
+    }
+
+    #[test]
+    fn reads_costs_channels_and_other_columns() {
+        let f = read(
+            "customer_id,acquisition_cost,acquisition_channel,region\n\
+             1,12.50,paid_social,EU\n\
+             Ann@X.com,,organic,\n",
+        )
+        .unwrap();
+        assert_eq!(f.other_columns, ["region"]);
+        let one = &f.customers["1"];
+        assert_eq!(one.acquisition_cost, Some(12.5));
+        assert_eq!(one.acquisition_channel.as_deref(), Some("paid_social"));
+        assert_eq!(one.other, [Some("EU".to_string())]);
+        let ann = &f.customers["ann@x.com"];
+        assert_eq!(ann.acquisition_cost, None);
+        assert_eq!(ann.other, [None]);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_column() {
+        let e = read("customer_id,acquisition_cost\n1,12\n2,twelve\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("customers.csv:3: column 'acquisition_cost': \"twelve\" is not a number"),
+            "{e}"
+        );
+        let e = read("customer_id,cac\n1,12\n1,3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":3: column 'customer_id'") && e.contains("line 2"),
+            "{e}"
+        );
+        let e = read("name,cac\nx,1\n").unwrap_err().to_string();
+        assert!(e.contains("no customer id column"), "{e}");
+        let e = read("customer_id,cac\n1,-5\n").unwrap_err().to_string();
+        assert!(e.contains("negative"), "{e}");
+    }
+}
