@@ -198,6 +198,14 @@ impl PurchaseModel for BgNbd {
     fn parameters(&self) -> [f64; 4] {
         self.params()
     }
+    /// Alive customers buy again after a Lomax(r+x, α+T) wait, so P(next
+    /// purchase by t) = P(alive)·[1 − ((α+T)/(α+T+t))^{r+x}]: closed form.
+    fn next_purchase_quantile(&self, q: f64, x: f64, t_x: f64, t_big: f64) -> Option<f64> {
+        let [r, alpha, _, _] = self.params();
+        let p_alive = self.p_alive(x, t_x, t_big);
+        (q < p_alive && q > 0.0)
+            .then(|| (alpha + t_big) * ((-(1.0 - q / p_alive).ln() / (r + x)).exp_m1()))
+    }
     fn history_log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
         self.log_likelihood(x, t_x, t_big)
     }
@@ -224,6 +232,14 @@ impl PurchaseModel for BgNbd {
 impl PurchaseModel for MbgNbd {
     fn parameters(&self) -> [f64; 4] {
         self.params()
+    }
+    /// Alive customers buy again after a Lomax(r+x, α+T) wait, so P(next
+    /// purchase by t) = P(alive)·[1 − ((α+T)/(α+T+t))^{r+x}]: closed form.
+    fn next_purchase_quantile(&self, q: f64, x: f64, t_x: f64, t_big: f64) -> Option<f64> {
+        let [r, alpha, _, _] = self.params();
+        let p_alive = self.p_alive(x, t_x, t_big);
+        (q < p_alive && q > 0.0)
+            .then(|| (alpha + t_big) * ((-(1.0 - q / p_alive).ln() / (r + x)).exp_m1()))
     }
     fn history_log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
         self.log_likelihood(x, t_x, t_big)

@@ -267,7 +267,12 @@ fn time_to_next_purchase() {
         .next_purchase_quantile(0.5, 2.0, 30.43, 38.86)
         .unwrap();
     assert!((median - 23.7554288436360378).abs() < 1e-8, "{median}");
-    // The MBG/NBD agrees with its own predictive distribution.
+    // The MBG/NBD's closed-form median is where P(no purchase) = 1/2, and
+    // it agrees with its own predictive distribution.
+    let median = cdnow_mbg()
+        .next_purchase_quantile(0.5, 3.0, 35.0, 38.86)
+        .unwrap();
+    assert!((cdnow_mbg().no_purchase(median, 3.0, 35.0, 38.86) - 0.5).abs() < 1e-12);
     let mbg = cdnow_mbg();
     let f = mbg.future(20.0, 3.0, 20.0, 38.86).unwrap();
     assert!((mbg.no_purchase(20.0, 3.0, 20.0, 38.86) - f.probability(0)).abs() < 1e-12);
