@@ -48,6 +48,9 @@ pub struct PredictArgs {
     /// Customer attributes file (customer_id,acquisition_cost[,acquisition_channel,...]): adds CLV net of acquisition cost
     #[arg(long, value_name = "FILE")]
     pub customers: Option<PathBuf>,
+    /// Add residual_clv: the discounted value of the whole remaining lifetime (DERT; closed form for Pareto/NBD)
+    #[arg(long)]
+    pub lifetime_value: bool,
     /// Output folder
     #[arg(long, default_value = "lifecycle-out", value_name = "DIR")]
     pub out: PathBuf,
@@ -59,23 +62,70 @@ pub struct PredictArgs {
     pub columns: Option<String>,
 }
 
-use crate::value::{Outlooks, Purchase, ValueConfig, customer_value};
+use crate::value::{Outlook, Outlooks, Purchase, ValueConfig, customer_value};
 
-/// Sums the weights of identical histories (what the forecast iterates).
-fn collapse(obs: &[Observation]) -> Vec<Observation> {
-    let mut index: std::collections::HashMap<[u64; 3], usize> = std::collections::HashMap::new();
-    let mut rows: Vec<Observation> = Vec::new();
-    for o in obs {
-        let key = [o.x.to_bits(), o.t_x.to_bits(), o.t_big.to_bits()];
-        match index.get(&key) {
-            Some(&k) => rows[k].weight += o.weight,
-            None => {
-                index.insert(key, rows.len());
-                rows.push(*o);
-            }
-        }
+/// Appends `v` with `decimals` decimals, as `format!("{v:.d$}")` but
+/// without the general float formatter (millions of rows; ties may round
+/// the other way in the last digit).
+fn push_fixed(out: &mut String, v: f64, decimals: u32) {
+    let scale = 10f64.powi(decimals as i32);
+    let scaled = (v * scale).round();
+    if !scaled.is_finite() || scaled.abs() >= 9e15 {
+        let _ = write!(out, "{v:.*}", decimals as usize);
+        return;
     }
-    rows
+    let n = scaled as i64;
+    if n < 0 {
+        out.push('-');
+    }
+    let n = n.unsigned_abs();
+    let unit = 10u64.pow(decimals);
+    let _ = write!(out, "{}", n / unit);
+    if decimals > 0 {
+        let _ = write!(out, ".{:0width$}", n % unit, width = decimals as usize);
+    }
+}
+
+/// The distinct (x, t_x, T) and each customer's index into them.
+fn distinct_histories(obs: &[Observation]) -> (Vec<Observation>, Vec<u32>) {
+    let mut index: std::collections::HashMap<[u64; 3], u32, foldhash::fast::FixedState> =
+        Default::default();
+    let mut distinct = Vec::new();
+    let of = obs
+        .iter()
+        .map(|o| {
+            *index
+                .entry([o.x.to_bits(), o.t_x.to_bits(), o.t_big.to_bits()])
+                .or_insert_with(|| {
+                    distinct.push(*o);
+                    (distinct.len() - 1) as u32
+                })
+        })
+        .collect();
+    (distinct, of)
+}
+
+/// `f` over contiguous chunks of `items`, one per core, results in order.
+fn par_chunks<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &[T]) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < 10_000 || threads == 1 {
+        return vec![f(0, items)];
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(k, c)| {
+                let f = &f;
+                scope.spawn(move || f(k * chunk, c))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 fn read(args: &PredictArgs, as_of: Option<Day>) -> Result<(SummaryBuilder, Day)> {
@@ -196,6 +246,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
     if level.is_some() {
         header.push_str(",purchases_lo,purchases_hi,clv_lo,clv_hi,p_alive_end");
     }
+    if args.lifetime_value {
+        header.push_str(",residual_clv");
+    }
     if attributes.is_some() {
         header.push_str(",acquisition_cost,clv_net_of_cac");
     }
@@ -203,13 +256,37 @@ pub fn run(args: PredictArgs) -> Result<()> {
         header.push_str(",holdout_purchases");
     }
     writeln!(w, "{header}")?;
-    let mut outlooks = Outlooks::new(&model, cfg, report.covariance.as_deref(), level);
-    let mut declines: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    let (mut with_cost, mut cost_total, mut clv_of_costed) = (0usize, 0.0, 0.0);
-    for (i, (s, o)) in calibration.iter().zip(&obs).enumerate() {
-        let out = outlooks.get(o)?;
+    // Outlooks once per distinct history, on all cores; then each
+    // customer's line, formatted on all cores and written in order.
+    let (histories, history_of) = distinct_histories(&obs);
+    let covariance = report.covariance.as_deref();
+    let outlooks: Vec<Outlook> = par_chunks(&histories, |_, chunk| {
+        let mut o = Outlooks::new(&model, cfg, covariance, level);
+        if args.lifetime_value {
+            o = o.with_lifetime();
+        }
+        chunk.iter().map(|h| o.get(h)).collect::<Result<Vec<_>>>()
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?
+    .into_iter()
+    .flatten()
+    .collect();
+    let costs: Option<Vec<Option<f64>>> = attributes.as_ref().map(|a| {
+        calibration
+            .iter()
+            .map(|s| {
+                a.customers
+                    .get(&*s.customer_id)
+                    .and_then(|c| c.acquisition_cost)
+            })
+            .collect()
+    });
+    let value_of = |i: usize| {
+        let (s, o) = (&calibration[i], &obs[i]);
+        let out = &outlooks[history_of[i] as usize];
         let v = customer_value(
-            &out,
+            out,
             gg.as_ref(),
             o,
             s.repeat_mean_value(),
@@ -217,53 +294,82 @@ pub fn run(args: PredictArgs) -> Result<()> {
             &cfg,
             level,
         );
-        let mut line = String::new();
-        let next_order = out
-            .next_purchase
-            .map(|t| format_day(end + (t * d).round().min(1e6) as Day))
-            .unwrap_or_default();
-        let _ = write!(
-            line,
-            "{},{},{:.4},{:.4},{:.6},{:.6},{:.2},{:.2},{},{},{:.6},{}",
-            s.customer_id,
-            o.x,
-            o.t_x,
-            o.t_big,
-            v.p_alive,
-            v.expected_purchases,
-            v.order_value,
-            v.clv,
-            next_order,
-            v.historical_rate
-                .map(|h| format!("{h:.6}"))
-                .unwrap_or_default(),
-            v.predicted_rate,
-            v.value_decline
-        );
-        if let (Some(spread), Some((lo, hi))) = (out.spread, v.clv_interval) {
-            let _ = write!(
-                line,
-                ",{},{},{lo:.2},{hi:.2},{:.6}",
-                spread.purchases.0, spread.purchases.1, spread.p_alive_end
-            );
-        }
-        if let Some(a) = &attributes {
-            match a
-                .customers
-                .get(&*s.customer_id)
-                .and_then(|c| c.acquisition_cost)
-            {
-                Some(cost) => {
-                    with_cost += 1;
-                    cost_total += cost;
-                    clv_of_costed += v.clv;
-                    let _ = write!(line, ",{cost:.2},{:.2}", v.clv - cost);
-                }
-                None => line.push_str(",,"),
+        (out, v)
+    };
+    let indices: Vec<usize> = (0..calibration.len()).collect();
+    let blocks = par_chunks(&indices, |_, chunk| {
+        let mut text = String::with_capacity(chunk.len() * 120);
+        for &i in chunk {
+            let (s, o) = (&calibration[i], &obs[i]);
+            let (out, v) = value_of(i);
+            let next_order = out
+                .next_purchase
+                .map(|t| format_day(end + (t * d).round().min(1e6) as Day))
+                .unwrap_or_default();
+            text.push_str(&s.customer_id);
+            let _ = write!(text, ",{}", o.x);
+            for (value, decimals) in [
+                (o.t_x, 4),
+                (o.t_big, 4),
+                (v.p_alive, 6),
+                (v.expected_purchases, 6),
+                (v.order_value, 2),
+                (v.clv, 2),
+            ] {
+                text.push(',');
+                push_fixed(&mut text, value, decimals);
             }
+            text.push(',');
+            text.push_str(&next_order);
+            text.push(',');
+            if let Some(h) = v.historical_rate {
+                push_fixed(&mut text, h, 6);
+            }
+            text.push(',');
+            push_fixed(&mut text, v.predicted_rate, 6);
+            text.push_str(if v.value_decline { ",true" } else { ",false" });
+            if let (Some(spread), Some((lo, hi))) = (out.spread, v.clv_interval) {
+                let _ = write!(
+                    text,
+                    ",{},{},{lo:.2},{hi:.2},{:.6}",
+                    spread.purchases.0, spread.purchases.1, spread.p_alive_end
+                );
+            }
+            if let Some(r) = v.residual_clv {
+                let _ = write!(text, ",{r:.2}");
+            }
+            if let Some(costs) = &costs {
+                match costs[i] {
+                    Some(cost) => {
+                        let _ = write!(text, ",{cost:.2},{:.2}", v.clv - cost);
+                    }
+                    None => text.push_str(",,"),
+                }
+            }
+            if let Some(h) = &holdout {
+                let _ = write!(text, ",{}", h[i]);
+            }
+            text.push('\n');
+        }
+        text
+    });
+    for block in &blocks {
+        w.write_all(block.as_bytes())?;
+    }
+    let mut declines: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    let (mut with_cost, mut cost_total, mut clv_of_costed) = (0usize, 0.0, 0.0);
+    for i in 0..calibration.len() {
+        let needs_value = costs.as_ref().is_some_and(|c| c[i].is_some()) || holdout.is_some();
+        if !needs_value {
+            continue;
+        }
+        let (_, v) = value_of(i);
+        if let Some(cost) = costs.as_ref().and_then(|c| c[i]) {
+            with_cost += 1;
+            cost_total += cost;
+            clv_of_costed += v.clv;
         }
         if let Some(h) = &holdout {
-            let _ = write!(line, ",{}", h[i]);
             if v.historical_rate.is_some() {
                 if v.value_decline {
                     declines.0.push(h[i])
@@ -272,10 +378,17 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 }
             }
         }
-        writeln!(w, "{line}")?;
     }
     w.flush()?;
-    let forecast = model.forecast(report.covariance.as_deref(), horizon, &collapse(&obs))?;
+    // The distinct histories with their customer counts.
+    let mut weighted = histories.clone();
+    for h in &mut weighted {
+        h.weight = 0.0;
+    }
+    for (o, &k) in obs.iter().zip(&history_of) {
+        weighted[k as usize].weight += o.weight;
+    }
+    let forecast = model.forecast(covariance, horizon, &weighted)?;
     let print_level = level.unwrap_or(0.9);
     let (lo, hi) = forecast.interval(print_level);
     println!(
@@ -329,8 +442,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
     println!(
         "{} customers ({} distinct histories, {:.1} customers each), model {}, calibration end {}, horizon {} ({:.2} {})",
         calibration.len(),
-        outlooks.distinct(),
-        calibration.len() as f64 / outlooks.distinct().max(1) as f64,
+        histories.len(),
+        calibration.len() as f64 / histories.len().max(1) as f64,
         kind.name(),
         format_day(end),
         args.horizon,

@@ -7,7 +7,7 @@
 //! once per distinct history ([`Outlooks`]): customers measured in whole
 //! days share histories, so this is a fraction of the customers.
 
-use std::collections::HashMap;
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 use anyhow::Result;
 use lifecycle_models::{
@@ -37,6 +37,9 @@ impl Purchase {
     pub fn conditional(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<f64> {
         Ok(with_model!(self, m => m.expected(t, x, t_x, t_big)?))
     }
+    pub fn expected_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<f64> {
+        Ok(with_model!(self, m => m.expected_if_alive(t, x, t_big)?))
+    }
     pub fn p_alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
         with_model!(self, m => m.p_alive(x, t_x, t_big))
     }
@@ -56,6 +59,10 @@ impl Purchase {
     /// Median time to the next purchase, `None` if it is more likely never.
     pub fn next_purchase(&self, o: &Observation) -> Option<f64> {
         with_model!(self, m => m.next_purchase_quantile(0.5, o.x, o.t_x, o.t_big))
+    }
+    /// Discounted expected residual transactions at continuous rate `delta`.
+    pub fn dert(&self, delta: f64, o: &Observation) -> Result<f64> {
+        Ok(with_model!(self, m => m.dert(delta, o.x, o.t_x, o.t_big)?))
     }
     pub fn expected_se(&self, covariance: &[Vec<f64>], t: f64, o: &Observation) -> Result<f64> {
         Ok(with_model!(self, m => expected_purchases_se(m, covariance, t, o)?))
@@ -96,6 +103,8 @@ pub struct Outlook {
     /// customer more likely never buys again.
     pub next_purchase: Option<f64>,
     pub spread: Option<Spread>,
+    /// Discounted expected purchases over the whole remaining lifetime.
+    pub dert: Option<f64>,
 }
 
 /// Intervals at the requested level.
@@ -116,7 +125,11 @@ pub struct Outlooks<'a> {
     cfg: ValueConfig,
     covariance: Option<&'a [Vec<f64>]>,
     level: Option<f64>,
+    /// Continuous discount rate per time unit for DERT, when wanted.
+    lifetime: Option<f64>,
     cache: HashMap<[u64; 3], Outlook>,
+    /// (expected, discounted) purchases if alive, by (x, T).
+    if_alive: HashMap<[u64; 2], (f64, f64)>,
 }
 
 impl<'a> Outlooks<'a> {
@@ -133,8 +146,18 @@ impl<'a> Outlooks<'a> {
             cfg,
             covariance,
             level,
-            cache: HashMap::new(),
+            lifetime: None,
+            cache: HashMap::default(),
+            if_alive: HashMap::default(),
         }
+    }
+
+    /// Also compute the value of the whole remaining lifetime (DERT),
+    /// discounted continuously at the annual rate of the configuration.
+    pub fn with_lifetime(mut self) -> Self {
+        let per_year = 365.25 / self.cfg.unit_days;
+        self.lifetime = Some((1.0 + self.cfg.discount_rate).ln() / per_year);
+        self
     }
 
     pub fn get(&mut self, o: &Observation) -> Result<Outlook> {
@@ -147,28 +170,33 @@ impl<'a> Outlooks<'a> {
         Ok(v)
     }
 
-    /// Distinct histories seen so far.
-    pub fn distinct(&self) -> usize {
-        self.cache.len()
-    }
-
-    fn compute(&self, o: &Observation) -> Result<Outlook> {
+    /// Expected purchases over the horizon and their discounted sum (each
+    /// month's increment discounted at the annual rate), if alive at T.
+    fn if_alive(&mut self, x: f64, t_big: f64) -> Result<(f64, f64)> {
+        let key = [x.to_bits(), t_big.to_bits()];
+        if let Some(v) = self.if_alive.get(&key) {
+            return Ok(*v);
+        }
         let (model, cfg) = (self.model, &self.cfg);
-        let expected = model.conditional(cfg.horizon, o.x, o.t_x, o.t_big)?;
         let step = (365.25 / 12.0) / cfg.unit_days;
         let steps = (cfg.horizon / step).ceil().max(1.0) as usize;
         let (mut discounted, mut previous) = (0.0, 0.0);
         for k in 1..=steps {
             let t = (k as f64 * step).min(cfg.horizon);
-            let cumulative = if k == steps {
-                expected
-            } else {
-                model.conditional(t, o.x, o.t_x, o.t_big)?
-            };
+            let cumulative = model.expected_if_alive(t, x, t_big)?;
             let years = t * cfg.unit_days / 365.25;
             discounted += (cumulative - previous) / (1.0 + cfg.discount_rate).powf(years);
             previous = cumulative;
         }
+        self.if_alive.insert(key, (previous, discounted));
+        Ok((previous, discounted))
+    }
+
+    fn compute(&mut self, o: &Observation) -> Result<Outlook> {
+        let (expected_alive, discounted_alive) = self.if_alive(o.x, o.t_big)?;
+        let (model, cfg) = (self.model, &self.cfg);
+        let p_alive = model.p_alive(o.x, o.t_x, o.t_big);
+        let (expected, discounted) = (p_alive * expected_alive, p_alive * discounted_alive);
         let spread = match self.level {
             Some(level) => {
                 let f = model.future(cfg.horizon, o)?;
@@ -186,11 +214,15 @@ impl<'a> Outlooks<'a> {
             None => None,
         };
         Ok(Outlook {
-            p_alive: model.p_alive(o.x, o.t_x, o.t_big),
+            p_alive,
             expected,
             discounted,
             next_purchase: model.next_purchase(o),
             spread,
+            dert: match self.lifetime {
+                Some(delta) => Some(model.dert(delta, o)?),
+                None => None,
+            },
         })
     }
 }
@@ -208,6 +240,8 @@ pub struct CustomerValue {
     pub value_decline: bool,
     /// CLV interval from the purchase model's parameter uncertainty.
     pub clv_interval: Option<(f64, f64)>,
+    /// Expected margin of the whole remaining lifetime, discounted.
+    pub residual_clv: Option<f64>,
 }
 
 /// CLV is the expected margin of the purchases of each month of the
@@ -250,5 +284,6 @@ pub fn customer_value(
         value_decline: historical_rate
             .is_some_and(|h| predicted_rate < (1.0 - cfg.decline_threshold) * h),
         clv_interval,
+        residual_clv: out.dert.map(|d| cfg.margin * order_value * d),
     }
 }

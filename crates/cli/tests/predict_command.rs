@@ -189,6 +189,7 @@ fn intervals_and_acquisition_cost() {
         "39w",
         "--interval",
         "0.9",
+        "--lifetime-value",
         "--customers",
         attributes.to_str().unwrap(),
         "--out",
@@ -218,6 +219,8 @@ fn intervals_and_acquisition_cost() {
     let other = rows.iter().find(|r| r[0] == "00021").unwrap();
     assert_eq!(other[col("acquisition_cost")], "");
     for r in &rows {
+        // The whole remaining lifetime is worth at least its first 39 weeks.
+        assert!(f(r, "residual_clv") >= f(r, "clv") - 0.01, "{r:?}");
         let p_end = f(r, "p_alive_end");
         assert!(p_end <= f(r, "p_alive") + 1e-9, "{r:?}");
         assert!(f(r, "purchases_lo") <= f(r, "purchases_hi"));

@@ -69,10 +69,26 @@ pub struct BgNbd {
     b: f64,
 }
 
-/// Collapsed, validated data.
+/// Collapsed, validated data, with each row's x as an index into the
+/// distinct values of x: the special functions of x are evaluated once per
+/// distinct x, not once per row.
 struct Data {
     rows: Vec<Observation>,
     total: f64,
+    xs: Vec<f64>,
+    x_index: Vec<u32>,
+}
+
+impl Data {
+    fn new(rows: Vec<Observation>, total: f64) -> Data {
+        let (xs, x_index) = crate::fit::distinct_values(rows.iter().map(|o| o.x));
+        Data {
+            rows,
+            total,
+            xs,
+            x_index,
+        }
+    }
 }
 
 /// A time scale for the optimiser's start: α starts at a tenth of the
@@ -85,8 +101,7 @@ pub(crate) fn start_alpha(rows: &[Observation]) -> f64 {
 
 /// Sums the weights of identical (x, t_x, T) rows, keeping first-seen order.
 pub(crate) fn collapse(data: &[Observation]) -> Result<Vec<Observation>, ModelError> {
-    let mut index: std::collections::HashMap<(u64, u64, u64), usize> =
-        std::collections::HashMap::new();
+    let mut index: crate::FastMap<(u64, u64, u64), usize> = crate::FastMap::default();
     let mut rows: Vec<Observation> = Vec::new();
     for (i, o) in data.iter().enumerate() {
         o.check(i)?;
@@ -108,41 +123,65 @@ impl Likelihood for Data {
     /// FHL eq. (6), summed with weights; the gradient is analytic.
     fn log_likelihood(&self, theta: &[f64]) -> (f64, Vec<f64>) {
         let (r, alpha, a, b) = (theta[0], theta[1], theta[2], theta[3]);
-        let mut ll = 0.0;
-        let mut g = [0.0f64; 4];
         let (lg_r, dg_r, ln_alpha) = (ln_gamma(r), digamma(r), alpha.ln());
         let (lg_ab, dg_ab, lg_b, dg_b) = (ln_gamma(a + b), digamma(a + b), ln_gamma(b), digamma(b));
-        for o in &self.rows {
-            let (x, t_x, tt, w) = (o.x, o.t_x, o.t_big, o.weight);
-            let a1 = ln_gamma(r + x) - lg_r + r * ln_alpha;
-            let a2 = lg_ab + ln_gamma(b + x) - lg_b - ln_gamma(a + b + x);
-            let a3 = -(r + x) * (alpha + tt).ln();
-            let (term, w3, w4, a4_parts) = if x > 0.0 {
-                let a4 = a.ln() - (b + x - 1.0).ln() - (r + x) * (alpha + t_x).ln();
-                let m = a3.max(a4);
-                let s = (a3 - m).exp() + (a4 - m).exp();
-                ((m + s.ln()), (a3 - m).exp() / s, (a4 - m).exp() / s, true)
-            } else {
-                (a3, 1.0, 0.0, false)
-            };
-            ll += w * (a1 + a2 + term);
-            let (psi_rx, psi_bx, psi_abx) = (digamma(r + x), digamma(b + x), digamma(a + b + x));
-            // d/dr
-            let mut dr = psi_rx - dg_r + ln_alpha - w3 * (alpha + tt).ln();
-            let mut dalpha = r / alpha - w3 * (r + x) / (alpha + tt);
-            let mut da = dg_ab - psi_abx;
-            let mut db = dg_ab + psi_bx - dg_b - psi_abx;
-            if a4_parts {
-                dr -= w4 * (alpha + t_x).ln();
-                dalpha -= w4 * (r + x) / (alpha + t_x);
-                da += w4 / a;
-                db -= w4 / (b + x - 1.0);
+        // Per distinct x: the x-only part of ℓ and of each derivative.
+        let per_x: Vec<[f64; 5]> = self
+            .xs
+            .iter()
+            .map(|&x| {
+                let (psi_rx, psi_bx, psi_abx) =
+                    (digamma(r + x), digamma(b + x), digamma(a + b + x));
+                [
+                    ln_gamma(r + x) - lg_r + r * ln_alpha + lg_ab + ln_gamma(b + x)
+                        - lg_b
+                        - ln_gamma(a + b + x),
+                    psi_rx - dg_r + ln_alpha,
+                    dg_ab - psi_abx,
+                    dg_ab + psi_bx - dg_b - psi_abx,
+                    if x > 0.0 {
+                        a.ln() - (b + x - 1.0).ln()
+                    } else {
+                        0.0
+                    },
+                ]
+            })
+            .collect();
+        let (ll, g) = crate::fit::parallel_sum(&self.rows, |start, rows| {
+            let mut ll = 0.0;
+            let mut g = [0.0f64; 4];
+            for (k, o) in rows.iter().enumerate() {
+                let (x, t_x, tt, w) = (o.x, o.t_x, o.t_big, o.weight);
+                let c = &per_x[self.x_index[start + k] as usize];
+                let ln_at = (alpha + tt).ln();
+                let a3 = -(r + x) * ln_at;
+                let mut dr = c[1] - ln_at;
+                let mut dalpha = r / alpha - (r + x) / (alpha + tt);
+                let mut da = c[2];
+                let mut db = c[3];
+                let term = if x > 0.0 {
+                    let ln_atx = (alpha + t_x).ln();
+                    let a4 = c[4] - (r + x) * ln_atx;
+                    let m = a3.max(a4);
+                    let (e3, e4) = ((a3 - m).exp(), (a4 - m).exp());
+                    let s = e3 + e4;
+                    let (w3, w4) = (e3 / s, e4 / s);
+                    dr = c[1] - w3 * ln_at - w4 * ln_atx;
+                    dalpha = r / alpha - w3 * (r + x) / (alpha + tt) - w4 * (r + x) / (alpha + t_x);
+                    da += w4 / a;
+                    db -= w4 / (b + x - 1.0);
+                    m + s.ln()
+                } else {
+                    a3
+                };
+                ll += w * (c[0] + term);
+                g[0] += w * dr;
+                g[1] += w * dalpha;
+                g[2] += w * da;
+                g[3] += w * db;
             }
-            g[0] += w * dr;
-            g[1] += w * dalpha;
-            g[2] += w * da;
-            g[3] += w * db;
-        }
+            (ll, g)
+        });
         (ll, g.to_vec())
     }
 
@@ -191,10 +230,7 @@ impl BgNbd {
 
     /// One customer's log-likelihood (FHL eq. 6).
     pub fn log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
-        let data = Data {
-            rows: vec![Observation::new(x, t_x, t_big)],
-            total: 1.0,
-        };
+        let data = Data::new(vec![Observation::new(x, t_x, t_big)], 1.0);
         data.log_likelihood(&self.params()).0
     }
 
@@ -208,7 +244,7 @@ impl BgNbd {
             ));
         }
         let total = rows.iter().map(|o| o.weight).sum();
-        let data = Data { rows, total };
+        let data = Data::new(rows, total);
         let report = maximize(&data, config)?;
         let p = &report.params;
         let model = BgNbd::new(p[0], p[1], p[2], p[3])?;
@@ -242,10 +278,22 @@ impl BgNbd {
         if t <= 0.0 {
             return Ok(0.0);
         }
+        Ok(self.expected_if_alive(t, x, t_big)? * self.p_alive(x, t_x, t_big))
+    }
+
+    /// E[purchases in the next t | history, alive at T]: depends on x and
+    /// T only (FHL eq. 10 without its P(alive) factor).
+    pub(crate) fn expected_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<f64, ModelError> {
+        if t <= 0.0 {
+            return Ok(0.0);
+        }
         let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
         let z = t / (alpha + t_big + t);
-        let numerator = ratio_times_one_minus(a + b + x - 1.0, a, euler_term(r, a, b, x, z)?);
-        Ok(numerator * self.p_alive(x, t_x, t_big))
+        Ok(ratio_times_one_minus(
+            a + b + x - 1.0,
+            a,
+            euler_term(r, a, b, x, z)?,
+        ))
     }
 
     /// P(X(t) = n): the probability that a new customer makes exactly `n`
@@ -305,7 +353,7 @@ mod tests {
             },
             Observation::new(1.0, 1.71, 38.86),
         ];
-        crate::fit::assert_gradient(&Data { total: 6.0, rows }, &[0.3, 4.0, 0.8, 2.4]);
+        crate::fit::assert_gradient(&Data::new(rows, 6.0), &[0.3, 4.0, 0.8, 2.4]);
     }
 
     #[test]

@@ -35,9 +35,27 @@ pub struct GammaGamma {
     gamma: f64,
 }
 
+/// Rows with what does not change during the fit precomputed: ln m, and
+/// each row's x as an index into the distinct values of x.
 struct Data {
     rows: Vec<SpendObservation>,
     total: f64,
+    ln_m: Vec<f64>,
+    xs: Vec<f64>,
+    x_index: Vec<u32>,
+}
+
+impl Data {
+    fn new(rows: Vec<SpendObservation>, total: f64) -> Data {
+        let (xs, x_index) = crate::fit::distinct_values(rows.iter().map(|o| o.x));
+        Data {
+            ln_m: rows.iter().map(|o| o.m.ln()).collect(),
+            rows,
+            total,
+            xs,
+            x_index,
+        }
+    }
 }
 
 impl Likelihood for Data {
@@ -49,21 +67,36 @@ impl Likelihood for Data {
     fn log_likelihood(&self, theta: &[f64]) -> (f64, Vec<f64>) {
         let (p, q, g) = (theta[0], theta[1], theta[2]);
         let (lg_q, dg_q, ln_g) = (ln_gamma(q), digamma(q), g.ln());
-        let mut ll = 0.0;
-        let mut grad = [0.0f64; 3];
-        for o in &self.rows {
-            let (x, m, w) = (o.x, o.m, o.weight);
-            let px = p * x;
-            let (ln_m, ln_x, ln_xm_g) = (m.ln(), x.ln(), (x * m + g).ln());
-            let l =
-                ln_gamma(px + q) - ln_gamma(px) - lg_q + q * ln_g + (px - 1.0) * ln_m + px * ln_x
-                    - (px + q) * ln_xm_g;
-            ll += w * l;
-            let psi = digamma(px + q);
-            grad[0] += w * x * (psi - digamma(px) + ln_m + ln_x - ln_xm_g);
-            grad[1] += w * (psi - dg_q + ln_g - ln_xm_g);
-            grad[2] += w * (q / g - (px + q) / (x * m + g));
-        }
+        // Per distinct x: [lnΓ(px+q) − lnΓ(px) + px ln x, ψ(px+q), ψ(px) − ln x].
+        let per_x: Vec<[f64; 3]> = self
+            .xs
+            .iter()
+            .map(|&x| {
+                let px = p * x;
+                let ln_x = x.ln();
+                [
+                    ln_gamma(px + q) - ln_gamma(px) + px * ln_x,
+                    digamma(px + q),
+                    digamma(px) - ln_x,
+                ]
+            })
+            .collect();
+        let (ll, grad) = crate::fit::parallel_sum(&self.rows, |start, rows| {
+            let mut ll = 0.0;
+            let mut grad = [0.0f64; 3];
+            for (k, o) in rows.iter().enumerate() {
+                let (x, m, w) = (o.x, o.m, o.weight);
+                let c = &per_x[self.x_index[start + k] as usize];
+                let ln_m = self.ln_m[start + k];
+                let px = p * x;
+                let ln_xm_g = (x * m + g).ln();
+                ll += w * (c[0] - lg_q + q * ln_g + (px - 1.0) * ln_m - (px + q) * ln_xm_g);
+                grad[0] += w * x * (c[1] - c[2] + ln_m - ln_xm_g);
+                grad[1] += w * (c[1] - dg_q + ln_g - ln_xm_g);
+                grad[2] += w * (q / g - (px + q) / (x * m + g));
+            }
+            (ll, grad)
+        });
         (ll, grad.to_vec())
     }
 
@@ -146,7 +179,7 @@ impl GammaGamma {
             ));
         }
         let total = rows.iter().map(|o| o.weight).sum();
-        let data = Data { rows, total };
+        let data = Data::new(rows, total);
         let report = maximize(&data, config)?;
         let p = &report.params;
         Ok((GammaGamma::new(p[0], p[1], p[2])?, report))
@@ -168,8 +201,8 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let data = Data {
-            rows: vec![
+        let data = Data::new(
+            vec![
                 SpendObservation::new(1.0, 11.77),
                 SpendObservation::new(2.0, 22.35),
                 SpendObservation {
@@ -178,8 +211,8 @@ mod tests {
                     weight: 4.0,
                 },
             ],
-            total: 6.0,
-        };
+            6.0,
+        );
         crate::fit::assert_gradient(&data, &[6.0, 3.7, 15.0]);
     }
 

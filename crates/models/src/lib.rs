@@ -40,8 +40,8 @@ pub use gamma_gamma::{GammaGamma, SpendObservation};
 pub use mbgnbd::MbgNbd;
 pub use pareto_nbd::ParetoNbd;
 pub use predictive::{
-    Forecast, FuturePurchases, PurchaseModel, expected_purchases_se, forecast_total,
-    normal_quantile,
+    Forecast, FuturePurchases, PurchaseModel, dert_by_quadrature, expected_purchases_se,
+    forecast_total, normal_quantile,
 };
 pub use sbg::ShiftedBetaGeometric;
 
@@ -75,6 +75,10 @@ pub(crate) fn alive_from_log_odds(log_odds: f64) -> f64 {
         1.0 / (1.0 + log_odds.exp())
     }
 }
+
+/// A hash map with a fixed-seed fast hasher (deterministic, not DoS-safe:
+/// keys are the caller's own numbers).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 pub(crate) fn check_param(name: &'static str, value: f64) -> Result<f64, ModelError> {
     if value.is_finite() && value > 0.0 {

@@ -148,12 +148,19 @@ impl MbgNbd {
         if t <= 0.0 {
             return Ok(0.0);
         }
+        Ok(self.expected_if_alive(t, x, t_big)? * self.p_alive(x, t_x, t_big))
+    }
+
+    /// E[purchases in the next t | history, alive at T] (x and T only).
+    pub(crate) fn expected_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<f64, ModelError> {
+        if t <= 0.0 {
+            return Ok(0.0);
+        }
         let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
         let z = t / (alpha + t_big + t);
         let f = hyp2f1(a + b - r, a - 1.0, a + b + x, z)
             .map_err(|e| ModelError::Numerical(format!("2F1: {e:?}")))?;
-        let numerator = (a + b + x) / (a - 1.0) * (1.0 - (1.0 - z).powf(a - 1.0) * f);
-        Ok(numerator * self.p_alive(x, t_x, t_big))
+        Ok((a + b + x) / (a - 1.0) * (1.0 - (1.0 - z).powf(a - 1.0) * f))
     }
 }
 

@@ -191,14 +191,18 @@ impl ParetoNbd {
         t_big: f64,
     ) -> Result<f64, ModelError> {
         Observation::new(x, t_x, t_big).check(0)?;
+        Ok(self.p_alive(x, t_x, t_big) * self.expected_if_alive(t, x, t_big))
+    }
+
+    /// E[purchases in the next t | history, alive at T] (x and T only).
+    pub(crate) fn expected_if_alive(&self, t: f64, x: f64, t_big: f64) -> f64 {
         let (r, alpha, s, beta) = (self.r, self.alpha, self.s, self.beta);
-        let rate = if (s - 1.0).abs() < 1e-12 {
+        if (s - 1.0).abs() < 1e-12 {
             (r + x) / (alpha + t_big) * (beta + t_big) * (1.0 + t / (beta + t_big)).ln()
         } else {
             (r + x) * (beta + t_big) / ((alpha + t_big) * (s - 1.0))
                 * (1.0 - ((beta + t_big) / (beta + t_big + t)).powf(s - 1.0))
-        };
-        Ok(self.p_alive(x, t_x, t_big) * rate)
+        }
     }
 }
 

@@ -28,6 +28,24 @@ pub trait PurchaseModel: Sized {
     fn expected(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<f64, ModelError>;
     /// The distribution of the purchases in the next `t` given the history.
     fn future(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<FuturePurchases, ModelError>;
+    /// E[purchases in the next `t` | history, alive at T]: a function of x
+    /// and T only, so callers can share it between customers (the
+    /// conditional expectation is this times P(alive)).
+    fn expected_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<f64, ModelError>;
+    /// P(alive at T | history).
+    fn alive(&self, x: f64, t_x: f64, t_big: f64) -> f64;
+    /// (E[X], E[X²]) of the purchases in the next `t` if alive at T (x and T
+    /// only).
+    fn moments_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<(f64, f64), ModelError> {
+        let t_x = if x > 0.0 { t_big } else { 0.0 };
+        let f = self.future(t, x, t_x, t_big)?;
+        Ok((f.mean_alive, f.second_alive))
+    }
+    /// P(X(t) = n) and the rest for a customer who has just made their
+    /// first purchase (no history: x = t_x = T = 0).
+    fn new_customer(&self, t: f64) -> Result<FuturePurchases, ModelError> {
+        self.future(t, 0.0, 0.0, 0.0)
+    }
     /// ln P(x purchases, the last at t_x, none in (t_x, T]).
     fn history_log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64;
 
@@ -40,6 +58,15 @@ pub trait PurchaseModel: Sized {
         let ratio = self.history_log_likelihood(x, t_x, t_big + t)
             - self.history_log_likelihood(x, t_x, t_big);
         ratio.exp().clamp(0.0, 1.0)
+    }
+
+    /// Discounted expected residual transactions: ∫_0^∞ e^{−δt} dE[X(T,
+    /// T+t)] = δ ∫_0^∞ e^{−δt} E[X(T, T+t) | history] dt, with continuous
+    /// discount rate `delta` per time unit. By quadrature (t = w/(δ(1−w)),
+    /// 64 Gauss-Legendre nodes on w ∈ (0, 1), ~1e-14 relative) unless the
+    /// model has a closed form (the Pareto/NBD's, Fader, Hardie & Lee 2005).
+    fn dert(&self, delta: f64, x: f64, t_x: f64, t_big: f64) -> Result<f64, ModelError> {
+        dert_by_quadrature(self, delta, x, t_x, t_big)
     }
 
     /// The time from T by which the next purchase has happened with
@@ -198,6 +225,12 @@ impl PurchaseModel for BgNbd {
     fn parameters(&self) -> [f64; 4] {
         self.params()
     }
+    fn expected_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<f64, ModelError> {
+        BgNbd::expected_if_alive(self, t, x, t_big)
+    }
+    fn alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
+        self.p_alive(x, t_x, t_big)
+    }
     /// Alive customers buy again after a Lomax(r+x, α+T) wait, so P(next
     /// purchase by t) = P(alive)·[1 − ((α+T)/(α+T+t))^{r+x}]: closed form.
     fn next_purchase_quantile(&self, q: f64, x: f64, t_x: f64, t_big: f64) -> Option<f64> {
@@ -232,6 +265,12 @@ impl PurchaseModel for BgNbd {
 impl PurchaseModel for MbgNbd {
     fn parameters(&self) -> [f64; 4] {
         self.params()
+    }
+    fn expected_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<f64, ModelError> {
+        MbgNbd::expected_if_alive(self, t, x, t_big)
+    }
+    fn alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
+        self.p_alive(x, t_x, t_big)
     }
     /// Alive customers buy again after a Lomax(r+x, α+T) wait, so P(next
     /// purchase by t) = P(alive)·[1 − ((α+T)/(α+T+t))^{r+x}]: closed form.
@@ -301,12 +340,45 @@ fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
     out
 }
 
+/// (E[X], E[X²]) for a Gamma(shape, rate)-mixed Poisson count over
+/// L = min(τ, t), P(τ > u) = (B/(B+u))^s.
+fn pareto_moments(shape: f64, rate: f64, s: f64, big_b: f64, t: f64) -> (f64, f64) {
+    let l = (t / big_b).ln_1p();
+    let e_l = big_b * expm1_over(1.0 - s, l);
+    let e_l2 = 2.0 * big_b * big_b * (expm1_over(2.0 - s, l) - expm1_over(1.0 - s, l));
+    let e_lambda = shape / rate;
+    let e_lambda2 = shape * (shape + 1.0) / (rate * rate);
+    (e_lambda * e_l, e_lambda * e_l + e_lambda2 * e_l2)
+}
+
 /// Quadrature nodes for the Pareto/NBD lifetime integral.
 const PARETO_NODES: usize = 48;
 
 impl PurchaseModel for ParetoNbd {
     fn parameters(&self) -> [f64; 4] {
         self.params()
+    }
+    fn moments_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<(f64, f64), ModelError> {
+        let [r, alpha, s, beta] = self.params();
+        Ok(pareto_moments(r + x, alpha + t_big, s, beta + t_big, t))
+    }
+    fn expected_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<f64, ModelError> {
+        Ok(ParetoNbd::expected_if_alive(self, t, x, t_big))
+    }
+    fn alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
+        self.p_alive(x, t_x, t_big)
+    }
+    /// FHL 2005 (JMR), eq. 2, as P(alive)·E[λ | alive]·∫e^{−δt}P(τ > t)dt
+    /// = P(alive)·(r+x)/(α+T)·(β+T)·e^z E_s(z), z = δ(β+T).
+    fn dert(&self, delta: f64, x: f64, t_x: f64, t_big: f64) -> Result<f64, ModelError> {
+        Observation::new(x, t_x, t_big).check(0)?;
+        let [r, alpha, s, beta] = self.params();
+        let z = delta * (beta + t_big);
+        let e = crate::special::exp_scaled_en(s, z).ok_or(ModelError::BadParameter {
+            name: "discount rate",
+            value: delta,
+        })?;
+        Ok(self.p_alive(x, t_x, t_big) * (r + x) / (alpha + t_big) * (beta + t_big) * e)
     }
     fn history_log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
         self.log_likelihood(x, t_x, t_big)
@@ -328,10 +400,7 @@ impl PurchaseModel for ParetoNbd {
         let [r, alpha, s, beta] = self.params();
         let (shape, rate, big_b) = (r + x, alpha + t_big, beta + t_big);
         let l = (t / big_b).ln_1p();
-        let e_l = big_b * expm1_over(1.0 - s, l);
-        let e_l2 = 2.0 * big_b * big_b * (expm1_over(2.0 - s, l) - expm1_over(1.0 - s, l));
-        let e_lambda = shape / rate;
-        let e_lambda2 = shape * (shape + 1.0) / (rate * rate);
+        let (mean_alive, second_alive) = pareto_moments(shape, rate, s, big_b, t);
         let survive = (-s * l).exp();
         // Tail: the window's end carries P(τ > t); the nodes the rest.
         let mut at_least: Vec<f64> = Vec::new();
@@ -356,11 +425,38 @@ impl PurchaseModel for ParetoNbd {
         Ok(FuturePurchases {
             p_alive: self.p_alive(x, t_x, t_big),
             at_least,
-            mean_alive: e_lambda * e_l,
-            second_alive: e_lambda * e_l + e_lambda2 * e_l2,
+            mean_alive,
+            second_alive,
             survive_alive: survive,
         })
     }
+}
+
+/// Nodes of the DERT quadrature.
+const DERT_NODES: usize = 64;
+
+/// DERT by quadrature of δ ∫ e^{−δt} E[X(T, T+t)] dt for any model.
+pub fn dert_by_quadrature<M: PurchaseModel>(
+    model: &M,
+    delta: f64,
+    x: f64,
+    t_x: f64,
+    t_big: f64,
+) -> Result<f64, ModelError> {
+    if !(delta.is_finite() && delta > 0.0) {
+        return Err(ModelError::BadParameter {
+            name: "discount rate",
+            value: delta,
+        });
+    }
+    let mut total = 0.0;
+    for (z, weight) in gauss_legendre(DERT_NODES) {
+        let w = 0.5 * (z + 1.0);
+        let t = w / (delta * (1.0 - w));
+        let ce = model.expected(t, x, t_x, t_big)?;
+        total += 0.5 * weight * (-w / (1.0 - w)).exp() * ce / ((1.0 - w) * (1.0 - w));
+    }
+    Ok(total)
 }
 
 /// A forecast of total purchases over a group of customers.
@@ -436,18 +532,32 @@ pub fn forecast_total<M: PurchaseModel>(
     t: f64,
     customers: &[Observation],
 ) -> Result<Forecast, ModelError> {
+    // What depends on (x, T) only is computed once per pair.
+    let (pairs, pair_of) = distinct_pairs(customers);
+    let moments: Vec<(f64, f64)> = pairs
+        .iter()
+        .map(|&(x, tt)| model.moments_if_alive(t, x, tt))
+        .collect::<Result<_, _>>()?;
     let (mut mean, mut variance) = (0.0, 0.0);
-    for o in customers {
-        let f = model.future(t, o.x, o.t_x, o.t_big)?;
-        mean += o.weight * f.mean();
-        variance += o.weight * f.variance();
+    for (o, &k) in customers.iter().zip(&pair_of) {
+        let p = model.alive(o.x, o.t_x, o.t_big);
+        let (m1, m2) = moments[k];
+        let m = p * m1;
+        mean += o.weight * m;
+        variance += o.weight * (p * m2 - m * m).max(0.0);
     }
     let parameter_sd = match covariance {
         Some(cov) => {
             let total = |m: &M| -> Result<f64, ModelError> {
-                customers.iter().try_fold(0.0, |acc, o| {
-                    Ok(acc + o.weight * m.expected(t, o.x, o.t_x, o.t_big)?)
-                })
+                let alive: Vec<f64> = pairs
+                    .iter()
+                    .map(|&(x, tt)| m.expected_if_alive(t, x, tt))
+                    .collect::<Result<_, _>>()?;
+                Ok(customers
+                    .iter()
+                    .zip(&pair_of)
+                    .map(|(o, &k)| o.weight * m.alive(o.x, o.t_x, o.t_big) * alive[k])
+                    .sum())
             };
             quadratic_form(&parameter_gradient(model, total)?, cov).sqrt()
         }
@@ -458,6 +568,24 @@ pub fn forecast_total<M: PurchaseModel>(
         process_sd: variance.sqrt(),
         parameter_sd,
     })
+}
+
+/// Distinct (x, T) pairs and each customer's index into them.
+fn distinct_pairs(customers: &[Observation]) -> (Vec<(f64, f64)>, Vec<usize>) {
+    let mut seen: crate::FastMap<[u64; 2], usize> = crate::FastMap::default();
+    let mut pairs = Vec::new();
+    let index = customers
+        .iter()
+        .map(|o| {
+            *seen
+                .entry([o.x.to_bits(), o.t_big.to_bits()])
+                .or_insert_with(|| {
+                    pairs.push((o.x, o.t_big));
+                    pairs.len() - 1
+                })
+        })
+        .collect();
+    (pairs, index)
 }
 
 /// Standard error of one customer's expected purchases in the next `t`

@@ -277,3 +277,84 @@ fn time_to_next_purchase() {
     let f = mbg.future(20.0, 3.0, 20.0, 38.86).unwrap();
     assert!((mbg.no_purchase(20.0, 3.0, 20.0, 38.86) - f.probability(0)).abs() < 1e-12);
 }
+
+/// DERT with a 15% annual rate (δ = ln 1.15 / 52 per week): references from
+/// mpmath at 50 digits, checked there against δ∫e^{−δt}E[X(T,T+t)]dt and a
+/// 2-D posterior quadrature. The Pareto/NBD's closed form (Fader, Hardie &
+/// Lee 2005, JMR, eq. 2) and the BG/NBD's quadrature.
+#[test]
+fn discounted_expected_residual_transactions() {
+    let delta = 1.15f64.ln() / 52.0;
+    let pareto = ParetoNbd::new(0.5534, 10.5802, 0.6061, 11.6690).unwrap();
+    let bg = BgNbd::new(0.2426, 4.4136, 0.7930, 2.4259).unwrap();
+    for ((x, t_x, tt), want_pareto, want_bg) in [
+        ((0.0, 0.0, 38.86), 0.478514921664663742, 1.01722598575743874),
+        (
+            (2.0, 30.43, 38.86),
+            6.50141374556824577,
+            5.16902220539449296,
+        ),
+        (
+            (10.0, 35.0, 38.86),
+            28.6694571311971692,
+            23.0311735970509956,
+        ),
+        ((1.0, 5.0, 20.0), 3.25583681006720585, 2.88206300807845501),
+    ] {
+        let p = pareto.dert(delta, x, t_x, tt).unwrap();
+        assert!(
+            (p / want_pareto - 1.0).abs() < 1e-12,
+            "Pareto/NBD {p} vs {want_pareto}"
+        );
+        let q = lifecycle_models::dert_by_quadrature(&pareto, delta, x, t_x, tt).unwrap();
+        assert!(
+            (q / want_pareto - 1.0).abs() < 1e-10,
+            "quadrature {q} vs {want_pareto}"
+        );
+        let b = bg.dert(delta, x, t_x, tt).unwrap();
+        assert!((b / want_bg - 1.0).abs() < 1e-10, "BG/NBD {b} vs {want_bg}");
+    }
+}
+
+/// P(X(t) = n) for a new customer, t = 39 weeks: Pareto/NBD (Fader &
+/// Hardie note 012) and MBG/NBD (Batislam et al. 2007, as lifetimes'
+/// `probability_of_n_purchases_up_to_time`), references from mpmath
+/// quadrature of the individual-level models at 50 digits.
+#[test]
+fn new_customer_purchase_probabilities() {
+    let pareto = ParetoNbd::new(0.5534, 10.5802, 0.6061, 11.6690).unwrap();
+    let f = pareto.new_customer(39.0).unwrap();
+    for (n, want) in [
+        0.5934776297280159,
+        0.165603529414718665,
+        0.0825179780082333371,
+        0.0490614934634307841,
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(
+            (f.probability(n) - want).abs() < 1e-9,
+            "Pareto P({n}) = {}",
+            f.probability(n)
+        );
+    }
+    assert!((f.mean() - 1.21353019111829634).abs() < 1e-12);
+    let f = cdnow_mbg().new_customer(39.0).unwrap();
+    for (n, want) in [
+        0.58247318949328897,
+        0.182783077287540511,
+        0.0868948256734905192,
+        0.0485704429515692088,
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(
+            (f.probability(n) - want).abs() < 1e-12,
+            "MBG P({n}) = {}",
+            f.probability(n)
+        );
+    }
+    assert!((f.mean() - 1.18295366559717264).abs() < 1e-12);
+}
