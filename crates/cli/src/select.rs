@@ -190,8 +190,8 @@ pub fn report_json(kind: ModelKind, report: &FitReport) -> Value {
     let mut params = serde_json::Map::new();
     let mut errors = serde_json::Map::new();
     for (i, name) in report.names.iter().enumerate() {
-        params.insert((*name).into(), json!(report.params[i]));
-        errors.insert((*name).into(), json!(report.standard_errors[i]));
+        params.insert(name.clone(), json!(report.params[i]));
+        errors.insert(name.clone(), json!(report.standard_errors[i]));
     }
     json!({
         "model": kind.name(),

@@ -182,3 +182,89 @@ fn auto_compares_the_purchase_models() {
     assert_eq!(s["chosen"], best["model"]);
     assert!(candidates.iter().all(|c| c.get("holdout").is_none()));
 }
+
+/// `--covariates` reads the customers file, dummy-codes text columns
+/// against their most common value and fits the BG/NBD with covariates
+/// (papers' names plus trans./life. coefficients). Customers marked "vip"
+/// here are those with 3+ purchase days in the calibration period, so the
+/// purchase-rate coefficient must come out strongly positive; the region,
+/// assigned by id parity, carries no signal.
+#[test]
+fn covariates_from_the_customers_file() {
+    let text = std::fs::read_to_string(data("CDNOW_sample.txt")).unwrap();
+    let mut days: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() == 5 && f[2] <= "19970930" {
+            days.entry(f[0].to_string())
+                .or_default()
+                .insert(f[2].to_string());
+        }
+    }
+    let mut csv = String::from("customer_id,acquisition_channel,region\n");
+    for (id, d) in &days {
+        let channel = if d.len() >= 3 { "vip" } else { "regular" };
+        let region = if id.parse::<u32>().unwrap() % 2 == 0 {
+            "US"
+        } else {
+            "EU"
+        };
+        csv.push_str(&format!("{id},{channel},{region}\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let customers = dir.path().join("customers.csv");
+    std::fs::write(&customers, csv).unwrap();
+    let v = fit_json(&[
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--model",
+        "bgnbd",
+        "--calibration-end",
+        "1997-09-30",
+        "--customers",
+        customers.to_str().unwrap(),
+        "--covariates",
+        "acquisition_channel,region",
+    ]);
+    assert_eq!(v["n_customers"], 2357);
+    assert_eq!(
+        v["covariates"],
+        serde_json::json!(["acquisition_channel=vip", "region=US"])
+    );
+    let coef = |name: &str| {
+        (
+            v["params"][name].as_f64().unwrap(),
+            v["standard_errors"][name].as_f64().unwrap(),
+        )
+    };
+    let (vip, se) = coef("trans.acquisition_channel=vip");
+    assert!(vip / se > 5.0, "vip {vip} (SE {se})");
+    let (us, se) = coef("trans.region=US");
+    assert!((us / se).abs() < 3.0, "region {us} (SE {se})");
+    assert!(v["params"]["life.region=US"].is_f64());
+
+    // Errors: an unknown column, a model without covariates.
+    let o = lifecycle(&[
+        "fit",
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--model",
+        "bgnbd",
+        "--customers",
+        customers.to_str().unwrap(),
+        "--covariates",
+        "age",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no column 'age'"), "{}", stderr(&o));
+    let o = lifecycle(&[
+        "fit",
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--model",
+        "pareto-nbd",
+        "--customers",
+        customers.to_str().unwrap(),
+        "--covariates",
+        "region",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}

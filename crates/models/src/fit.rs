@@ -35,7 +35,7 @@ impl Default for FitConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitReport {
     /// Parameter names as in the paper.
-    pub names: &'static [&'static str],
+    pub names: Vec<String>,
     pub params: Vec<f64>,
     /// From the inverse of the observed information (the Hessian of the
     /// negative log-likelihood at the estimate); `None` where it is not
@@ -68,7 +68,20 @@ pub(crate) trait Likelihood: Sync {
     fn n_rows(&self) -> usize;
 
     fn initial(&self) -> Vec<f64> {
-        vec![1.0; Self::NAMES.len()]
+        vec![1.0; self.names().len()]
+    }
+
+    /// The parameters' names: `NAMES` unless the model has a variable
+    /// number of parameters (covariate coefficients).
+    fn names(&self) -> Vec<String> {
+        Self::NAMES.iter().map(|n| (*n).to_string()).collect()
+    }
+
+    /// The first `n_positive()` parameters are positive and optimised on
+    /// their logarithms; any after them are real (regression coefficients)
+    /// and optimised as they are.
+    fn n_positive(&self) -> usize {
+        self.names().len()
     }
 }
 
@@ -167,6 +180,8 @@ struct Problem<'a, L> {
     model: &'a L,
     penalizer: f64,
     n: f64,
+    /// How many leading parameters are on the log scale.
+    positive: usize,
 }
 
 impl<L> Clone for Problem<'_, L> {
@@ -181,21 +196,35 @@ impl<L> Copy for Problem<'_, L> {}
 /// finite, so that line searches' interpolation stays finite too.
 const WALL: f64 = 1e10;
 
-/// Keeps e^u finite.
-fn theta_of(u: &[f64]) -> Vec<f64> {
-    u.iter().map(|&v| v.clamp(-40.0, 40.0).exp()).collect()
-}
-
 impl<L: Likelihood> Problem<'_, L> {
+    /// The natural parameters of optimiser coordinates u: e^u (kept
+    /// finite) for the positive ones, u for the real ones.
+    fn theta_of(&self, u: &[f64]) -> Vec<f64> {
+        u.iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if i < self.positive {
+                    v.clamp(-40.0, 40.0).exp()
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
     fn value_and_gradient(&self, u: &[f64]) -> (f64, Vec<f64>) {
-        let theta = theta_of(u);
+        let theta = self.theta_of(u);
         let (ll, grad) = self.model.log_likelihood(&theta);
         let penalty: f64 = theta.iter().map(|t| t * t).sum::<f64>() * self.penalizer;
         let value = -ll / self.n + penalty;
         let g = theta
             .iter()
             .zip(&grad)
-            .map(|(&t, &d)| (-d / self.n + 2.0 * self.penalizer * t) * t)
+            .enumerate()
+            .map(|(i, (&t, &d))| {
+                let chain = if i < self.positive { t } else { 1.0 };
+                (-d / self.n + 2.0 * self.penalizer * t) * chain
+            })
             .collect();
         if value.is_finite() {
             (value, g)
@@ -376,17 +405,25 @@ pub(crate) fn maximize<L: Likelihood>(
     model: &L,
     config: &FitConfig,
 ) -> Result<FitReport, ModelError> {
-    let k = L::NAMES.len();
+    let names = model.names();
+    let k = names.len();
     let n = model.total_weight();
     if n.is_nan() || n <= 0.0 {
         return Err(ModelError::NotIdentified("no observations".into()));
     }
+    let positive = model.n_positive().min(k);
     let problem = Problem {
         model,
         penalizer: config.penalizer,
         n,
+        positive,
     };
-    let start: Vec<f64> = model.initial().iter().map(|t| t.ln()).collect();
+    let start: Vec<f64> = model
+        .initial()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| if i < positive { t.ln() } else { *t })
+        .collect();
     // Safeguarded Newton steps from the fixed start (Hessian by central
     // differences of the analytic gradient, in log-parameters, halving the
     // step until the objective decreases): with the data-scaled start they
@@ -426,7 +463,7 @@ pub(crate) fn maximize<L: Likelihood>(
     let (u, polish) = newton_polish(&problem, u, 50);
     let iterations = iterations + polish;
     let gradient_norm = problem.gradient_norm(&u);
-    let params = theta_of(&u);
+    let params = problem.theta_of(&u);
     let (log_likelihood, _) = model.log_likelihood(&params);
     if !log_likelihood.is_finite() {
         return Err(ModelError::Numerical(
@@ -440,7 +477,7 @@ pub(crate) fn maximize<L: Likelihood>(
             gradient_norm,
         });
     }
-    let covariance = observed_information(model, &params).and_then(|h| invert(&h));
+    let covariance = observed_information(model, &params, positive).and_then(|h| invert(&h));
     let standard_errors = match &covariance {
         Some(c) => (0..k)
             .map(|i| (c[i][i] > 0.0).then(|| c[i][i].sqrt()))
@@ -449,7 +486,7 @@ pub(crate) fn maximize<L: Likelihood>(
     };
     let kf = k as f64;
     Ok(FitReport {
-        names: L::NAMES,
+        names,
         params,
         standard_errors,
         covariance,
@@ -466,11 +503,18 @@ pub(crate) fn maximize<L: Likelihood>(
 
 /// The Hessian of −ℓ in the natural parameters, by central differences of
 /// the analytic gradient.
-fn observed_information<L: Likelihood>(model: &L, theta: &[f64]) -> Option<Vec<Vec<f64>>> {
+fn observed_information<L: Likelihood>(
+    model: &L,
+    theta: &[f64],
+    positive: usize,
+) -> Option<Vec<Vec<f64>>> {
     let k = theta.len();
     let mut h = vec![vec![0.0; k]; k];
     for j in 0..k {
-        let step = 1e-5 * theta[j].abs().max(1e-8);
+        // Relative steps; at least 1e-5 for real parameters (coefficients
+        // near 0).
+        let floor = if j < positive { 1e-8 } else { 1.0 };
+        let step = 1e-5 * theta[j].abs().max(floor);
         let mut up = theta.to_vec();
         let mut down = theta.to_vec();
         up[j] += step;

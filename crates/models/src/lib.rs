@@ -24,6 +24,7 @@
 
 mod bgbb;
 mod bgnbd;
+mod covariates;
 mod dual;
 mod fit;
 mod gamma_gamma;
@@ -35,6 +36,7 @@ pub mod special;
 
 pub use bgbb::{BgBb, BinomialObservation};
 pub use bgnbd::{BgNbd, Observation};
+pub use covariates::BgNbdCovariates;
 pub use fit::{FitConfig, FitReport};
 pub use gamma_gamma::{GammaGamma, SpendObservation};
 pub use mbgnbd::MbgNbd;

@@ -115,3 +115,73 @@ fn fits_converge_in_any_time_unit() {
         }
     }
 }
+
+/// A covariate planted in generated data is recovered: customers acquired
+/// through a "paid" channel (z = 1, a third of them) buy e^0.5 = 1.65 times
+/// as often and have b 2.0 = e^0.69 times larger (a lower drop-out
+/// probability); the BG/NBD with covariates (Fader & Hardie note 019)
+/// fitted on 20,000 simulated customers (fixed seed) puts every parameter,
+/// coefficients included, within 2 standard errors of the truth, and the
+/// plain BG/NBD fits worse.
+#[test]
+fn planted_covariate_effects_are_recovered() {
+    use lifecycle_models::BgNbdCovariates;
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{RngExt, SeedableRng};
+    use rand_distr::{Beta, Distribution, Exp, Gamma};
+
+    let (r, alpha0, a, b0) = (0.6, 15.0, 0.8, 2.5);
+    let (gamma_trans, gamma_life) = (0.5, 2f64.ln());
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(19);
+    let (end, acquisition) = (365.0, 180.0);
+    let mut obs = Vec::new();
+    let mut z = Vec::new();
+    for i in 0..20_000 {
+        let paid = f64::from(u8::from(i % 3 == 0));
+        let alpha = alpha0 * (-gamma_trans * paid).exp();
+        let b = b0 * (gamma_life * paid).exp();
+        let lambda: f64 = Gamma::new(r, 1.0 / alpha).unwrap().sample(&mut rng);
+        let p: f64 = Beta::new(a, b).unwrap().sample(&mut rng);
+        let first = rng.random::<f64>() * acquisition;
+        let (mut t, mut x, mut t_x) = (first, 0.0, 0.0);
+        loop {
+            t += Exp::new(lambda.max(1e-12)).unwrap().sample(&mut rng);
+            if t >= end {
+                break;
+            }
+            x += 1.0;
+            t_x = t - first;
+            // Drop-out after each repeat purchase (FHL 2005).
+            if rng.random::<f64>() < p {
+                break;
+            }
+        }
+        obs.push(Observation::new(x, t_x, end - first));
+        z.push(paid);
+    }
+    let names = vec!["paid".to_string()];
+    let (fit, report) =
+        BgNbdCovariates::fit(&obs, &z, &names, true, &FitConfig::default()).unwrap();
+    assert_eq!(
+        report.names,
+        ["r", "alpha", "a", "b", "trans.paid", "life.paid"]
+    );
+    let truth = [r, alpha0, a, b0, gamma_trans, gamma_life];
+    for ((name, got), (se, want)) in report
+        .names
+        .iter()
+        .zip(&report.params)
+        .zip(report.standard_errors.iter().zip(truth))
+    {
+        let se = se.unwrap();
+        eprintln!("{name}: {got:.4} (SE {se:.4}), planted {want:.4}");
+        assert!(
+            (got - want).abs() <= 2.0 * se,
+            "{name}: {got} vs planted {want} (SE {se})"
+        );
+    }
+    assert!(fit.trans[0] > 0.0 && fit.life.as_ref().unwrap()[0] > 0.0);
+    let (_, plain) = BgNbd::fit(&obs, &FitConfig::default()).unwrap();
+    assert!(report.log_likelihood > plain.log_likelihood + 10.0);
+    assert!(report.aic < plain.aic);
+}
