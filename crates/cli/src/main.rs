@@ -4,6 +4,7 @@
 
 mod analyze;
 mod bench;
+mod decline;
 mod fit;
 mod generate;
 mod predict;

@@ -51,6 +51,10 @@ pub struct PredictArgs {
     /// Add residual_clv: the discounted value of the whole remaining lifetime (DERT; closed form for Pareto/NBD)
     #[arg(long)]
     pub lifetime_value: bool,
+    /// A previous run's predictions.csv: adds clv_previous, clv_change and clv_decline
+    /// (CLV fell below (1 - decline threshold) x the previous one)
+    #[arg(long, value_name = "FILE")]
+    pub previous: Option<PathBuf>,
     /// Output folder
     #[arg(long, default_value = "lifecycle-out", value_name = "DIR")]
     pub out: PathBuf,
@@ -249,6 +253,13 @@ pub fn run(args: PredictArgs) -> Result<()> {
     if args.lifetime_value {
         header.push_str(",residual_clv");
     }
+    let previous = match &args.previous {
+        Some(p) => Some(crate::decline::read_previous(p)?),
+        None => None,
+    };
+    if previous.is_some() {
+        header.push_str(",clv_previous,clv_change,clv_decline");
+    }
     if attributes.is_some() {
         header.push_str(",acquisition_cost,clv_net_of_cac");
     }
@@ -338,6 +349,19 @@ pub fn run(args: PredictArgs) -> Result<()> {
             if let Some(r) = v.residual_clv {
                 let _ = write!(text, ",{r:.2}");
             }
+            if let Some(previous) = &previous {
+                match previous.get(&*s.customer_id) {
+                    Some(&before) => {
+                        text.push(',');
+                        push_fixed(&mut text, before, 2);
+                        text.push(',');
+                        push_fixed(&mut text, v.clv - before, 2);
+                        let falling = v.clv < (1.0 - args.decline_threshold) * before;
+                        text.push_str(if falling { ",true" } else { ",false" });
+                    }
+                    None => text.push_str(",,,"),
+                }
+            }
             if let Some(costs) = &costs {
                 match costs[i] {
                     Some(cost) => {
@@ -356,7 +380,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     for block in &blocks {
         w.write_all(block.as_bytes())?;
     }
-    let mut declines: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    let mut outcomes: Vec<crate::decline::Outcome> = Vec::new();
     let (mut with_cost, mut cost_total, mut clv_of_costed) = (0usize, 0.0, 0.0);
     for i in 0..calibration.len() {
         let needs_value = costs.as_ref().is_some_and(|c| c[i].is_some()) || holdout.is_some();
@@ -371,11 +395,12 @@ pub fn run(args: PredictArgs) -> Result<()> {
         }
         if let Some(h) = &holdout {
             if v.historical_rate.is_some() {
-                if v.value_decline {
-                    declines.0.push(h[i])
-                } else {
-                    declines.1.push(h[i])
-                }
+                outcomes.push(crate::decline::Outcome {
+                    x: obs[i].x,
+                    t_weeks: obs[i].t_big * d / 7.0,
+                    flagged: v.value_decline,
+                    holdout: h[i],
+                });
             }
         }
     }
@@ -425,19 +450,25 @@ pub fn run(args: PredictArgs) -> Result<()> {
             e.mae,
             e.rmse
         );
-        let ci = |v: &[f64]| {
-            let n = v.len() as f64;
-            let mean = v.iter().sum::<f64>() / n.max(1.0);
-            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-            (mean, 1.96 * (var / n.max(1.0)).sqrt())
-        };
-        let (fm, fh) = ci(&declines.0);
-        let (um, uh) = ci(&declines.1);
+        let (flagged, unflagged) = crate::decline::raw(&outcomes);
         println!(
-            "value decline (repeat buyers): {} flagged bought {fm:.3} ± {fh:.3} each in the holdout, {} unflagged {um:.3} ± {uh:.3} (95% intervals)",
-            declines.0.len(),
-            declines.1.len()
+            "value decline (repeat buyers): {} flagged bought {} each in the holdout, {} unflagged {} (95% intervals)",
+            flagged.n,
+            flagged.show(),
+            unflagged.n,
+            unflagged.show()
         );
+        match crate::decline::matched(&outcomes) {
+            Some(m) => println!(
+                "  with similar history (same repeat purchases, tenure within 4 weeks; {} groups): {} flagged bought {}, matched unflagged {}; difference {}",
+                m.groups,
+                m.flagged.n,
+                m.flagged.show(),
+                m.matched_unflagged.show(),
+                m.difference.show()
+            ),
+            None => println!("  no flagged customer has an unflagged one with similar history"),
+        }
     }
     println!(
         "{} customers ({} distinct histories, {:.1} customers each), model {}, calibration end {}, horizon {} ({:.2} {})",

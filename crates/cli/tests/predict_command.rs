@@ -114,6 +114,81 @@ fn auto_model_choice_and_value_decline() {
         flagged < unflagged,
         "flagged {flagged} vs unflagged {unflagged}"
     );
+    // Against unflagged customers with the same repeat purchases and tenure
+    // the flagged still buy less: the difference's 95% interval is below 0.
+    let line = text
+        .lines()
+        .find(|l| l.contains("with similar history"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let difference = line.rsplit("difference ").next().unwrap();
+    let mut parts = difference.split(" ± ");
+    let mean: f64 = parts.next().unwrap().trim().parse().unwrap();
+    let half: f64 = parts.next().unwrap().trim().parse().unwrap();
+    assert!(mean + half < 0.0, "{line}");
+}
+
+/// `--previous` compares with an earlier run: the change in each
+/// customer's CLV and the customers whose CLV is falling.
+#[test]
+fn change_in_clv_across_two_runs() {
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let run = |end: &str, out: &std::path::Path, previous: Option<&std::path::Path>| {
+        let mut args = vec![
+            "predict".to_string(),
+            data("CDNOW_sample.txt").to_str().unwrap().to_string(),
+            "--calibration-end".into(),
+            end.into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ];
+        if let Some(p) = previous {
+            args.push("--previous".into());
+            args.push(p.to_str().unwrap().into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = lifecycle(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    run("1997-09-30", first.path(), None);
+    run(
+        "1997-12-31",
+        second.path(),
+        Some(&first.path().join("predictions.csv")),
+    );
+    let (header, rows) = read_csv(&second.path().join("predictions.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (clv, before, change, falling) = (
+        col("clv"),
+        col("clv_previous"),
+        col("clv_change"),
+        col("clv_decline"),
+    );
+    let mut n_falling = 0;
+    for r in &rows {
+        let (now, was, delta): (f64, f64, f64) = (
+            r[clv].parse().unwrap(),
+            r[before].parse().unwrap(),
+            r[change].parse().unwrap(),
+        );
+        assert!((now - was - delta).abs() < 0.011, "{r:?}");
+        if (now - 0.5 * was).abs() > 0.02 {
+            // (rounded values: no check right at the threshold)
+            assert_eq!(r[falling] == "true", now < 0.5 * was, "{r:?}");
+        }
+        n_falling += usize::from(r[falling] == "true");
+    }
+    assert!(n_falling > 0);
+    // A file without a clv column is an input error.
+    let o = lifecycle(&[
+        "predict",
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--previous",
+        data("CDNOW_sample.txt").to_str().unwrap(),
+        "--out",
+        second.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 
 /// `analyze --clv` appends the value columns after the 13 leading ones and
