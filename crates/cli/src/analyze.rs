@@ -204,6 +204,8 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             .last_order_day()
             .ok_or_else(|| input_err(format!("{}: no orders found", args.orders.display())))?,
     };
+    // The actual curve of the model section's tracking chart.
+    let by_day = args.clv.then(|| builder.repeat_purchases_by_day(as_of_day));
     let (summaries, finish) = builder.finish(as_of_day);
     let t_finish = started.elapsed();
     let config = AnalysisConfig {
@@ -223,7 +225,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     };
     let mut summary = build_summary(&analysis, &table, &run);
     let extras = if args.clv {
-        match value_columns(&args, &analysis, &table) {
+        match value_columns(&args, &analysis, &table, by_day.as_ref()) {
             Ok((columns, model)) => {
                 summary.clv = Some(model);
                 columns
@@ -272,6 +274,7 @@ fn value_columns(
     args: &AnalyzeArgs,
     analysis: &lifecycle_rfm::Analysis,
     table: &SegmentTable,
+    by_day: Option<&std::collections::BTreeMap<lifecycle_rfm::Day, u64>>,
 ) -> Result<(Vec<ExtraColumn>, serde_json::Value)> {
     use lifecycle_models::{BgNbd, FitConfig, GammaGamma, Observation, SpendObservation};
     let (count, unit) =
@@ -339,6 +342,7 @@ fn value_columns(
         clv_by_segment[seg].1 += 1;
     }
     let total: f64 = clv_by_segment.iter().map(|s| s.0).sum();
+    let histogram = clv_histogram(&cols[3]);
     let names = [
         "p_alive",
         "expected_purchases",
@@ -365,10 +369,26 @@ fn value_columns(
         })
         .collect();
     let [r, alpha, a, b] = purchase.params();
+    let tracking = match by_day {
+        Some(by_day) => {
+            let buyers: Vec<lifecycle_rfm::CustomerSummary> = analysis
+                .summaries
+                .iter()
+                .filter(|s| s.first_order.is_some())
+                .cloned()
+                .collect();
+            crate::value::tracking(&buyers, &purchase, as_of, weeks, by_day)?
+        }
+        None => None,
+    };
+
     let description = serde_json::json!({
         "model": "bgnbd",
         "time_unit": "weeks",
         "params": {"r": r, "alpha": alpha, "a": a, "b": b},
+        "standard_errors": report.names.iter().cloned().zip(report.standard_errors.iter().map(|e| serde_json::json!(e))).collect::<serde_json::Map<_, _>>(),
+        "tracking": tracking.map(|p| p.iter().map(|(w, a, e)| serde_json::json!([w, a, e])).collect::<Vec<_>>()),
+        "clv_histogram": histogram,
         "log_likelihood": report.log_likelihood,
         "spend_model": gg.as_ref().map(|(g, _)| {
             let [p, q, gamma] = g.params();
@@ -384,4 +404,31 @@ fn value_columns(
         })).collect::<Vec<_>>(),
     });
     Ok((columns, description))
+}
+
+/// Customers per CLV band: 20 equal bands up to the 99th percentile and
+/// one for the rest, as `[{"from", "to", "customers"}]`.
+fn clv_histogram(clv: &[f64]) -> serde_json::Value {
+    let mut v: Vec<f64> = clv.iter().copied().filter(|c| c.is_finite()).collect();
+    if v.is_empty() {
+        return serde_json::json!([]);
+    }
+    v.sort_by(f64::total_cmp);
+    let top = v[((v.len() - 1) as f64 * 0.99) as usize].max(1e-9);
+    let width = top / 20.0;
+    let mut counts = [0usize; 21];
+    for c in &v {
+        counts[((c / width) as usize).min(20)] += 1;
+    }
+    let max = v[v.len() - 1];
+    serde_json::Value::Array(
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let to = if i == 20 { max } else { width * (i + 1) as f64 };
+                serde_json::json!({"from": width * i as f64, "to": to, "customers": n})
+            })
+            .collect(),
+    )
 }

@@ -501,86 +501,23 @@ fn write_tracking(
     unit_days: f64,
     by_day: &std::collections::BTreeMap<Day, u64>,
 ) -> Result<()> {
-    let Some(start) = calibration.iter().filter_map(|s| s.first_order).min() else {
+    let last = cal_end + horizon_days.round() as Day;
+    let Some(points) = crate::value::tracking(calibration, model, last, unit_days, by_day)? else {
         return Ok(());
     };
-    let last = cal_end + horizon_days.round() as Day;
-    let weeks = ((last - start) / 7 + 1) as usize;
-    let mut actual = vec![0.0f64; weeks];
-    for (&d, &n) in by_day {
-        if d >= start {
-            let w = ((d - start) / 7) as usize;
-            if w < weeks {
-                actual[w] += n as f64;
-            }
-        }
-    }
-    // Predicted: each cohort member's expected repeat purchases since their
-    // first purchase (customers grouped by that day).
-    let mut firsts: std::collections::BTreeMap<Day, f64> = std::collections::BTreeMap::new();
-    for s in calibration {
-        if let Some(f) = s.first_order {
-            *firsts.entry(f).or_default() += 1.0;
-        }
-    }
     let mut csv = String::from("week,actual_cumulative,predicted_cumulative\n");
-    let mut cum_actual = 0.0;
-    let mut points = Vec::new();
-    for (w, a) in actual.iter().enumerate() {
-        cum_actual += a;
-        let end_day = start + 7 * (w as Day + 1);
-        let mut predicted = 0.0;
-        for (&f, &n) in &firsts {
-            if end_day > f {
-                predicted += n * model.unconditional(f64::from(end_day - f) / unit_days)?;
-            }
-        }
-        let _ = writeln!(csv, "{},{},{:.2}", w + 1, cum_actual, predicted);
-        points.push((w + 1, cum_actual, predicted));
+    for (w, a, p) in &points {
+        let _ = writeln!(csv, "{w},{a},{p:.2}");
     }
     std::fs::write(args.out.join("tracking.csv"), csv)?;
+    let start = calibration
+        .iter()
+        .filter_map(|s| s.first_order)
+        .min()
+        .unwrap_or(cal_end);
     std::fs::write(
         args.out.join("tracking.svg"),
-        tracking_svg(&points, ((cal_end - start) / 7 + 1) as usize),
+        lifecycle_report::tracking_svg(&points, Some(((cal_end - start) / 7 + 1) as usize)),
     )?;
     Ok(())
-}
-
-fn tracking_svg(points: &[(usize, f64, f64)], calibration_weeks: usize) -> String {
-    let (w, h, left, bottom) = (720.0, 360.0, 60.0, 40.0);
-    let max_y = points.iter().map(|p| p.1.max(p.2)).fold(1.0, f64::max);
-    let n = points.len().max(1) as f64;
-    let x = |i: usize| left + (w - left - 20.0) * i as f64 / n;
-    let y = |v: f64| h - bottom - (h - bottom - 20.0) * v / max_y;
-    let path = |f: &dyn Fn(&(usize, f64, f64)) -> f64| {
-        points
-            .iter()
-            .enumerate()
-            .map(|(k, p)| {
-                format!(
-                    "{}{:.1},{:.1}",
-                    if k == 0 { "M" } else { "L" },
-                    x(p.0),
-                    y(f(p))
-                )
-            })
-            .collect::<String>()
-    };
-    format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
-<line x1="{left}" y1="{yb}" x2="{xr}" y2="{yb}" stroke="#888"/><line x1="{left}" y1="20" x2="{left}" y2="{yb}" stroke="#888"/>
-<line x1="{xc:.1}" y1="20" x2="{xc:.1}" y2="{yb}" stroke="#bbb" stroke-dasharray="4 3"/><text x="{xc:.1}" y="16" text-anchor="middle">calibration end</text>
-<path d="{actual}" fill="none" stroke="#1f5fa8" stroke-width="2"/><path d="{predicted}" fill="none" stroke="#d2691e" stroke-width="2" stroke-dasharray="6 3"/>
-<text x="{left}" y="{yl}">week</text><text x="4" y="30">{max_y:.0}</text>
-<text x="{lx}" y="40" fill="#1f5fa8">actual</text><text x="{lx}" y="56" fill="#d2691e">predicted</text>
-</svg>
-"##,
-        yb = h - bottom,
-        xr = w - 20.0,
-        xc = x(calibration_weeks),
-        actual = path(&|p| p.1),
-        predicted = path(&|p| p.2),
-        yl = h - 10.0,
-        lx = left + 12.0,
-    )
 }

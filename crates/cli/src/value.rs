@@ -287,3 +287,51 @@ pub fn customer_value(
         residual_clv: out.dert.map(|d| cfg.margin * order_value * d),
     }
 }
+
+/// The tracking chart's points: for each week from the cohort's first
+/// purchase to `last`, the cumulative repeat purchases, actual (from
+/// `by_day`) and predicted (each customer's expected repeat purchases since
+/// their first purchase, E[X(t)], summed; customers grouped by that day).
+/// `None` without customers.
+pub fn tracking(
+    customers: &[lifecycle_rfm::CustomerSummary],
+    model: &Purchase,
+    last: lifecycle_rfm::Day,
+    unit_days: f64,
+    by_day: &std::collections::BTreeMap<lifecycle_rfm::Day, u64>,
+) -> Result<Option<Vec<(usize, f64, f64)>>> {
+    let Some(start) = customers.iter().filter_map(|s| s.first_order).min() else {
+        return Ok(None);
+    };
+    let weeks = ((last - start) / 7 + 1).max(1) as usize;
+    let mut actual = vec![0.0f64; weeks];
+    for (&d, &n) in by_day {
+        if d >= start {
+            let w = ((d - start) / 7) as usize;
+            if w < weeks {
+                actual[w] += n as f64;
+            }
+        }
+    }
+    let mut firsts: std::collections::BTreeMap<lifecycle_rfm::Day, f64> =
+        std::collections::BTreeMap::new();
+    for s in customers {
+        if let Some(f) = s.first_order {
+            *firsts.entry(f).or_default() += 1.0;
+        }
+    }
+    let mut points = Vec::with_capacity(weeks);
+    let mut cumulative = 0.0;
+    for (w, a) in actual.iter().enumerate() {
+        cumulative += a;
+        let end_day = start + 7 * (w as lifecycle_rfm::Day + 1);
+        let mut predicted = 0.0;
+        for (&f, &n) in &firsts {
+            if end_day > f {
+                predicted += n * model.unconditional(f64::from(end_day - f) / unit_days)?;
+            }
+        }
+        points.push((w + 1, cumulative, predicted));
+    }
+    Ok(Some(points))
+}

@@ -224,6 +224,18 @@ fn analyze_with_clv_appends_value_columns() {
     assert_eq!(c[18], "1998-04-24"); // as in `predict`
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(html.contains("Customer value"));
+    // The model section: tracking chart (in-sample, FHL Figure 2's first
+    // 39 weeks: 2,457 actual repeat purchases), CLV distribution, SEs.
+    assert!(html.contains("Model fit: tracking") && html.contains("CLV distribution"));
+    let tracking = summary["clv"]["tracking"].as_array().unwrap();
+    assert_eq!(tracking.len(), 39);
+    assert_eq!(tracking[38][1], 2457.0);
+    let predicted = tracking[38][2].as_f64().unwrap();
+    assert!((predicted / 2457.0 - 1.0).abs() < 0.05, "{predicted}");
+    let bins = summary["clv"]["clv_histogram"].as_array().unwrap();
+    let customers: u64 = bins.iter().map(|b| b["customers"].as_u64().unwrap()).sum();
+    assert_eq!(customers, 2357);
+    assert!(summary["clv"]["standard_errors"]["r"].as_f64().unwrap() > 0.0);
     // Without repeat buyers the columns are left out and the report says why.
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("orders.csv");

@@ -452,4 +452,117 @@ fn clv_section(h: &mut String, clv: &serde_json::Value, colours: &[String], tabl
         );
     }
     h.push_str("</svg>");
+    if let Some(points) = clv["tracking"].as_array() {
+        let points: Vec<(usize, f64, f64)> = points
+            .iter()
+            .filter_map(|p| Some((p[0].as_u64()? as usize, p[1].as_f64()?, p[2].as_f64()?)))
+            .collect();
+        if !points.is_empty() {
+            h.push_str("<h3>Model fit: tracking</h3><p class=meta>Cumulative repeat purchases per week since the first customer's first purchase: actual (solid) and what the fitted BG/NBD expects (dashed). Curves that part ways mean the model misses a trend or seasonality.</p>");
+            h.push_str(&tracking_svg(&points, None));
+        }
+    }
+    if let Some(bins) = clv["clv_histogram"].as_array() {
+        histogram(h, bins);
+    }
+}
+
+/// Customers per CLV band (the last band holds the top 1%).
+fn histogram(h: &mut String, bins: &[serde_json::Value]) {
+    let counts: Vec<(f64, f64, u64)> = bins
+        .iter()
+        .filter_map(|b| {
+            Some((
+                b["from"].as_f64()?,
+                b["to"].as_f64()?,
+                b["customers"].as_u64()?,
+            ))
+        })
+        .collect();
+    if counts.is_empty() {
+        return;
+    }
+    let max = counts.iter().map(|c| c.2).max().unwrap_or(1).max(1) as f64;
+    let (w, height, left, bottom) = (720.0, 240.0, 60.0, 40.0);
+    let bar = (w - left - 20.0) / counts.len() as f64;
+    h.push_str("<h3>CLV distribution</h3><p class=meta>Customers per CLV band (20 equal bands up to the 99th percentile; the last bar is the top 1%).</p>");
+    let _ = write!(
+        h,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {height}" width="{w}" height="{height}" font-family="sans-serif" font-size="11" role="img" aria-label="CLV distribution">"##
+    );
+    for (i, (from, _, n)) in counts.iter().enumerate() {
+        let bh = (height - bottom - 20.0) * *n as f64 / max;
+        let x = left + bar * i as f64;
+        let _ = write!(
+            h,
+            r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{}"><title>{} customers</title></rect>"##,
+            height - bottom - bh,
+            (bar - 2.0).max(1.0),
+            if i + 1 == counts.len() {
+                "#d2691e"
+            } else {
+                "#1f5fa8"
+            },
+            n
+        );
+        if i % 5 == 0 {
+            let _ = write!(
+                h,
+                r#"<text x="{x:.1}" y="{}">{}</text>"#,
+                height - bottom + 14.0,
+                esc(&money(*from))
+            );
+        }
+    }
+    let _ = write!(h, r#"<text x="4" y="20">{}</text></svg>"#, max as u64);
+}
+
+/// The tracking chart: weekly cumulative repeat purchases, actual (solid)
+/// and predicted (dashed), as in Fader, Hardie & Lee (2005), Figure 2; a
+/// dashed vertical line marks the calibration end when there is a holdout.
+pub fn tracking_svg(points: &[(usize, f64, f64)], calibration_weeks: Option<usize>) -> String {
+    let (w, h, left, bottom) = (720.0, 360.0, 60.0, 40.0);
+    let max_y = points.iter().map(|p| p.1.max(p.2)).fold(1.0, f64::max);
+    let n = points.len().max(1) as f64;
+    let x = |i: usize| left + (w - left - 20.0) * i as f64 / n;
+    let y = |v: f64| h - bottom - (h - bottom - 20.0) * v / max_y;
+    let path = |f: &dyn Fn(&(usize, f64, f64)) -> f64| {
+        points
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                format!(
+                    "{}{:.1},{:.1}",
+                    if k == 0 { "M" } else { "L" },
+                    x(p.0),
+                    y(f(p))
+                )
+            })
+            .collect::<String>()
+    };
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<line x1="{left}" y1="{yb}" x2="{xr}" y2="{yb}" stroke="#888"/><line x1="{left}" y1="20" x2="{left}" y2="{yb}" stroke="#888"/>
+{marker}<path d="{actual}" fill="none" stroke="#1f5fa8" stroke-width="2"/><path d="{predicted}" fill="none" stroke="#d2691e" stroke-width="2" stroke-dasharray="6 3"/>
+<text x="{left}" y="{yl}">week</text><text x="4" y="30">{max_y:.0}</text>
+<text x="{lx}" y="40" fill="#1f5fa8">actual</text><text x="{lx}" y="56" fill="#d2691e">predicted</text>
+</svg>
+"##,
+        yb = h - bottom,
+        xr = w - 20.0,
+        marker = calibration_weeks
+            .map(|c| {
+                let xc = x(c);
+                format!(
+                    r##"<line x1="{xc:.1}" y1="20" x2="{xc:.1}" y2="{}" stroke="#bbb" stroke-dasharray="4 3"/><text x="{xc:.1}" y="16" text-anchor="middle">calibration end</text>
+"##,
+                    h - bottom
+                )
+            })
+            .unwrap_or_default(),
+        actual = path(&|p| p.1),
+        predicted = path(&|p| p.2),
+        yl = h - 10.0,
+        lx = left + 12.0,
+    )
 }
