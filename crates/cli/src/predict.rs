@@ -90,6 +90,50 @@ fn push_fixed(out: &mut String, v: f64, decimals: u32) {
     }
 }
 
+/// Calibration by frequency (FHL 2005, Figure 4): the mean holdout
+/// purchases of the customers with 0, 1, ..., 7+ repeat purchases in the
+/// calibration period, actual and as the model expected, as CSV and SVG.
+fn write_by_frequency(
+    args: &PredictArgs,
+    obs: &[Observation],
+    expected: &[f64],
+    actual: &[f64],
+) -> Result<()> {
+    const GROUPS: usize = 8;
+    let mut sums = [(0usize, 0.0f64, 0.0f64); GROUPS];
+    for ((o, e), a) in obs.iter().zip(expected).zip(actual) {
+        let g = (o.x as usize).min(GROUPS - 1);
+        sums[g].0 += 1;
+        sums[g].1 += a;
+        sums[g].2 += e;
+    }
+    let mut csv = String::from("repeat_purchases,customers,actual_mean,expected_mean\n");
+    let mut points = Vec::new();
+    for (g, (n, a, e)) in sums.iter().enumerate() {
+        if *n == 0 {
+            continue;
+        }
+        let label = if g == GROUPS - 1 {
+            format!("{g}+")
+        } else {
+            g.to_string()
+        };
+        let (am, em) = (a / *n as f64, e / *n as f64);
+        let _ = writeln!(csv, "{label},{n},{am:.4},{em:.4}");
+        points.push((label, am, em));
+    }
+    std::fs::write(args.out.join("by_frequency.csv"), csv)?;
+    std::fs::write(
+        args.out.join("by_frequency.svg"),
+        lifecycle_report::grouped_bars_svg(
+            &points,
+            "repeat purchases in the calibration period",
+            "mean holdout purchases",
+        ),
+    )?;
+    Ok(())
+}
+
 /// The distinct (x, t_x, T) and each customer's index into them.
 fn distinct_histories(obs: &[Observation]) -> (Vec<Observation>, Vec<u32>) {
     let mut index: std::collections::HashMap<[u64; 3], u32, foldhash::fast::FixedState> =
@@ -481,10 +525,14 @@ pub fn run(args: PredictArgs) -> Result<()> {
         horizon,
         unit.name()
     );
-    if holdout.is_some() {
+    if let Some(h) = &holdout {
         if let Some(by_day) = &by_day {
             write_tracking(&args, &calibration, &model, end, horizon_days, d, by_day)?;
         }
+        let expected: Vec<f64> = (0..calibration.len())
+            .map(|i| outlooks[history_of[i] as usize].expected)
+            .collect();
+        write_by_frequency(&args, &obs, &expected, h)?;
     }
     eprintln!("wrote {}", path.display());
     Ok(())

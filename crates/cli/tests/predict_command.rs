@@ -60,6 +60,18 @@ fn predictions_holdout_and_tracking_on_cdnow() {
     assert_eq!(tracking[38][1], "2457");
     let svg = std::fs::read_to_string(out.path().join("tracking.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("calibration end"));
+    // Calibration by frequency (FHL Figure 4): 1,411 customers without a
+    // repeat purchase bought 0.237 each in the holdout (334 in all).
+    let (_, groups) = read_csv(&out.path().join("by_frequency.csv"));
+    assert_eq!(groups.len(), 8);
+    assert_eq!(groups[0][..3], ["0", "1411", "0.2367"]);
+    let n: usize = groups.iter().map(|g| g[1].parse::<usize>().unwrap()).sum();
+    assert_eq!(n, 2357);
+    assert!(
+        std::fs::read_to_string(out.path().join("by_frequency.svg"))
+            .unwrap()
+            .contains("expected")
+    );
 }
 
 /// `--model auto` fits BG/NBD, MBG/NBD and Pareto/NBD, compares them on the

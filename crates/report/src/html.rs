@@ -566,3 +566,53 @@ pub fn tracking_svg(points: &[(usize, f64, f64)], calibration_weeks: Option<usiz
         lx = left + 12.0,
     )
 }
+
+/// Paired bars per group, actual (solid blue) and expected (orange), e.g.
+/// holdout purchases by calibration frequency (FHL 2005, Figure 4).
+pub fn grouped_bars_svg(groups: &[(String, f64, f64)], x_label: &str, y_label: &str) -> String {
+    let (w, h, left, bottom) = (720.0, 320.0, 60.0, 50.0);
+    let max = groups
+        .iter()
+        .map(|g| g.1.max(g.2))
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    let slot = (w - left - 20.0) / groups.len().max(1) as f64;
+    let bar = slot * 0.38;
+    let y = |v: f64| (h - bottom - 20.0) * v / max;
+    let mut out = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<line x1="{left}" y1="{yb}" x2="{xr}" y2="{yb}" stroke="#888"/>
+"##,
+        yb = h - bottom,
+        xr = w - 20.0
+    );
+    for (i, (label, actual, expected)) in groups.iter().enumerate() {
+        let x0 = left + slot * i as f64 + slot * 0.1;
+        let _ = write!(
+            out,
+            r##"<rect x="{x0:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#1f5fa8"><title>actual {actual:.3}</title></rect><rect x="{:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#d2691e"><title>expected {expected:.3}</title></rect><text x="{:.1}" y="{}" text-anchor="middle">{}</text>
+"##,
+            h - bottom - y(*actual),
+            y(*actual),
+            x0 + bar,
+            h - bottom - y(*expected),
+            y(*expected),
+            x0 + bar,
+            h - bottom + 16.0,
+            esc(label)
+        );
+    }
+    let _ = write!(
+        out,
+        r##"<text x="{left}" y="{}">{}</text><text x="4" y="14">{} (max {max:.2})</text>
+<text x="{}" y="30" fill="#1f5fa8">actual</text><text x="{}" y="46" fill="#d2691e">expected</text>
+</svg>
+"##,
+        h - 10.0,
+        esc(x_label),
+        esc(y_label),
+        w - 120.0,
+        w - 120.0
+    );
+    out
+}
