@@ -590,8 +590,7 @@ pub fn grouped_bars_svg(groups: &[(String, f64, f64)], x_label: &str, y_label: &
         let x0 = left + slot * i as f64 + slot * 0.1;
         let _ = write!(
             out,
-            r##"<rect x="{x0:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#1f5fa8"><title>actual {actual:.3}</title></rect><rect x="{:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#d2691e"><title>expected {expected:.3}</title></rect><text x="{:.1}" y="{}" text-anchor="middle">{}</text>
-"##,
+            r##"<rect x="{x0:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#1f5fa8"><title>actual {actual:.3}</title></rect><rect x="{:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#d2691e"><title>expected {expected:.3}</title></rect><text x="{:.1}" y="{}" text-anchor="middle">{}</text>"##,
             h - bottom - y(*actual),
             y(*actual),
             x0 + bar,
