@@ -205,7 +205,9 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             .ok_or_else(|| input_err(format!("{}: no orders found", args.orders.display())))?,
     };
     // The actual curve of the model section's tracking chart.
-    let by_day = args.clv.then(|| builder.repeat_purchases_by_day(as_of_day));
+    let by_day = args
+        .clv
+        .then(|| builder.repeat_purchases_by_day(as_of_day, as_of_day));
     let (summaries, finish) = builder.finish(as_of_day);
     let t_finish = started.elapsed();
     let config = AnalysisConfig {

@@ -100,31 +100,55 @@ pub fn matched(outcomes: &[Outcome]) -> Option<Matched> {
     if n_flagged == 0 {
         return None;
     }
-    let flagged_values: Vec<f64> = both.iter().flat_map(|g| g.0.iter().copied()).collect();
-    let flagged = Estimate::of(&flagged_values);
-    // Pooled within-group variance for groups with a single unflagged customer.
-    let unflagged_all: Vec<f64> = both.iter().flat_map(|g| g.1.iter().copied()).collect();
-    let pooled = Estimate::of(&unflagged_all);
-    let pooled_var = pooled.se * pooled.se * pooled.n as f64;
-    let (mut mean, mut var) = (0.0, 0.0);
+    // Within-group variances, pooled over the groups with two or more
+    // members, stand in for the groups with one.
+    let pooled = |pick: fn(&Group) -> &Vec<f64>| {
+        let (mut ss, mut df) = (0.0, 0.0);
+        for g in &both {
+            let v = pick(g);
+            if v.len() > 1 {
+                let e = Estimate::of(v);
+                ss += e.se * e.se * (v.len() as f64) * (v.len() - 1) as f64;
+                df += (v.len() - 1) as f64;
+            }
+        }
+        if df > 0.0 { ss / df } else { 0.0 }
+    };
+    let (pooled_f, pooled_u) = (pooled(|g| &g.0), pooled(|g| &g.1));
+    // The stratified estimator: Σ w_g (ȳ_f,g − ȳ_u,g), w_g = n_f,g / N_f,
+    // with variance Σ w_g² (s²_f,g/n_f,g + s²_u,g/n_u,g).
+    let (mut mean_f, mut mean_u, mut var_f, mut var_u) = (0.0, 0.0, 0.0, 0.0);
     for (f, u) in &both {
         let w = f.len() as f64 / n_flagged as f64;
-        let e = Estimate::of(u);
-        let within = if u.len() > 1 { e.se * e.se } else { pooled_var };
-        mean += w * e.mean;
-        var += w * w * within;
+        let (ef, eu) = (Estimate::of(f), Estimate::of(u));
+        let within = |e: &Estimate, n: usize, pooled: f64| {
+            if n > 1 {
+                e.se * e.se
+            } else {
+                pooled / n as f64
+            }
+        };
+        mean_f += w * ef.mean;
+        mean_u += w * eu.mean;
+        var_f += w * w * within(&ef, f.len(), pooled_f);
+        var_u += w * w * within(&eu, u.len(), pooled_u);
     }
+    let flagged = Estimate {
+        mean: mean_f,
+        se: var_f.sqrt(),
+        n: n_flagged,
+    };
     let matched_unflagged = Estimate {
-        mean,
-        se: var.sqrt(),
+        mean: mean_u,
+        se: var_u.sqrt(),
         n: both.iter().map(|g| g.1.len()).sum(),
     };
     Some(Matched {
         flagged,
         matched_unflagged,
         difference: Estimate {
-            mean: flagged.mean - mean,
-            se: (flagged.se * flagged.se + var).sqrt(),
+            mean: mean_f - mean_u,
+            se: (var_f + var_u).sqrt(),
             n: n_flagged,
         },
         groups: both.len(),

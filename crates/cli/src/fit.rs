@@ -232,6 +232,11 @@ pub fn run(args: FitArgs) -> Result<()> {
             "--covariates needs an orders file (customer ids to look the covariates up by)",
         ));
     }
+    if args.customers.is_some() {
+        return Err(input_err(
+            "--customers is read for --covariates (name the columns to use, e.g. --covariates acquisition_channel)",
+        ));
+    }
     if args.model == ModelKind::Auto {
         return auto(&args, &file, &config, calibration_end, holdout);
     }
@@ -447,6 +452,7 @@ fn auto(
 /// the value `(missing)` of a text column and are an error for a numeric one.
 fn design_matrix(
     file: &lifecycle_ingest::attributes::AttributesFile,
+    file_name: &std::path::Path,
     columns: &[&str],
     ids: &[&str],
 ) -> Result<(Vec<String>, Vec<f64>)> {
@@ -496,16 +502,28 @@ fn design_matrix(
             matrix_columns.push(values);
             continue;
         }
-        let cells: Vec<&str> = ids
-            .iter()
-            .map(|id| value_of(id).unwrap_or("(missing)"))
-            .collect();
-        let numeric: Option<Vec<f64>> = cells.iter().map(|c| c.parse::<f64>().ok()).collect();
-        if let Some(values) = numeric {
+        let present: Vec<Option<&str>> = ids.iter().map(|id| value_of(id)).collect();
+        let numeric = present.iter().flatten().next().is_some()
+            && present
+                .iter()
+                .flatten()
+                .all(|c| c.parse::<f64>().is_ok_and(f64::is_finite));
+        if numeric {
+            let mut values = Vec::with_capacity(ids.len());
+            for (id, cell) in ids.iter().zip(&present) {
+                let v = cell.and_then(|c| c.parse::<f64>().ok()).ok_or_else(|| {
+                    input_err(format!(
+                        "{}: customer {id} has no value in the numeric column '{column}' (a numeric covariate needs one for every customer)",
+                        file_name.display()
+                    ))
+                })?;
+                values.push(v);
+            }
             names.push(column.to_string());
             matrix_columns.push(values);
             continue;
         }
+        let cells: Vec<&str> = present.iter().map(|c| c.unwrap_or("(missing)")).collect();
         let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
         for c in &cells {
             *counts.entry(c).or_default() += 1;
@@ -562,7 +580,7 @@ fn covariate_fit(
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .collect();
-    let (names, z) = design_matrix(&file, &columns, ids)?;
+    let (names, z) = design_matrix(&file, path, &columns, ids)?;
     let obs: Vec<Observation> = rows
         .iter()
         .map(|r| Observation::new(r.x, r.t_x, r.t_big))

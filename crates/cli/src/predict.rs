@@ -51,6 +51,9 @@ pub struct PredictArgs {
     /// Add residual_clv: the discounted value of the whole remaining lifetime (DERT; closed form for Pareto/NBD)
     #[arg(long)]
     pub lifetime_value: bool,
+    /// Add p_0 .. p_N: the probability of exactly n purchases within the horizon (N at most 20)
+    #[arg(long, value_name = "N")]
+    pub probabilities: Option<usize>,
     /// A previous run's predictions.csv: adds clv_previous, clv_change and clv_decline
     /// (CLV fell below (1 - decline threshold) x the previous one)
     #[arg(long, value_name = "FILE")]
@@ -217,6 +220,24 @@ pub fn run(args: PredictArgs) -> Result<()> {
         ));
     }
     let calibration_end = day_flag("--calibration-end", args.calibration_end.as_deref())?;
+    let level = args.interval;
+    if level.is_some_and(|l| !(l > 0.0 && l < 1.0)) {
+        return Err(input_err(
+            "--interval must be a level between 0 and 1, e.g. 0.9",
+        ));
+    }
+    if args.probabilities.is_some_and(|n| n > 20) {
+        return Err(input_err("--probabilities: at most 20"));
+    }
+    // The side files first: a mistake in them fails before any work.
+    let attributes = match &args.customers {
+        Some(p) => Some(lifecycle_ingest::attributes::read_attributes(p)?),
+        None => None,
+    };
+    let previous = match &args.previous {
+        Some(p) => Some(crate::decline::read_previous(p)?),
+        None => None,
+    };
     let (builder, end) = read(&args, calibration_end)?;
     let calibration = buyers(builder, end);
     let d = unit.days();
@@ -244,7 +265,16 @@ pub fn run(args: PredictArgs) -> Result<()> {
         Some(cal) => {
             let last = cal + horizon_days.round() as Day;
             let (builder, _) = read(&args, Some(last))?;
-            by_day = Some(builder.repeat_purchases_by_day(last));
+            by_day = Some(builder.repeat_purchases_by_day(last, cal));
+            if let Some(data_end) = builder.last_order_day().filter(|&d| d < last) {
+                eprintln!(
+                    "note: the orders end on {}, {} days before the horizon does: holdout purchases cover {} of its {} days, while predictions cover all of them",
+                    format_day(data_end),
+                    last - data_end,
+                    data_end - cal,
+                    last - cal
+                );
+            }
             Some(select::holdout_counts(&calibration, &buyers(builder, last)))
         }
         None => None,
@@ -274,20 +304,13 @@ pub fn run(args: PredictArgs) -> Result<()> {
         decline_threshold: args.decline_threshold,
     };
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    // Written to a temporary name and renamed when complete: a failed run
+    // never leaves a truncated file (or clobbers the --previous one).
     let path = args.out.join("predictions.csv");
+    let partial = args.out.join(".predictions.csv.partial");
     let mut w = std::io::BufWriter::new(
-        std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
+        std::fs::File::create(&partial).with_context(|| format!("{}", partial.display()))?,
     );
-    let level = args.interval;
-    if level.is_some_and(|l| !(l > 0.0 && l < 1.0)) {
-        return Err(input_err(
-            "--interval must be a level between 0 and 1, e.g. 0.9",
-        ));
-    }
-    let attributes = match &args.customers {
-        Some(p) => Some(lifecycle_ingest::attributes::read_attributes(p)?),
-        None => None,
-    };
     let mut header = String::from(
         "customer_id,frequency,recency,T,p_alive,expected_purchases,expected_order_value,clv,next_order,historical_rate,predicted_rate,value_decline",
     );
@@ -297,10 +320,11 @@ pub fn run(args: PredictArgs) -> Result<()> {
     if args.lifetime_value {
         header.push_str(",residual_clv");
     }
-    let previous = match &args.previous {
-        Some(p) => Some(crate::decline::read_previous(p)?),
-        None => None,
-    };
+    if let Some(n) = args.probabilities {
+        for k in 0..=n {
+            let _ = write!(header, ",p_{k}");
+        }
+    }
     if previous.is_some() {
         header.push_str(",clv_previous,clv_change,clv_decline");
     }
@@ -393,6 +417,13 @@ pub fn run(args: PredictArgs) -> Result<()> {
             if let Some(r) = v.residual_clv {
                 let _ = write!(text, ",{r:.2}");
             }
+            if let Some(n) = args.probabilities {
+                let f = model.future(horizon, o)?;
+                for k in 0..=n {
+                    text.push(',');
+                    push_fixed(&mut text, f.probability(k), 6);
+                }
+            }
             if let Some(previous) = &previous {
                 match previous.get(&*s.customer_id) {
                     Some(&before) => {
@@ -419,11 +450,14 @@ pub fn run(args: PredictArgs) -> Result<()> {
             }
             text.push('\n');
         }
-        text
+        Ok::<String, anyhow::Error>(text)
     });
-    for block in &blocks {
-        w.write_all(block.as_bytes())?;
+    for block in blocks {
+        w.write_all(block?.as_bytes())?;
     }
+    w.flush()?;
+    drop(w);
+    std::fs::rename(&partial, &path).with_context(|| format!("{}", path.display()))?;
     let mut outcomes: Vec<crate::decline::Outcome> = Vec::new();
     let (mut with_cost, mut cost_total, mut clv_of_costed) = (0usize, 0.0, 0.0);
     for i in 0..calibration.len() {
@@ -448,7 +482,6 @@ pub fn run(args: PredictArgs) -> Result<()> {
             }
         }
     }
-    w.flush()?;
     // The distinct histories with their customer counts.
     let mut weighted = histories.clone();
     for h in &mut weighted {
@@ -504,7 +537,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         );
         match crate::decline::matched(&outcomes) {
             Some(m) => println!(
-                "  with similar history (same repeat purchases, tenure within 4 weeks; {} groups): {} flagged bought {}, matched unflagged {}; difference {}",
+                "  with similar history (same repeat purchases, tenure in the same 4-week band; {} groups): {} flagged bought {}, matched unflagged {}; difference {}",
                 m.groups,
                 m.flagged.n,
                 m.flagged.show(),

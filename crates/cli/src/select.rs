@@ -78,11 +78,18 @@ pub fn fit_candidates(
         };
         let errors = match holdout {
             Some(h) => {
-                let expected: Vec<f64> = obs
+                let expected: Result<Vec<f64>> = obs
                     .iter()
                     .map(|o| model.conditional(horizon, o.x, o.t_x, o.t_big))
-                    .collect::<Result<_>>()?;
-                Some(holdout_errors(&expected, h))
+                    .collect();
+                match expected {
+                    Ok(e) => Some(holdout_errors(&e, h)),
+                    Err(e) if kinds.len() > 1 => {
+                        eprintln!("{}: left out, its predictions failed ({e:#})", kind.name());
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             None => None,
         };

@@ -324,11 +324,13 @@ pub fn tracking(
     let mut cumulative = 0.0;
     for (w, a) in actual.iter().enumerate() {
         cumulative += a;
-        let end_day = start + 7 * (w as lifecycle_rfm::Day + 1);
+        // The week's last day (the data's last day in a partial last week):
+        // a purchase on day D is at t = D − first day.
+        let last_day = (start + 7 * (w as lifecycle_rfm::Day + 1) - 1).min(last);
         let mut predicted = 0.0;
         for (&f, &n) in &firsts {
-            if end_day > f {
-                predicted += n * model.unconditional(f64::from(end_day - f) / unit_days)?;
+            if last_day > f {
+                predicted += n * model.unconditional(f64::from(last_day - f) / unit_days)?;
             }
         }
         points.push((w + 1, cumulative, predicted));

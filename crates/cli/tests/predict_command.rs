@@ -201,6 +201,9 @@ fn change_in_clv_across_two_runs() {
         second.path().to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // The failed run left the earlier output as it was.
+    let (_, kept) = read_csv(&second.path().join("predictions.csv"));
+    assert_eq!(kept.len(), 2357);
 }
 
 /// `analyze --clv` appends the value columns after the 13 leading ones and
@@ -289,6 +292,8 @@ fn intervals_and_acquisition_cost() {
         "--interval",
         "0.9",
         "--lifetime-value",
+        "--probabilities",
+        "3",
         "--customers",
         attributes.to_str().unwrap(),
         "--out",
@@ -317,6 +322,11 @@ fn intervals_and_acquisition_cost() {
     assert!((f(c, "clv_net_of_cac") - (f(c, "clv") - 10.0)).abs() < 0.011);
     let other = rows.iter().find(|r| r[0] == "00021").unwrap();
     assert_eq!(other[col("acquisition_cost")], "");
+    // P(exactly n purchases in the 39 weeks) for the paper's customer
+    // (references: crates/models/tests/predictive.rs).
+    for (k, want) in [0.4454, 0.2393, 0.1442, 0.0808].iter().enumerate() {
+        assert!((f(c, &format!("p_{k}")) - want).abs() < 6e-4, "p_{k}");
+    }
     for r in &rows {
         // The whole remaining lifetime is worth at least its first 39 weeks.
         assert!(f(r, "residual_clv") >= f(r, "clv") - 0.01, "{r:?}");

@@ -277,7 +277,7 @@ fn bfgs<L: Likelihood>(
     Ok((u, state.get_iter()))
 }
 
-/// A few safeguarded Newton steps (Hessian by central differences of the
+/// A few safeguarded Newton steps (Hessian by forward differences of the
 /// analytic gradient, step halving until the objective decreases): from
 /// near the optimum they converge quadratically, which settles the flat
 /// directions of these likelihoods far more tightly than BFGS stops.
@@ -424,14 +424,19 @@ pub(crate) fn maximize<L: Likelihood>(
         .enumerate()
         .map(|(i, t)| if i < positive { t.ln() } else { *t })
         .collect();
-    // Safeguarded Newton steps from the fixed start (Hessian by central
+    // Safeguarded Newton steps from the fixed start (Hessian by forward
     // differences of the analytic gradient, in log-parameters, halving the
     // step until the objective decreases): with the data-scaled start they
     // converge in a handful of iterations. Where they stall (an indefinite
     // Hessian far from the optimum), BFGS with a Moré-Thuente line search
     // takes over, and Nelder-Mead, which needs no gradient, is the last
     // resort. All of them are deterministic.
-    let converged = |u: &[f64]| problem.gradient_norm(u) <= config.gradient_tolerance;
+    // (At an unevaluable point the objective is the WALL with a zero
+    // gradient: that is not convergence.)
+    let converged = |u: &[f64]| {
+        let (value, g) = problem.value_and_gradient(u);
+        value < WALL && g.iter().fold(0.0f64, |m, v| m.max(v.abs())) <= config.gradient_tolerance
+    };
     let (u0, it0) = newton_polish(&problem, start.clone(), 100);
     let (u, iterations) = if converged(&u0) {
         (u0, it0)

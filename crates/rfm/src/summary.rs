@@ -354,9 +354,14 @@ impl SummaryBuilder {
     }
 
     /// How many customers made a repeat purchase on each day up to `as_of`
-    /// (every purchase day of a customer after their first): the actual
-    /// curve of a tracking chart.
-    pub fn repeat_purchases_by_day(&self, as_of: Day) -> std::collections::BTreeMap<Day, u64> {
+    /// (every purchase day of a customer after their first), counting only
+    /// customers whose first purchase is on or before `cohort_end` (the
+    /// calibration cohort of a tracking chart; `as_of` for everyone).
+    pub fn repeat_purchases_by_day(
+        &self,
+        as_of: Day,
+        cohort_end: Day,
+    ) -> std::collections::BTreeMap<Day, u64> {
         let mut out = std::collections::BTreeMap::new();
         let mut days: Vec<Day> = Vec::new();
         for shard in &self.shards {
@@ -371,6 +376,9 @@ impl SummaryBuilder {
                 );
                 days.sort_unstable();
                 days.dedup();
+                if days.first().is_none_or(|&f| f > cohort_end) {
+                    continue;
+                }
                 for &d in days.iter().skip(1) {
                     *out.entry(d).or_insert(0) += 1;
                 }
