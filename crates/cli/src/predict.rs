@@ -75,7 +75,11 @@ use crate::value::{Outlook, Outlooks, Purchase, ValueConfig, customer_value};
 /// without the general float formatter (millions of rows; ties may round
 /// the other way in the last digit).
 fn push_fixed(out: &mut String, v: f64, decimals: u32) {
-    let scale = 10f64.powi(decimals as i32);
+    const SCALES: [f64; 7] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6];
+    let scale = SCALES
+        .get(decimals as usize)
+        .copied()
+        .unwrap_or_else(|| 10f64.powi(decimals as i32));
     let scaled = (v * scale).round();
     if !scaled.is_finite() || scaled.abs() >= 9e15 {
         let _ = write!(out, "{v:.*}", decimals as usize);
@@ -87,9 +91,25 @@ fn push_fixed(out: &mut String, v: f64, decimals: u32) {
     }
     let n = n.unsigned_abs();
     let unit = 10u64.pow(decimals);
-    let _ = write!(out, "{}", n / unit);
+    push_digits(out, n / unit, 1);
     if decimals > 0 {
-        let _ = write!(out, ".{:0width$}", n % unit, width = decimals as usize);
+        out.push('.');
+        push_digits(out, n % unit, decimals as usize);
+    }
+}
+
+/// Appends `n` in decimal, zero-padded to at least `width` digits.
+fn push_digits(out: &mut String, mut n: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    while n > 0 || buf.len() - i < width.max(1) {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    // ASCII digits: always valid UTF-8.
+    if let Ok(digits) = std::str::from_utf8(&buf[i..]) {
+        out.push_str(digits);
     }
 }
 
@@ -375,10 +395,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
         );
         (out, v)
     };
-    let indices: Vec<usize> = (0..calibration.len()).collect();
-    let blocks = par_chunks(&indices, |_, chunk| {
-        let mut text = String::with_capacity(chunk.len() * 120);
-        for &i in chunk {
+    let format_rows = |rows: std::ops::Range<usize>, text: &mut String| -> Result<()> {
+        text.clear();
+        for i in rows {
             let (s, o) = (&calibration[i], &obs[i]);
             let (out, v) = value_of(i);
             let next_order = out
@@ -386,7 +405,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 .map(|t| format_day(end + (t * d).round().min(1e6) as Day))
                 .unwrap_or_default();
             text.push_str(&s.customer_id);
-            let _ = write!(text, ",{}", o.x);
+            text.push(',');
+            push_fixed(text, o.x, 0);
             for (value, decimals) in [
                 (o.t_x, 4),
                 (o.t_big, 4),
@@ -396,16 +416,16 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 (v.clv, 2),
             ] {
                 text.push(',');
-                push_fixed(&mut text, value, decimals);
+                push_fixed(text, value, decimals);
             }
             text.push(',');
             text.push_str(&next_order);
             text.push(',');
             if let Some(h) = v.historical_rate {
-                push_fixed(&mut text, h, 6);
+                push_fixed(text, h, 6);
             }
             text.push(',');
-            push_fixed(&mut text, v.predicted_rate, 6);
+            push_fixed(text, v.predicted_rate, 6);
             text.push_str(if v.value_decline { ",true" } else { ",false" });
             if let (Some(spread), Some((lo, hi))) = (out.spread, v.clv_interval) {
                 let _ = write!(
@@ -421,16 +441,16 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 let f = model.future(horizon, o)?;
                 for k in 0..=n {
                     text.push(',');
-                    push_fixed(&mut text, f.probability(k), 6);
+                    push_fixed(text, f.probability(k), 6);
                 }
             }
             if let Some(previous) = &previous {
                 match previous.get(&*s.customer_id) {
                     Some(&before) => {
                         text.push(',');
-                        push_fixed(&mut text, before, 2);
+                        push_fixed(text, before, 2);
                         text.push(',');
-                        push_fixed(&mut text, v.clv - before, 2);
+                        push_fixed(text, v.clv - before, 2);
                         let falling = v.clv < (1.0 - args.decline_threshold) * before;
                         text.push_str(if falling { ",true" } else { ",false" });
                     }
@@ -446,14 +466,41 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 }
             }
             if let Some(h) = &holdout {
-                let _ = write!(text, ",{}", h[i]);
+                text.push(',');
+                push_fixed(text, h[i], 0);
             }
             text.push('\n');
         }
-        Ok::<String, anyhow::Error>(text)
-    });
-    for block in blocks {
-        w.write_all(block?.as_bytes())?;
+        Ok(())
+    };
+    // Batches of rows formatted on all cores into buffers that are reused
+    // (fresh multi-megabyte strings would cost page faults), written in order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut buffers: Vec<String> = vec![String::new(); threads];
+    const BATCH: usize = 1 << 17;
+    for batch_start in (0..calibration.len()).step_by(BATCH) {
+        let batch_end = (batch_start + BATCH).min(calibration.len());
+        let per = (batch_end - batch_start).div_ceil(threads);
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = buffers
+                .iter_mut()
+                .enumerate()
+                .map(|(k, buf)| {
+                    let from = (batch_start + k * per).min(batch_end);
+                    let to = (from + per).min(batch_end);
+                    let format_rows = &format_rows;
+                    scope.spawn(move || format_rows(from..to, buf))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        for (result, buf) in results.into_iter().zip(&buffers) {
+            result?;
+            w.write_all(buf.as_bytes())?;
+        }
     }
     w.flush()?;
     drop(w);

@@ -77,16 +77,24 @@ struct Data {
     total: f64,
     xs: Vec<f64>,
     x_index: Vec<u32>,
+    /// The distinct values of t_x and T together, and each row's index of
+    /// its t_x and its T: ln(α + t) is taken once per distinct time.
+    times: Vec<f64>,
+    time_index: Vec<(u32, u32)>,
 }
 
 impl Data {
     fn new(rows: Vec<Observation>, total: f64) -> Data {
         let (xs, x_index) = crate::fit::distinct_values(rows.iter().map(|o| o.x));
+        let (times, flat) = crate::fit::distinct_values(rows.iter().flat_map(|o| [o.t_x, o.t_big]));
+        let time_index = flat.chunks(2).map(|c| (c[0], c[1])).collect();
         Data {
             rows,
             total,
             xs,
             x_index,
+            times,
+            time_index,
         }
     }
 }
@@ -147,30 +155,37 @@ impl Likelihood for Data {
                 ]
             })
             .collect();
+        let ln_times: Vec<f64> = self.times.iter().map(|t| (alpha + t).ln()).collect();
         let (ll, g) = crate::fit::parallel_sum(&self.rows, |start, rows| {
             let mut ll = 0.0;
             let mut g = [0.0f64; 4];
             for (k, o) in rows.iter().enumerate() {
                 let (x, t_x, tt, w) = (o.x, o.t_x, o.t_big, o.weight);
                 let c = &per_x[self.x_index[start + k] as usize];
-                let ln_at = (alpha + tt).ln();
+                let (i_tx, i_t) = self.time_index[start + k];
+                let ln_at = ln_times[i_t as usize];
                 let a3 = -(r + x) * ln_at;
                 let mut dr = c[1] - ln_at;
                 let mut dalpha = r / alpha - (r + x) / (alpha + tt);
                 let mut da = c[2];
                 let mut db = c[3];
                 let term = if x > 0.0 {
-                    let ln_atx = (alpha + t_x).ln();
+                    let ln_atx = ln_times[i_tx as usize];
                     let a4 = c[4] - (r + x) * ln_atx;
-                    let m = a3.max(a4);
-                    let (e3, e4) = ((a3 - m).exp(), (a4 - m).exp());
-                    let s = e3 + e4;
-                    let (w3, w4) = (e3 / s, e4 / s);
+                    // log(e^a3 + e^a4) with one exp: the larger term
+                    // carries weight 1/(1+e), the smaller e/(1+e).
+                    let e = (-(a3 - a4).abs()).exp();
+                    let (w_big, w_small) = (1.0 / (1.0 + e), e / (1.0 + e));
+                    let (w3, w4) = if a3 >= a4 {
+                        (w_big, w_small)
+                    } else {
+                        (w_small, w_big)
+                    };
                     dr = c[1] - w3 * ln_at - w4 * ln_atx;
                     dalpha = r / alpha - w3 * (r + x) / (alpha + tt) - w4 * (r + x) / (alpha + t_x);
                     da += w4 / a;
                     db -= w4 / (b + x - 1.0);
-                    m + s.ln()
+                    a3.max(a4) + e.ln_1p()
                 } else {
                     a3
                 };

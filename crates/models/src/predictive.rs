@@ -20,7 +20,7 @@
 use crate::{BgNbd, MbgNbd, ModelError, Observation, ParetoNbd};
 
 /// A purchase model whose future purchases can be described per customer.
-pub trait PurchaseModel: Sized {
+pub trait PurchaseModel: Sized + Sync {
     /// `[r, alpha, a, b]` or `[r, alpha, s, beta]`.
     fn parameters(&self) -> [f64; 4];
     fn with_parameters(p: [f64; 4]) -> Result<Self, ModelError>;
@@ -538,14 +538,17 @@ pub fn forecast_total<M: PurchaseModel>(
         .iter()
         .map(|&(x, tt)| model.moments_if_alive(t, x, tt))
         .collect::<Result<_, _>>()?;
-    let (mut mean, mut variance) = (0.0, 0.0);
-    for (o, &k) in customers.iter().zip(&pair_of) {
-        let p = model.alive(o.x, o.t_x, o.t_big);
-        let (m1, m2) = moments[k];
-        let m = p * m1;
-        mean += o.weight * m;
-        variance += o.weight * (p * m2 - m * m).max(0.0);
-    }
+    let (mean, [variance]) = crate::fit::parallel_sum(customers, |start, chunk| {
+        let (mut mean, mut variance) = (0.0, 0.0);
+        for (k, o) in chunk.iter().enumerate() {
+            let p = model.alive(o.x, o.t_x, o.t_big);
+            let (m1, m2) = moments[pair_of[start + k]];
+            let m = p * m1;
+            mean += o.weight * m;
+            variance += o.weight * (p * m2 - m * m).max(0.0);
+        }
+        (mean, [variance])
+    });
     let parameter_sd = match covariance {
         Some(cov) => {
             let total = |m: &M| -> Result<f64, ModelError> {
@@ -553,11 +556,17 @@ pub fn forecast_total<M: PurchaseModel>(
                     .iter()
                     .map(|&(x, tt)| m.expected_if_alive(t, x, tt))
                     .collect::<Result<_, _>>()?;
-                Ok(customers
-                    .iter()
-                    .zip(&pair_of)
-                    .map(|(o, &k)| o.weight * m.alive(o.x, o.t_x, o.t_big) * alive[k])
-                    .sum())
+                let (total, []) = crate::fit::parallel_sum(customers, |start, chunk| {
+                    let total = chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(k, o)| {
+                            o.weight * m.alive(o.x, o.t_x, o.t_big) * alive[pair_of[start + k]]
+                        })
+                        .sum::<f64>();
+                    (total, [])
+                });
+                Ok(total)
             };
             quadratic_form(&parameter_gradient(model, total)?, cov).sqrt()
         }
