@@ -548,6 +548,13 @@ pub fn run(args: PredictArgs) -> Result<()> {
         forecast.process_sd,
         forecast.parameter_sd
     );
+    let new_customer = model.new_customer(horizon)?;
+    println!(
+        "a new customer: {:.3} repeat purchases expected in the first {} after their first (P(none) {:.3})",
+        new_customer.mean(),
+        args.horizon,
+        new_customer.probability(0)
+    );
     if let Some(a) = &attributes {
         println!(
             "acquisition cost known for {with_cost} of {} customers ({} in the file): total {cost_total:.2}, their CLV {clv_of_costed:.2}, LTV:CAC {}",

@@ -56,6 +56,10 @@ impl Purchase {
     pub fn future(&self, t: f64, o: &Observation) -> Result<FuturePurchases> {
         Ok(with_model!(self, m => m.future(t, o.x, o.t_x, o.t_big)?))
     }
+    /// A customer who has just made their first purchase: E[X(t)], P(X(t) = n).
+    pub fn new_customer(&self, t: f64) -> Result<FuturePurchases> {
+        Ok(with_model!(self, m => m.new_customer(t)?))
+    }
     /// Median time to the next purchase, `None` if it is more likely never.
     pub fn next_purchase(&self, o: &Observation) -> Option<f64> {
         with_model!(self, m => m.next_purchase_quantile(0.5, o.x, o.t_x, o.t_big))

@@ -23,6 +23,16 @@ fn predictions_holdout_and_tracking_on_cdnow() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("MAE"), "{}", stdout(&o));
+    // E[X(39)] of a new customer under this BG/NBD: lifetimes 0.11.3's
+    // expected_number_of_purchases_up_to_time(39) with the same parameters
+    // (r 0.242593, alpha 4.413603, a 0.792923, b 2.425945) gives 1.19501.
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with("a new customer"))
+        .unwrap()
+        .to_string();
+    let e: f64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!((e - 1.19501).abs() < 6e-4, "{line}");
     let (header, rows) = read_csv(&out.path().join("predictions.csv"));
     assert_eq!(
         header,
