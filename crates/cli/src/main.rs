@@ -7,6 +7,7 @@ mod bench;
 mod decline;
 mod fit;
 mod generate;
+mod import;
 mod predict;
 mod select;
 mod value;
@@ -69,6 +70,8 @@ enum Command {
     Fit(fit::FitArgs),
     /// Predict purchases, P(alive) and CLV per customer; score a holdout when given a calibration end
     Predict(predict::PredictArgs),
+    /// Load an orders file into the store (idempotent: re-running adds nothing)
+    Import(import::ImportArgs),
     /// Write a synthetic orders file drawn from the BG/NBD and Gamma-Gamma processes
     Generate(generate::GenerateArgs),
     /// Print the default segment rules as a --segments TOML file to start from
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Fit(args) => fit::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Import(args) => import::run(args),
         Command::Segments => {
             print!(
                 "{}",
@@ -101,6 +105,10 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             let input = e.chain().any(|c| {
                 c.downcast_ref::<lifecycle_ingest::IngestError>().is_some()
+                    || matches!(
+                        c.downcast_ref::<lifecycle_store::StoreError>(),
+                        Some(lifecycle_store::StoreError::Url { .. })
+                    )
                     || c.downcast_ref::<InputError>().is_some()
                     || matches!(
                         c.downcast_ref::<lifecycle_models::ModelError>(),

@@ -28,7 +28,7 @@ pub use analysis::{
 };
 pub use score::{Better, Cuts, ScoreBand, Scoring, Thresholds, score_values};
 pub use segment::{Kind, Phase, Profile, Rule, Segment, SegmentTable, default_segments};
-pub use summary::{CustomerSummary, Day, FinishStats, OrderRow, SummaryBuilder};
+pub use summary::{CustomerSummary, Day, FinishStats, OrderEntry, OrderRow, SummaryBuilder};
 
 /// Errors of rule tables and score definitions.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -500,7 +500,102 @@ fn summarize(entries: &[Entry], s: &mut CustomerSummary) -> (u64, f64) {
     (refund_rows, refund_amount)
 }
 
+/// One consolidated order of a customer as `finish` sees it: the rows of
+/// one order on one day combined (a repeated order total counted once).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderEntry {
+    pub day: Day,
+    /// [`OrderRow::order_key`] (refunds of an order total carry a salted key).
+    pub key: u64,
+    /// Net amount of the rows.
+    pub amount: f64,
+    /// Input rows combined into this entry.
+    pub rows: u64,
+    /// At least one row was an order (amount >= 0); otherwise it is a refund.
+    pub is_order: bool,
+}
+
 impl SummaryBuilder {
+    /// Calls `f` with each customer's id and consolidated orders and
+    /// refunds up to `as_of` (sorted by day and key), in input order: what
+    /// a store keeps so that the same summaries can be rebuilt from it.
+    /// Customers with nothing up to `as_of` (visitors) are skipped.
+    pub fn for_each_customer_orders(&self, as_of: Day, mut f: impl FnMut(&str, &[OrderEntry])) {
+        let mut order: Vec<(u64, usize, usize)> = Vec::with_capacity(self.len());
+        for (k, sh) in self.shards.iter().enumerate() {
+            order.extend(
+                sh.customers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.position, k, i)),
+            );
+        }
+        order.sort_unstable();
+        let mut scratch: Vec<Entry> = Vec::new();
+        let mut out: Vec<OrderEntry> = Vec::new();
+        for (_, k, i) in order {
+            let shard = &self.shards[k];
+            let slot = &shard.customers[i];
+            let h = &slot.history;
+            scratch.clear();
+            if h.first.rows() > 0 {
+                scratch.push(h.first);
+            }
+            scratch.extend_from_slice(&h.rest);
+            scratch.retain(|e| e.day <= as_of && e.rows() > 0);
+            scratch.sort_by_key(|e| (e.day, e.key));
+            out.clear();
+            let mut j = 0;
+            while j < scratch.len() {
+                let mut e = scratch[j];
+                j += 1;
+                while j < scratch.len() && scratch[j].day == e.day && scratch[j].key == e.key {
+                    e.absorb(&scratch[j]);
+                    j += 1;
+                }
+                out.push(OrderEntry {
+                    day: e.day,
+                    key: e.key,
+                    amount: e.amount,
+                    rows: e.rows(),
+                    is_order: e.has_nonneg(),
+                });
+            }
+            if !out.is_empty() {
+                f(id_of(&shard.arena, slot), &out);
+            }
+        }
+    }
+
+    /// Adds a consolidated entry back (as read from a store): the inverse
+    /// of [`SummaryBuilder::for_each_customer_orders`].
+    pub fn add_entry(&mut self, customer: &str, position: u64, e: OrderEntry) {
+        if e.is_order && e.amount < 0.0 {
+            // An order whose refunds on the same day exceed it: keep it an
+            // order (a zero-amount row marks it) with the net amount.
+            self.add_order(
+                customer,
+                position,
+                OrderRow {
+                    day: e.day,
+                    order_key: e.key,
+                    amount: 0.0,
+                    is_order_total: false,
+                },
+            );
+        }
+        self.add_order(
+            customer,
+            position,
+            OrderRow {
+                day: e.day,
+                order_key: e.key,
+                amount: e.amount,
+                is_order_total: false,
+            },
+        );
+    }
+
     /// Finishes every customer as of `as_of` (rows after it are ignored and
     /// counted). Customers come out sorted by id.
     pub fn finish(self, as_of: Day) -> (Vec<CustomerSummary>, FinishStats) {
