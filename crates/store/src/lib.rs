@@ -100,7 +100,40 @@ const MIGRATIONS: &[&str] = &[
         orders_updated INTEGER NOT NULL,
         orders_unchanged INTEGER NOT NULL
     );",
+    // 2: behavioural events (Segment messages), de-duplicated by messageId.
+    "CREATE TABLE events (
+        customer_id TEXT NOT NULL,   -- userId, or 'anon:' + anonymousId until identified
+        message_id TEXT NOT NULL,
+        kind TEXT NOT NULL,          -- identify, track, page, screen, alias, group
+        event TEXT,                  -- track: the event name; page/screen: the name
+        at_ms INTEGER NOT NULL,      -- skew-corrected timestamp, ms since 1970 UTC
+        received_ms INTEGER NOT NULL,
+        payload TEXT NOT NULL,       -- the message's traits, properties and context, as JSON
+        PRIMARY KEY (customer_id, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX events_by_time ON events (customer_id, at_ms);",
 ];
+
+/// One event to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub customer_id: String,
+    pub message_id: String,
+    pub kind: String,
+    pub event: Option<String>,
+    pub at_ms: i64,
+    pub received_ms: i64,
+    /// JSON text.
+    pub payload: String,
+}
+
+/// What storing a batch of events did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventStats {
+    pub inserted: u64,
+    /// Already stored under the same customer and messageId: ignored.
+    pub duplicates: u64,
+}
 
 /// What an import changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -305,6 +338,76 @@ impl Store {
         Ok(stats)
     }
 
+    /// Stores `events` in one transaction; the commit is durable before
+    /// this returns (acknowledge a request only after it). A messageId
+    /// already stored for the customer is a duplicate and changes nothing.
+    pub fn insert_events(&mut self, events: &[NewEvent]) -> Result<EventStats, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let mut stats = EventStats::default();
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO events (customer_id, message_id, kind, event, at_ms, received_ms, payload)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(err)?;
+            for e in events {
+                let n = insert
+                    .execute(params![
+                        e.customer_id,
+                        e.message_id,
+                        e.kind,
+                        e.event,
+                        e.at_ms,
+                        e.received_ms,
+                        e.payload
+                    ])
+                    .map_err(err)?;
+                if n > 0 {
+                    stats.inserted += 1;
+                } else {
+                    stats.duplicates += 1;
+                }
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(stats)
+    }
+
+    /// A customer's latest events, newest first.
+    pub fn recent_events(
+        &self,
+        customer_id: &str,
+        limit: usize,
+    ) -> Result<Vec<NewEvent>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT customer_id, message_id, kind, event, at_ms, received_ms, payload FROM events
+                 WHERE customer_id = ?1 ORDER BY at_ms DESC, message_id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![customer_id, limit as i64], |r| {
+                Ok(NewEvent {
+                    customer_id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    event: r.get(3)?,
+                    at_ms: r.get(4)?,
+                    received_ms: r.get(5)?,
+                    payload: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     /// Every stored customer's orders, as a builder to finish or analyze
     /// (customers in the order they first appeared).
     pub fn load(&self) -> Result<SummaryBuilder, StoreError> {
@@ -486,5 +589,43 @@ mod tests {
         let stats = store.import(&changed, 40, "fix").unwrap();
         assert_eq!(stats.orders_updated, 1);
         assert_eq!(store.last_import().unwrap().unwrap().0, "fix");
+    }
+
+    #[test]
+    fn events_are_deduplicated_by_message_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&StoreUrl::Sqlite(dir.path().join("e.db"))).unwrap();
+        let event = |customer: &str, id: &str, at: i64| NewEvent {
+            customer_id: customer.into(),
+            message_id: id.into(),
+            kind: "track".into(),
+            event: Some("Order Completed".into()),
+            at_ms: at,
+            received_ms: at + 5,
+            payload: "{}".into(),
+        };
+        let batch = [
+            event("u1", "m1", 10),
+            event("u1", "m2", 20),
+            event("u1", "m1", 10),
+        ];
+        assert_eq!(
+            store.insert_events(&batch).unwrap(),
+            EventStats {
+                inserted: 2,
+                duplicates: 1
+            }
+        );
+        // A retried request: all duplicates.
+        assert_eq!(
+            store.insert_events(&batch[..2]).unwrap(),
+            EventStats {
+                inserted: 0,
+                duplicates: 2
+            }
+        );
+        let recent = store.recent_events("u1", 50).unwrap();
+        assert_eq!(recent.len(), 2);
+        assert_eq!(recent[0].message_id, "m2");
     }
 }

@@ -1,0 +1,9 @@
+//! The real-time engine's edge: what arrives over HTTP and how it becomes
+//! stored events. So far it owns the Segment HTTP Tracking API's message
+//! model ([`segment`]): parsing `identify`, `track`, `page`, `screen`,
+//! `alias`, `group` and `batch` payloads, the spec's size limits, ids and
+//! the clock-skew correction of timestamps. The HTTP server (`serve`)
+//! builds on it. It depends on the pure crates and the store, never the
+//! reverse, and holds no statistics of its own.
+
+pub mod segment;
