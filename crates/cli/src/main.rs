@@ -10,6 +10,7 @@ mod generate;
 mod import;
 mod predict;
 mod select;
+mod serve;
 mod value;
 
 use std::process::ExitCode;
@@ -72,6 +73,13 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Load an orders file into the store (idempotent: re-running adds nothing)
     Import(import::ImportArgs),
+    /// Run the real-time engine: the Segment-compatible event API on the store
+    Serve(serve::ServeArgs),
+    /// Manage API keys
+    Keys {
+        #[command(subcommand)]
+        command: serve::KeysCommand,
+    },
     /// Write a synthetic orders file drawn from the BG/NBD and Gamma-Gamma processes
     Generate(generate::GenerateArgs),
     /// Print the default segment rules as a --segments TOML file to start from
@@ -89,6 +97,8 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Import(args) => import::run(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Keys { command } => serve::keys(command),
         Command::Segments => {
             print!(
                 "{}",

@@ -28,6 +28,8 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("cannot read the operating system's randomness for a key: {0}")]
+    Random(String),
     #[error(
         "{}: the database is at schema version {found}, newer than this program knows ({known}); use a newer lifecycle",
         path.display()
@@ -112,7 +114,48 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (customer_id, message_id)
     ) WITHOUT ROWID;
     CREATE INDEX events_by_time ON events (customer_id, at_ms);",
+    // 3: API keys, stored as SHA-256 hashes (the key itself is shown once).
+    "CREATE TABLE api_keys (
+        key_hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,          -- public, write, secret
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+    ) WITHOUT ROWID;",
 ];
+
+/// The kinds of API key (who may call what: see the README's access table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Safe in a web page: on-site messages only.
+    Public,
+    /// Event ingestion (`/v1/*`).
+    Write,
+    /// The API and admin.
+    Secret,
+}
+
+impl KeyKind {
+    pub fn parse(s: &str) -> Option<KeyKind> {
+        Some(match s {
+            "public" => KeyKind::Public,
+            "write" => KeyKind::Write,
+            "secret" => KeyKind::Secret,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyKind::Public => "public",
+            KeyKind::Write => "write",
+            KeyKind::Secret => "secret",
+        }
+    }
+}
+
+fn key_hash(key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// One event to store.
 #[derive(Debug, Clone, PartialEq)]
@@ -408,6 +451,46 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
+    /// Creates a key of `kind` from 24 bytes of the OS's randomness and
+    /// returns it; only its hash is stored, so it cannot be shown again.
+    pub fn create_key(&mut self, kind: KeyKind) -> Result<String, StoreError> {
+        use std::io::Read;
+        let mut bytes = [0u8; 24];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(|e| StoreError::Random(e.to_string()))?;
+        let prefix = match kind {
+            KeyKind::Public => "pk",
+            KeyKind::Write => "wk",
+            KeyKind::Secret => "sk",
+        };
+        let key = format!(
+            "{prefix}_{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        self.conn
+            .execute(
+                "INSERT INTO api_keys (key_hash, kind) VALUES (?1, ?2)",
+                params![key_hash(&key), kind.name()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(key)
+    }
+
+    /// The kind of `key`, or `None` for an unknown key.
+    pub fn key_kind(&self, key: &str) -> Result<Option<KeyKind>, StoreError> {
+        let kind: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT kind FROM api_keys WHERE key_hash = ?1",
+                params![key_hash(key)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(kind.as_deref().and_then(KeyKind::parse))
+    }
+
     /// Every stored customer's orders, as a builder to finish or analyze
     /// (customers in the order they first appeared).
     pub fn load(&self) -> Result<SummaryBuilder, StoreError> {
@@ -627,5 +710,21 @@ mod tests {
         let recent = store.recent_events("u1", 50).unwrap();
         assert_eq!(recent.len(), 2);
         assert_eq!(recent[0].message_id, "m2");
+    }
+
+    #[test]
+    fn keys_are_stored_hashed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&StoreUrl::Sqlite(dir.path().join("k.db"))).unwrap();
+        let key = store.create_key(KeyKind::Write).unwrap();
+        assert!(key.starts_with("wk_") && key.len() == 51, "{key}");
+        assert_eq!(store.key_kind(&key).unwrap(), Some(KeyKind::Write));
+        assert_eq!(store.key_kind("wk_nope").unwrap(), None);
+        let stored: String = store
+            .conn
+            .query_row("SELECT key_hash FROM api_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(!stored.contains(&key[3..]));
+        assert_ne!(store.create_key(KeyKind::Write).unwrap(), key);
     }
 }

@@ -1,0 +1,180 @@
+//! `lifecycle serve` end to end through the real binary and plain HTTP/1.1:
+//! health, write-key authentication (Basic, key as user name), single
+//! messages and gzip batches of Segment's tracking API, messageId
+//! de-duplication, the spec's size limits as 400s that say which, and the
+//! events durably in the store when the answer arrives.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(db: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+        .args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .to_string();
+    Server { child, addr }
+}
+
+/// One request; returns (status, body).
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn basic(key: &str) -> (&'static str, String) {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
+    ("Authorization", format!("Basic {token}"))
+}
+
+#[test]
+fn segment_ingestion_through_the_real_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let db = format!("sqlite://{}", path.display());
+    let o = lifecycle(&["keys", "create", "--kind", "write", "--db", &db]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = stdout(&o).trim().to_string();
+    let server = start(&db);
+    let addr = server.addr.as_str();
+
+    assert_eq!(
+        request(addr, "GET", "/healthz", &[], b""),
+        (200, "ok".to_string())
+    );
+
+    let track = br#"{"userId":"u1","event":"Order Completed","messageId":"m-1",
+        "timestamp":"2024-05-01T10:00:00Z","properties":{"order_id":"o-1","total":27.5}}"#;
+    // No key, a wrong key: 401 without detail.
+    let (status, body) = request(addr, "POST", "/v1/track", &[], track);
+    assert_eq!((status, body.contains("unauthorized")), (401, true));
+    let (status, _) = request(addr, "POST", "/v1/track", &[basic("wk_wrong")], track);
+    assert_eq!(status, 401);
+
+    let auth = basic(&key);
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/v1/track",
+        std::slice::from_ref(&auth),
+        track,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""stored":1"#), "{body}");
+    // The same message again (a client retry): a duplicate, stored once.
+    let (_, body) = request(
+        addr,
+        "POST",
+        "/v1/track",
+        std::slice::from_ref(&auth),
+        track,
+    );
+    assert!(body.contains(r#""duplicates":1"#), "{body}");
+
+    // A gzip batch.
+    let batch = br#"{"batch":[
+        {"type":"identify","userId":"u1","messageId":"m-2","traits":{"email":"ann@example.com"}},
+        {"type":"page","anonymousId":"a-9","messageId":"m-3","name":"Home"}
+    ],"sentAt":"2024-05-01T10:00:05Z"}"#;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(batch).unwrap();
+    let gz = gz.finish().unwrap();
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/v1/batch",
+        &[auth.clone(), ("Content-Encoding", "gzip".into())],
+        &gz,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""stored":2"#), "{body}");
+
+    // Limits and bad messages: 400 saying what is wrong.
+    let big = format!(
+        r#"{{"userId":"u1","event":"x","properties":{{"p":"{}"}}}}"#,
+        "a".repeat(40_000)
+    );
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/v1/track",
+        std::slice::from_ref(&auth),
+        big.as_bytes(),
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("32 KB"), "{body}");
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/v1/track",
+        std::slice::from_ref(&auth),
+        br#"{"event":"x"}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("userId or an anonymousId"), "{body}");
+    let (status, _) = request(addr, "POST", "/v1/purchase", &[auth], b"{}");
+    assert_eq!(status, 404);
+
+    // Everything answered 200 is in the store.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+    let anon: String = conn
+        .query_row(
+            "SELECT customer_id FROM events WHERE message_id = 'm-3'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(anon, "anon:a-9");
+}
