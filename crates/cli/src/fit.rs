@@ -137,6 +137,18 @@ fn sufficiency(rows: &[SummaryRow]) -> Vec<Check> {
     ]
 }
 
+/// The purchase models' observations of summary rows (with their weights).
+fn observations(rows: &[SummaryRow]) -> Vec<Observation> {
+    rows.iter()
+        .map(|r| Observation {
+            x: r.x,
+            t_x: r.t_x,
+            t_big: r.t_big,
+            weight: r.weight,
+        })
+        .collect()
+}
+
 fn continuous(file: &SummaryFile, model: ModelKind) -> Result<(&[SummaryRow], TimeUnit)> {
     match file {
         SummaryFile::Continuous { rows, unit } => Ok((rows, *unit)),
@@ -248,15 +260,7 @@ pub fn run(args: FitArgs) -> Result<()> {
             let (rows, unit) = continuous(&file, args.model)?;
             time_unit = Some(unit);
             checks = sufficiency(rows);
-            let obs: Vec<Observation> = rows
-                .iter()
-                .map(|r| Observation {
-                    x: r.x,
-                    t_x: r.t_x,
-                    t_big: r.t_big,
-                    weight: r.weight,
-                })
-                .collect();
+            let obs = observations(rows);
             let n = obs.iter().map(|o| o.weight).sum();
             let report = match args.model {
                 ModelKind::Bgnbd => BgNbd::fit(&obs, &config)?.1,
@@ -388,15 +392,7 @@ fn auto(
 ) -> Result<()> {
     let (rows, unit) = continuous(file, args.model)?;
     let checks = sufficiency(rows);
-    let obs: Vec<Observation> = rows
-        .iter()
-        .map(|r| Observation {
-            x: r.x,
-            t_x: r.t_x,
-            t_big: r.t_big,
-            weight: r.weight,
-        })
-        .collect();
+    let obs = observations(rows);
     let n_customers: f64 = obs.iter().map(|o| o.weight).sum();
     let kinds = crate::select::purchase_kinds(ModelKind::Auto)?;
     let (actual, horizon, holdout_end) = match &holdout {
@@ -581,10 +577,7 @@ fn covariate_fit(
         .filter(|c| !c.is_empty())
         .collect();
     let (names, z) = design_matrix(&file, path, &columns, ids)?;
-    let obs: Vec<Observation> = rows
-        .iter()
-        .map(|r| Observation::new(r.x, r.t_x, r.t_big))
-        .collect();
+    let obs = observations(rows);
     let (_, report) = lifecycle_models::BgNbdCovariates::fit(&obs, &z, &names, true, config)?;
     let mut summary = crate::select::report_json(ModelKind::Bgnbd, &report);
     summary["n_customers"] = json!(obs.len());

@@ -221,87 +221,63 @@ fn trim(at_least: &mut Vec<f64>) {
     }
 }
 
-impl PurchaseModel for BgNbd {
-    fn parameters(&self) -> [f64; 4] {
-        self.params()
-    }
-    fn expected_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<f64, ModelError> {
-        BgNbd::expected_if_alive(self, t, x, t_big)
-    }
-    fn alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
-        self.p_alive(x, t_x, t_big)
-    }
-    /// Alive customers buy again after a Lomax(r+x, α+T) wait, so P(next
-    /// purchase by t) = P(alive)·[1 − ((α+T)/(α+T+t))^{r+x}]: closed form.
-    fn next_purchase_quantile(&self, q: f64, x: f64, t_x: f64, t_big: f64) -> Option<f64> {
-        let [r, alpha, _, _] = self.params();
-        let p_alive = self.p_alive(x, t_x, t_big);
-        (q < p_alive && q > 0.0)
-            .then(|| (alpha + t_big) * ((-(1.0 - q / p_alive).ln() / (r + x)).exp_m1()))
-    }
-    fn history_log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
-        self.log_likelihood(x, t_x, t_big)
-    }
-    fn with_parameters(p: [f64; 4]) -> Result<Self, ModelError> {
-        BgNbd::new(p[0], p[1], p[2], p[3])
-    }
-    fn expected(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<f64, ModelError> {
-        self.conditional_expected_purchases(t, x, t_x, t_big)
-    }
-    fn future(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<FuturePurchases, ModelError> {
-        Observation::new(x, t_x, t_big).check(0)?;
-        let [r, alpha, a, b] = self.params();
-        beta_geometric_future(
-            self.p_alive(x, t_x, t_big),
-            r + x,
-            alpha + t_big,
-            a,
-            b + x,
-            t,
-        )
-    }
+/// The BG/NBD and MBG/NBD share everything but the drop-out posterior:
+/// alive at T, p ~ Beta(a, b + x + `$extra`) (the MBG/NBD's customers also
+/// had a chance to leave at their first purchase).
+macro_rules! beta_geometric_model {
+    ($model:ident, $extra:expr) => {
+        impl PurchaseModel for $model {
+            fn parameters(&self) -> [f64; 4] {
+                self.params()
+            }
+            fn expected_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<f64, ModelError> {
+                $model::expected_if_alive(self, t, x, t_big)
+            }
+            fn alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
+                self.p_alive(x, t_x, t_big)
+            }
+            /// Alive customers buy again after a Lomax(r+x, α+T) wait, so
+            /// P(next purchase by t) = P(alive)·[1 − ((α+T)/(α+T+t))^{r+x}]:
+            /// closed form.
+            fn next_purchase_quantile(&self, q: f64, x: f64, t_x: f64, t_big: f64) -> Option<f64> {
+                let [r, alpha, _, _] = self.params();
+                let p_alive = self.p_alive(x, t_x, t_big);
+                (q < p_alive && q > 0.0)
+                    .then(|| (alpha + t_big) * ((-(1.0 - q / p_alive).ln() / (r + x)).exp_m1()))
+            }
+            fn history_log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
+                self.log_likelihood(x, t_x, t_big)
+            }
+            fn with_parameters(p: [f64; 4]) -> Result<Self, ModelError> {
+                $model::new(p[0], p[1], p[2], p[3])
+            }
+            fn expected(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<f64, ModelError> {
+                self.conditional_expected_purchases(t, x, t_x, t_big)
+            }
+            fn future(
+                &self,
+                t: f64,
+                x: f64,
+                t_x: f64,
+                t_big: f64,
+            ) -> Result<FuturePurchases, ModelError> {
+                Observation::new(x, t_x, t_big).check(0)?;
+                let [r, alpha, a, b] = self.params();
+                beta_geometric_future(
+                    self.p_alive(x, t_x, t_big),
+                    r + x,
+                    alpha + t_big,
+                    a,
+                    b + x + $extra,
+                    t,
+                )
+            }
+        }
+    };
 }
 
-impl PurchaseModel for MbgNbd {
-    fn parameters(&self) -> [f64; 4] {
-        self.params()
-    }
-    fn expected_if_alive(&self, t: f64, x: f64, t_big: f64) -> Result<f64, ModelError> {
-        MbgNbd::expected_if_alive(self, t, x, t_big)
-    }
-    fn alive(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
-        self.p_alive(x, t_x, t_big)
-    }
-    /// Alive customers buy again after a Lomax(r+x, α+T) wait, so P(next
-    /// purchase by t) = P(alive)·[1 − ((α+T)/(α+T+t))^{r+x}]: closed form.
-    fn next_purchase_quantile(&self, q: f64, x: f64, t_x: f64, t_big: f64) -> Option<f64> {
-        let [r, alpha, _, _] = self.params();
-        let p_alive = self.p_alive(x, t_x, t_big);
-        (q < p_alive && q > 0.0)
-            .then(|| (alpha + t_big) * ((-(1.0 - q / p_alive).ln() / (r + x)).exp_m1()))
-    }
-    fn history_log_likelihood(&self, x: f64, t_x: f64, t_big: f64) -> f64 {
-        self.log_likelihood(x, t_x, t_big)
-    }
-    fn with_parameters(p: [f64; 4]) -> Result<Self, ModelError> {
-        MbgNbd::new(p[0], p[1], p[2], p[3])
-    }
-    fn expected(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<f64, ModelError> {
-        self.conditional_expected_purchases(t, x, t_x, t_big)
-    }
-    fn future(&self, t: f64, x: f64, t_x: f64, t_big: f64) -> Result<FuturePurchases, ModelError> {
-        Observation::new(x, t_x, t_big).check(0)?;
-        let [r, alpha, a, b] = self.params();
-        beta_geometric_future(
-            self.p_alive(x, t_x, t_big),
-            r + x,
-            alpha + t_big,
-            a,
-            b + x + 1.0,
-            t,
-        )
-    }
-}
+beta_geometric_model!(BgNbd, 0.0);
+beta_geometric_model!(MbgNbd, 1.0);
 
 /// expm1(c ℓ)/c, continuous at c = 0.
 fn expm1_over(c: f64, l: f64) -> f64 {
