@@ -109,6 +109,7 @@ fn segment_ingestion_through_the_real_server() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""stored":1"#), "{body}");
+    assert!(body.contains(r#""orders_new":1"#), "{body}");
     // The same message again (a client retry): a duplicate, stored once.
     let (_, body) = request(
         addr,
@@ -160,15 +161,43 @@ fn segment_ingestion_through_the_real_server() {
     );
     assert_eq!(status, 400);
     assert!(body.contains("userId or an anonymousId"), "{body}");
-    let (status, _) = request(addr, "POST", "/v1/purchase", &[auth], b"{}");
+    let (status, _) = request(
+        addr,
+        "POST",
+        "/v1/purchase",
+        std::slice::from_ref(&auth),
+        b"{}",
+    );
     assert_eq!(status, 404);
+
+    // The same order re-sent under a new messageId with a corrected total
+    // updates the order; it never adds a second one.
+    let resent = br#"{"userId":"u1","event":"Order Completed","messageId":"m-9",
+        "timestamp":"2024-05-01T10:05:00Z","properties":{"order_id":"o-1","total":30}}"#;
+    let (_, body) = request(
+        addr,
+        "POST",
+        "/v1/track",
+        std::slice::from_ref(&auth),
+        resent,
+    );
+    assert!(body.contains(r#""orders_updated":1"#), "{body}");
 
     // Everything answered 200 is in the store.
     let conn = rusqlite::Connection::open(&path).unwrap();
     let n: i64 = conn
         .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(n, 3);
+    assert_eq!(n, 4);
+    let orders: Vec<(i64, f64)> = conn
+        .prepare("SELECT day, amount FROM orders WHERE customer_id = 'u1'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // 2024-05-01 is day 19844.
+    assert_eq!(orders, [(19844, 30.0)]);
     let anon: String = conn
         .query_row(
             "SELECT customer_id FROM events WHERE message_id = 'm-3'",

@@ -34,7 +34,8 @@ pub use events::{EventsInput, event_leaves_email, read_events};
 pub use layout::{ColumnOverrides, normalize};
 pub use number::parse_amount;
 pub use orders::{
-    BadRows, InputDescription, OrdersInput, ReadOptions, ReadStats, read_orders, status_excludes,
+    BadRows, InputDescription, OrdersInput, ReadOptions, ReadStats, order_key, read_orders,
+    status_excludes,
 };
 
 /// Parses an `--as-of` style date (`YYYY-MM-DD` or `YYYYMMDD`) into a day.

@@ -162,8 +162,9 @@ pub fn status_excludes(status: &str) -> bool {
     )
 }
 
-/// FNV-1a: a stable 64-bit order key, the same on every thread and run.
-fn order_key(id: &[u8]) -> u64 {
+/// FNV-1a: a stable 64-bit order key, the same on every thread and run
+/// (and for an order id arriving through the event API).
+pub fn order_key(id: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in id {
         h ^= u64::from(b);

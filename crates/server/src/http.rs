@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use lifecycle_store::{KeyKind, NewEvent, Store, StoreError, StoreUrl};
+use lifecycle_store::{EventOrder, KeyKind, NewEvent, Store, StoreError, StoreUrl};
 use serde_json::json;
 
 use crate::segment::{self, Kind, MAX_BATCH_BYTES, Message};
@@ -160,6 +160,45 @@ fn event_of(m: &Message) -> NewEvent {
     }
 }
 
+/// The order an `Order Completed` / `Order Refunded` track carries (the
+/// e-commerce spec's fields, read as the NDJSON importer reads them):
+/// keyed by `order_id` (or, without one, the messageId), amount from
+/// `total`, `revenue` or `value`, on the timestamp's UTC day.
+fn order_of(m: &Message, customer_id: &str) -> Option<EventOrder> {
+    let refund = match m.event.as_deref() {
+        Some("Order Completed") => false,
+        Some("Order Refunded") => true,
+        _ => return None,
+    };
+    let p = &m.properties;
+    let id = ["order_id", "orderId", "checkout_id"]
+        .iter()
+        .find_map(|k| match p.get(*k) {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
+                Some(s.trim().to_string())
+            }
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| m.message_id.clone());
+    let amount = ["total", "revenue", "value"]
+        .iter()
+        .find_map(|k| match p.get(*k) {
+            Some(serde_json::Value::Number(n)) => n.as_f64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        })
+        .filter(|a: &f64| a.is_finite())
+        .unwrap_or(0.0);
+    Some(EventOrder {
+        customer_id: customer_id.to_string(),
+        order_key: lifecycle_ingest::order_key(id.as_bytes()),
+        day: m.timestamp.as_second().div_euclid(86_400) as i32,
+        amount,
+        refund,
+    })
+}
+
 async fn ingest(
     State(app): State<App>,
     Path(kind): Path<String>,
@@ -201,12 +240,18 @@ async fn ingest(
             Err(e) => return Ok(error(StatusCode::BAD_REQUEST, e.to_string())),
         };
         let events: Vec<NewEvent> = messages.iter().map(event_of).collect();
+        let orders: Vec<EventOrder> = messages
+            .iter()
+            .zip(&events)
+            .filter_map(|(m, e)| order_of(m, &e.customer_id))
+            .collect();
         // Durable before the answer.
-        let stats = store.insert_events(&events)?;
+        let stats = store.ingest(&events, &orders)?;
         Ok((
             StatusCode::OK,
             axum::Json(json!({
-                "success": true, "stored": stats.inserted, "duplicates": stats.duplicates
+                "success": true, "stored": stats.inserted, "duplicates": stats.duplicates,
+                "orders_new": stats.orders_new, "orders_updated": stats.orders_updated
             })),
         )
             .into_response())

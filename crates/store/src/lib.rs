@@ -170,12 +170,32 @@ pub struct NewEvent {
     pub payload: String,
 }
 
+/// An order (or refund) carried by an event (`Order Completed`, `Order
+/// Refunded`): keyed by customer and order, so that a re-sent order under
+/// a new messageId updates it rather than adding a second one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventOrder {
+    pub customer_id: String,
+    /// The order id's key (`lifecycle_ingest::order_key`, as the file import).
+    pub order_key: u64,
+    pub day: lifecycle_rfm::Day,
+    /// The order's total; for a refund, the amount refunded (positive).
+    pub amount: f64,
+    pub refund: bool,
+}
+
+/// Marks a refund's key apart from its order's (as rows of a file do).
+const REFUND_KEY_SALT: u64 = 0x5bd1_e995_9e37_79b9;
+
 /// What storing a batch of events did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventStats {
     pub inserted: u64,
     /// Already stored under the same customer and messageId: ignored.
     pub duplicates: u64,
+    /// Orders inserted, and orders whose amount a re-sent event changed.
+    pub orders_new: u64,
+    pub orders_updated: u64,
 }
 
 /// What an import changed.
@@ -385,6 +405,18 @@ impl Store {
     /// this returns (acknowledge a request only after it). A messageId
     /// already stored for the customer is a duplicate and changes nothing.
     pub fn insert_events(&mut self, events: &[NewEvent]) -> Result<EventStats, StoreError> {
+        self.ingest(events, &[])
+    }
+
+    /// Stores events and the orders they carry in one durable transaction.
+    /// `orders[i]` belongs to the event it was read from; orders of
+    /// duplicate events are applied all the same (idempotent: the same
+    /// amount changes nothing).
+    pub fn ingest(
+        &mut self,
+        events: &[NewEvent],
+        orders: &[EventOrder],
+    ) -> Result<EventStats, StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -415,6 +447,58 @@ impl Store {
                     stats.inserted += 1;
                 } else {
                     stats.duplicates += 1;
+                }
+            }
+            let mut new_customer = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO customers (customer_id, position)
+                     SELECT ?1, COALESCE(MAX(position), -1) + 1 FROM customers",
+                )
+                .map_err(err)?;
+            let mut existing = tx
+                .prepare(
+                    "SELECT day, amount FROM orders WHERE customer_id = ?1 AND order_key = ?2 AND is_order = ?3
+                     ORDER BY day LIMIT 1",
+                )
+                .map_err(err)?;
+            let mut update = tx
+                .prepare(
+                    "UPDATE orders SET amount = ?4 WHERE customer_id = ?1 AND day = ?2 AND order_key = ?3",
+                )
+                .map_err(err)?;
+            let mut insert_order = tx
+                .prepare(
+                    "INSERT INTO orders (customer_id, day, order_key, amount, rows, is_order)
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5)",
+                )
+                .map_err(err)?;
+            for o in orders {
+                new_customer.execute(params![o.customer_id]).map_err(err)?;
+                let (key, amount) = if o.refund {
+                    (o.order_key ^ REFUND_KEY_SALT, -o.amount.abs())
+                } else {
+                    (o.order_key, o.amount)
+                };
+                let found: Option<(i32, f64)> = existing
+                    .query_row(params![o.customer_id, key as i64, !o.refund], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()
+                    .map_err(err)?;
+                match found {
+                    Some((_, old)) if old == amount => {}
+                    Some((day, _)) => {
+                        update
+                            .execute(params![o.customer_id, day, key as i64, amount])
+                            .map_err(err)?;
+                        stats.orders_updated += 1;
+                    }
+                    None => {
+                        insert_order
+                            .execute(params![o.customer_id, o.day, key as i64, amount, !o.refund])
+                            .map_err(err)?;
+                        stats.orders_new += 1;
+                    }
                 }
             }
         }
@@ -696,7 +780,8 @@ mod tests {
             store.insert_events(&batch).unwrap(),
             EventStats {
                 inserted: 2,
-                duplicates: 1
+                duplicates: 1,
+                ..EventStats::default()
             }
         );
         // A retried request: all duplicates.
@@ -704,12 +789,35 @@ mod tests {
             store.insert_events(&batch[..2]).unwrap(),
             EventStats {
                 inserted: 0,
-                duplicates: 2
+                duplicates: 2,
+                ..EventStats::default()
             }
         );
         let recent = store.recent_events("u1", 50).unwrap();
         assert_eq!(recent.len(), 2);
         assert_eq!(recent[0].message_id, "m2");
+
+        // Orders carried by events: an order re-sent (new messageId, later
+        // day, corrected total) updates the one order; a refund stands apart.
+        let order = |day, amount, refund| EventOrder {
+            customer_id: "u1".into(),
+            order_key: 42,
+            day,
+            amount,
+            refund,
+        };
+        let stats = store.ingest(&[], &[order(100, 30.0, false)]).unwrap();
+        assert_eq!((stats.orders_new, stats.orders_updated), (1, 0));
+        let stats = store.ingest(&[], &[order(101, 35.0, false)]).unwrap();
+        assert_eq!((stats.orders_new, stats.orders_updated), (0, 1));
+        let stats = store.ingest(&[], &[order(101, 35.0, false)]).unwrap();
+        assert_eq!((stats.orders_new, stats.orders_updated), (0, 0));
+        store.ingest(&[], &[order(110, 10.0, true)]).unwrap();
+        let (summaries, _) = store.load().unwrap().finish(120);
+        assert_eq!(summaries.len(), 1);
+        assert_eq!(summaries[0].n_orders, 1);
+        assert_eq!(summaries[0].first_order, Some(100));
+        assert!((summaries[0].total_spend - 25.0).abs() < 1e-9);
     }
 
     #[test]
