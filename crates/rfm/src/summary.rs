@@ -464,20 +464,28 @@ impl CustomerSummary {
     }
 }
 
+/// Sorted entries (rows of one order adjacent) with the entries of each
+/// (day, order) combined: the orders and refunds as `finish` counts them.
+fn consolidated(entries: &[Entry]) -> impl Iterator<Item = Entry> + '_ {
+    let mut k = 0;
+    std::iter::from_fn(move || {
+        let mut e = *entries.get(k)?;
+        k += 1;
+        while k < entries.len() && entries[k].day == e.day && entries[k].key == e.key {
+            e.absorb(&entries[k]);
+            k += 1;
+        }
+        Some(e)
+    })
+}
+
 /// Adds sorted entries (rows of one order adjacent) to `s`; returns the
 /// rows and amount of the refunds that matched no order.
 fn summarize(entries: &[Entry], s: &mut CustomerSummary) -> (u64, f64) {
     let mut refund_rows = 0u64;
     let mut refund_amount = 0.0;
     let mut current_day: Option<Day> = None;
-    let mut k = 0;
-    while k < entries.len() {
-        let mut e = entries[k];
-        k += 1;
-        while k < entries.len() && entries[k].day == e.day && entries[k].key == e.key {
-            e.absorb(&entries[k]);
-            k += 1;
-        }
+    for e in consolidated(entries) {
         if !e.has_nonneg() {
             refund_rows += e.rows();
             refund_amount += e.amount;
@@ -545,22 +553,13 @@ impl SummaryBuilder {
             scratch.retain(|e| e.day <= as_of && e.rows() > 0);
             scratch.sort_by_key(|e| (e.day, e.key));
             out.clear();
-            let mut j = 0;
-            while j < scratch.len() {
-                let mut e = scratch[j];
-                j += 1;
-                while j < scratch.len() && scratch[j].day == e.day && scratch[j].key == e.key {
-                    e.absorb(&scratch[j]);
-                    j += 1;
-                }
-                out.push(OrderEntry {
-                    day: e.day,
-                    key: e.key,
-                    amount: e.amount,
-                    rows: e.rows(),
-                    is_order: e.has_nonneg(),
-                });
-            }
+            out.extend(consolidated(&scratch).map(|e| OrderEntry {
+                day: e.day,
+                key: e.key,
+                amount: e.amount,
+                rows: e.rows(),
+                is_order: e.has_nonneg(),
+            }));
             if !out.is_empty() {
                 f(id_of(&shard.arena, slot), &out);
             }
