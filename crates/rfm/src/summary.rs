@@ -454,6 +454,42 @@ impl CustomerSummary {
         Some(as_of - self.first_order?)
     }
 
+    /// One customer's summary from their consolidated orders as a store
+    /// keeps them (what [`SummaryBuilder::for_each_customer_orders`]
+    /// yields), counted exactly as [`SummaryBuilder::finish`] counts them;
+    /// entries after `as_of` are left out. The live engine re-summarises a
+    /// customer this way when an order arrives.
+    pub fn from_entries(customer_id: &str, entries: &[OrderEntry], as_of: Day) -> CustomerSummary {
+        let mut scratch: Vec<Entry> = entries
+            .iter()
+            .filter(|e| e.day <= as_of && e.rows > 0)
+            .map(|e| Entry {
+                day: e.day,
+                rows_and_flag: (e.rows.min(u64::from(!FLAGS)) as u32)
+                    | if e.is_order { NONNEG_FLAG } else { 0 },
+                key: e.key,
+                amount: e.amount,
+            })
+            .collect();
+        scratch.sort_unstable_by_key(|e| (e.day, e.key));
+        let mut s = CustomerSummary {
+            customer_id: customer_id.into(),
+            first_order: None,
+            last_order: None,
+            n_orders: 0,
+            n_purchase_days: 0,
+            total_spend: 0.0,
+            first_day_value: 0.0,
+            repeat_days_value: 0.0,
+            visited: false,
+            left_email: false,
+            first_seen: None,
+        };
+        let (_, refund_amount) = summarize(&scratch, &mut s);
+        s.total_spend += refund_amount;
+        s
+    }
+
     /// Mean value of the repeat purchase days (the first day excluded), as
     /// the Gamma-Gamma spend model wants it; 0 when there is no repeat day.
     pub fn repeat_mean_value(&self) -> f64 {

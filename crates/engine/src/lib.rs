@@ -1,0 +1,29 @@
+//! The live engine's rules: how one customer is scored, segmented and
+//! valued between model runs, and when the passing of time alone will move
+//! them to another segment.
+//!
+//! It owns [`ModelRun`] (the population-wide facts frozen at a run: score
+//! [`Scale`]s taken from the run's quintile bands, the BG/NBD and
+//! Gamma-Gamma parameters, the valuation settings), [`live_profile`] (a
+//! customer's scores, segment, P(alive), CLV and expected next order on a
+//! given day) and the *due day* on which a customer's recency next crosses
+//! a score boundary, which the server keeps in its due-time index. It is
+//! pure: no IO, no async, no clock (the day is always an argument). It
+//! depends only on the pure `lifecycle-rfm` and `lifecycle-models`; it must
+//! never depend on the store, server or CLI crates.
+
+mod profile;
+mod run;
+mod scale;
+
+pub use profile::{LiveProfile, Value, live_profile};
+pub use run::{ModelRun, RunConfig, default_scales};
+pub use scale::Scale;
+
+/// Errors of the engine's rules.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("a stored score scale is malformed ({0})")]
+    BadScale(String),
+}

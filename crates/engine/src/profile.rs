@@ -1,0 +1,262 @@
+//! One customer's live profile under a model run: scores, segment, value,
+//! and the day their recency will next change their scores.
+
+use lifecycle_models::PurchaseModel;
+use lifecycle_rfm::{CustomerSummary, Day, Profile, Scores, SegmentTable};
+
+use crate::run::ModelRun;
+
+/// What the customer view shows about a customer's standing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveProfile {
+    pub n_orders: u32,
+    pub n_purchase_days: u32,
+    pub total_spend: f64,
+    pub first_order: Option<Day>,
+    pub last_order: Option<Day>,
+    pub days_since_last_order: Option<i32>,
+    /// `None` for customers without an order.
+    pub scores: Option<Scores>,
+    /// Index into the segment table.
+    pub segment: usize,
+    pub value: Option<Value>,
+    /// The day the recency score next drops (so the segment may change)
+    /// with no new event: the due-time index's key. `None` when it cannot
+    /// drop further or the customer has no order.
+    pub due_day: Option<Day>,
+}
+
+/// The model's outlook for a buyer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Value {
+    pub p_alive: f64,
+    /// Expected purchase days over the run's horizon.
+    pub expected_purchases: f64,
+    /// Expected value of a purchase day (Gamma-Gamma), when fitted.
+    pub expected_order_value: Option<f64>,
+    /// Discounted margin over the horizon, when a spend model exists.
+    pub clv: Option<f64>,
+    /// The day of the expected next order (median time to it), `None`
+    /// when the customer more likely never orders again.
+    pub next_order_day: Option<Day>,
+}
+
+/// Scores and values `summary` on `today` under `run`.
+pub fn live_profile(
+    run: &ModelRun,
+    table: &SegmentTable,
+    summary: &CustomerSummary,
+    today: Day,
+) -> LiveProfile {
+    let days_since_last_order = summary.last_order.map(|d| (today - d).max(0));
+    let scores = match (summary.n_orders, days_since_last_order) {
+        (1.., Some(recency)) => Some(Scores {
+            r: run.recency.score(f64::from(recency)),
+            f: run.orders.score(f64::from(summary.n_orders)),
+            m: run
+                .spend
+                .score((summary.total_spend * 100.0).round() / 100.0),
+        }),
+        _ => None,
+    };
+    let profile = match scores {
+        Some(s) => Profile::buyer(summary.n_orders, s.r, s.f, s.m),
+        None => Profile::visitor(summary.left_email),
+    };
+    // The table was checked to cover every profile when it was built.
+    let segment = table.assign(&profile).unwrap_or(0);
+    let due_day = match (summary.last_order, days_since_last_order) {
+        (Some(last), Some(recency)) => run
+            .recency
+            .next_drop(i64::from(recency))
+            .and_then(|d| i32::try_from(d).ok())
+            .map(|d| last.saturating_add(d)),
+        _ => None,
+    };
+    LiveProfile {
+        n_orders: summary.n_orders,
+        n_purchase_days: summary.n_purchase_days,
+        total_spend: summary.total_spend,
+        first_order: summary.first_order,
+        last_order: summary.last_order,
+        days_since_last_order,
+        scores,
+        segment,
+        value: value(run, summary, today),
+        due_day,
+    }
+}
+
+fn value(run: &ModelRun, summary: &CustomerSummary, today: Day) -> Option<Value> {
+    let model = run.purchase.as_ref()?;
+    let first = summary.first_order?;
+    let x = f64::from(summary.frequency());
+    let t_x = f64::from(summary.recency_days()?);
+    let t_big = f64::from((today - first).max(0)).max(t_x);
+    let p_alive = model.p_alive(x, t_x, t_big);
+    let horizon = run.config.horizon_days;
+    let expected_purchases = model
+        .expected(horizon, x, t_x, t_big)
+        .ok()
+        .filter(|v| v.is_finite())?;
+    let expected_order_value = run
+        .spend_model
+        .as_ref()
+        .map(|g| g.conditional_expected_value(x, summary.repeat_mean_value()))
+        .filter(|v| v.is_finite());
+    // Month by month, each month's expected purchases discounted to today.
+    let clv = expected_order_value.and_then(|v| {
+        let months = (horizon / 30.4375).ceil().max(1.0) as usize;
+        let mut total = 0.0;
+        let mut before = 0.0;
+        for k in 1..=months {
+            let t = (k as f64 * 30.4375).min(horizon);
+            let cumulative = model.expected(t, x, t_x, t_big).ok()?;
+            let discount = (1.0 + run.config.annual_discount).powf(t / 365.25);
+            total += (cumulative - before) * v * run.config.margin / discount;
+            before = cumulative;
+        }
+        total.is_finite().then_some(total)
+    });
+    let next_order_day = model
+        .next_purchase_quantile(0.5, x, t_x, t_big)
+        .filter(|t| t.is_finite() && *t < 1e6)
+        .map(|t| today + t.ceil() as i32);
+    Some(Value {
+        p_alive,
+        expected_purchases,
+        expected_order_value,
+        clv,
+        next_order_day,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::RunConfig;
+    use lifecycle_models::BgNbd;
+    use lifecycle_rfm::{OrderEntry, Scoring};
+
+    fn entry(day: Day, key: u64, amount: f64) -> OrderEntry {
+        OrderEntry {
+            day,
+            key,
+            amount,
+            rows: 1,
+            is_order: amount >= 0.0,
+        }
+    }
+
+    fn population() -> Vec<CustomerSummary> {
+        // 50 customers: customer i orders i % 5 + 1 times, last on day 100 - 2i.
+        (0..50)
+            .map(|i| {
+                let n = i % 5 + 1;
+                let last = 100 - 2 * i;
+                let entries: Vec<OrderEntry> = (0..n)
+                    .map(|k| entry(last - 20 * (n - 1 - k), k as u64, 10.0 + f64::from(i)))
+                    .collect();
+                CustomerSummary::from_entries(&format!("c{i}"), &entries, 100)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_run_population_gets_the_batch_segments() {
+        let table = SegmentTable::default_table();
+        let people = population();
+        let run = ModelRun::fit(
+            &people,
+            100,
+            &Scoring::Quintiles,
+            &table,
+            RunConfig::default(),
+        );
+        let analysis = lifecycle_rfm::analyze(
+            people.clone(),
+            100,
+            &lifecycle_rfm::AnalysisConfig {
+                scoring: Scoring::Quintiles,
+                segments: table.clone(),
+            },
+        );
+        for (i, s) in people.iter().enumerate() {
+            let live = live_profile(&run, &table, s, 100);
+            let batch = &analysis.scores[i];
+            assert_eq!(live.scores, batch.scores, "{}", s.customer_id);
+            assert_eq!(
+                live.segment,
+                usize::from(batch.segment),
+                "{}",
+                s.customer_id
+            );
+        }
+    }
+
+    #[test]
+    fn recency_moves_a_customer_on_the_due_day_and_not_before() {
+        let table = SegmentTable::default_table();
+        let people = population();
+        let run = ModelRun::fit(
+            &people,
+            100,
+            &Scoring::Quintiles,
+            &table,
+            RunConfig::default(),
+        );
+        for s in &people {
+            let mut today = 100;
+            let mut steps = 0;
+            while let Some(due) = live_profile(&run, &table, s, today).due_day {
+                let before = live_profile(&run, &table, s, due - 1);
+                let after = live_profile(&run, &table, s, due);
+                assert!(due > today);
+                assert!(after.scores.unwrap().r < before.scores.unwrap().r);
+                // Nothing changes between today and the day before it is due.
+                assert_eq!(
+                    live_profile(&run, &table, s, today).scores,
+                    before.scores,
+                    "{} {today}..{due}",
+                    s.customer_id
+                );
+                today = due;
+                steps += 1;
+                assert!(steps <= 5);
+            }
+            assert_eq!(live_profile(&run, &table, s, today).scores.unwrap().r, 1);
+        }
+    }
+
+    #[test]
+    fn value_uses_the_run_models() {
+        let table = SegmentTable::default_table();
+        let mut run = ModelRun::empty(100, RunConfig::default());
+        let s = CustomerSummary::from_entries(
+            "a",
+            &[entry(10, 1, 20.0), entry(40, 2, 30.0), entry(90, 3, 40.0)],
+            100,
+        );
+        assert_eq!(live_profile(&run, &table, &s, 100).value, None);
+        // FHL 2005's CDNOW parameters, per week, rescaled to days.
+        run.purchase = Some(
+            BgNbd::new(0.243, 4.414, 0.793, 2.426)
+                .unwrap()
+                .rescaled(1.0 / 7.0)
+                .unwrap(),
+        );
+        let v = live_profile(&run, &table, &s, 100).value.unwrap();
+        assert!(v.p_alive > 0.5 && v.p_alive <= 1.0, "{v:?}");
+        assert!(v.expected_purchases > 0.0);
+        assert_eq!(v.clv, None);
+        assert!(v.next_order_day.is_some_and(|d| d > 100));
+        run.spend_model = Some(lifecycle_models::GammaGamma::new(6.25, 3.74, 15.44).unwrap());
+        let v = live_profile(&run, &table, &s, 100).value.unwrap();
+        let clv = v.clv.unwrap();
+        // Discounted: below the undiscounted expected purchases × value.
+        assert!(clv > 0.0 && clv < v.expected_purchases * v.expected_order_value.unwrap());
+        // Absence lowers P(alive) and value.
+        let later = live_profile(&run, &table, &s, 400).value.unwrap();
+        assert!(later.p_alive < v.p_alive && later.clv.unwrap() < clv);
+    }
+}
