@@ -1,23 +1,39 @@
-//! `lifecycle serve`: the HTTP server. So far: `/healthz` and the Segment
-//! ingestion endpoints `/v1/{identify,track,page,screen,alias,group,batch}`
-//! (HTTP Basic auth with a write key as the user name, gzip bodies, the
-//! spec's size limits), which store each message as an event and answer
-//! only after the store's commit is durable.
+//! `lifecycle serve`: the HTTP server.
+//!
+//! Access is decided in one place, [`access_of`], from the path alone (the
+//! README's access table):
+//!
+//! | path | who |
+//! |---|---|
+//! | `/healthz`, `/openapi.json` | open |
+//! | `/v1/*` (Segment ingestion) | write key (HTTP Basic, key as user name) |
+//! | `/api/v1/*` (customers, segments, models, admin) | secret key (Bearer or Basic) |
+//! | `/metrics` | secret key, or open with `--metrics-open` |
+//!
+//! A wrong or missing key is a 401 that says nothing more.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use lifecycle_store::{EventOrder, KeyKind, NewEvent, Store, StoreError, StoreUrl};
-use serde_json::json;
+use lifecycle_store::{
+    CustomerRecord, EventOrder, KeyKind, NewEvent, ProfileFilter, ProfileRow, StoreError, StoreUrl,
+};
+use serde_json::{Value, json};
 
+use crate::engine::{Clock, Engine, EngineError};
+use crate::metrics::Metrics;
 use crate::segment::{self, Kind, MAX_BATCH_BYTES, Message};
 
 /// Errors that stop the server.
@@ -36,39 +52,152 @@ pub enum ServeError {
     Runtime(#[from] std::io::Error),
 }
 
+/// How `serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: String,
+    /// Refit and re-score everyone this often (`None`: only on request).
+    pub refit_every: Option<Duration>,
+    /// Start a simulated clock at this time (ms since 1970) instead of the
+    /// system's; it then moves only through `POST /api/v1/admin/clock`.
+    pub simulated_clock_ms: Option<i64>,
+    /// Serve `/metrics` without a key.
+    pub metrics_open: bool,
+    /// How often the due-time index is checked.
+    pub due_every: Duration,
+    /// Raw events older than this are deleted (aggregates stay).
+    pub event_retention: Option<Duration>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            listen: "127.0.0.1:8080".into(),
+            refit_every: Some(Duration::from_secs(24 * 3600)),
+            simulated_clock_ms: None,
+            metrics_open: false,
+            due_every: Duration::from_secs(1),
+            event_retention: None,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct App {
-    store: Arc<Mutex<Store>>,
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    keys: Arc<RwLock<HashMap<String, KeyKind>>>,
+    metrics_open: bool,
+}
+
+/// Who may call a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Open,
+    Write,
+    Secret,
+    /// `/metrics`: secret key unless opened by configuration.
+    Metrics,
+}
+
+/// The access table: the one place that decides who may call what.
+pub fn access_of(path: &str) -> Access {
+    if path.starts_with("/v1/") {
+        Access::Write
+    } else if path.starts_with("/api/") {
+        Access::Secret
+    } else if path == "/metrics" {
+        Access::Metrics
+    } else {
+        Access::Open
+    }
 }
 
 /// Runs the server until Ctrl-C / SIGTERM, calling `ready` with the bound
-/// address (port 0 picks a free one) once it accepts connections.
+/// address (port 0 picks a free one) once it accepts connections. On
+/// shutdown, in-flight requests finish and queued writes are committed.
 pub fn serve(
     db: &StoreUrl,
-    listen: &str,
+    options: &ServeOptions,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    let store = Store::open(db)?;
+    let clock = match options.simulated_clock_ms {
+        Some(ms) => Clock::simulated(ms),
+        None => Clock::system(),
+    };
+    let engine = Engine::start(db, clock, 4)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&options.listen)
             .await
             .map_err(|source| ServeError::Listen {
-                addr: listen.to_string(),
+                addr: options.listen.clone(),
                 source,
             })?;
         let addr = listener.local_addr()?;
-        let app = router(App {
-            store: Arc::new(Mutex::new(store)),
-        });
+        let app = App {
+            engine: engine.clone(),
+            metrics: Arc::new(Metrics::default()),
+            keys: Arc::new(RwLock::new(HashMap::new())),
+            metrics_open: options.metrics_open,
+        };
+        // A first run when the store has history but no run yet.
+        if engine.current_run().id.is_none() {
+            let has_orders = engine.read(|s| s.counts()).map(|c| c.orders > 0)?;
+            if has_orders {
+                let _ = engine.refit().await;
+            }
+        }
+        spawn_schedules(&engine, options);
         ready(addr);
-        axum::serve(listener, app)
+        axum::serve(listener, router(app))
             .with_graceful_shutdown(shutdown())
             .await?;
         Ok(())
-    })
+    });
+    // Drain: queued writes are committed before the process ends.
+    engine.stop();
+    result
+}
+
+fn spawn_schedules(engine: &Arc<Engine>, options: &ServeOptions) {
+    let due = engine.clone();
+    let every = options.due_every.max(Duration::from_millis(10));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if due.run_due().await.is_err() {
+                return;
+            }
+        }
+    });
+    if let Some(every) = options.refit_every {
+        let refit = engine.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+            tick.tick().await; // the first tick is immediate
+            loop {
+                tick.tick().await;
+                let _ = refit.refit().await;
+            }
+        });
+    }
+    if let Some(keep) = options.event_retention {
+        let expire = engine.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let cutoff = expire.clock.now_ms() - keep.as_millis() as i64;
+                if expire.expire_events(cutoff).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 async fn shutdown() {
@@ -94,10 +223,90 @@ async fn shutdown() {
     }
 }
 
+/// One endpoint: its route and its documentation, from which both the
+/// router and `/openapi.json` are built.
+pub struct Endpoint {
+    pub method: Method,
+    pub path: &'static str,
+    pub doc: crate::openapi::Doc,
+    route: axum::routing::MethodRouter<App>,
+}
+
+fn endpoint(
+    method: Method,
+    path: &'static str,
+    route: axum::routing::MethodRouter<App>,
+    doc: crate::openapi::Doc,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        doc,
+        route,
+    }
+}
+
+/// Every endpoint the server has.
+pub fn endpoints() -> Vec<Endpoint> {
+    use crate::openapi::docs;
+    vec![
+        endpoint(
+            Method::GET,
+            "/healthz",
+            get(|| async { "ok" }),
+            docs::healthz(),
+        ),
+        endpoint(Method::GET, "/openapi.json", get(openapi), docs::openapi()),
+        endpoint(Method::GET, "/metrics", get(metrics), docs::metrics()),
+        endpoint(Method::POST, "/v1/{kind}", post(ingest), docs::ingest()),
+        endpoint(
+            Method::GET,
+            "/api/v1/customers",
+            get(list_customers),
+            docs::list_customers(),
+        ),
+        endpoint(
+            Method::GET,
+            "/api/v1/customers/{id}",
+            get(get_customer),
+            docs::get_customer(),
+        ),
+        endpoint(
+            Method::POST,
+            "/api/v1/customers/{id}/merge",
+            post(merge_customer),
+            docs::merge_customer(),
+        ),
+        endpoint(
+            Method::GET,
+            "/api/v1/segments",
+            get(segments),
+            docs::segments(),
+        ),
+        endpoint(
+            Method::POST,
+            "/api/v1/models/refit",
+            post(refit),
+            docs::refit(),
+        ),
+        endpoint(Method::GET, "/api/v1/models/runs", get(runs), docs::runs()),
+        endpoint(
+            Method::POST,
+            "/api/v1/admin/clock",
+            post(clock),
+            docs::clock(),
+        ),
+        endpoint(Method::GET, "/api/v1/audit", get(audit), docs::audit()),
+    ]
+}
+
 fn router(app: App) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/v1/{kind}", post(ingest))
+    let mut router = Router::new();
+    for e in endpoints() {
+        router = router.route(e.path, e.route);
+    }
+    router
+        .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
 }
 
@@ -109,9 +318,27 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// The write key of an `Authorization: Basic base64(key:)` header.
-fn basic_user(headers: &HeaderMap) -> Option<String> {
+fn engine_error(e: EngineError) -> Response {
+    match e {
+        EngineError::Store(StoreError::NotFound(id)) => {
+            error(StatusCode::NOT_FOUND, format!("no customer {id}"))
+        }
+        EngineError::Store(StoreError::Refused(m)) => error(StatusCode::BAD_REQUEST, m),
+        EngineError::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        EngineError::Store(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the store failed: {e}"),
+        ),
+    }
+}
+
+/// The key of `Authorization: Basic base64(key:)` or `Bearer key`.
+fn presented_key(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        let t = token.trim();
+        return (!t.is_empty()).then(|| t.to_string());
+    }
     let encoded = value.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
@@ -119,6 +346,66 @@ fn basic_user(headers: &HeaderMap) -> Option<String> {
     let text = String::from_utf8(decoded).ok()?;
     let user = text.split(':').next()?.to_string();
     (!user.is_empty()).then_some(user)
+}
+
+async fn key_kind(app: &App, key: String) -> Option<KeyKind> {
+    if let Some(k) = app.keys.read().ok().and_then(|m| m.get(&key).copied()) {
+        return Some(k);
+    }
+    let engine = app.engine.clone();
+    let probe = key.clone();
+    let kind = tokio::task::spawn_blocking(move || engine.read(|s| s.key_kind(&probe)))
+        .await
+        .ok()?
+        .ok()??;
+    if let Ok(mut m) = app.keys.write() {
+        m.insert(key, kind);
+    }
+    Some(kind)
+}
+
+/// Authorisation (the access table) and request metrics, for every route.
+async fn guard(State(app): State<App>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let path = request.uri().path().to_string();
+    let needed = match access_of(&path) {
+        Access::Metrics if app.metrics_open => Access::Open,
+        Access::Metrics => Access::Secret,
+        other => other,
+    };
+    if needed != Access::Open {
+        let want = if needed == Access::Write {
+            KeyKind::Write
+        } else {
+            KeyKind::Secret
+        };
+        let ok = match presented_key(request.headers()) {
+            Some(key) => key_kind(&app, key).await == Some(want),
+            None => false,
+        };
+        if !ok {
+            app.metrics.rejected("unauthorized");
+            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
+            if needed == Access::Write {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"lifecycle\""),
+                );
+            }
+            return r;
+        }
+    }
+    let class = match access_of(&path) {
+        Access::Write => "ingest",
+        Access::Secret => "api",
+        _ => "other",
+    };
+    let response = next.run(request).await;
+    if response.status() == StatusCode::BAD_REQUEST {
+        app.metrics.rejected("bad_request");
+    }
+    app.metrics.observe(class, started.elapsed());
+    response
 }
 
 /// The body, gunzipped when `Content-Encoding: gzip` (never more than the
@@ -140,13 +427,10 @@ fn body_bytes(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, String> {
 }
 
 fn event_of(m: &Message) -> NewEvent {
-    let customer_id = match (&m.user_id, &m.anonymous_id) {
-        (Some(u), _) => u.clone(),
-        (None, Some(a)) => format!("anon:{a}"),
-        (None, None) => String::new(),
-    };
     NewEvent {
-        customer_id,
+        user_id: m.user_id.clone(),
+        anonymous_id: m.anonymous_id.clone(),
+        previous_id: m.previous_id.clone(),
         message_id: m.message_id.clone(),
         kind: m.kind.name().to_string(),
         event: m.event.clone(),
@@ -157,6 +441,8 @@ fn event_of(m: &Message) -> NewEvent {
             "anonymousId": m.anonymous_id, "previousId": m.previous_id,
         })
         .to_string(),
+        traits: (m.kind == Kind::Identify && !m.traits.is_empty()).then(|| m.traits.clone()),
+        order: order_of(m),
     }
 }
 
@@ -164,7 +450,7 @@ fn event_of(m: &Message) -> NewEvent {
 /// e-commerce spec's fields, read as the NDJSON importer reads them):
 /// keyed by `order_id` (or, without one, the messageId), amount from
 /// `total`, `revenue` or `value`, on the timestamp's UTC day.
-fn order_of(m: &Message, customer_id: &str) -> Option<EventOrder> {
+fn order_of(m: &Message) -> Option<EventOrder> {
     let refund = match m.event.as_deref() {
         Some("Order Completed") => false,
         Some("Order Refunded") => true,
@@ -174,24 +460,21 @@ fn order_of(m: &Message, customer_id: &str) -> Option<EventOrder> {
     let id = ["order_id", "orderId", "checkout_id"]
         .iter()
         .find_map(|k| match p.get(*k) {
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
-                Some(s.trim().to_string())
-            }
-            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         })
         .unwrap_or_else(|| m.message_id.clone());
     let amount = ["total", "revenue", "value"]
         .iter()
         .find_map(|k| match p.get(*k) {
-            Some(serde_json::Value::Number(n)) => n.as_f64(),
-            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
             _ => None,
         })
         .filter(|a: &f64| a.is_finite())
         .unwrap_or(0.0);
     Some(EventOrder {
-        customer_id: customer_id.to_string(),
         order_key: lifecycle_ingest::order_key(id.as_bytes()),
         day: m.timestamp.as_second().div_euclid(86_400) as i32,
         amount,
@@ -213,56 +496,452 @@ async fn ingest(
             None => return error(StatusCode::NOT_FOUND, format!("no endpoint /v1/{kind}")),
         }
     };
-    // Authentication before anything else; no detail on failure.
-    let Some(key) = basic_user(&headers) else {
-        return error(StatusCode::UNAUTHORIZED, "unauthorized");
-    };
     let body = match body_bytes(&headers, body) {
         Ok(b) => b,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    let store = app.store.clone();
-    let result = tokio::task::spawn_blocking(move || -> Result<Response, StoreError> {
-        let mut store = match store.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if store.key_kind(&key)? != Some(KeyKind::Write) {
-            return Ok(error(StatusCode::UNAUTHORIZED, "unauthorized"));
-        }
-        let received_at = jiff::Timestamp::now();
-        let messages = match kind_of {
-            Some(k) => segment::single(&body, k, received_at).map(|m| vec![m]),
-            None => segment::batch(&body, received_at),
-        };
-        let messages = match messages {
-            Ok(m) => m,
-            Err(e) => return Ok(error(StatusCode::BAD_REQUEST, e.to_string())),
-        };
-        let events: Vec<NewEvent> = messages.iter().map(event_of).collect();
-        let orders: Vec<EventOrder> = messages
-            .iter()
-            .zip(&events)
-            .filter_map(|(m, e)| order_of(m, &e.customer_id))
-            .collect();
-        // Durable before the answer.
-        let stats = store.ingest(&events, &orders)?;
-        Ok((
+    let received_at = jiff::Timestamp::now();
+    let messages = match kind_of {
+        Some(k) => segment::single(&body, k, received_at).map(|m| vec![m]),
+        None => segment::batch(&body, received_at),
+    };
+    let messages = match messages {
+        Ok(m) => m,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let events: Vec<NewEvent> = messages.iter().map(event_of).collect();
+    // Durable before the answer.
+    match app.engine.ingest(events).await {
+        Ok(stats) => (
             StatusCode::OK,
             axum::Json(json!({
                 "success": true, "stored": stats.inserted, "duplicates": stats.duplicates,
-                "orders_new": stats.orders_new, "orders_updated": stats.orders_updated
+                "orders_new": stats.orders_new, "orders_updated": stats.orders_updated,
+                "merged": stats.merged, "merges_refused": stats.refused,
             })),
         )
-            .into_response())
-    })
-    .await;
-    match result {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the store failed: {e}"),
-        ),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"),
+            .into_response(),
+        Err(e) => engine_error(e),
     }
+}
+
+/// Days since 1970-01-01 as an ISO date.
+fn date(day: Option<i32>) -> Value {
+    let Some(day) = day else {
+        return Value::Null;
+    };
+    let epoch = jiff::civil::date(1970, 1, 1);
+    match epoch.checked_add(jiff::Span::new().days(i64::from(day))) {
+        Ok(d) => json!(d.to_string()),
+        Err(_) => Value::Null,
+    }
+}
+
+fn time(ms: i64) -> Value {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => json!(t.to_string()),
+        Err(_) => Value::Null,
+    }
+}
+
+fn profile_json(p: &ProfileRow, today: i32) -> Value {
+    json!({
+        "customer_id": p.customer_id,
+        "segment": p.segment,
+        "phase": p.phase,
+        "orders": {
+            "count": p.n_orders,
+            "total_spend": p.total_spend,
+            "first_order": date(p.first_order),
+            "last_order": date(p.last_order),
+            "days_since_last_order": p.last_order.map(|d| (today - d).max(0)),
+        },
+        "rfm": p.r.map(|r| json!({"r": r, "f": p.f, "m": p.m, "code": format!("{}{}{}", r, p.f.unwrap_or(0), p.m.unwrap_or(0))})),
+        "value": {
+            "clv": p.clv,
+            "p_alive": p.p_alive,
+            "expected_purchases": p.expected_purchases,
+            "expected_next_order": date(p.next_order_day),
+            "clv_at_model_run": p.clv_at_run,
+            "declining": p.declining,
+        },
+        "model_run": p.run_id,
+        "segment_review_due": date(p.due_day),
+        "updated_at": time(p.updated_ms),
+    })
+}
+
+fn record_json(app: &App, c: &CustomerRecord) -> Value {
+    let today = app.engine.clock.today();
+    let mut v = match &c.profile {
+        Some(p) => profile_json(p, today),
+        None => json!({"customer_id": c.customer_id}),
+    };
+    if let Some(segment) = c.profile.as_ref().and_then(|p| {
+        app.engine
+            .table
+            .segments()
+            .iter()
+            .find(|s| s.name == p.segment)
+    }) {
+        v["segment_goal"] = json!(segment.goal);
+        v["suggested_campaigns"] = json!(segment.campaigns);
+    }
+    v["ids"] = json!(c.ids);
+    v["traits"] = Value::Object(c.traits.clone());
+    v["merges"] = Value::Array(
+        c.merges
+            .iter()
+            .map(|m| json!({"customer_id": m.customer_id, "merged_id": m.merged_id, "at": time(m.at_ms), "how": m.how}))
+            .collect(),
+    );
+    v["events"] = Value::Array(
+        c.events
+            .iter()
+            .map(|e| {
+                let payload: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
+                json!({
+                    "messageId": e.message_id, "type": e.kind, "event": e.event,
+                    "timestamp": time(e.at_ms), "receivedAt": time(e.received_ms),
+                    "properties": payload.get("properties"), "traits": payload.get("traits"),
+                })
+            })
+            .collect(),
+    );
+    v
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(engine_error(EngineError::Store(e))),
+        Err(_) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request failed",
+        )),
+    }
+}
+
+async fn get_customer(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let engine = app.engine.clone();
+    let lookup = id.clone();
+    match blocking(move || engine.read(|s| s.customer(&lookup, 50))).await {
+        Ok(Some(c)) => axum::Json(record_json(&app, &c)).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such customer"),
+        Err(r) => r,
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |x| format!("{x:.6}"))
+}
+
+fn csv_response(body: String, name: &str) -> Response {
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+async fn list_customers(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) if (1..=10_000).contains(&n) => n,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "limit must be 1..=10000"),
+    };
+    let min_clv = match q.get("min_clv").map(|v| v.parse::<f64>()) {
+        None => None,
+        Some(Ok(v)) if v.is_finite() => Some(v),
+        Some(_) => return error(StatusCode::BAD_REQUEST, "min_clv must be a number"),
+    };
+    let filter = ProfileFilter {
+        segment: q.get("segment").cloned(),
+        phase: q.get("phase").cloned(),
+        min_clv,
+        after: q.get("cursor").cloned(),
+        limit,
+    };
+    let csv = q.get("format").is_some_and(|f| f == "csv");
+    let engine = app.engine.clone();
+    let rows = match blocking(move || engine.read(|s| s.profiles(&filter))).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|p| p.customer_id.clone()))
+        .flatten();
+    if csv {
+        let mut out = String::from(
+            "customer_id,segment,phase,orders,total_spend,first_order,last_order,r,f,m,clv,p_alive,expected_purchases,expected_next_order,declining\n",
+        );
+        for p in &rows {
+            let d = |v: Option<i32>| date(v).as_str().unwrap_or("").to_string();
+            let i = |v: Option<i64>| v.map_or_else(String::new, |x| x.to_string());
+            out.push_str(&format!(
+                "{},{},{},{},{:.2},{},{},{},{},{},{},{},{},{},{}\n",
+                csv_field(&p.customer_id),
+                csv_field(&p.segment),
+                csv_field(&p.phase),
+                p.n_orders,
+                p.total_spend,
+                d(p.first_order),
+                d(p.last_order),
+                i(p.r),
+                i(p.f),
+                i(p.m),
+                num(p.clv),
+                num(p.p_alive),
+                num(p.expected_purchases),
+                d(p.next_order_day),
+                p.declining
+            ));
+        }
+        let mut r = csv_response(out, "customers.csv");
+        if let Some(n) = next.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+            r.headers_mut().insert("x-next-cursor", n);
+        }
+        return r;
+    }
+    let today = app.engine.clock.today();
+    axum::Json(json!({
+        "customers": rows.iter().map(|p| profile_json(p, today)).collect::<Vec<_>>(),
+        "next_cursor": next,
+    }))
+    .into_response()
+}
+
+async fn segments(State(app): State<App>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let engine = app.engine.clone();
+    let totals = match blocking(move || engine.read(|s| s.segment_totals())).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let rows: Vec<(String, String, String, u64, f64, f64)> = app
+        .engine
+        .table
+        .segments()
+        .iter()
+        .map(|s| {
+            let t = totals.iter().find(|t| t.segment == s.name);
+            (
+                s.name.clone(),
+                s.phase.name().to_string(),
+                s.goal.clone(),
+                t.map_or(0, |t| t.customers),
+                t.map_or(0.0, |t| t.revenue),
+                t.map_or(0.0, |t| t.clv),
+            )
+        })
+        .collect();
+    if q.get("format").is_some_and(|f| f == "csv") {
+        let mut out = String::from("segment,phase,customers,revenue,clv\n");
+        for (name, phase, _, n, revenue, clv) in &rows {
+            out.push_str(&format!(
+                "{},{},{n},{revenue:.2},{clv:.2}\n",
+                csv_field(name),
+                csv_field(phase)
+            ));
+        }
+        return csv_response(out, "segments.csv");
+    }
+    let run = app.engine.current_run();
+    axum::Json(json!({
+        "segments": rows.iter().map(|(name, phase, goal, n, revenue, clv)| json!({
+            "segment": name, "phase": phase, "goal": goal, "customers": n,
+            "revenue": revenue, "clv": clv,
+        })).collect::<Vec<_>>(),
+        "model_run": run.id,
+    }))
+    .into_response()
+}
+
+fn run_json(id: Option<i64>, at_ms: i64, customers: Option<i64>, params: &str) -> Value {
+    json!({
+        "id": id,
+        "at": time(at_ms),
+        "customers": customers,
+        "params": serde_json::from_str::<Value>(params).unwrap_or(Value::Null),
+    })
+}
+
+async fn refit(State(app): State<App>) -> Response {
+    let started = Instant::now();
+    match app.engine.refit().await {
+        Ok(run) => {
+            let mut v = run_json(run.id, run.at_ms, None, &crate::runs::run_to_json(&run.run));
+            v["seconds"] = json!(started.elapsed().as_secs_f64());
+            axum::Json(v).into_response()
+        }
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn runs(State(app): State<App>) -> Response {
+    let engine = app.engine.clone();
+    match blocking(move || engine.read(|s| s.runs(100))).await {
+        Ok(runs) => axum::Json(json!({
+            "runs": runs.iter().map(|r| run_json(Some(r.id), r.at_ms, Some(r.customers), &r.params)).collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn merge_customer(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
+    let from = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("from").and_then(Value::as_str).map(String::from));
+    let Some(from) = from else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body must be {\"from\": \"<customer id to merge into this one>\"}",
+        );
+    };
+    // Both ids may be any id or email of the customers.
+    let engine = app.engine.clone();
+    let (a, b) = (id.clone(), from.clone());
+    let found =
+        blocking(move || engine.read(|s| Ok((s.find_customer(&a)?, s.find_customer(&b)?)))).await;
+    let (target, source) = match found {
+        Ok((Some(t), Some(s))) => (t, s),
+        Ok((None, _)) => return error(StatusCode::NOT_FOUND, format!("no customer {id}")),
+        Ok((_, None)) => return error(StatusCode::NOT_FOUND, format!("no customer {from}")),
+        Err(r) => return r,
+    };
+    match app.engine.merge(target.clone(), source.clone()).await {
+        Ok(_) => axum::Json(json!({"success": true, "customer_id": target, "merged": source}))
+            .into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn clock(State(app): State<App>, body: Bytes) -> Response {
+    if !app.engine.clock.is_simulated() {
+        return error(
+            StatusCode::CONFLICT,
+            "the clock is the system's; start serve with --simulated-clock to move it",
+        );
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let seconds = v["advance_days"]
+        .as_f64()
+        .map(|d| d * 86_400.0)
+        .or_else(|| v["advance_seconds"].as_f64());
+    let Some(seconds) = seconds.filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e11) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body must be {\"advance_days\": N} or {\"advance_seconds\": N} with N >= 0",
+        );
+    };
+    app.engine.clock.advance((seconds * 1000.0) as i64);
+    // Apply the due-time index now, so the answer reflects the new time.
+    match app.engine.run_due().await {
+        Ok(moved) => axum::Json(json!({
+            "now": time(app.engine.clock.now_ms()), "rescored": moved,
+        }))
+        .into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn audit(State(app): State<App>) -> Response {
+    let engine = app.engine.clone();
+    match blocking(move || engine.read(|s| s.audit_log(500))).await {
+        Ok(rows) => axum::Json(json!({
+            "entries": rows.iter().map(|(at, action, detail)| json!({
+                "at": time(*at), "action": action,
+                "detail": serde_json::from_str::<Value>(detail).unwrap_or(json!(detail)),
+            })).collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let c = &app.engine.counters;
+    let counters = [
+        (
+            "lifecycle_events_stored_total",
+            "Events stored",
+            &c.events_stored,
+        ),
+        (
+            "lifecycle_events_duplicate_total",
+            "Events ignored as duplicate messageIds",
+            &c.events_duplicate,
+        ),
+        (
+            "lifecycle_orders_new_total",
+            "Orders added by events",
+            &c.orders_new,
+        ),
+        (
+            "lifecycle_orders_updated_total",
+            "Orders updated by re-sent events",
+            &c.orders_updated,
+        ),
+        (
+            "lifecycle_merges_total",
+            "Anonymous visitors merged into customers",
+            &c.merges,
+        ),
+        (
+            "lifecycle_merges_refused_total",
+            "Implicit merges of two known customers refused",
+            &c.merges_refused,
+        ),
+        (
+            "lifecycle_segment_events_total",
+            "Segment Entered/Exited events emitted",
+            &c.segment_events,
+        ),
+        (
+            "lifecycle_commits_total",
+            "Write transactions committed",
+            &c.commits,
+        ),
+        (
+            "lifecycle_due_rescored_total",
+            "Customers re-scored by the due-time index",
+            &c.due_rescored,
+        ),
+        ("lifecycle_refits_total", "Model runs", &c.refits),
+    ];
+    let mut out = String::new();
+    for (name, help, v) in counters {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+            v.load(Ordering::Relaxed)
+        ));
+    }
+    app.metrics.render(&mut out);
+    let mut r = Response::new(Body::from(out));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+async fn openapi() -> Response {
+    axum::Json(crate::openapi::document()).into_response()
 }

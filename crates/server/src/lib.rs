@@ -1,12 +1,20 @@
-//! The real-time engine's edge: what arrives over HTTP and how it becomes
-//! stored events. So far it owns the Segment HTTP Tracking API's message
-//! model ([`segment`]): parsing `identify`, `track`, `page`, `screen`,
-//! `alias`, `group` and `batch` payloads, the spec's size limits, ids and
-//! the clock-skew correction of timestamps; and the HTTP server ([`http`],
-//! `lifecycle serve`) that authenticates, decompresses and stores them. It depends on the pure crates and the store, never the
-//! reverse, and holds no statistics of its own.
+//! The real-time engine's edge: what arrives over HTTP, how it becomes
+//! stored events and current profiles, and what the API answers.
+//!
+//! It owns the Segment HTTP Tracking API's message model ([`segment`]), the
+//! running engine ([`engine`]: one writer thread with group commit, read
+//! connections, the model run in force, the clock, the due-time index
+//! pass), model runs as JSON ([`runs`]), the HTTP server and its access
+//! table ([`http`]), `/openapi.json` built from the endpoint table
+//! ([`openapi`]) and `/metrics` ([`metrics`]). Scoring rules live in the
+//! pure `lifecycle-engine`; storage in `lifecycle-store`. It depends on
+//! them, never the reverse, and holds no statistics of its own.
 
+pub mod engine;
 pub mod http;
+pub mod metrics;
+pub mod openapi;
+pub mod runs;
 pub mod segment;
 
-pub use http::{ServeError, serve};
+pub use http::{ServeError, ServeOptions, serve};

@@ -11,6 +11,13 @@
 //! never be depended on by the pure crates, and it knows nothing of HTTP,
 //! file formats or the CLI.
 
+mod live;
+
+pub use live::{
+    CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
+    ProfileRow, Scorer, SegmentTotal, StoredEvent, StoredRun,
+};
+
 use std::path::{Path, PathBuf};
 
 use lifecycle_rfm::{OrderEntry, SummaryBuilder};
@@ -28,6 +35,10 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("{0}")]
+    Refused(String),
+    #[error("no customer {0}")]
+    NotFound(String),
     #[error("cannot read the operating system's randomness for a key: {0}")]
     Random(String),
     #[error(
@@ -120,6 +131,59 @@ const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL,          -- public, write, secret
         created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
     ) WITHOUT ROWID;",
+    // 4: the live engine: profiles (scores, segment, value, due day), model
+    // runs, identities and merges, traits, the audit log.
+    "CREATE TABLE profiles (
+        customer_id TEXT PRIMARY KEY,
+        run_id INTEGER,              -- the model run the scores come from
+        n_orders INTEGER NOT NULL,
+        total_spend REAL NOT NULL,
+        first_order INTEGER,
+        last_order INTEGER,
+        r INTEGER, f INTEGER, m INTEGER,
+        segment TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        p_alive REAL,
+        expected_purchases REAL,
+        clv REAL,
+        clv_at_run REAL,             -- CLV when the run re-scored everyone
+        declining INTEGER NOT NULL,
+        next_order_day INTEGER,
+        due_day INTEGER,             -- when recency next drops a score
+        updated_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX profiles_due ON profiles (due_day) WHERE due_day IS NOT NULL;
+    CREATE INDEX profiles_by_segment ON profiles (segment, customer_id);
+    CREATE TABLE model_runs (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        as_of INTEGER NOT NULL,
+        customers INTEGER NOT NULL,
+        params TEXT NOT NULL         -- JSON: scales, model parameters, notes
+    );
+    CREATE TABLE identities (
+        id TEXT PRIMARY KEY,         -- 'user:' userId, 'anon:' anonymousId, 'email:' address
+        customer_id TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX identities_by_customer ON identities (customer_id);
+    CREATE TABLE merges (
+        customer_id TEXT NOT NULL,   -- who remains
+        merged_id TEXT NOT NULL,     -- who was merged into them (or refused)
+        at_ms INTEGER NOT NULL,
+        how TEXT NOT NULL,           -- identify, alias, admin, refused: ...
+        PRIMARY KEY (customer_id, merged_id, at_ms)
+    ) WITHOUT ROWID;
+    CREATE TABLE traits (
+        customer_id TEXT PRIMARY KEY,
+        traits TEXT NOT NULL,        -- JSON object, identify traits merged
+        has_email INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );",
 ];
 
 /// The kinds of API key (who may call what: see the README's access table).
@@ -155,47 +219,6 @@ fn key_hash(key: &str) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(key.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// One event to store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent {
-    pub customer_id: String,
-    pub message_id: String,
-    pub kind: String,
-    pub event: Option<String>,
-    pub at_ms: i64,
-    pub received_ms: i64,
-    /// JSON text.
-    pub payload: String,
-}
-
-/// An order (or refund) carried by an event (`Order Completed`, `Order
-/// Refunded`): keyed by customer and order, so that a re-sent order under
-/// a new messageId updates it rather than adding a second one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventOrder {
-    pub customer_id: String,
-    /// The order id's key (`lifecycle_ingest::order_key`, as the file import).
-    pub order_key: u64,
-    pub day: lifecycle_rfm::Day,
-    /// The order's total; for a refund, the amount refunded (positive).
-    pub amount: f64,
-    pub refund: bool,
-}
-
-/// Marks a refund's key apart from its order's (as rows of a file do).
-const REFUND_KEY_SALT: u64 = 0x5bd1_e995_9e37_79b9;
-
-/// What storing a batch of events did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EventStats {
-    pub inserted: u64,
-    /// Already stored under the same customer and messageId: ignored.
-    pub duplicates: u64,
-    /// Orders inserted, and orders whose amount a re-sent event changed.
-    pub orders_new: u64,
-    pub orders_updated: u64,
 }
 
 /// What an import changed.
@@ -399,140 +422,6 @@ impl Store {
         }
         tx.commit().map_err(err)?;
         Ok(stats)
-    }
-
-    /// Stores `events` in one transaction; the commit is durable before
-    /// this returns (acknowledge a request only after it). A messageId
-    /// already stored for the customer is a duplicate and changes nothing.
-    pub fn insert_events(&mut self, events: &[NewEvent]) -> Result<EventStats, StoreError> {
-        self.ingest(events, &[])
-    }
-
-    /// Stores events and the orders they carry in one durable transaction.
-    /// `orders[i]` belongs to the event it was read from; orders of
-    /// duplicate events are applied all the same (idempotent: the same
-    /// amount changes nothing).
-    pub fn ingest(
-        &mut self,
-        events: &[NewEvent],
-        orders: &[EventOrder],
-    ) -> Result<EventStats, StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        let mut stats = EventStats::default();
-        {
-            let mut insert = tx
-                .prepare(
-                    "INSERT OR IGNORE INTO events (customer_id, message_id, kind, event, at_ms, received_ms, payload)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(err)?;
-            for e in events {
-                let n = insert
-                    .execute(params![
-                        e.customer_id,
-                        e.message_id,
-                        e.kind,
-                        e.event,
-                        e.at_ms,
-                        e.received_ms,
-                        e.payload
-                    ])
-                    .map_err(err)?;
-                if n > 0 {
-                    stats.inserted += 1;
-                } else {
-                    stats.duplicates += 1;
-                }
-            }
-            let mut new_customer = tx
-                .prepare(
-                    "INSERT OR IGNORE INTO customers (customer_id, position)
-                     SELECT ?1, COALESCE(MAX(position), -1) + 1 FROM customers",
-                )
-                .map_err(err)?;
-            let mut existing = tx
-                .prepare(
-                    "SELECT day, amount FROM orders WHERE customer_id = ?1 AND order_key = ?2 AND is_order = ?3
-                     ORDER BY day LIMIT 1",
-                )
-                .map_err(err)?;
-            let mut update = tx
-                .prepare(
-                    "UPDATE orders SET amount = ?4 WHERE customer_id = ?1 AND day = ?2 AND order_key = ?3",
-                )
-                .map_err(err)?;
-            let mut insert_order = tx
-                .prepare(
-                    "INSERT INTO orders (customer_id, day, order_key, amount, rows, is_order)
-                     VALUES (?1, ?2, ?3, ?4, 1, ?5)",
-                )
-                .map_err(err)?;
-            for o in orders {
-                new_customer.execute(params![o.customer_id]).map_err(err)?;
-                let (key, amount) = if o.refund {
-                    (o.order_key ^ REFUND_KEY_SALT, -o.amount.abs())
-                } else {
-                    (o.order_key, o.amount)
-                };
-                let found: Option<(i32, f64)> = existing
-                    .query_row(params![o.customer_id, key as i64, !o.refund], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()
-                    .map_err(err)?;
-                match found {
-                    Some((_, old)) if old == amount => {}
-                    Some((day, _)) => {
-                        update
-                            .execute(params![o.customer_id, day, key as i64, amount])
-                            .map_err(err)?;
-                        stats.orders_updated += 1;
-                    }
-                    None => {
-                        insert_order
-                            .execute(params![o.customer_id, o.day, key as i64, amount, !o.refund])
-                            .map_err(err)?;
-                        stats.orders_new += 1;
-                    }
-                }
-            }
-        }
-        tx.commit().map_err(err)?;
-        Ok(stats)
-    }
-
-    /// A customer's latest events, newest first.
-    pub fn recent_events(
-        &self,
-        customer_id: &str,
-        limit: usize,
-    ) -> Result<Vec<NewEvent>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT customer_id, message_id, kind, event, at_ms, received_ms, payload FROM events
-                 WHERE customer_id = ?1 ORDER BY at_ms DESC, message_id LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![customer_id, limit as i64], |r| {
-                Ok(NewEvent {
-                    customer_id: r.get(0)?,
-                    message_id: r.get(1)?,
-                    kind: r.get(2)?,
-                    event: r.get(3)?,
-                    at_ms: r.get(4)?,
-                    received_ms: r.get(5)?,
-                    payload: r.get(6)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     /// Creates a key of `kind` from 24 bytes of the OS's randomness and
@@ -758,66 +647,238 @@ mod tests {
         assert_eq!(store.last_import().unwrap().unwrap().0, "fix");
     }
 
-    #[test]
-    fn events_are_deduplicated_by_message_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&StoreUrl::Sqlite(dir.path().join("e.db"))).unwrap();
-        let event = |customer: &str, id: &str, at: i64| NewEvent {
-            customer_id: customer.into(),
+    /// A scorer for the tests: buyers and visitors, due ten days after the
+    /// last order.
+    fn toy_scorer(f: &CustomerFacts<'_>) -> ProfileRow {
+        let orders = f.entries.iter().filter(|e| e.is_order).count() as i64;
+        let last = f.entries.iter().filter(|e| e.is_order).map(|e| e.day).max();
+        ProfileRow {
+            n_orders: orders,
+            total_spend: f.entries.iter().map(|e| e.amount).sum(),
+            last_order: last,
+            segment: match (orders, f.has_email) {
+                (0, false) => "Visitors".into(),
+                (0, true) => "Subscribers".into(),
+                _ => "Buyers".into(),
+            },
+            phase: "P".into(),
+            due_day: last.map(|d| d + 10),
+            ..ProfileRow::default()
+        }
+    }
+
+    fn track(user: Option<&str>, anon: Option<&str>, id: &str) -> NewEvent {
+        NewEvent {
+            user_id: user.map(Into::into),
+            anonymous_id: anon.map(Into::into),
             message_id: id.into(),
             kind: "track".into(),
-            event: Some("Order Completed".into()),
-            at_ms: at,
-            received_ms: at + 5,
+            event: Some("Product Viewed".into()),
             payload: "{}".into(),
-        };
-        let batch = [
-            event("u1", "m1", 10),
-            event("u1", "m2", 20),
-            event("u1", "m1", 10),
-        ];
-        assert_eq!(
-            store.insert_events(&batch).unwrap(),
-            EventStats {
-                inserted: 2,
-                duplicates: 1,
-                ..EventStats::default()
-            }
-        );
-        // A retried request: all duplicates.
-        assert_eq!(
-            store.insert_events(&batch[..2]).unwrap(),
-            EventStats {
-                inserted: 0,
-                duplicates: 2,
-                ..EventStats::default()
-            }
-        );
-        let recent = store.recent_events("u1", 50).unwrap();
-        assert_eq!(recent.len(), 2);
-        assert_eq!(recent[0].message_id, "m2");
+            ..NewEvent::default()
+        }
+    }
 
-        // Orders carried by events: an order re-sent (new messageId, later
-        // day, corrected total) updates the one order; a refund stands apart.
-        let order = |day, amount, refund| EventOrder {
-            customer_id: "u1".into(),
-            order_key: 42,
-            day,
-            amount,
-            refund,
+    #[test]
+    fn events_orders_identity_and_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&StoreUrl::Sqlite(dir.path().join("e.db"))).unwrap();
+        let scorer: Scorer<'_> = &toy_scorer;
+        // Duplicates by messageId, in one request and across requests.
+        let batch = vec![
+            track(Some("u1"), None, "m1"),
+            track(Some("u1"), None, "m2"),
+            track(Some("u1"), None, "m1"),
+        ];
+        let stats = store
+            .ingest(std::slice::from_ref(&batch), scorer, 1_000)
+            .unwrap();
+        assert_eq!((stats[0].inserted, stats[0].duplicates), (2, 1));
+        assert_eq!(stats[0].segment_events, 1); // u1 entered Visitors
+        let stats = store.ingest(&[batch[..2].to_vec()], scorer, 2_000).unwrap();
+        assert_eq!((stats[0].inserted, stats[0].duplicates), (0, 2));
+
+        // Orders: a re-send under a new messageId updates the one order; a
+        // refund stands apart. u1 moves Visitors -> Buyers once.
+        let order = |id: &str, day, amount, refund| NewEvent {
+            event: Some(
+                if refund {
+                    "Order Refunded"
+                } else {
+                    "Order Completed"
+                }
+                .into(),
+            ),
+            order: Some(EventOrder {
+                order_key: 42,
+                day,
+                amount,
+                refund,
+            }),
+            ..track(Some("u1"), None, id)
         };
-        let stats = store.ingest(&[], &[order(100, 30.0, false)]).unwrap();
-        assert_eq!((stats.orders_new, stats.orders_updated), (1, 0));
-        let stats = store.ingest(&[], &[order(101, 35.0, false)]).unwrap();
-        assert_eq!((stats.orders_new, stats.orders_updated), (0, 1));
-        let stats = store.ingest(&[], &[order(101, 35.0, false)]).unwrap();
-        assert_eq!((stats.orders_new, stats.orders_updated), (0, 0));
-        store.ingest(&[], &[order(110, 10.0, true)]).unwrap();
+        let s = store
+            .ingest(&[vec![order("o1", 100, 30.0, false)]], scorer, 3_000)
+            .unwrap();
+        assert_eq!(
+            (s[0].orders_new, s[0].orders_updated, s[0].segment_events),
+            (1, 0, 2)
+        );
+        let s = store
+            .ingest(&[vec![order("o2", 101, 35.0, false)]], scorer, 4_000)
+            .unwrap();
+        assert_eq!((s[0].orders_new, s[0].orders_updated), (0, 1));
+        store
+            .ingest(&[vec![order("o3", 110, 10.0, true)]], scorer, 5_000)
+            .unwrap();
         let (summaries, _) = store.load().unwrap().finish(120);
         assert_eq!(summaries.len(), 1);
         assert_eq!(summaries[0].n_orders, 1);
-        assert_eq!(summaries[0].first_order, Some(100));
         assert!((summaries[0].total_spend - 25.0).abs() < 1e-9);
+        let view = store.customer("u1", 50).unwrap().unwrap();
+        let p = view.profile.unwrap();
+        assert_eq!(
+            (p.segment.as_str(), p.n_orders, p.due_day),
+            ("Buyers", 1, Some(110))
+        );
+        let entered: Vec<_> = view
+            .events
+            .iter()
+            .filter(|e| e.event.as_deref() == Some("Segment Entered"))
+            .collect();
+        assert_eq!(entered.len(), 2);
+        assert_eq!(store.due(109, 10).unwrap(), Vec::<String>::new());
+        assert_eq!(store.due(110, 10).unwrap(), vec!["u1".to_string()]);
+
+        // An anonymous visitor browses, then identifies: merged, history kept.
+        store
+            .ingest(
+                &[vec![
+                    track(None, Some("a1"), "m3"),
+                    track(None, Some("a1"), "m4"),
+                ]],
+                scorer,
+                6_000,
+            )
+            .unwrap();
+        assert_eq!(
+            store.find_customer("a1").unwrap().as_deref(),
+            Some("anon:a1")
+        );
+        let identify = NewEvent {
+            kind: "identify".into(),
+            event: None,
+            traits: Some(
+                serde_json::json!({"email": "Ann@Example.com", "name": "Ann"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            ..track(Some("u2"), Some("a1"), "m5")
+        };
+        let s = store.ingest(&[vec![identify]], scorer, 7_000).unwrap();
+        assert_eq!(s[0].merged, 1);
+        let view = store.customer("ann@example.com", 50).unwrap().unwrap();
+        assert_eq!(view.customer_id, "u2");
+        assert_eq!(view.profile.as_ref().unwrap().segment, "Subscribers");
+        assert!(view.events.iter().any(|e| e.message_id == "m3"));
+        assert!(
+            view.ids.contains(&"anon:a1".to_string()) && view.ids.contains(&"user:u2".to_string())
+        );
+        assert_eq!(view.traits["name"], "Ann");
+        assert_eq!(store.find_customer("a1").unwrap().as_deref(), Some("u2"));
+        assert_eq!(
+            store.find_customer("anon:a1").unwrap().as_deref(),
+            Some("u2")
+        );
+        // Later anonymous events of that device land on u2.
+        store
+            .ingest(&[vec![track(None, Some("a1"), "m6")]], scorer, 8_000)
+            .unwrap();
+        assert!(
+            store
+                .recent_events("u2", 50)
+                .unwrap()
+                .iter()
+                .any(|e| e.message_id == "m6")
+        );
+
+        // A shared device: u1 identifies on a1 too. Two known customers are
+        // never merged implicitly; the event is u1's, a1 stays u2's.
+        let s = store
+            .ingest(
+                &[vec![NewEvent {
+                    kind: "identify".into(),
+                    ..track(Some("u1"), Some("a1"), "m7")
+                }]],
+                scorer,
+                9_000,
+            )
+            .unwrap();
+        assert_eq!((s[0].merged, s[0].refused), (0, 1));
+        assert_eq!(store.find_customer("a1").unwrap().as_deref(), Some("u2"));
+        assert!(
+            store
+                .recent_events("u1", 50)
+                .unwrap()
+                .iter()
+                .any(|e| e.message_id == "m7")
+        );
+        // Alias of a known user into another: refused as well.
+        let alias = NewEvent {
+            kind: "alias".into(),
+            previous_id: Some("u1".into()),
+            ..track(Some("u2"), None, "m8")
+        };
+        let s = store.ingest(&[vec![alias]], scorer, 10_000).unwrap();
+        assert_eq!(s[0].refused, 1);
+        // Alias of an anonymous id: merged.
+        store
+            .ingest(&[vec![track(None, Some("a2"), "m9")]], scorer, 11_000)
+            .unwrap();
+        let alias = NewEvent {
+            kind: "alias".into(),
+            previous_id: Some("a2".into()),
+            ..track(Some("u1"), None, "m10")
+        };
+        assert_eq!(
+            store.ingest(&[vec![alias]], scorer, 12_000).unwrap()[0].merged,
+            1
+        );
+        assert_eq!(store.find_customer("a2").unwrap().as_deref(), Some("u1"));
+
+        // The admin merge does what implicit merges must not.
+        store.merge_customers("u1", "u2", scorer, 13_000).unwrap();
+        let view = store.customer("ann@example.com", 50).unwrap().unwrap();
+        assert_eq!(view.customer_id, "u1");
+        assert!(
+            view.merges
+                .iter()
+                .any(|m| m.how == "admin" && m.merged_id == "u2")
+        );
+        assert_eq!(view.traits["name"], "Ann");
+        assert!(
+            store
+                .customer("u2", 5)
+                .unwrap()
+                .is_some_and(|c| c.customer_id == "u1")
+        );
+        assert_eq!(store.audit_log(5).unwrap()[0].1, "merge");
+        assert!(store.merge_customers("u1", "u1", scorer, 14_000).is_err());
+        assert!(matches!(
+            store.merge_customers("u1", "nobody", scorer, 14_000),
+            Err(StoreError::NotFound(_))
+        ));
+        let totals = store.segment_totals().unwrap();
+        assert_eq!(totals.iter().map(|t| t.customers).sum::<u64>(), 1);
+        let listed = store
+            .profiles(&ProfileFilter {
+                segment: Some("Buyers".into()),
+                limit: 10,
+                ..ProfileFilter::default()
+            })
+            .unwrap();
+        assert_eq!(listed.len(), 1);
     }
 
     #[test]

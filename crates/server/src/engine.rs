@@ -1,0 +1,494 @@
+//! The running engine: one writer thread that owns the store's write
+//! connection and commits the events of every request waiting at that
+//! moment in one durable transaction (group commit), a pool of read
+//! connections for the API, the current model run, and the clock.
+//!
+//! Every request that changes the store goes through the writer as a job,
+//! and its answer is sent only after the commit: an acknowledged event is
+//! on disk, and its customer's profile, scores and segment are current.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+
+use lifecycle_engine::{ModelRun, RunConfig, live_profile};
+use lifecycle_rfm::{CustomerSummary, Day, Scoring, SegmentTable};
+use lifecycle_store::{
+    CustomerFacts, EventStats, NewEvent, ProfileRow, Store, StoreError, StoreUrl,
+};
+use serde_json::json;
+
+/// At most this many events are committed in one transaction.
+const GROUP_EVENTS: usize = 20_000;
+
+/// The engine's clock: the system's, or a simulated one that only moves
+/// when told to (for tests and for replaying history).
+#[derive(Debug)]
+pub struct Clock {
+    simulated: Option<AtomicI64>,
+}
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock { simulated: None }
+    }
+
+    pub fn simulated(start_ms: i64) -> Clock {
+        Clock {
+            simulated: Some(AtomicI64::new(start_ms)),
+        }
+    }
+
+    pub fn is_simulated(&self) -> bool {
+        self.simulated.is_some()
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        match &self.simulated {
+            Some(t) => t.load(Ordering::SeqCst),
+            None => jiff::Timestamp::now().as_millisecond(),
+        }
+    }
+
+    /// Today as days since 1970-01-01 (UTC).
+    pub fn today(&self) -> Day {
+        self.now_ms().div_euclid(86_400_000) as Day
+    }
+
+    /// Moves a simulated clock forward; `false` for the system clock.
+    pub fn advance(&self, ms: i64) -> bool {
+        match &self.simulated {
+            Some(t) => {
+                t.fetch_add(ms.max(0), Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The model run in force.
+#[derive(Debug)]
+pub struct CurrentRun {
+    /// `None` before the first run.
+    pub id: Option<i64>,
+    pub at_ms: i64,
+    pub run: ModelRun,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub events_stored: AtomicU64,
+    pub events_duplicate: AtomicU64,
+    pub orders_new: AtomicU64,
+    pub orders_updated: AtomicU64,
+    pub merges: AtomicU64,
+    pub merges_refused: AtomicU64,
+    pub segment_events: AtomicU64,
+    pub commits: AtomicU64,
+    pub due_rescored: AtomicU64,
+    pub refits: AtomicU64,
+}
+
+/// What the writer does.
+enum Job {
+    Ingest(Vec<NewEvent>, Reply<EventStats>),
+    Rescore(Vec<String>, Reply<u64>),
+    Due(Reply<u64>),
+    InstallRun(Box<CurrentRun>, Reply<u64>),
+    Merge(String, String, Reply<u64>),
+    Audit(String, String, Reply<()>),
+    Expire(i64, Reply<u64>),
+}
+
+type Reply<T> = tokio::sync::oneshot::Sender<Result<T, StoreError>>;
+
+/// Shared by every request.
+pub struct Engine {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Vec<Mutex<Store>>,
+    next_reader: AtomicUsize,
+    pub run: RwLock<Arc<CurrentRun>>,
+    pub table: SegmentTable,
+    pub clock: Clock,
+    pub counters: Counters,
+    pub config: RunConfig,
+    url: StoreUrl,
+}
+
+/// Why a job could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+}
+
+impl Engine {
+    /// Opens the store (applying migrations), the read pool and the
+    /// writer, and loads the latest model run.
+    pub fn start(url: &StoreUrl, clock: Clock, readers: usize) -> Result<Arc<Engine>, StoreError> {
+        let writer_store = Store::open(url)?;
+        let mut pool = Vec::with_capacity(readers.max(1));
+        for _ in 0..readers.max(1) {
+            pool.push(Mutex::new(Store::open(url)?));
+        }
+        let config = RunConfig::default();
+        let table = SegmentTable::default_table();
+        let latest = writer_store.runs(1)?.into_iter().next();
+        let current = match latest {
+            Some(stored) => match crate::runs::run_from_json(&stored.params, config) {
+                Some(run) => CurrentRun {
+                    id: Some(stored.id),
+                    at_ms: stored.at_ms,
+                    run,
+                },
+                None => CurrentRun {
+                    id: None,
+                    at_ms: clock.now_ms(),
+                    run: ModelRun::empty(clock.today(), config),
+                },
+            },
+            None => CurrentRun {
+                id: None,
+                at_ms: clock.now_ms(),
+                run: ModelRun::empty(clock.today(), config),
+            },
+        };
+        let (tx, rx) = mpsc::channel();
+        let engine = Arc::new(Engine {
+            jobs: Mutex::new(Some(tx)),
+            writer: Mutex::new(None),
+            readers: pool,
+            next_reader: AtomicUsize::new(0),
+            run: RwLock::new(Arc::new(current)),
+            table,
+            clock,
+            counters: Counters::default(),
+            config,
+            url: url.clone(),
+        });
+        let worker = engine.clone();
+        let handle = std::thread::Builder::new()
+            .name("lifecycle-writer".into())
+            .spawn(move || worker.write_loop(writer_store, rx))
+            .map_err(|e| StoreError::Refused(format!("cannot start the writer thread: {e}")))?;
+        if let Ok(mut w) = engine.writer.lock() {
+            *w = Some(handle);
+        }
+        Ok(engine)
+    }
+
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    /// Stops taking jobs and waits for the writer to finish the queued
+    /// ones (graceful shutdown).
+    pub fn stop(&self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    /// Runs `f` on a read connection.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let n = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for k in 0..n {
+            if let Ok(store) = self.readers[(start + k) % n].try_lock() {
+                return f(&store);
+            }
+        }
+        let store = match self.readers[start % n].lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        f(&store)
+    }
+
+    pub fn current_run(&self) -> Arc<CurrentRun> {
+        match self.run.read() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    async fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, EngineError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let jobs = self.jobs.lock().map_err(|_| EngineError::ShuttingDown)?;
+            let sender = jobs.as_ref().ok_or(EngineError::ShuttingDown)?;
+            sender
+                .send(job(tx))
+                .map_err(|_| EngineError::ShuttingDown)?;
+        }
+        Ok(rx.await.map_err(|_| EngineError::ShuttingDown)??)
+    }
+
+    /// Stores a request's events; answers after the durable commit.
+    pub async fn ingest(&self, events: Vec<NewEvent>) -> Result<EventStats, EngineError> {
+        self.submit(|r| Job::Ingest(events, r)).await
+    }
+
+    /// Moves every customer whose recency crossed a boundary by today.
+    pub async fn run_due(&self) -> Result<u64, EngineError> {
+        self.submit(Job::Due).await
+    }
+
+    pub async fn rescore(&self, ids: Vec<String>) -> Result<u64, EngineError> {
+        self.submit(|r| Job::Rescore(ids, r)).await
+    }
+
+    pub async fn merge(&self, target: String, source: String) -> Result<u64, EngineError> {
+        self.submit(|r| Job::Merge(target, source, r)).await
+    }
+
+    pub async fn audit(&self, action: &str, detail: String) -> Result<(), EngineError> {
+        let action = action.to_string();
+        self.submit(|r| Job::Audit(action, detail, r)).await
+    }
+
+    pub async fn expire_events(&self, cutoff_ms: i64) -> Result<u64, EngineError> {
+        self.submit(|r| Job::Expire(cutoff_ms, r)).await
+    }
+
+    /// Refits on the stored history as of today (on a read connection, so
+    /// ingestion goes on meanwhile), records the run and re-scores
+    /// everyone under it. Returns the run.
+    pub async fn refit(self: &Arc<Self>) -> Result<Arc<CurrentRun>, EngineError> {
+        let engine = self.clone();
+        let prepared = tokio::task::spawn_blocking(move || -> Result<CurrentRun, StoreError> {
+            let today = engine.clock.today();
+            let builder = engine.read(|s| s.load())?;
+            let (summaries, _) = builder.finish(today);
+            let run = ModelRun::fit(
+                &summaries,
+                today,
+                &Scoring::Quintiles,
+                &engine.table,
+                engine.config,
+            );
+            Ok(CurrentRun {
+                id: None,
+                at_ms: engine.clock.now_ms(),
+                run,
+            })
+        })
+        .await
+        .map_err(|_| EngineError::ShuttingDown)??;
+        self.submit(|r| Job::InstallRun(Box::new(prepared), r))
+            .await?;
+        self.counters.refits.fetch_add(1, Ordering::Relaxed);
+        Ok(self.current_run())
+    }
+
+    /// The profile of a customer on `today` under the current run.
+    fn score(&self, run: &CurrentRun, facts: &CustomerFacts<'_>, today: Day) -> ProfileRow {
+        let mut summary = CustomerSummary::from_entries(facts.customer_id, facts.entries, today);
+        summary.left_email = facts.has_email;
+        let live = live_profile(&run.run, &self.table, &summary, today);
+        let segment = self.table.segments().get(live.segment);
+        let value = live.value;
+        let clv = value.and_then(|v| v.clv);
+        let clv_at_run = match facts.previous {
+            Some(p) if p.run_id == run.id => p.clv_at_run,
+            _ => clv,
+        };
+        let declining = match (clv, clv_at_run) {
+            (Some(now), Some(then)) if then > 0.0 => now <= then * self.config.decline_share,
+            _ => false,
+        };
+        ProfileRow {
+            customer_id: facts.customer_id.to_string(),
+            run_id: run.id,
+            n_orders: i64::from(live.n_orders),
+            total_spend: live.total_spend,
+            first_order: live.first_order,
+            last_order: live.last_order,
+            r: live.scores.map(|s| i64::from(s.r)),
+            f: live.scores.map(|s| i64::from(s.f)),
+            m: live.scores.map(|s| i64::from(s.m)),
+            segment: segment.map_or_else(String::new, |s| s.name.clone()),
+            phase: segment.map_or_else(String::new, |s| s.phase.name().to_string()),
+            p_alive: value.map(|v| v.p_alive),
+            expected_purchases: value.map(|v| v.expected_purchases),
+            clv,
+            clv_at_run,
+            declining,
+            next_order_day: value.and_then(|v| v.next_order_day),
+            due_day: live.due_day,
+            updated_ms: 0,
+        }
+    }
+
+    fn write_loop(self: Arc<Self>, mut store: Store, rx: mpsc::Receiver<Job>) {
+        let mut pending: Option<Job> = None;
+        loop {
+            let job = match pending.take() {
+                Some(j) => j,
+                None => match rx.recv() {
+                    Ok(j) => j,
+                    Err(_) => return,
+                },
+            };
+            let run = self.current_run();
+            let now_ms = self.clock.now_ms();
+            let today = self.clock.today();
+            let scorer = |f: &CustomerFacts<'_>| self.score(&run, f, today);
+            match job {
+                Job::Ingest(events, reply) => {
+                    // Group commit: take every ingestion waiting now.
+                    let mut requests = vec![events];
+                    let mut replies = vec![reply];
+                    let mut count = requests[0].len();
+                    while count < GROUP_EVENTS {
+                        match rx.try_recv() {
+                            Ok(Job::Ingest(e, r)) => {
+                                count += e.len();
+                                requests.push(e);
+                                replies.push(r);
+                            }
+                            Ok(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    match store.ingest(&requests, &scorer, now_ms) {
+                        Ok(stats) => {
+                            self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                            for (s, r) in stats.into_iter().zip(replies) {
+                                self.count(&s);
+                                let _ = r.send(Ok(s));
+                            }
+                        }
+                        Err(e) if requests.len() > 1 => {
+                            // One bad request must not fail the others:
+                            // retry each alone.
+                            let _ = e;
+                            for (events, r) in requests.into_iter().zip(replies) {
+                                let result = store
+                                    .ingest(std::slice::from_ref(&events), &scorer, now_ms)
+                                    .map(|mut s| s.pop().unwrap_or_default());
+                                if let Ok(s) = &result {
+                                    self.count(s);
+                                }
+                                let _ = r.send(result);
+                            }
+                        }
+                        Err(e) => {
+                            for r in replies {
+                                let _ = r.send(Err(StoreError::Refused(e.to_string())));
+                            }
+                        }
+                    }
+                }
+                Job::Rescore(ids, reply) => {
+                    let _ = reply.send(store.rescore(&ids, &scorer, now_ms));
+                }
+                Job::Due(reply) => {
+                    let _ = reply.send(self.due(&mut store, &scorer, today, now_ms));
+                }
+                Job::InstallRun(new_run, reply) => {
+                    let _ = reply.send(self.install(&mut store, *new_run, today, now_ms));
+                }
+                Job::Merge(target, source, reply) => {
+                    let result = store.merge_customers(&target, &source, &scorer, now_ms);
+                    let _ = reply.send(result);
+                }
+                Job::Audit(action, detail, reply) => {
+                    let _ = reply.send(store.audit(now_ms, &action, &detail));
+                }
+                Job::Expire(cutoff, reply) => {
+                    let _ = reply.send(store.expire_events(cutoff));
+                }
+            }
+        }
+    }
+
+    fn count(&self, s: &EventStats) {
+        let c = &self.counters;
+        c.events_stored.fetch_add(s.inserted, Ordering::Relaxed);
+        c.events_duplicate
+            .fetch_add(s.duplicates, Ordering::Relaxed);
+        c.orders_new.fetch_add(s.orders_new, Ordering::Relaxed);
+        c.orders_updated
+            .fetch_add(s.orders_updated, Ordering::Relaxed);
+        c.merges.fetch_add(s.merged, Ordering::Relaxed);
+        c.merges_refused.fetch_add(s.refused, Ordering::Relaxed);
+        c.segment_events
+            .fetch_add(s.segment_events, Ordering::Relaxed);
+    }
+
+    fn due(
+        &self,
+        store: &mut Store,
+        scorer: &dyn Fn(&CustomerFacts<'_>) -> ProfileRow,
+        today: Day,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        let mut last: Vec<String> = Vec::new();
+        loop {
+            let ids = store.due(today, 2_000)?;
+            if ids.is_empty() || ids == last {
+                break;
+            }
+            let emitted = store.rescore(&ids, scorer, now_ms)?;
+            self.counters
+                .due_rescored
+                .fetch_add(ids.len() as u64, Ordering::Relaxed);
+            self.counters
+                .segment_events
+                .fetch_add(emitted, Ordering::Relaxed);
+            moved += ids.len() as u64;
+            last = ids;
+        }
+        Ok(moved)
+    }
+
+    fn install(
+        &self,
+        store: &mut Store,
+        mut new_run: CurrentRun,
+        today: Day,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let ids = store.customer_ids()?;
+        let params = crate::runs::run_to_json(&new_run.run);
+        let id = store.save_run(now_ms, new_run.run.as_of, ids.len() as i64, &params)?;
+        store.audit(
+            now_ms,
+            "model refit",
+            &json!({"run": id, "customers": ids.len()}).to_string(),
+        )?;
+        new_run.id = Some(id);
+        new_run.at_ms = now_ms;
+        let new_run = Arc::new(new_run);
+        match self.run.write() {
+            Ok(mut r) => *r = new_run.clone(),
+            Err(p) => *p.into_inner() = new_run.clone(),
+        }
+        let scorer = |f: &CustomerFacts<'_>| self.score(&new_run, f, today);
+        let mut emitted = 0;
+        for chunk in ids.chunks(5_000) {
+            emitted += store.rescore(chunk, &scorer, now_ms)?;
+        }
+        self.counters
+            .segment_events
+            .fetch_add(emitted, Ordering::Relaxed);
+        Ok(emitted)
+    }
+}

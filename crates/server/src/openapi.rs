@@ -1,0 +1,305 @@
+//! `/openapi.json`: an OpenAPI 3.1 document built from the same endpoint
+//! table the router is built from ([`crate::http::endpoints`]), so that a
+//! route cannot exist undocumented. Who may call each path comes from the
+//! access table ([`crate::http::access_of`]).
+
+use serde_json::{Map, Value, json};
+
+use crate::http::{Access, access_of, endpoints};
+
+/// Where a parameter goes.
+#[derive(Debug, Clone, Copy)]
+pub enum In {
+    Path,
+    Query,
+}
+
+/// One parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: &'static str,
+    pub location: In,
+    pub description: &'static str,
+    pub required: bool,
+}
+
+/// What an endpoint does.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    pub summary: &'static str,
+    pub description: &'static str,
+    pub params: Vec<Param>,
+    /// The request body, described (JSON).
+    pub body: Option<&'static str>,
+    pub responses: Vec<(u16, &'static str)>,
+}
+
+fn path(name: &'static str, description: &'static str) -> Param {
+    Param {
+        name,
+        location: In::Path,
+        description,
+        required: true,
+    }
+}
+
+fn query(name: &'static str, description: &'static str) -> Param {
+    Param {
+        name,
+        location: In::Query,
+        description,
+        required: false,
+    }
+}
+
+/// The documentation of each endpoint.
+pub mod docs {
+    use super::{Doc, path, query};
+
+    const UNAUTHORIZED: (u16, &str) = (401, "Missing or wrong key (no detail is given)");
+
+    pub fn healthz() -> Doc {
+        Doc {
+            summary: "Liveness",
+            description: "Answers `ok` while the server runs.",
+            params: vec![],
+            body: None,
+            responses: vec![(200, "ok")],
+        }
+    }
+    pub fn openapi() -> Doc {
+        Doc {
+            summary: "This document",
+            description: "The OpenAPI description of every endpoint, built from the router's own table.",
+            params: vec![],
+            body: None,
+            responses: vec![(200, "OpenAPI 3.1 JSON")],
+        }
+    }
+    pub fn metrics() -> Doc {
+        Doc {
+            summary: "Prometheus metrics",
+            description: "Counters (events stored, duplicates, orders, merges, segment events, commits, refits, rejections) and request latency histograms by class (ingest, api, other), in the Prometheus text format. Needs a secret key unless the server runs with --metrics-open.",
+            params: vec![],
+            body: None,
+            responses: vec![(200, "text/plain; version=0.0.4"), UNAUTHORIZED],
+        }
+    }
+    pub fn ingest() -> Doc {
+        Doc {
+            summary: "Segment HTTP Tracking API",
+            description: "identify, track, page, screen, alias, group, or batch ({\"batch\": [...]}), as Segment's libraries send them; HTTP Basic auth with a write key as the user name; gzip bodies accepted; 32 KB a message, 500 KB a batch. The answer follows the durable commit; the customers' profiles are current when it arrives.",
+            params: vec![path(
+                "kind",
+                "identify | track | page | screen | alias | group | batch",
+            )],
+            body: Some("A Segment message, or {\"batch\": [messages], \"sentAt\": ...}"),
+            responses: vec![
+                (
+                    200,
+                    "{success, stored, duplicates, orders_new, orders_updated, merged, merges_refused}",
+                ),
+                (
+                    400,
+                    "Invalid message or a size limit exceeded (the error says which)",
+                ),
+                UNAUTHORIZED,
+            ],
+        }
+    }
+    pub fn list_customers() -> Doc {
+        Doc {
+            summary: "List customers",
+            description: "Profiles by customer id with cursor pagination; filters combine. format=csv gives CSV with the next cursor in the X-Next-Cursor header.",
+            params: vec![
+                query("segment", "Segment name, e.g. Champions"),
+                query("phase", "Phase name, e.g. Reactivation"),
+                query("min_clv", "Only customers whose CLV is at least this"),
+                query("cursor", "next_cursor of the previous page"),
+                query("limit", "1..=10000, default 100"),
+                query("format", "json (default) or csv"),
+            ],
+            body: None,
+            responses: vec![
+                (200, "{customers: [...], next_cursor}"),
+                (400, "Bad parameter"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
+    pub fn get_customer() -> Doc {
+        Doc {
+            summary: "The single customer view",
+            description: "Traits, ids and merges, order summary, R/F/M scores, segment and phase with its goal, CLV, P(alive), expected next order, value-decline flag, the model run the scores come from, and the last 50 events. The id may be a customer id, any userId or anonymousId merged into them, or an email address.",
+            params: vec![path("id", "Customer id, userId, anonymousId or email")],
+            body: None,
+            responses: vec![
+                (200, "The customer view"),
+                (404, "No such customer"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
+    pub fn merge_customer() -> Doc {
+        Doc {
+            summary: "Merge two customers (admin)",
+            description: "Merges the customer named by `from` into {id}: their events, orders, ids and traits move; recorded in the merge history and the audit log. The only way two known customers are merged.",
+            params: vec![path("id", "The customer who remains")],
+            body: Some("{\"from\": \"<id of the customer merged into {id}>\"}"),
+            responses: vec![
+                (200, "{success, customer_id, merged}"),
+                (400, "Bad body"),
+                (404, "No such customer"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
+    pub fn segments() -> Doc {
+        Doc {
+            summary: "Live segment totals",
+            description: "Every segment with its phase, goal, customers, revenue and CLV, live. format=csv gives CSV.",
+            params: vec![query("format", "json (default) or csv")],
+            body: None,
+            responses: vec![(200, "{segments: [...], model_run}"), UNAUTHORIZED],
+        }
+    }
+    pub fn refit() -> Doc {
+        Doc {
+            summary: "Refit the models and re-score everyone",
+            description: "Takes RFM quintile bands and fits the BG/NBD and Gamma-Gamma on the stored history as of now, records the run (kept with its parameters and time) and re-scores every customer under it; segment changes become Segment Entered / Exited events.",
+            params: vec![],
+            body: None,
+            responses: vec![(200, "The run: {id, at, params, seconds}"), UNAUTHORIZED],
+        }
+    }
+    pub fn runs() -> Doc {
+        Doc {
+            summary: "Model runs",
+            description: "Every model run, newest first, with its parameters.",
+            params: vec![],
+            body: None,
+            responses: vec![(200, "{runs: [...]}"), UNAUTHORIZED],
+        }
+    }
+    pub fn clock() -> Doc {
+        Doc {
+            summary: "Move the simulated clock",
+            description: "Only when serve runs with --simulated-clock: advances it and applies the due-time index (customers whose recency crossed a score boundary move segment).",
+            params: vec![],
+            body: Some("{\"advance_days\": N} or {\"advance_seconds\": N}"),
+            responses: vec![
+                (200, "{now, rescored}"),
+                (400, "Bad body"),
+                (409, "The clock is the system's"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
+    pub fn audit() -> Doc {
+        Doc {
+            summary: "Audit log",
+            description: "Admin actions (merges, model runs, key creation), newest first.",
+            params: vec![],
+            body: None,
+            responses: vec![(200, "{entries: [...]}"), UNAUTHORIZED],
+        }
+    }
+}
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for e in endpoints() {
+        let d = &e.doc;
+        let params: Vec<Value> = d
+            .params
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "in": match p.location { In::Path => "path", In::Query => "query" },
+                    "required": p.required,
+                    "description": p.description,
+                    "schema": {"type": "string"},
+                })
+            })
+            .collect();
+        let responses: Map<String, Value> = d
+            .responses
+            .iter()
+            .map(|(code, text)| (code.to_string(), json!({"description": text})))
+            .collect();
+        let security = match access_of(e.path) {
+            Access::Open => json!([]),
+            Access::Write => json!([{"writeKey": []}]),
+            Access::Secret | Access::Metrics => json!([{"secretKey": []}]),
+        };
+        let mut op = json!({
+            "summary": d.summary,
+            "description": d.description,
+            "parameters": params,
+            "responses": responses,
+            "security": security,
+        });
+        if let Some(body) = d.body {
+            op["requestBody"] = json!({
+                "description": body,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            });
+        }
+        let entry = paths.entry(e.path.to_string()).or_insert_with(|| json!({}));
+        entry[e.method.as_str().to_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Lifecycle",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The real-time customer-lifecycle engine: Segment-compatible ingestion, the single customer view, segments and model runs.",
+        },
+        "paths": paths,
+        "components": {"securitySchemes": {
+            "writeKey": {"type": "http", "scheme": "basic", "description": "A write key as the user name, empty password (Segment's convention)"},
+            "secretKey": {"type": "http", "scheme": "bearer", "description": "A secret key (Basic with the key as user name works too)"},
+        }},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_with_its_access() {
+        let doc = document();
+        let routes = endpoints();
+        let paths = doc["paths"].as_object().unwrap();
+        assert_eq!(paths.len(), routes.len());
+        for e in &routes {
+            let op = &paths[e.path][e.method.as_str().to_lowercase()];
+            assert!(op["summary"].is_string(), "{}", e.path);
+            // Path parameters in the template are all declared.
+            for part in e.path.split('/').filter(|p| p.starts_with('{')) {
+                let name = part.trim_matches(|c| c == '{' || c == '}');
+                assert!(
+                    op["parameters"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["name"] == name),
+                    "{} lacks {name}",
+                    e.path
+                );
+            }
+        }
+        assert_eq!(paths["/healthz"]["get"]["security"], json!([]));
+        assert_eq!(
+            paths["/v1/{kind}"]["post"]["security"],
+            json!([{"writeKey": []}])
+        );
+        assert_eq!(
+            paths["/api/v1/customers/{id}"]["get"]["security"],
+            json!([{"secretKey": []}])
+        );
+    }
+}
