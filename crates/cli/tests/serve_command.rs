@@ -8,72 +8,7 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(db: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
-        .args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
-        .to_string();
-    Server { child, addr }
-}
-
-/// One request; returns (status, body).
-fn request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
-
-fn basic(key: &str) -> (&'static str, String) {
-    use base64::Engine as _;
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
-    ("Authorization", format!("Basic {token}"))
-}
+use std::io::Write;
 
 #[test]
 fn segment_ingestion_through_the_real_server() {
@@ -83,7 +18,7 @@ fn segment_ingestion_through_the_real_server() {
     let o = lifecycle(&["keys", "create", "--kind", "write", "--db", &db]);
     assert!(o.status.success(), "{}", stderr(&o));
     let key = stdout(&o).trim().to_string();
-    let server = start(&db);
+    let server = start(&db, &[]);
     let addr = server.addr.as_str();
 
     assert_eq!(
