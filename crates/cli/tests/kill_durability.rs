@@ -1,0 +1,148 @@
+//! Kill -9 of `serve` during a sustained batch load: every acknowledged
+//! event is in the store after the crash, none twice, and the orders they
+//! carry are counted once even when the client re-sends after the restart.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::*;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Batch `b` of 50 messages: track events of 25 customers, every fifth an
+/// order with its own id.
+fn batch(b: usize) -> String {
+    let messages: Vec<String> = (0..50)
+        .map(|i| {
+            let n = b * 50 + i;
+            if i % 5 == 0 {
+                format!(
+                    r#"{{"type":"track","userId":"u{}","messageId":"m{n}","event":"Order Completed","timestamp":"2024-03-01T10:00:00Z","properties":{{"order_id":"o{n}","total":10}}}}"#,
+                    n % 25
+                )
+            } else {
+                format!(
+                    r#"{{"type":"track","userId":"u{}","messageId":"m{n}","event":"Product Viewed","timestamp":"2024-03-01T10:00:00Z"}}"#,
+                    n % 25
+                )
+            }
+        })
+        .collect();
+    format!(r#"{{"batch":[{}]}}"#, messages.join(","))
+}
+
+/// (messageId-bearing events that are not segment events, orders).
+fn counts(db: &std::path::Path) -> (i64, i64, i64) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let events: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE message_id LIKE 'm%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let distinct: i64 = conn
+        .query_row(
+            "SELECT COUNT(DISTINCT message_id) FROM events WHERE message_id LIKE 'm%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let orders: i64 = conn
+        .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
+        .unwrap();
+    (events, distinct, orders)
+}
+
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let db = format!("sqlite://{}", path.display());
+    let o = lifecycle(&["keys", "create", "--kind", "write", "--db", &db]);
+    let key = stdout(&o).trim().to_string();
+    let mut server = start(&db, &["--refit-every", "off"]);
+    let addr = server.addr.clone();
+
+    // Two clients send batches as fast as they are answered.
+    let acked = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..2)
+        .map(|c| {
+            let (addr, key, acked, stop) = (addr.clone(), key.clone(), acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut b = c;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = batch(b);
+                    let ok =
+                        try_request(&addr, "POST", "/v1/batch", &[basic(&key)], body.as_bytes());
+                    match ok {
+                        Ok((200, _)) => acked.lock().unwrap().push(b),
+                        _ => break, // the server is gone
+                    }
+                    b += 2;
+                }
+            })
+        })
+        .collect();
+    // Let the load run, then kill -9 mid-stream.
+    std::thread::sleep(Duration::from_millis(1500));
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let _ = c.join();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 10,
+        "only {} batches acknowledged",
+        acked.len()
+    );
+    eprintln!("{} batches of 50 acknowledged before the kill", acked.len());
+
+    // Every acknowledged event is stored, once.
+    let (events, distinct, orders) = counts(&path);
+    assert_eq!(events, distinct);
+    assert!(
+        events >= 50 * acked.len() as i64,
+        "{events} events stored, {} acknowledged",
+        50 * acked.len()
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for b in &acked {
+        let first = format!("m{}", b * 50);
+        let last = format!("m{}", b * 50 + 49);
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE message_id IN (?1, ?2)",
+                [&first, &last],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 2, "batch {b} was acknowledged but is not stored");
+    }
+    drop(conn);
+
+    // The client retries everything it sent (acknowledged or not) after
+    // the restart: nothing is counted twice.
+    let max = acked.iter().copied().max().unwrap() + 2;
+    let server = start(&db, &["--refit-every", "off"]);
+    for b in 0..=max {
+        let (status, body) = request(
+            &server.addr,
+            "POST",
+            "/v1/batch",
+            &[basic(&key)],
+            batch(b).as_bytes(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    drop(server);
+    let (events, distinct, after) = counts(&path);
+    assert_eq!(events, distinct);
+    assert_eq!(events, 50 * (max as i64 + 1));
+    assert_eq!(after, 10 * (max as i64 + 1));
+    assert!(after >= orders);
+}
