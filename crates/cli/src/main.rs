@@ -4,6 +4,7 @@
 
 mod analyze;
 mod bench;
+mod bench_serve;
 mod decline;
 mod fit;
 mod generate;
@@ -86,6 +87,8 @@ enum Command {
     Segments,
     /// Time `analyze` on a generated orders file (rows/s, peak memory)
     Bench(bench::BenchArgs),
+    /// Load-test `serve` on loopback: events/s through /v1/batch, customer-view latency at a fixed rate
+    BenchServe(bench_serve::BenchServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Fit(args) => fit::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BenchServe(args) => bench_serve::run(args),
         Command::Import(args) => import::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Keys { command } => serve::keys(command),

@@ -436,14 +436,34 @@ fn event_of(m: &Message) -> NewEvent {
         event: m.event.clone(),
         at_ms: m.timestamp.as_millisecond(),
         received_ms: m.received_at.as_millisecond(),
-        payload: json!({
-            "traits": m.traits, "properties": m.properties, "context": m.context,
-            "anonymousId": m.anonymous_id, "previousId": m.previous_id,
-        })
-        .to_string(),
+        payload: payload_of(m),
         traits: (m.kind == Kind::Identify && !m.traits.is_empty()).then(|| m.traits.clone()),
         order: order_of(m),
     }
+}
+
+/// What is kept of a message besides its columns: traits, properties,
+/// context and the ids, each only when present.
+fn payload_of(m: &Message) -> String {
+    let mut p = serde_json::Map::new();
+    for (k, v) in [
+        ("traits", &m.traits),
+        ("properties", &m.properties),
+        ("context", &m.context),
+    ] {
+        if !v.is_empty() {
+            p.insert(k.into(), Value::Object(v.clone()));
+        }
+    }
+    for (k, v) in [
+        ("anonymousId", &m.anonymous_id),
+        ("previousId", &m.previous_id),
+    ] {
+        if let Some(v) = v {
+            p.insert(k.into(), json!(v));
+        }
+    }
+    Value::Object(p).to_string()
 }
 
 /// The order an `Order Completed` / `Order Refunded` track carries (the

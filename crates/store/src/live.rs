@@ -264,6 +264,14 @@ impl Tx<'_> {
     }
 
     fn ensure_customer(&mut self, customer: &str) -> Result<(), Failure> {
+        let exists: bool = self
+            .tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = ?1)")
+            .and_then(|mut s| s.query_row(params![customer], |r| r.get(0)))
+            .map_err(sql)?;
+        if exists {
+            return Ok(());
+        }
         let n = self
             .tx
             .prepare_cached(
@@ -418,7 +426,6 @@ impl Tx<'_> {
         let target = match (&e.user_id, &e.anonymous_id) {
             (Some(u), anon) => {
                 let target = self.user(u)?;
-                self.ensure_customer(&target)?;
                 if let Some(a) = anon {
                     self.attach_anonymous(a, &target, &e.kind, stats)?;
                 }
