@@ -32,37 +32,33 @@ fn batch(b: usize) -> String {
     format!(r#"{{"batch":[{}]}}"#, messages.join(","))
 }
 
-/// (messageId-bearing events that are not segment events, orders).
-fn counts(db: &std::path::Path) -> (i64, i64, i64) {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let events: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM events WHERE message_id LIKE 'm%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let distinct: i64 = conn
-        .query_row(
+/// (events from the load, distinct messageIds among them, orders).
+fn counts(db: &str) -> (i64, i64, i64) {
+    (
+        sql_count(db, "SELECT COUNT(*) FROM events WHERE message_id LIKE 'm%'"),
+        sql_count(
+            db,
             "SELECT COUNT(DISTINCT message_id) FROM events WHERE message_id LIKE 'm%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let orders: i64 = conn
-        .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
-        .unwrap();
-    (events, distinct, orders)
+        ),
+        sql_count(db, "SELECT COUNT(*) FROM orders"),
+    )
 }
 
 #[test]
-fn kill_9_under_load_loses_no_acknowledged_event() {
+fn kill_9_under_load_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("k.db");
-    let db = format!("sqlite://{}", path.display());
-    let o = lifecycle(&["keys", "create", "--kind", "write", "--db", &db]);
+    kill_9_under_load(&format!("sqlite://{}", dir.path().join("k.db").display()));
+}
+
+#[test]
+fn kill_9_under_load_on_postgres() {
+    kill_9_under_load(&lifecycle_store::testing::postgres_database().unwrap());
+}
+
+fn kill_9_under_load(db: &str) {
+    let o = lifecycle(&["keys", "create", "--kind", "write", "--db", db]);
     let key = stdout(&o).trim().to_string();
-    let mut server = start(&db, &["--refit-every", "off"]);
+    let mut server = start(db, &["--refit-every", "off"]);
     let addr = server.addr.clone();
 
     // Two clients send batches as fast as they are answered.
@@ -100,35 +96,35 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
         "only {} batches acknowledged",
         acked.len()
     );
-    eprintln!("{} batches of 50 acknowledged before the kill", acked.len());
+    eprintln!(
+        "{db}: {} batches of 50 acknowledged before the kill",
+        acked.len()
+    );
 
     // Every acknowledged event is stored, once.
-    let (events, distinct, orders) = counts(&path);
+    let (events, distinct, orders) = counts(db);
     assert_eq!(events, distinct);
     assert!(
         events >= 50 * acked.len() as i64,
         "{events} events stored, {} acknowledged",
         50 * acked.len()
     );
-    let conn = rusqlite::Connection::open(&path).unwrap();
     for b in &acked {
-        let first = format!("m{}", b * 50);
-        let last = format!("m{}", b * 50 + 49);
-        let n: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM events WHERE message_id IN (?1, ?2)",
-                [&first, &last],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let n = sql_count(
+            db,
+            &format!(
+                "SELECT COUNT(*) FROM events WHERE message_id IN ('m{}', 'm{}')",
+                b * 50,
+                b * 50 + 49
+            ),
+        );
         assert_eq!(n, 2, "batch {b} was acknowledged but is not stored");
     }
-    drop(conn);
 
     // The client retries everything it sent (acknowledged or not) after
     // the restart: nothing is counted twice.
     let max = acked.iter().copied().max().unwrap() + 2;
-    let server = start(&db, &["--refit-every", "off"]);
+    let server = start(db, &["--refit-every", "off"]);
     for b in 0..=max {
         let (status, body) = request(
             &server.addr,
@@ -140,7 +136,7 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
         assert_eq!(status, 200, "{body}");
     }
     drop(server);
-    let (events, distinct, after) = counts(&path);
+    let (events, distinct, after) = counts(db);
     assert_eq!(events, distinct);
     assert_eq!(events, 50 * (max as i64 + 1));
     assert_eq!(after, 10 * (max as i64 + 1));

@@ -53,7 +53,19 @@ fn r_score(run: &Value, days: i64) -> u8 {
 }
 
 #[test]
-fn customer_api_and_recency_drift_on_a_simulated_clock() {
+fn customer_api_and_recency_drift_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("live.db").display());
+    customer_api_and_recency_drift(&db);
+}
+
+#[test]
+fn customer_api_and_recency_drift_on_postgres() {
+    let db = lifecycle_store::testing::postgres_database().unwrap();
+    customer_api_and_recency_drift(&db);
+}
+
+fn customer_api_and_recency_drift(db: &str) {
     let dir = tempfile::tempdir().unwrap();
     // A year of BG/NBD customers (2023), the clock on the day after.
     let orders = dir.path().join("orders.csv");
@@ -71,11 +83,10 @@ fn customer_api_and_recency_drift_on_a_simulated_clock() {
         orders.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let db = format!("sqlite://{}", dir.path().join("live.db").display());
-    let o = lifecycle(&["import", orders.to_str().unwrap(), "--db", &db]);
+    let o = lifecycle(&["import", orders.to_str().unwrap(), "--db", db]);
     assert!(o.status.success(), "{}", stderr(&o));
     let key = |kind: &str| {
-        let o = lifecycle(&["keys", "create", "--kind", kind, "--db", &db]);
+        let o = lifecycle(&["keys", "create", "--kind", kind, "--db", db]);
         assert!(o.status.success(), "{}", stderr(&o));
         stdout(&o).trim().to_string()
     };
@@ -84,7 +95,7 @@ fn customer_api_and_recency_drift_on_a_simulated_clock() {
     // A run is made on
     // start because the store has history and no run.
     let server = start(
-        &db,
+        db,
         &["--simulated-clock", "2024-01-01", "--refit-every", "off"],
     );
     let addr = server.addr.as_str();

@@ -131,7 +131,7 @@ impl Engine {
     /// Opens the store (applying migrations), the read pool and the
     /// writer, and loads the latest model run.
     pub fn start(url: &StoreUrl, clock: Clock, readers: usize) -> Result<Arc<Engine>, StoreError> {
-        let writer_store = Store::open(url)?;
+        let mut writer_store = Store::open(url)?;
         let mut pool = Vec::with_capacity(readers.max(1));
         for _ in 0..readers.max(1) {
             pool.push(Mutex::new(Store::open(url)?));
@@ -201,20 +201,20 @@ impl Engine {
     /// Runs `f` on a read connection.
     pub fn read<T>(
         &self,
-        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let n = self.readers.len();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         for k in 0..n {
-            if let Ok(store) = self.readers[(start + k) % n].try_lock() {
-                return f(&store);
+            if let Ok(mut store) = self.readers[(start + k) % n].try_lock() {
+                return f(&mut store);
             }
         }
-        let store = match self.readers[start % n].lock() {
+        let mut store = match self.readers[start % n].lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        f(&store)
+        f(&mut store)
     }
 
     pub fn current_run(&self) -> Arc<CurrentRun> {

@@ -126,6 +126,10 @@ pub fn serve(
         None => Clock::system(),
     };
     let engine = Engine::start(db, clock, 4)?;
+    // (Store calls block: they run outside the runtime or on its blocking
+    // threads, never on an async worker.)
+    let needs_first_run =
+        engine.current_run().id.is_none() && engine.read(|s| s.counts())?.orders > 0;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -144,11 +148,8 @@ pub fn serve(
             metrics_open: options.metrics_open,
         };
         // A first run when the store has history but no run yet.
-        if engine.current_run().id.is_none() {
-            let has_orders = engine.read(|s| s.counts()).map(|c| c.orders > 0)?;
-            if has_orders {
-                let _ = engine.refit().await;
-            }
+        if needs_first_run {
+            let _ = engine.refit().await;
         }
         spawn_schedules(&engine, options);
         ready(addr);

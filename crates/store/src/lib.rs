@@ -2,26 +2,31 @@
 //! customer id from the first migration (so that a distributed database
 //! can later shard every table by customer without a schema change).
 //!
-//! It owns the storage interface, its URL (`sqlite://PATH`; `postgres://`
-//! is recognised and refused until that backend exists), the versioned
-//! migrations applied on open, and the durable, idempotent import of the
-//! consolidated orders that [`lifecycle_rfm::SummaryBuilder`] produces:
-//! importing the same file twice adds nothing, and loading the store back
-//! rebuilds the same summaries. It is an edge crate (IO, SQLite); it must
-//! never be depended on by the pure crates, and it knows nothing of HTTP,
-//! file formats or the CLI.
+//! It owns the storage interface and its two backends: SQLite (embedded,
+//! the default: `sqlite://PATH`) and PostgreSQL (`postgres://USER@HOST:PORT/DB`,
+//! for several `serve` instances on one database), behind one set of
+//! statements ([`db`]); the versioned migrations applied on open (one list
+//! per backend, the same versions); the durable, idempotent import of the
+//! consolidated orders that [`lifecycle_rfm::SummaryBuilder`] produces
+//! (importing the same file twice adds nothing, and loading the store back
+//! rebuilds the same summaries); and the live engine's tables ([`live`]).
+//! It is an edge crate (IO); it must never be depended on by the pure
+//! crates, and it knows nothing of scoring rules, HTTP, file formats or the
+//! CLI.
 
+mod db;
 mod live;
 
+pub use db::DbError;
 pub use live::{
     CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
     ProfileRow, Scorer, SegmentTotal, StoredEvent, StoredRun,
 };
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use db::{Db, Row, Val, vals};
 use lifecycle_rfm::{OrderEntry, SummaryBuilder};
-use rusqlite::{Connection, OptionalExtension, params};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -29,11 +34,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub enum StoreError {
     #[error("--db {url}: {message}")]
     Url { url: String, message: String },
-    #[error("{}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
+    #[error("{store}: {source}")]
+    Db {
+        /// The file, or the URL without its password.
+        store: String,
         #[source]
-        source: rusqlite::Error,
+        source: DbError,
     },
     #[error("{0}")]
     Refused(String),
@@ -42,11 +48,10 @@ pub enum StoreError {
     #[error("cannot read the operating system's randomness for a key: {0}")]
     Random(String),
     #[error(
-        "{}: the database is at schema version {found}, newer than this program knows ({known}); use a newer lifecycle",
-        path.display()
+        "{store}: the database is at schema version {found}, newer than this program knows ({known}); use a newer lifecycle"
     )]
     NewerSchema {
-        path: PathBuf,
+        store: String,
         found: i64,
         known: i64,
     },
@@ -64,7 +69,7 @@ impl StoreUrl {
     /// works too), `postgres://...`, or a bare path ending in `.db`.
     pub fn parse(url: &str) -> Result<StoreUrl, StoreError> {
         let bad = |message: &str| StoreError::Url {
-            url: url.to_string(),
+            url: redact(url),
             message: message.to_string(),
         };
         if let Some(path) = url.strip_prefix("sqlite://") {
@@ -82,6 +87,28 @@ impl StoreUrl {
         Err(bad(
             "expected sqlite://PATH (the embedded default) or postgres://USER@HOST:PORT/DB",
         ))
+    }
+
+    /// How errors name the store: the file, or the URL without a password.
+    pub fn label(&self) -> String {
+        match self {
+            StoreUrl::Sqlite(p) => p.display().to_string(),
+            StoreUrl::Postgres(u) => redact(u),
+        }
+    }
+}
+
+/// A URL with any password replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or("");
+            format!("{scheme}://{name}:***@{host}")
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -188,6 +215,103 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX customers_by_position ON customers (position);",
 ];
 
+/// The same migrations for PostgreSQL: integers are BIGINT, reals DOUBLE
+/// PRECISION, flags 0/1 BIGINT, so that both backends bind and read the
+/// same values.
+const PG_NOW: &str = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+const PG_MIGRATIONS: &[&str] = &[
+    "CREATE TABLE customers (
+        customer_id TEXT PRIMARY KEY,
+        position BIGINT NOT NULL
+    );
+    CREATE TABLE orders (
+        customer_id TEXT NOT NULL,
+        day BIGINT NOT NULL,
+        order_key BIGINT NOT NULL,
+        amount DOUBLE PRECISION NOT NULL,
+        rows BIGINT NOT NULL,
+        is_order BIGINT NOT NULL,
+        PRIMARY KEY (customer_id, day, order_key)
+    );
+    CREATE TABLE imports (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        source TEXT NOT NULL,
+        at TEXT NOT NULL DEFAULT {NOW},
+        customers_new BIGINT NOT NULL,
+        orders_new BIGINT NOT NULL,
+        orders_updated BIGINT NOT NULL,
+        orders_unchanged BIGINT NOT NULL
+    );",
+    "CREATE TABLE events (
+        customer_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        event TEXT,
+        at_ms BIGINT NOT NULL,
+        received_ms BIGINT NOT NULL,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (customer_id, message_id)
+    );
+    CREATE INDEX events_by_time ON events (customer_id, at_ms);",
+    "CREATE TABLE api_keys (
+        key_hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT {NOW}
+    );",
+    "CREATE TABLE profiles (
+        customer_id TEXT PRIMARY KEY,
+        run_id BIGINT,
+        n_orders BIGINT NOT NULL,
+        total_spend DOUBLE PRECISION NOT NULL,
+        first_order BIGINT,
+        last_order BIGINT,
+        r BIGINT, f BIGINT, m BIGINT,
+        segment TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        p_alive DOUBLE PRECISION,
+        expected_purchases DOUBLE PRECISION,
+        clv DOUBLE PRECISION,
+        clv_at_run DOUBLE PRECISION,
+        declining BIGINT NOT NULL,
+        next_order_day BIGINT,
+        due_day BIGINT,
+        updated_ms BIGINT NOT NULL
+    );
+    CREATE INDEX profiles_due ON profiles (due_day) WHERE due_day IS NOT NULL;
+    CREATE INDEX profiles_by_segment ON profiles (segment, customer_id);
+    CREATE TABLE model_runs (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        as_of BIGINT NOT NULL,
+        customers BIGINT NOT NULL,
+        params TEXT NOT NULL
+    );
+    CREATE TABLE identities (
+        id TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL
+    );
+    CREATE INDEX identities_by_customer ON identities (customer_id);
+    CREATE TABLE merges (
+        customer_id TEXT NOT NULL,
+        merged_id TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        how TEXT NOT NULL,
+        PRIMARY KEY (customer_id, merged_id, at_ms)
+    );
+    CREATE TABLE traits (
+        customer_id TEXT PRIMARY KEY,
+        traits TEXT NOT NULL,
+        has_email BIGINT NOT NULL
+    );
+    CREATE TABLE audit_log (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );",
+    "CREATE INDEX customers_by_position ON customers (position);",
+];
+
 /// The kinds of API key (who may call what: see the README's access table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -243,103 +367,142 @@ pub struct StoreCounts {
 
 /// An open store.
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    db: Db,
+    label: String,
 }
+
+/// Serialises migrations of several instances starting at once.
+const MIGRATION_LOCK: i64 = 0x4c69_6665_6379;
 
 impl Store {
     /// Opens (creating if needed) the store at `url` and applies any
     /// pending migrations.
     pub fn open(url: &StoreUrl) -> Result<Store, StoreError> {
-        match url {
-            StoreUrl::Sqlite(path) => Store::open_sqlite(path),
-            StoreUrl::Postgres(u) => Err(StoreError::Url {
-                url: u.clone(),
-                message: "the PostgreSQL backend is not built yet; use sqlite://PATH".into(),
-            }),
-        }
-    }
-
-    fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
-        let err = |source| StoreError::Sqlite {
-            path: path.to_path_buf(),
+        let label = url.label();
+        let err = |source| StoreError::Db {
+            store: label.clone(),
             source,
         };
-        let conn = Connection::open(path).map_err(err)?;
-        // WAL: readers do not block the writer; FULL: a commit is on disk
-        // before it returns (an acknowledged write survives a crash).
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(err)?;
-        // A 64 MB page cache; checkpoints every ~40 MB of WAL rather than
-        // every 4 MB (a checkpoint runs inside some commit and costs it).
-        conn.pragma_update(None, "cache_size", -65_536)
-            .map_err(err)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 10_000)
-            .map_err(err)?;
-        conn.pragma_update(None, "temp_store", "MEMORY")
-            .map_err(err)?;
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
+        let db = match url {
+            StoreUrl::Sqlite(path) => {
+                let mut db = Db::open_sqlite(path).map_err(err)?;
+                // WAL: readers do not block the writer; FULL: a commit is on
+                // disk before it returns (an acknowledged write survives a
+                // crash). A 64 MB page cache; checkpoints every ~40 MB of
+                // WAL rather than every 4 MB (a checkpoint runs inside some
+                // commit and costs it).
+                db.batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;
+                     PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY;",
+                )
+                .map_err(err)?;
+                db
+            }
+            StoreUrl::Postgres(u) => Db::open_postgres(u).map_err(err)?,
         };
+        let mut store = Store { db, label };
         store.migrate()?;
         Ok(store)
     }
 
-    fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
+    fn err(&self, source: impl Into<DbError>) -> StoreError {
+        StoreError::Db {
+            store: self.label.clone(),
+            source: source.into(),
+        }
+    }
+
+    /// Runs a query, mapping errors.
+    fn rows(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError> {
+        self.db.query(sql, params).map_err(|e| StoreError::Db {
+            store: self.label.clone(),
+            source: e,
+        })
+    }
+
+    fn row(&mut self, sql: &str, params: &[Val]) -> Result<Option<Row>, StoreError> {
+        Ok(self.rows(sql, params)?.into_iter().next())
+    }
+
+    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, StoreError> {
+        self.db.exec(sql, params).map_err(|e| StoreError::Db {
+            store: self.label.clone(),
+            source: e,
+        })
+    }
+
+    /// The backend's name.
+    pub fn backend(&self) -> &'static str {
+        if self.db.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
         }
     }
 
     /// The schema version the store is at.
-    pub fn schema_version(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row(
+    pub fn schema_version(&mut self) -> Result<i64, StoreError> {
+        Ok(self
+            .row(
                 "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
+                &[],
+            )?
+            .map_or(0, |r| r.i64(0)))
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        self.conn
-            .execute_batch(
+        let pg = self.db.is_postgres();
+        if pg {
+            self.exec("SELECT pg_advisory_lock(?1)", vals![MIGRATION_LOCK])?;
+        }
+        let result = self.migrate_locked(pg);
+        if pg {
+            self.exec("SELECT pg_advisory_unlock(?1)", vals![MIGRATION_LOCK])?;
+        }
+        result
+    }
+
+    fn migrate_locked(&mut self, pg: bool) -> Result<(), StoreError> {
+        let create = if pg {
+            format!(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version INTEGER PRIMARY KEY,
-                    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
-                )",
+                    version BIGINT PRIMARY KEY,
+                    applied_at TEXT NOT NULL DEFAULT {PG_NOW}
+                )"
             )
-            .map_err(|e| self.err(e))?;
+        } else {
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY,
+                applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            )"
+            .to_string()
+        };
+        self.db.batch(&create).map_err(|e| self.err(e))?;
         let current = self.schema_version()?;
-        let known = MIGRATIONS.len() as i64;
+        let migrations = if pg { PG_MIGRATIONS } else { MIGRATIONS };
+        let known = migrations.len() as i64;
         if current > known {
             return Err(StoreError::NewerSchema {
-                path: self.path.clone(),
+                store: self.label.clone(),
                 found: current,
                 known,
             });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            let path = self.path.clone();
-            let err = |source| StoreError::Sqlite {
-                path: path.clone(),
-                source,
-            };
-            let tx = self.conn.transaction().map_err(err)?;
-            tx.execute_batch(sql).map_err(err)?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version) VALUES (?1)",
-                params![i as i64 + 1],
-            )
-            .map_err(err)?;
-            tx.commit().map_err(err)?;
+        for (i, sql) in migrations.iter().enumerate().skip(current.max(0) as usize) {
+            let sql = sql.replace("{NOW}", PG_NOW);
+            let applied = (|| -> Result<(), DbError> {
+                self.db.begin()?;
+                self.db.batch(&sql)?;
+                self.db.exec(
+                    "INSERT INTO schema_migrations (version) VALUES (?1)",
+                    vals![i as i64 + 1],
+                )?;
+                self.db.commit()
+            })();
+            if let Err(e) = applied {
+                self.db.rollback();
+                return Err(self.err(e));
+            }
         }
         Ok(())
     }
@@ -355,54 +518,43 @@ impl Store {
         as_of: lifecycle_rfm::Day,
         source: &str,
     ) -> Result<ImportStats, StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        let mut stats = ImportStats::default();
-        {
-            let next_position: i64 = tx
-                .query_row(
-                    "SELECT COALESCE(MAX(position), -1) + 1 FROM customers",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(err)?;
-            let mut new_customer = tx
-                .prepare("INSERT OR IGNORE INTO customers (customer_id, position) VALUES (?1, ?2)")
-                .map_err(err)?;
-            let mut insert = tx
-                .prepare(
-                    "INSERT OR IGNORE INTO orders (customer_id, day, order_key, amount, rows, is_order)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(err)?;
-            let mut update = tx
-                .prepare(
-                    "UPDATE orders SET amount = ?4, rows = ?5, is_order = ?6
-                     WHERE customer_id = ?1 AND day = ?2 AND order_key = ?3
-                       AND (amount != ?4 OR rows != ?5 OR is_order != ?6)",
-                )
-                .map_err(err)?;
+        let db = &mut self.db;
+        let run = (|| -> Result<ImportStats, DbError> {
+            db.begin()?;
+            let mut stats = ImportStats::default();
+            let mut position = db
+                .query_one("SELECT COALESCE(MAX(position), -1) + 1 FROM customers", &[])?
+                .map_or(0, |r| r.i64(0));
             let mut failure = None;
-            let mut position = next_position;
             builder.for_each_customer_orders(as_of, |id, entries| {
                 if failure.is_some() {
                     return;
                 }
-                let result = (|| -> Result<(), rusqlite::Error> {
-                    if new_customer.execute(params![id, position])? > 0 {
+                let result = (|| -> Result<(), DbError> {
+                    if db.exec(
+                        "INSERT INTO customers (customer_id, position) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                        vals![id, position],
+                    )? > 0
+                    {
                         stats.customers_new += 1;
                         position += 1;
                     }
                     for e in entries {
-                        let values =
-                            params![id, e.day, e.key as i64, e.amount, e.rows as i64, e.is_order];
-                        if insert.execute(values)? > 0 {
+                        let values = vals![id, e.day, e.key as i64, e.amount, e.rows as i64, e.is_order];
+                        if db.exec(
+                            "INSERT INTO orders (customer_id, day, order_key, amount, rows, is_order)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                            values,
+                        )? > 0
+                        {
                             stats.orders_new += 1;
-                        } else if update.execute(values)? > 0 {
+                        } else if db.exec(
+                            "UPDATE orders SET amount = ?4, rows = ?5, is_order = ?6
+                             WHERE customer_id = ?1 AND day = ?2 AND order_key = ?3
+                               AND (amount != ?4 OR rows != ?5 OR is_order != ?6)",
+                            values,
+                        )? > 0
+                        {
                             stats.orders_updated += 1;
                         } else {
                             stats.orders_unchanged += 1;
@@ -415,23 +567,26 @@ impl Store {
                 }
             });
             if let Some(e) = failure {
-                return Err(err(e));
+                return Err(e);
             }
-            tx.execute(
+            db.exec(
                 "INSERT INTO imports (source, customers_new, orders_new, orders_updated, orders_unchanged)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
+                vals![
                     source,
                     stats.customers_new as i64,
                     stats.orders_new as i64,
                     stats.orders_updated as i64,
                     stats.orders_unchanged as i64
                 ],
-            )
-            .map_err(err)?;
-        }
-        tx.commit().map_err(err)?;
-        Ok(stats)
+            )?;
+            db.commit()?;
+            Ok(stats)
+        })();
+        run.map_err(|e| {
+            self.db.rollback();
+            self.err(e)
+        })
     }
 
     /// Creates a key of `kind` from 24 bytes of the OS's randomness and
@@ -451,76 +606,66 @@ impl Store {
             "{prefix}_{}",
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
-        self.conn
-            .execute(
-                "INSERT INTO api_keys (key_hash, kind) VALUES (?1, ?2)",
-                params![key_hash(&key), kind.name()],
-            )
-            .map_err(|e| self.err(e))?;
+        self.exec(
+            "INSERT INTO api_keys (key_hash, kind) VALUES (?1, ?2)",
+            vals![key_hash(&key), kind.name()],
+        )?;
         Ok(key)
     }
 
     /// The kind of `key`, or `None` for an unknown key.
-    pub fn key_kind(&self, key: &str) -> Result<Option<KeyKind>, StoreError> {
-        let kind: Option<String> = self
-            .conn
-            .query_row(
+    pub fn key_kind(&mut self, key: &str) -> Result<Option<KeyKind>, StoreError> {
+        Ok(self
+            .row(
                 "SELECT kind FROM api_keys WHERE key_hash = ?1",
-                params![key_hash(key)],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(kind.as_deref().and_then(KeyKind::parse))
+                vals![key_hash(key)],
+            )?
+            .and_then(|r| KeyKind::parse(&r.text(0))))
     }
 
     /// Every stored customer's orders, as a builder to finish or analyze
     /// (customers in the order they first appeared).
-    pub fn load(&self) -> Result<SummaryBuilder, StoreError> {
+    pub fn load(&mut self) -> Result<SummaryBuilder, StoreError> {
         let mut builder = SummaryBuilder::new();
-        let mut stmt = self
-            .conn
-            .prepare(
+        let label = self.label.clone();
+        self.db
+            .query_each(
                 "SELECT o.customer_id, c.position, o.day, o.order_key, o.amount, o.rows, o.is_order
                  FROM orders o JOIN customers c ON c.customer_id = o.customer_id
-                 ORDER BY c.position, o.day, o.order_key",
+                 ORDER BY c.position, o.customer_id, o.day, o.order_key",
+                &[],
+                &mut |r: &Row| {
+                    builder.add_entry(
+                        &r.text(0),
+                        r.i64(1).max(0) as u64,
+                        OrderEntry {
+                            day: r.i32(2),
+                            key: r.i64(3) as u64,
+                            amount: r.f64(4),
+                            rows: r.i64(5).max(0) as u64,
+                            is_order: r.bool(6),
+                        },
+                    );
+                },
             )
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let read = || -> Result<(String, i64, OrderEntry), rusqlite::Error> {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    OrderEntry {
-                        day: r.get(2)?,
-                        key: r.get::<_, i64>(3)? as u64,
-                        amount: r.get(4)?,
-                        rows: r.get::<_, i64>(5)?.max(0) as u64,
-                        is_order: r.get(6)?,
-                    },
-                ))
-            };
-            let (id, position, entry) = read().map_err(|e| self.err(e))?;
-            builder.add_entry(&id, position.max(0) as u64, entry);
-        }
+            .map_err(|source| StoreError::Db {
+                store: label,
+                source,
+            })?;
         Ok(builder)
     }
 
     /// How many customers and orders the store holds.
-    pub fn counts(&self) -> Result<StoreCounts, StoreError> {
-        let customers: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM customers", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        let (orders, refunds, amount): (i64, i64, Option<f64>) = self
-            .conn
-            .query_row(
-                "SELECT COALESCE(SUM(is_order), 0), COALESCE(SUM(1 - is_order), 0), SUM(amount) FROM orders",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .map_err(|e| self.err(e))?;
+    pub fn counts(&mut self) -> Result<StoreCounts, StoreError> {
+        let customers = self
+            .row("SELECT COUNT(*) FROM customers", &[])?
+            .map_or(0, |r| r.i64(0));
+        let r = self.row(
+            "SELECT CAST(COALESCE(SUM(is_order), 0) AS BIGINT), CAST(COALESCE(SUM(1 - is_order), 0) AS BIGINT), SUM(amount) FROM orders",
+            &[],
+        )?;
+        let (orders, refunds, amount) =
+            r.map_or((0, 0, None), |r| (r.i64(0), r.i64(1), r.opt_f64(2)));
         Ok(StoreCounts {
             customers: customers.max(0) as u64,
             orders: orders.max(0) as u64,
@@ -530,15 +675,67 @@ impl Store {
     }
 
     /// The last import's source and when it ran, if any.
-    pub fn last_import(&self) -> Result<Option<(String, String)>, StoreError> {
-        self.conn
-            .query_row(
+    pub fn last_import(&mut self) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .row(
                 "SELECT source, at FROM imports ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+                &[],
+            )?
+            .map(|r| (r.text(0), r.text(1))))
+    }
+}
+
+/// Test support: a fresh PostgreSQL database for each test.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+
+    /// The URL of a new, empty database: on the server named by
+    /// `LIFECYCLE_TEST_POSTGRES` (a URL whose user may create databases),
+    /// or on a throw-away server that `scripts/pg-throwaway.sh` starts once
+    /// per test process (installing PostgreSQL if needed) and stops when
+    /// the process ends.
+    pub fn postgres_database() -> Result<String, String> {
+        let base = SERVER
+            .get_or_init(|| {
+                if let Ok(url) = std::env::var("LIFECYCLE_TEST_POSTGRES") {
+                    return Ok(url);
+                }
+                let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../scripts/pg-throwaway.sh");
+                let out = std::process::Command::new("bash")
+                    .arg(&script)
+                    .arg(std::process::id().to_string())
+                    .output()
+                    .map_err(|e| format!("{}: {e}", script.display()))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "{} failed: {}",
+                        script.display(),
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+                Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+            })
+            .clone()?;
+        let name = format!(
+            "lc_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut client = postgres::Client::connect(&base, postgres::NoTls)
+            .map_err(|e| format!("{base}: {e}"))?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .map_err(|e| format!("{base}: {e}"))?;
+        let (server, _) = base
+            .rsplit_once('/')
+            .ok_or_else(|| format!("{base}: no database in the URL"))?;
+        Ok(format!("{server}/{name}"))
     }
 }
 
@@ -567,29 +764,39 @@ mod tests {
         let e = StoreUrl::parse("mysql://x").unwrap_err().to_string();
         assert!(e.contains("expected sqlite://PATH"), "{e}");
         assert!(StoreUrl::parse("sqlite://").is_err());
-        let e = Store::open(&StoreUrl::parse("postgres://u@h/d").unwrap())
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("not built yet"), "{e}");
+        assert_eq!(
+            StoreUrl::parse("postgres://lc:s3cret@db:5432/x")
+                .unwrap()
+                .label(),
+            "postgres://lc:***@db:5432/x"
+        );
+    }
+
+    /// Runs a test body on SQLite and on PostgreSQL.
+    fn both(name: &str, body: impl Fn(StoreUrl)) {
+        let dir = tempfile::tempdir().unwrap();
+        body(StoreUrl::Sqlite(dir.path().join(format!("{name}.db"))));
+        let pg = testing::postgres_database()
+            .unwrap_or_else(|e| panic!("no PostgreSQL for the tests: {e}"));
+        body(StoreUrl::Postgres(pg));
     }
 
     #[test]
     fn migrations_apply_once_and_refuse_a_newer_schema() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = StoreUrl::Sqlite(dir.path().join("s.db"));
-        let store = Store::open(&url).unwrap();
-        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        drop(store);
-        let store = Store::open(&url).unwrap();
-        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        store
-            .conn
-            .execute("INSERT INTO schema_migrations (version) VALUES (99)", [])
-            .unwrap();
-        drop(store);
-        let e = Store::open(&url).err().unwrap().to_string();
-        assert!(e.contains("schema version 99"), "{e}");
+        assert_eq!(MIGRATIONS.len(), PG_MIGRATIONS.len());
+        both("s", |url| {
+            let mut store = Store::open(&url).unwrap();
+            assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+            drop(store);
+            let mut store = Store::open(&url).unwrap();
+            assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+            store
+                .exec("INSERT INTO schema_migrations (version) VALUES (99)", &[])
+                .unwrap();
+            drop(store);
+            let e = Store::open(&url).err().unwrap().to_string();
+            assert!(e.contains("schema version 99"), "{e}");
+        });
     }
 
     /// Import then load gives the same summaries; order keys with the top
@@ -597,6 +804,10 @@ mod tests {
     /// nothing; a changed amount is an update.
     #[test]
     fn import_load_roundtrip() {
+        both("i", import_load_roundtrip_on);
+    }
+
+    fn import_load_roundtrip_on(url: StoreUrl) {
         use lifecycle_rfm::OrderRow;
         let mut b = SummaryBuilder::new();
         let rows = [
@@ -621,8 +832,6 @@ mod tests {
                 },
             );
         }
-        let dir = tempfile::tempdir().unwrap();
-        let url = StoreUrl::Sqlite(dir.path().join("s.db"));
         let mut store = Store::open(&url).unwrap();
         let first = store.import(&b, 40, "rows").unwrap();
         assert_eq!(first.customers_new, 3); // dee's order is after the date
@@ -691,8 +900,11 @@ mod tests {
 
     #[test]
     fn events_orders_identity_and_segments() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&StoreUrl::Sqlite(dir.path().join("e.db"))).unwrap();
+        both("e", events_orders_identity_and_segments_on);
+    }
+
+    fn events_orders_identity_and_segments_on(url: StoreUrl) {
+        let mut store = Store::open(&url).unwrap();
         let scorer: Scorer<'_> = &toy_scorer;
         // Duplicates by messageId, in one request and across requests.
         let batch = vec![
@@ -893,16 +1105,20 @@ mod tests {
 
     #[test]
     fn keys_are_stored_hashed_and_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&StoreUrl::Sqlite(dir.path().join("k.db"))).unwrap();
+        both("k", keys_on);
+    }
+
+    fn keys_on(url: StoreUrl) {
+        let mut store = Store::open(&url).unwrap();
         let key = store.create_key(KeyKind::Write).unwrap();
         assert!(key.starts_with("wk_") && key.len() == 51, "{key}");
         assert_eq!(store.key_kind(&key).unwrap(), Some(KeyKind::Write));
         assert_eq!(store.key_kind("wk_nope").unwrap(), None);
-        let stored: String = store
-            .conn
-            .query_row("SELECT key_hash FROM api_keys", [], |r| r.get(0))
-            .unwrap();
+        let stored = store
+            .row("SELECT key_hash FROM api_keys", &[])
+            .unwrap()
+            .unwrap()
+            .text(0);
         assert!(!stored.contains(&key[3..]));
         assert_ne!(store.create_key(KeyKind::Write).unwrap(), key);
     }

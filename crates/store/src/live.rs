@@ -10,9 +10,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use lifecycle_rfm::OrderEntry;
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::{Map, Value};
 
+use crate::db::{Db, DbError, Row, vals};
 use crate::{Store, StoreError};
 
 /// Marks a refund's key apart from its order's (as rows of a file do).
@@ -173,54 +173,56 @@ pub struct StoredRun {
     pub params: String,
 }
 
-fn sql(e: rusqlite::Error) -> Failure {
-    Failure::Sql(e)
-}
-
-/// An error inside a transaction (mapped to [`StoreError`] with the path).
+/// An error inside a transaction (mapped to [`StoreError`] with the store's name).
 #[derive(Debug)]
 enum Failure {
-    Sql(rusqlite::Error),
+    Db(DbError),
     Refused(String),
+}
+
+impl From<DbError> for Failure {
+    fn from(e: DbError) -> Failure {
+        Failure::Db(e)
+    }
 }
 
 const PROFILE_COLUMNS: &str = "customer_id, run_id, n_orders, total_spend, first_order, last_order, r, f, m, \
      segment, phase, p_alive, expected_purchases, clv, clv_at_run, declining, next_order_day, due_day, updated_ms";
 
-fn profile_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProfileRow> {
-    Ok(ProfileRow {
-        customer_id: r.get(0)?,
-        run_id: r.get(1)?,
-        n_orders: r.get(2)?,
-        total_spend: r.get(3)?,
-        first_order: r.get(4)?,
-        last_order: r.get(5)?,
-        r: r.get(6)?,
-        f: r.get(7)?,
-        m: r.get(8)?,
-        segment: r.get(9)?,
-        phase: r.get(10)?,
-        p_alive: r.get(11)?,
-        expected_purchases: r.get(12)?,
-        clv: r.get(13)?,
-        clv_at_run: r.get(14)?,
-        declining: r.get(15)?,
-        next_order_day: r.get(16)?,
-        due_day: r.get(17)?,
-        updated_ms: r.get(18)?,
-    })
+fn profile_of(r: &Row) -> ProfileRow {
+    ProfileRow {
+        customer_id: r.text(0),
+        run_id: r.opt_i64(1),
+        n_orders: r.i64(2),
+        total_spend: r.f64(3),
+        first_order: r.opt_i32(4),
+        last_order: r.opt_i32(5),
+        r: r.opt_i64(6),
+        f: r.opt_i64(7),
+        m: r.opt_i64(8),
+        segment: r.text(9),
+        phase: r.text(10),
+        p_alive: r.opt_f64(11),
+        expected_purchases: r.opt_f64(12),
+        clv: r.opt_f64(13),
+        clv_at_run: r.opt_f64(14),
+        declining: r.bool(15),
+        next_order_day: r.opt_i32(16),
+        due_day: r.opt_i32(17),
+        updated_ms: r.i64(18),
+    }
 }
 
-fn event_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
-    Ok(StoredEvent {
-        customer_id: r.get(0)?,
-        message_id: r.get(1)?,
-        kind: r.get(2)?,
-        event: r.get(3)?,
-        at_ms: r.get(4)?,
-        received_ms: r.get(5)?,
-        payload: r.get(6)?,
-    })
+fn event_of(r: &Row) -> StoredEvent {
+    StoredEvent {
+        customer_id: r.text(0),
+        message_id: r.text(1),
+        kind: r.text(2),
+        event: r.opt_text(3),
+        at_ms: r.i64(4),
+        received_ms: r.i64(5),
+        payload: r.text(6),
+    }
 }
 
 /// Stored traits and whether an email address is among them.
@@ -228,59 +230,63 @@ type Traits = (Map<String, Value>, bool);
 
 /// The work of one transaction.
 struct Tx<'t> {
-    tx: Transaction<'t>,
+    db: &'t mut Db,
     now_ms: i64,
     /// Customers whose facts changed: re-scored before the commit.
     touched: BTreeSet<String>,
 }
 
 impl Tx<'_> {
-    fn lookup(&self, id: &str) -> Result<Option<String>, Failure> {
-        self.tx
-            .prepare_cached("SELECT customer_id FROM identities WHERE id = ?1")
-            .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
-            .map_err(sql)
+    fn lookup(&mut self, id: &str) -> Result<Option<String>, Failure> {
+        Ok(self
+            .db
+            .query_one(
+                "SELECT customer_id FROM identities WHERE id = ?1",
+                vals![id],
+            )?
+            .map(|r| r.text(0)))
     }
 
-    fn link(&self, id: &str, customer: &str) -> Result<(), Failure> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO identities (id, customer_id) VALUES (?1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id",
-            )
-            .and_then(|mut s| s.execute(params![id, customer]))
-            .map_err(sql)?;
+    fn link(&mut self, id: &str, customer: &str) -> Result<(), Failure> {
+        self.db.exec(
+            "INSERT INTO identities (id, customer_id) VALUES (?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id",
+            vals![id, customer],
+        )?;
         Ok(())
     }
 
     /// A customer known by a userId (not only an anonymous visitor).
-    fn is_known(&self, customer: &str) -> Result<bool, Failure> {
-        self.tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM identities WHERE customer_id = ?1 AND id LIKE 'user:%')",
-            )
-            .and_then(|mut s| s.query_row(params![customer], |r| r.get(0)))
-            .map_err(sql)
+    fn is_known(&mut self, customer: &str) -> Result<bool, Failure> {
+        Ok(self
+            .db
+            .query_one(
+                "SELECT 1 FROM identities WHERE customer_id = ?1 AND id LIKE 'user:%' LIMIT 1",
+                vals![customer],
+            )?
+            .is_some())
+    }
+
+    fn customer_exists(&mut self, customer: &str) -> Result<bool, Failure> {
+        Ok(self
+            .db
+            .query_one(
+                "SELECT 1 FROM customers WHERE customer_id = ?1",
+                vals![customer],
+            )?
+            .is_some())
     }
 
     fn ensure_customer(&mut self, customer: &str) -> Result<(), Failure> {
-        let exists: bool = self
-            .tx
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = ?1)")
-            .and_then(|mut s| s.query_row(params![customer], |r| r.get(0)))
-            .map_err(sql)?;
-        if exists {
+        if self.customer_exists(customer)? {
             return Ok(());
         }
-        let n = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO customers (customer_id, position)
-                 SELECT ?1, COALESCE(MAX(position), -1) + 1 FROM customers WHERE true
-                 ON CONFLICT (customer_id) DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![customer]))
-            .map_err(sql)?;
+        let n = self.db.exec(
+            "INSERT INTO customers (customer_id, position)
+             SELECT ?1, COALESCE(MAX(position), -1) + 1 FROM customers WHERE true
+             ON CONFLICT (customer_id) DO NOTHING",
+            vals![customer],
+        )?;
         if n > 0 {
             self.touched.insert(customer.to_string());
         }
@@ -329,14 +335,13 @@ impl Tx<'_> {
         }
     }
 
-    fn record_merge(&self, customer: &str, merged: &str, how: &str) -> Result<(), Failure> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO merges (customer_id, merged_id, at_ms, how) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![customer, merged, self.now_ms, how]))
-            .map_err(sql)?;
+    fn record_merge(&mut self, customer: &str, merged: &str, how: &str) -> Result<(), Failure> {
+        let now = self.now_ms;
+        self.db.exec(
+            "INSERT INTO merges (customer_id, merged_id, at_ms, how) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
+            vals![customer, merged, now, how],
+        )?;
         Ok(())
     }
 
@@ -346,26 +351,25 @@ impl Tx<'_> {
             return Ok(());
         }
         self.ensure_customer(target)?;
-        let batch = [
-            "UPDATE OR IGNORE events SET customer_id = ?2 WHERE customer_id = ?1",
-            "DELETE FROM events WHERE customer_id = ?1",
-            "UPDATE OR IGNORE orders SET customer_id = ?2 WHERE customer_id = ?1",
-            "DELETE FROM orders WHERE customer_id = ?1",
+        let moves = [
+            "INSERT INTO events (customer_id, message_id, kind, event, at_ms, received_ms, payload)
+             SELECT ?2, message_id, kind, event, at_ms, received_ms, payload FROM events WHERE customer_id = ?1
+             ON CONFLICT DO NOTHING",
+            "INSERT INTO orders (customer_id, day, order_key, amount, rows, is_order)
+             SELECT ?2, day, order_key, amount, rows, is_order FROM orders WHERE customer_id = ?1
+             ON CONFLICT DO NOTHING",
             "UPDATE identities SET customer_id = ?2 WHERE customer_id = ?1",
+        ];
+        for q in moves {
+            self.db.exec(q, vals![source, target])?;
+        }
+        for q in [
+            "DELETE FROM events WHERE customer_id = ?1",
+            "DELETE FROM orders WHERE customer_id = ?1",
             "DELETE FROM profiles WHERE customer_id = ?1",
             "DELETE FROM customers WHERE customer_id = ?1",
-        ];
-        for q in batch {
-            self.tx
-                .prepare_cached(q)
-                .and_then(|mut s| {
-                    if q.contains("?2") {
-                        s.execute(params![source, target])
-                    } else {
-                        s.execute(params![source])
-                    }
-                })
-                .map_err(sql)?;
+        ] {
+            self.db.exec(q, vals![source])?;
         }
         // Traits: the remaining customer's values win.
         if let Some((from, email)) = self.traits_of(source)? {
@@ -374,9 +378,8 @@ impl Tx<'_> {
                 into.entry(k).or_insert(v);
             }
             self.save_traits(target, &into, has || email)?;
-            self.tx
-                .execute("DELETE FROM traits WHERE customer_id = ?1", params![source])
-                .map_err(sql)?;
+            self.db
+                .exec("DELETE FROM traits WHERE customer_id = ?1", vals![source])?;
         }
         self.record_merge(target, source, how)?;
         self.touched.remove(source);
@@ -385,38 +388,32 @@ impl Tx<'_> {
     }
 
     /// A customer's traits and whether they left an email address.
-    fn traits_of(&self, customer: &str) -> Result<Option<Traits>, Failure> {
-        let row: Option<(String, bool)> = self
-            .tx
-            .prepare_cached("SELECT traits, has_email FROM traits WHERE customer_id = ?1")
-            .and_then(|mut s| {
-                s.query_row(params![customer], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
-            .map_err(sql)?;
-        Ok(row.map(|(text, email)| {
-            let map = match serde_json::from_str(&text) {
+    fn traits_of(&mut self, customer: &str) -> Result<Option<Traits>, Failure> {
+        let row = self.db.query_one(
+            "SELECT traits, has_email FROM traits WHERE customer_id = ?1",
+            vals![customer],
+        )?;
+        Ok(row.map(|r| {
+            let map = match serde_json::from_str(&r.text(0)) {
                 Ok(Value::Object(m)) => m,
                 _ => Map::new(),
             };
-            (map, email)
+            (map, r.bool(1))
         }))
     }
 
     fn save_traits(
-        &self,
+        &mut self,
         customer: &str,
         traits: &Map<String, Value>,
         has_email: bool,
     ) -> Result<(), Failure> {
         let text = Value::Object(traits.clone()).to_string();
-        self.tx
-            .prepare_cached(
-                "INSERT INTO traits (customer_id, traits, has_email) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (customer_id) DO UPDATE SET traits = excluded.traits, has_email = excluded.has_email",
-            )
-            .and_then(|mut s| s.execute(params![customer, text, has_email]))
-            .map_err(sql)?;
+        self.db.exec(
+            "INSERT INTO traits (customer_id, traits, has_email) VALUES (?1, ?2, ?3)
+             ON CONFLICT (customer_id) DO UPDATE SET traits = excluded.traits, has_email = excluded.has_email",
+            vals![customer, text, has_email],
+        )?;
         Ok(())
     }
 
@@ -467,25 +464,20 @@ impl Tx<'_> {
         Ok(target)
     }
 
-    fn insert_event(&self, customer: &str, e: &NewEvent) -> Result<bool, Failure> {
-        let n = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO events (customer_id, message_id, kind, event, at_ms, received_ms, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    customer,
-                    e.message_id,
-                    e.kind,
-                    e.event,
-                    e.at_ms,
-                    e.received_ms,
-                    e.payload
-                ])
-            })
-            .map_err(sql)?;
+    fn insert_event(&mut self, customer: &str, e: &NewEvent) -> Result<bool, Failure> {
+        let n = self.db.exec(
+            "INSERT INTO events (customer_id, message_id, kind, event, at_ms, received_ms, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            vals![
+                customer,
+                &e.message_id,
+                &e.kind,
+                e.event.as_ref(),
+                e.at_ms,
+                e.received_ms,
+                &e.payload
+            ],
+        )?;
         Ok(n > 0)
     }
 
@@ -500,40 +492,29 @@ impl Tx<'_> {
         } else {
             (o.order_key, o.amount)
         };
-        let found: Option<(i32, f64)> = self
-            .tx
-            .prepare_cached(
+        let found = self
+            .db
+            .query_one(
                 "SELECT day, amount FROM orders WHERE customer_id = ?1 AND order_key = ?2 AND is_order = ?3
                  ORDER BY day LIMIT 1",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![customer, key as i64, !o.refund], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
-            })
-            .map_err(sql)?;
+                vals![customer, key as i64, !o.refund],
+            )?
+            .map(|r| (r.i32(0), r.f64(1)));
         match found {
             Some((_, old)) if old == amount => return Ok(()),
             Some((day, _)) => {
-                self.tx
-                    .prepare_cached(
-                        "UPDATE orders SET amount = ?4 WHERE customer_id = ?1 AND day = ?2 AND order_key = ?3",
-                    )
-                    .and_then(|mut s| s.execute(params![customer, day, key as i64, amount]))
-                    .map_err(sql)?;
+                self.db.exec(
+                    "UPDATE orders SET amount = ?4 WHERE customer_id = ?1 AND day = ?2 AND order_key = ?3",
+                    vals![customer, day, key as i64, amount],
+                )?;
                 stats.orders_updated += 1;
             }
             None => {
-                self.tx
-                    .prepare_cached(
-                        "INSERT INTO orders (customer_id, day, order_key, amount, rows, is_order)
-                         VALUES (?1, ?2, ?3, ?4, 1, ?5)",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![customer, o.day, key as i64, amount, !o.refund])
-                    })
-                    .map_err(sql)?;
+                self.db.exec(
+                    "INSERT INTO orders (customer_id, day, order_key, amount, rows, is_order)
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5) ON CONFLICT DO NOTHING",
+                    vals![customer, o.day, key as i64, amount, !o.refund],
+                )?;
                 stats.orders_new += 1;
             }
         }
@@ -554,12 +535,10 @@ impl Tx<'_> {
             .filter(|e| e.contains('@'));
         if let Some(email) = &email {
             // The first customer to claim an address keeps it for look-ups.
-            self.tx
-                .prepare_cached(
-                    "INSERT INTO identities (id, customer_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                )
-                .and_then(|mut s| s.execute(params![format!("email:{email}"), customer]))
-                .map_err(sql)?;
+            self.db.exec(
+                "INSERT INTO identities (id, customer_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                vals![format!("email:{email}"), customer],
+            )?;
         }
         let has_email = had_email || email.is_some();
         if current != before || has_email != had_email {
@@ -571,48 +550,49 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn entries(&self, customer: &str) -> Result<Vec<OrderEntry>, Failure> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
+    fn entries(&mut self, customer: &str) -> Result<Vec<OrderEntry>, Failure> {
+        Ok(self
+            .db
+            .query(
                 "SELECT day, order_key, amount, rows, is_order FROM orders
                  WHERE customer_id = ?1 ORDER BY day, order_key",
-            )
-            .map_err(sql)?;
-        let rows = stmt
-            .query_map(params![customer], |r| {
-                Ok(OrderEntry {
-                    day: r.get(0)?,
-                    key: r.get::<_, i64>(1)? as u64,
-                    amount: r.get(2)?,
-                    rows: r.get::<_, i64>(3)?.max(0) as u64,
-                    is_order: r.get(4)?,
-                })
+                vals![customer],
+            )?
+            .iter()
+            .map(|r| OrderEntry {
+                day: r.i32(0),
+                key: r.i64(1) as u64,
+                amount: r.f64(2),
+                rows: r.i64(3).max(0) as u64,
+                is_order: r.bool(4),
             })
-            .map_err(sql)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+            .collect())
     }
 
-    fn profile(&self, customer: &str) -> Result<Option<ProfileRow>, Failure> {
-        self.tx
-            .prepare_cached(&format!(
-                "SELECT {PROFILE_COLUMNS} FROM profiles WHERE customer_id = ?1"
-            ))
-            .and_then(|mut s| s.query_row(params![customer], profile_of).optional())
-            .map_err(sql)
+    fn profile(&mut self, customer: &str) -> Result<Option<ProfileRow>, Failure> {
+        Ok(self
+            .db
+            .query_one(
+                &format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE customer_id = ?1"),
+                vals![customer],
+            )?
+            .map(|r| profile_of(&r)))
     }
 
     /// Re-scores `customer`, saves the profile and records a segment
     /// change as `Segment Exited` / `Segment Entered` events (their
     /// messageIds name the segment and the day, so a change is recorded
-    /// once however often it is re-computed).
+    /// once however often it is re-computed). On PostgreSQL the
+    /// customer's row is locked first, so that two instances re-scoring
+    /// the same customer see each other's orders (the second waits, then
+    /// reads everything committed).
     fn rescore(&mut self, customer: &str, scorer: Scorer<'_>) -> Result<u64, Failure> {
-        let exists: bool = self
-            .tx
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = ?1)")
-            .and_then(|mut s| s.query_row(params![customer], |r| r.get(0)))
-            .map_err(sql)?;
-        if !exists {
+        let lock = if self.db.is_postgres() {
+            "SELECT 1 FROM customers WHERE customer_id = ?1 FOR UPDATE"
+        } else {
+            "SELECT 1 FROM customers WHERE customer_id = ?1"
+        };
+        if self.db.query_one(lock, vals![customer])?.is_none() {
             return Ok(0);
         }
         let entries = self.entries(customer)?;
@@ -626,67 +606,81 @@ impl Tx<'_> {
         });
         row.customer_id = customer.to_string();
         row.updated_ms = self.now_ms;
-        self.tx
-            .prepare_cached(&format!(
-                "INSERT OR REPLACE INTO profiles ({PROFILE_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-            ))
-            .and_then(|mut s| {
-                s.execute(params![
-                    row.customer_id,
-                    row.run_id,
-                    row.n_orders,
-                    row.total_spend,
-                    row.first_order,
-                    row.last_order,
-                    row.r,
-                    row.f,
-                    row.m,
-                    row.segment,
-                    row.phase,
-                    row.p_alive,
-                    row.expected_purchases,
-                    row.clv,
-                    row.clv_at_run,
-                    row.declining,
-                    row.next_order_day,
-                    row.due_day,
-                    row.updated_ms
-                ])
-            })
-            .map_err(sql)?;
+        self.db.exec(
+            &format!(
+                "INSERT INTO profiles ({PROFILE_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                 ON CONFLICT (customer_id) DO UPDATE SET run_id = excluded.run_id,
+                   n_orders = excluded.n_orders, total_spend = excluded.total_spend,
+                   first_order = excluded.first_order, last_order = excluded.last_order,
+                   r = excluded.r, f = excluded.f, m = excluded.m, segment = excluded.segment,
+                   phase = excluded.phase, p_alive = excluded.p_alive,
+                   expected_purchases = excluded.expected_purchases, clv = excluded.clv,
+                   clv_at_run = excluded.clv_at_run, declining = excluded.declining,
+                   next_order_day = excluded.next_order_day, due_day = excluded.due_day,
+                   updated_ms = excluded.updated_ms"
+            ),
+            vals![
+                &row.customer_id,
+                row.run_id,
+                row.n_orders,
+                row.total_spend,
+                row.first_order,
+                row.last_order,
+                row.r,
+                row.f,
+                row.m,
+                &row.segment,
+                &row.phase,
+                row.p_alive,
+                row.expected_purchases,
+                row.clv,
+                row.clv_at_run,
+                row.declining,
+                row.next_order_day,
+                row.due_day,
+                row.updated_ms
+            ],
+        )?;
         let old = previous.as_ref().map(|p| p.segment.as_str());
         if old == Some(row.segment.as_str()) {
             return Ok(0);
         }
         let day = self.now_ms.div_euclid(86_400_000);
         let mut emitted = 0;
-        let mut emit = |name: &str, segment: &str, phase: &str, other: Option<&str>| {
-            let id = format!("{}:{segment}:{day}", name.to_lowercase().replace(' ', "-"));
-            let payload = serde_json::json!({
-                "properties": {
-                    "segment": segment, "phase": phase,
-                    if name == "Segment Entered" { "from" } else { "to" }: other,
-                }
-            })
-            .to_string();
-            let e = NewEvent {
-                message_id: id,
-                kind: "track".into(),
-                event: Some(name.into()),
-                at_ms: self.now_ms,
-                received_ms: self.now_ms,
-                payload,
-                ..NewEvent::default()
+        let mut emit =
+            |tx: &mut Self, name: &str, segment: &str, phase: &str, other: Option<&str>| {
+                let id = format!("{}:{segment}:{day}", name.to_lowercase().replace(' ', "-"));
+                let payload = serde_json::json!({
+                    "properties": {
+                        "segment": segment, "phase": phase,
+                        if name == "Segment Entered" { "from" } else { "to" }: other,
+                    }
+                })
+                .to_string();
+                let e = NewEvent {
+                    message_id: id,
+                    kind: "track".into(),
+                    event: Some(name.into()),
+                    at_ms: tx.now_ms,
+                    received_ms: tx.now_ms,
+                    payload,
+                    ..NewEvent::default()
+                };
+                tx.insert_event(customer, &e).map(|new| {
+                    emitted += u64::from(new);
+                })
             };
-            self.insert_event(customer, &e).map(|new| {
-                emitted += u64::from(new);
-            })
-        };
         if let Some(p) = &previous {
-            emit("Segment Exited", &p.segment, &p.phase, Some(&row.segment))?;
+            emit(
+                self,
+                "Segment Exited",
+                &p.segment,
+                &p.phase,
+                Some(&row.segment),
+            )?;
         }
-        emit("Segment Entered", &row.segment, &row.phase, old)?;
+        emit(self, "Segment Entered", &row.segment, &row.phase, old)?;
         Ok(emitted)
     }
 
@@ -701,32 +695,48 @@ impl Tx<'_> {
 }
 
 impl Store {
-    /// Runs `work` in one transaction, committed (durably) when it succeeds.
+    /// Runs `work` in one transaction, committed (durably) when it
+    /// succeeds; rolled back on error. A PostgreSQL deadlock or
+    /// serialization failure (two instances locking the same customers)
+    /// rolls back and runs `work` again, up to five times.
     fn transact<T>(
         &mut self,
         now_ms: i64,
-        work: impl FnOnce(&mut Tx<'_>) -> Result<T, Failure>,
+        mut work: impl FnMut(&mut Tx<'_>) -> Result<T, Failure>,
     ) -> Result<T, StoreError> {
-        let path = self.path.clone();
+        let label = self.label.clone();
         let to_err = |f: Failure| match f {
-            Failure::Sql(source) => StoreError::Sqlite {
-                path: path.clone(),
+            Failure::Db(source) => StoreError::Db {
+                store: label.clone(),
                 source,
             },
             Failure::Refused(message) => StoreError::Refused(message),
         };
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| to_err(Failure::Sql(e)))?;
-        let mut tx = Tx {
-            tx,
-            now_ms,
-            touched: BTreeSet::new(),
-        };
-        let out = work(&mut tx).map_err(to_err)?;
-        tx.tx.commit().map_err(|e| to_err(Failure::Sql(e)))?;
-        Ok(out)
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = (|| -> Result<T, Failure> {
+                self.db.begin()?;
+                let mut tx = Tx {
+                    db: &mut self.db,
+                    now_ms,
+                    touched: BTreeSet::new(),
+                };
+                let out = work(&mut tx)?;
+                self.db.commit()?;
+                Ok(out)
+            })();
+            match result {
+                Ok(v) => return Ok(v),
+                Err(Failure::Db(e)) if e.is_retryable() && attempt < 5 => {
+                    self.db.rollback();
+                }
+                Err(f) => {
+                    self.db.rollback();
+                    return Err(to_err(f));
+                }
+            }
+        }
     }
 
     /// Stores the events of several requests in one durable transaction
@@ -791,30 +801,28 @@ impl Store {
     }
 
     /// Every customer id, in the order they first appeared.
-    pub fn customer_ids(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT customer_id FROM customers ORDER BY position, customer_id")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<String>, _>>()
-            .map_err(|e| self.err(e))
+    pub fn customer_ids(&mut self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT customer_id FROM customers ORDER BY position, customer_id",
+                &[],
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect())
     }
 
     /// Customers whose recency crosses a score boundary on or before `day`.
-    pub fn due(&self, day: i32, limit: usize) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+    pub fn due(&mut self, day: i32, limit: usize) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .rows(
                 "SELECT customer_id FROM profiles WHERE due_day IS NOT NULL AND due_day <= ?1
                  ORDER BY due_day, customer_id LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![day, limit as i64], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<String>, _>>()
-            .map_err(|e| self.err(e))
+                vals![day, limit as i64],
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect())
     }
 
     /// Merges customer `source` into `target` by an administrator's
@@ -837,35 +845,29 @@ impl Store {
                 return Err(StoreError::NotFound(c.to_string()));
             }
         }
+        let detail = serde_json::json!({"into": target, "merged": source}).to_string();
         self.transact(now_ms, |tx| {
             tx.merge(source, target, "admin")?;
-            tx.tx
-                .execute(
-                    "INSERT INTO audit_log (at_ms, action, detail) VALUES (?1, 'merge', ?2)",
-                    params![
-                        now_ms,
-                        serde_json::json!({"into": target, "merged": source}).to_string()
-                    ],
-                )
-                .map_err(sql)?;
+            tx.db.exec(
+                "INSERT INTO audit_log (at_ms, action, detail) VALUES (?1, 'merge', ?2)",
+                vals![now_ms, &detail],
+            )?;
             tx.rescore_touched(scorer)
         })
     }
 
-    fn profile_or_customer(&self, id: &str) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row(
+    fn profile_or_customer(&mut self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .row(
                 "SELECT customer_id FROM customers WHERE customer_id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+                vals![id],
+            )?
+            .map(|r| r.text(0)))
     }
 
     /// The customer `id` names: a customer id, a userId or anonymousId
     /// merged into a customer, or an email address.
-    pub fn find_customer(&self, id: &str) -> Result<Option<String>, StoreError> {
+    pub fn find_customer(&mut self, id: &str) -> Result<Option<String>, StoreError> {
         let email = id.trim().to_lowercase();
         for key in [
             id.to_string(),
@@ -873,17 +875,11 @@ impl Store {
             format!("anon:{id}"),
             format!("email:{email}"),
         ] {
-            let found: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT customer_id FROM identities WHERE id = ?1",
-                    params![key],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(|e| self.err(e))?;
-            if found.is_some() {
-                return Ok(found);
+            if let Some(r) = self.row(
+                "SELECT customer_id FROM identities WHERE id = ?1",
+                vals![key],
+            )? {
+                return Ok(Some(r.text(0)));
             }
         }
         self.profile_or_customer(id)
@@ -891,57 +887,48 @@ impl Store {
 
     /// The customer view's stored part: profile, ids, merges, traits and
     /// the latest `events` events.
-    pub fn customer(&self, id: &str, events: usize) -> Result<Option<CustomerRecord>, StoreError> {
+    pub fn customer(
+        &mut self,
+        id: &str,
+        events: usize,
+    ) -> Result<Option<CustomerRecord>, StoreError> {
         let Some(customer_id) = self.find_customer(id)? else {
             return Ok(None);
         };
-        let e = |e| self.err(e);
         let profile = self
-            .conn
-            .query_row(
+            .row(
                 &format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE customer_id = ?1"),
-                params![customer_id],
-                profile_of,
-            )
-            .optional()
-            .map_err(e)?;
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id FROM identities WHERE customer_id = ?1 ORDER BY id")
-            .map_err(e)?;
-        let ids = stmt
-            .query_map(params![customer_id], |r| r.get(0))
-            .map_err(e)?
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(e)?;
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+                vals![&customer_id],
+            )?
+            .map(|r| profile_of(&r));
+        let ids = self
+            .rows(
+                "SELECT id FROM identities WHERE customer_id = ?1 ORDER BY id",
+                vals![&customer_id],
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect();
+        let merges = self
+            .rows(
                 "SELECT customer_id, merged_id, at_ms, how FROM merges
                  WHERE customer_id = ?1 OR merged_id = ?1 ORDER BY at_ms",
-            )
-            .map_err(e)?;
-        let merges = stmt
-            .query_map(params![customer_id], |r| {
-                Ok(Merge {
-                    customer_id: r.get(0)?,
-                    merged_id: r.get(1)?,
-                    at_ms: r.get(2)?,
-                    how: r.get(3)?,
-                })
+                vals![&customer_id],
+            )?
+            .iter()
+            .map(|r| Merge {
+                customer_id: r.text(0),
+                merged_id: r.text(1),
+                at_ms: r.i64(2),
+                how: r.text(3),
             })
-            .map_err(e)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(e)?;
-        let traits: Option<String> = self
-            .conn
-            .query_row(
+            .collect();
+        let traits = self
+            .row(
                 "SELECT traits FROM traits WHERE customer_id = ?1",
-                params![customer_id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(e)?;
+                vals![&customer_id],
+            )?
+            .map(|r| r.text(0));
         let traits = match traits.as_deref().map(serde_json::from_str) {
             Some(Ok(Value::Object(m))) => m,
             _ => Map::new(),
@@ -959,70 +946,62 @@ impl Store {
 
     /// A customer's latest events, newest first.
     pub fn recent_events(
-        &self,
+        &mut self,
         customer_id: &str,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        Ok(self
+            .rows(
                 "SELECT customer_id, message_id, kind, event, at_ms, received_ms, payload FROM events
                  WHERE customer_id = ?1 ORDER BY at_ms DESC, message_id LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![customer_id, limit as i64], event_of)
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+                vals![customer_id, limit as i64],
+            )?
+            .iter()
+            .map(event_of)
+            .collect())
     }
 
     /// Profiles matching `filter`, by customer id, at most `filter.limit`.
-    pub fn profiles(&self, filter: &ProfileFilter) -> Result<Vec<ProfileRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {PROFILE_COLUMNS} FROM profiles
-                 WHERE (?1 IS NULL OR segment = ?1) AND (?2 IS NULL OR phase = ?2)
-                   AND (?3 IS NULL OR clv >= ?3) AND (?4 IS NULL OR customer_id > ?4)
-                 ORDER BY customer_id LIMIT ?5"
-            ))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(
-                params![
-                    filter.segment,
-                    filter.phase,
+    pub fn profiles(&mut self, filter: &ProfileFilter) -> Result<Vec<ProfileRow>, StoreError> {
+        Ok(self
+            .rows(
+                &format!(
+                    "SELECT {PROFILE_COLUMNS} FROM profiles
+                     WHERE (CAST(?1 AS TEXT) IS NULL OR segment = ?1) AND (CAST(?2 AS TEXT) IS NULL OR phase = ?2)
+                       AND (CAST(?3 AS DOUBLE PRECISION) IS NULL OR clv >= ?3)
+                       AND (CAST(?4 AS TEXT) IS NULL OR customer_id > ?4)
+                     ORDER BY customer_id LIMIT ?5"
+                ),
+                vals![
+                    filter.segment.as_ref(),
+                    filter.phase.as_ref(),
                     filter.min_clv,
-                    filter.after,
+                    filter.after.as_ref(),
                     filter.limit as i64
                 ],
-                profile_of,
-            )
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+            )?
+            .iter()
+            .map(profile_of)
+            .collect())
     }
 
     /// Customers, revenue and CLV by segment, live.
-    pub fn segment_totals(&self) -> Result<Vec<SegmentTotal>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+    pub fn segment_totals(&mut self) -> Result<Vec<SegmentTotal>, StoreError> {
+        Ok(self
+            .rows(
                 "SELECT segment, MIN(phase), COUNT(*), COALESCE(SUM(total_spend), 0), COALESCE(SUM(clv), 0)
                  FROM profiles GROUP BY segment",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(SegmentTotal {
-                    segment: r.get(0)?,
-                    phase: r.get(1)?,
-                    customers: r.get::<_, i64>(2)?.max(0) as u64,
-                    revenue: r.get(3)?,
-                    clv: r.get(4)?,
-                })
+                &[],
+            )?
+            .iter()
+            .map(|r| SegmentTotal {
+                segment: r.text(0),
+                phase: r.text(1),
+                customers: r.i64(2).max(0) as u64,
+                revenue: r.f64(3),
+                clv: r.f64(4),
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+            .collect())
     }
 
     /// Records a model run; returns its id.
@@ -1033,94 +1012,75 @@ impl Store {
         customers: i64,
         params_json: &str,
     ) -> Result<i64, StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO model_runs (at_ms, as_of, customers, params) VALUES (?1, ?2, ?3, ?4)",
-                params![at_ms, as_of, customers, params_json],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self
+            .row(
+                "INSERT INTO model_runs (at_ms, as_of, customers, params) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                vals![at_ms, as_of, customers, params_json],
+            )?
+            .map_or(0, |r| r.i64(0)))
     }
 
     /// The model runs, newest first.
-    pub fn runs(&self, limit: usize) -> Result<Vec<StoredRun>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+    pub fn runs(&mut self, limit: usize) -> Result<Vec<StoredRun>, StoreError> {
+        Ok(self
+            .rows(
                 "SELECT id, at_ms, as_of, customers, params FROM model_runs ORDER BY id DESC LIMIT ?1",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![limit as i64], |r| {
-                Ok(StoredRun {
-                    id: r.get(0)?,
-                    at_ms: r.get(1)?,
-                    as_of: r.get(2)?,
-                    customers: r.get(3)?,
-                    params: r.get(4)?,
-                })
+                vals![limit as i64],
+            )?
+            .iter()
+            .map(|r| StoredRun {
+                id: r.i64(0),
+                at_ms: r.i64(1),
+                as_of: r.i32(2),
+                customers: r.i64(3),
+                params: r.text(4),
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+            .collect())
     }
 
     /// Appends to the audit log (key creation, merges, refits, erasures).
     pub fn audit(&mut self, at_ms: i64, action: &str, detail: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO audit_log (at_ms, action, detail) VALUES (?1, ?2, ?3)",
-                params![at_ms, action, detail],
-            )
-            .map_err(|e| self.err(e))?;
+        self.exec(
+            "INSERT INTO audit_log (at_ms, action, detail) VALUES (?1, ?2, ?3)",
+            vals![at_ms, action, detail],
+        )?;
         Ok(())
     }
 
     /// The audit log, newest first: (at_ms, action, detail).
-    pub fn audit_log(&self, limit: usize) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT at_ms, action, detail FROM audit_log ORDER BY id DESC LIMIT ?1")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![limit as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    pub fn audit_log(&mut self, limit: usize) -> Result<Vec<(i64, String, String)>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT at_ms, action, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
+                vals![limit as i64],
+            )?
+            .iter()
+            .map(|r| (r.i64(0), r.text(1), r.text(2)))
+            .collect())
     }
 
     /// Deletes raw events received before `cutoff_ms` (orders, profiles
     /// and every aggregate stay); returns how many.
     pub fn expire_events(&mut self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let n = self
-            .conn
-            .execute(
-                "DELETE FROM events WHERE received_ms < ?1",
-                params![cutoff_ms],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(n as u64)
+        self.exec(
+            "DELETE FROM events WHERE received_ms < ?1",
+            vals![cutoff_ms],
+        )
     }
 
-    /// Events stored, for the metrics and tests.
-    pub fn event_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        Ok(n.max(0) as u64)
+    /// Events stored.
+    pub fn event_count(&mut self) -> Result<u64, StoreError> {
+        Ok(self
+            .row("SELECT COUNT(*) FROM events", &[])?
+            .map_or(0, |r| r.i64(0).max(0) as u64))
     }
 
-    /// Every profile's segment, for re-score checks: customer → segment.
-    pub fn segments_by_customer(&self) -> Result<HashMap<String, String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT customer_id, segment FROM profiles")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<HashMap<_, _>, _>>()
-            .map_err(|e| self.err(e))
+    /// Every profile's segment: customer → segment.
+    pub fn segments_by_customer(&mut self) -> Result<HashMap<String, String>, StoreError> {
+        Ok(self
+            .rows("SELECT customer_id, segment FROM profiles", &[])?
+            .iter()
+            .map(|r| (r.text(0), r.text(1)))
+            .collect())
     }
 }

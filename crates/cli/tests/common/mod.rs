@@ -89,7 +89,14 @@ pub fn start(db: &str, extra: &[&str]) -> Server {
     let addr = line
         .trim()
         .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("serve did not start: first line {line:?}, stderr:\n{err}")
+        })
         .to_string();
     Server { child, addr }
 }
@@ -139,4 +146,19 @@ pub fn basic(key: &str) -> (&'static str, String) {
     use base64::Engine as _;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
     ("Authorization", format!("Basic {token}"))
+}
+
+/// One integer from a query, on either backend (`sqlite://PATH` or
+/// `postgres://...`).
+pub fn sql_count(db: &str, sql: &str) -> i64 {
+    match db.strip_prefix("sqlite://") {
+        Some(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap(),
+        None => {
+            let mut c = postgres::Client::connect(db, postgres::NoTls).unwrap();
+            c.query_one(sql, &[]).unwrap().get::<_, i64>(0)
+        }
+    }
 }
