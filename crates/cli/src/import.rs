@@ -15,7 +15,7 @@ use crate::{column_overrides, day_flag, input_err};
 pub struct ImportArgs {
     /// Orders file (CSV/TSV, NDJSON, Parquet, gzip; as `analyze`)
     pub orders: PathBuf,
-    /// The store: sqlite://PATH (embedded; created if missing)
+    /// The store: sqlite://PATH (embedded; created if missing) or postgres://USER@HOST:PORT/DB
     #[arg(long, default_value = "sqlite://lifecycle.db", value_name = "URL")]
     pub db: String,
     /// Ignore orders after this date

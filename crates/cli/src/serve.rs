@@ -11,7 +11,7 @@ use crate::input_err;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// The store: sqlite://PATH (embedded; created if missing)
+    /// The store: sqlite://PATH (embedded; created if missing) or postgres://USER@HOST:PORT/DB
     #[arg(long, default_value = "sqlite://lifecycle.db", value_name = "URL")]
     pub db: String,
     /// Address to listen on (port 0: any free port, printed on start)
@@ -68,7 +68,7 @@ pub enum KeysCommand {
         /// public (on-site messages), write (event ingestion /v1/*) or secret (API and admin)
         #[arg(long)]
         kind: String,
-        /// The store
+        /// The store: sqlite://PATH or postgres://USER@HOST:PORT/DB
         #[arg(long, default_value = "sqlite://lifecycle.db", value_name = "URL")]
         db: String,
     },
