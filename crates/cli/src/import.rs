@@ -16,7 +16,13 @@ pub struct ImportArgs {
     /// Orders file (CSV/TSV, NDJSON, Parquet, gzip; as `analyze`)
     pub orders: PathBuf,
     /// The store: sqlite://PATH (embedded; created if missing) or postgres://USER@HOST:PORT/DB
-    #[arg(long, default_value = "sqlite://lifecycle.db", value_name = "URL")]
+    #[arg(
+        long,
+        env = "LIFECYCLE_DB",
+        default_value = "sqlite://lifecycle.db",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub db: String,
     /// Ignore orders after this date
     #[arg(long, value_name = "DATE")]

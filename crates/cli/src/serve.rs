@@ -1,8 +1,12 @@
 //! `lifecycle serve` and `lifecycle keys create`.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use std::time::Duration;
+use serde::Deserialize;
 
 use lifecycle_server::ServeOptions;
 use lifecycle_store::{KeyKind, Store, StoreUrl};
@@ -11,28 +15,110 @@ use crate::input_err;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// The store: sqlite://PATH (embedded; created if missing) or postgres://USER@HOST:PORT/DB
-    #[arg(long, default_value = "sqlite://lifecycle.db", value_name = "URL")]
-    pub db: String,
+    /// Settings file (TOML; see the README). Default: ./lifecycle.toml when
+    /// it exists. Flags and LIFECYCLE_* environment variables override it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The store: sqlite://PATH (embedded; created if missing) or
+    /// postgres://USER@HOST:PORT/DB [default: sqlite://lifecycle.db]
+    #[arg(long, env = "LIFECYCLE_DB", value_name = "URL", hide_env_values = true)]
+    pub db: Option<String>,
     /// Address to listen on (port 0: any free port, printed on start)
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-    pub listen: String,
+    /// [default: 127.0.0.1:8080]
+    #[arg(long, env = "LIFECYCLE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
     /// Refit the models on the stored history and re-score everyone this
     /// often (e.g. 24h, 30m; "off": only on POST /api/v1/models/refit)
-    #[arg(long, default_value = "24h", value_name = "DURATION")]
-    pub refit_every: String,
+    /// [default: 24h]
+    #[arg(long, env = "LIFECYCLE_REFIT_EVERY", value_name = "DURATION")]
+    pub refit_every: Option<String>,
     /// Run on a simulated clock starting at this date-time (e.g.
     /// 2024-01-01T00:00:00Z) that moves only via POST /api/v1/admin/clock:
     /// for tests and for replaying history
     #[arg(long, value_name = "TIME")]
     pub simulated_clock: Option<String>,
     /// Serve /metrics without a key (e.g. for a Prometheus on a private network)
-    #[arg(long)]
+    #[arg(long, env = "LIFECYCLE_METRICS_OPEN")]
     pub metrics_open: bool,
     /// Delete raw events older than this many days (orders, profiles and
     /// aggregates are kept)
     #[arg(long, value_name = "DAYS")]
     pub event_retention_days: Option<u32>,
+}
+
+/// `lifecycle.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    engine: EngineSection,
+    currency: Option<CurrencySection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    db: Option<String>,
+    listen: Option<String>,
+    refit_every: Option<String>,
+    metrics_open: Option<bool>,
+    event_retention_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EngineSection {
+    /// Segment rules (the `lifecycle segments` format), relative to the file.
+    segments: Option<PathBuf>,
+    /// Fixed R/F/M cut points instead of quintiles, relative to the file.
+    rfm_thresholds: Option<PathBuf>,
+    timezone: Option<String>,
+    horizon_days: Option<f64>,
+    annual_discount: Option<f64>,
+    margin: Option<f64>,
+    decline_share: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CurrencySection {
+    base: String,
+    #[serde(default)]
+    rates: HashMap<String, f64>,
+}
+
+/// Reads the settings file: `path`, or `./lifecycle.toml` if it exists.
+fn read_config(path: Option<&Path>) -> Result<(ConfigFile, PathBuf)> {
+    let (path, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from("lifecycle.toml"), false),
+    };
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((ConfigFile::default(), dir));
+        }
+        Err(e) => return Err(input_err(format!("{}: {e}", path.display()))),
+    };
+    let config: ConfigFile =
+        toml::from_str(&text).map_err(|e| input_err(format!("{}: {e}", path.display())))?;
+    Ok((config, dir))
+}
+
+fn check_share(file: &Path, key: &str, v: Option<f64>, ok: impl Fn(f64) -> bool) -> Result<()> {
+    match v {
+        Some(x) if !x.is_finite() || !ok(x) => Err(input_err(format!(
+            "{}: [engine] {key} = {x} is out of range",
+            file.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// "24h", "30m", "45s", "2d" or "off".
@@ -69,13 +155,28 @@ pub enum KeysCommand {
         #[arg(long)]
         kind: String,
         /// The store: sqlite://PATH or postgres://USER@HOST:PORT/DB
-        #[arg(long, default_value = "sqlite://lifecycle.db", value_name = "URL")]
+        #[arg(
+            long,
+            env = "LIFECYCLE_DB",
+            default_value = "sqlite://lifecycle.db",
+            value_name = "URL",
+            hide_env_values = true
+        )]
         db: String,
     },
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
-    let url = StoreUrl::parse(&args.db).map_err(|e| input_err(e.to_string()))?;
+    let (file, dir) = read_config(args.config.as_deref())?;
+    let file_name = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("lifecycle.toml"));
+    let db = args
+        .db
+        .or(file.server.db)
+        .unwrap_or_else(|| "sqlite://lifecycle.db".into());
+    let url = StoreUrl::parse(&db).map_err(|e| input_err(e.to_string()))?;
     let simulated_clock_ms = match &args.simulated_clock {
         None => None,
         Some(t) => {
@@ -98,15 +199,91 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             Some(at.as_millisecond())
         }
     };
+    let e = &file.engine;
+    let in_dir = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            dir.join(p)
+        }
+    };
+    let table = match &e.segments {
+        Some(p) => lifecycle_ingest::config::load_segments(&in_dir(p))?,
+        None => lifecycle_rfm::SegmentTable::default_table(),
+    };
+    let scoring = match &e.rfm_thresholds {
+        Some(p) => lifecycle_rfm::Scoring::Thresholds(lifecycle_ingest::config::load_thresholds(
+            &in_dir(p),
+        )?),
+        None => lifecycle_rfm::Scoring::Quintiles,
+    };
+    check_share(&file_name, "horizon_days", e.horizon_days, |x| x > 0.0)?;
+    check_share(&file_name, "annual_discount", e.annual_discount, |x| {
+        (0.0..1.0).contains(&x)
+    })?;
+    check_share(&file_name, "margin", e.margin, |x| x > 0.0 && x <= 1.0)?;
+    check_share(&file_name, "decline_share", e.decline_share, |x| {
+        x > 0.0 && x < 1.0
+    })?;
+    let base = lifecycle_engine::RunConfig::default();
+    let valuation = lifecycle_engine::RunConfig {
+        horizon_days: e.horizon_days.unwrap_or(base.horizon_days),
+        annual_discount: e.annual_discount.unwrap_or(base.annual_discount),
+        margin: e.margin.unwrap_or(base.margin),
+        decline_share: e.decline_share.unwrap_or(base.decline_share),
+    };
+    let timezone = match &e.timezone {
+        Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| {
+            input_err(format!(
+                "{}: [engine] timezone \"{name}\" is not an IANA time zone (e.g. Europe/Paris)",
+                file_name.display()
+            ))
+        })?,
+        None => jiff::tz::TimeZone::UTC,
+    };
+    let currency = match file.currency {
+        None => None,
+        Some(c) => {
+            let base = c.base.trim().to_ascii_uppercase();
+            let mut rates = HashMap::new();
+            for (code, rate) in c.rates {
+                if !rate.is_finite() || rate <= 0.0 {
+                    return Err(input_err(format!(
+                        "{}: [currency.rates] {code} = {rate} is not a positive number",
+                        file_name.display()
+                    )));
+                }
+                rates.insert(code.trim().to_ascii_uppercase(), rate);
+            }
+            Some(lifecycle_server::Currency { base, rates })
+        }
+    };
     let options = ServeOptions {
-        listen: args.listen,
-        refit_every: duration("--refit-every", &args.refit_every)?,
+        listen: args
+            .listen
+            .or(file.server.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into()),
+        refit_every: duration(
+            "--refit-every",
+            &args
+                .refit_every
+                .or(file.server.refit_every)
+                .unwrap_or_else(|| "24h".into()),
+        )?,
         simulated_clock_ms,
-        metrics_open: args.metrics_open,
+        metrics_open: args.metrics_open || file.server.metrics_open.unwrap_or(false),
         due_every: Duration::from_secs(1),
         event_retention: args
             .event_retention_days
+            .or(file.server.event_retention_days)
             .map(|d| Duration::from_secs(u64::from(d) * 86_400)),
+        settings: lifecycle_server::Settings {
+            table,
+            scoring,
+            valuation,
+        },
+        timezone,
+        currency,
     };
     lifecycle_server::serve(&url, &options, |addr| {
         // The first line of output, for scripts and tests.

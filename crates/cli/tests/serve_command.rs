@@ -155,3 +155,68 @@ fn segment_ingestion_through_the_real_server() {
         .unwrap();
     assert_eq!(anon, "anon:a-9");
 }
+
+/// `lifecycle.toml`: the store from `LIFECYCLE_DB`, the purchase day in the
+/// configured time zone, orders in another currency converted, a currency
+/// without a rate refused with a 400 naming it; a broken file names itself.
+#[test]
+fn settings_file_environment_time_zone_and_currency() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("c.db").display());
+    let config = dir.path().join("lifecycle.toml");
+    std::fs::write(
+        &config,
+        "[server]\nrefit_every = \"off\"\n\n[engine]\ntimezone = \"America/New_York\"\n\n[currency]\nbase = \"usd\"\nrates = { EUR = 1.1 }\n",
+    )
+    .unwrap();
+    let o = lifecycle(&["keys", "create", "--kind", "write", "--db", &db]);
+    let write = stdout(&o).trim().to_string();
+    let o = lifecycle(&["keys", "create", "--kind", "secret", "--db", &db]);
+    let secret = stdout(&o).trim().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("LIFECYCLE_DB", &db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let server = Server {
+        child,
+        addr: line.trim().trim_start_matches("listening on http://").to_string(),
+    };
+    let addr = server.addr.as_str();
+    // 03:00 UTC on 1 March is 29 February in New York.
+    let order = br#"{"userId":"eu","event":"Order Completed","timestamp":"2024-03-01T03:00:00Z",
+        "properties":{"order_id":"e1","total":100,"currency":"eur"}}"#;
+    let (status, body) = request(addr, "POST", "/v1/track", &[basic(&write)], order);
+    assert_eq!(status, 200, "{body}");
+    let gbp = br#"{"userId":"uk","event":"Order Completed","properties":{"order_id":"g1","total":5,"currency":"GBP"}}"#;
+    let (status, body) = request(addr, "POST", "/v1/track", &[basic(&write)], gbp);
+    assert_eq!(status, 400);
+    assert!(body.contains("no rate for currency 'GBP'"), "{body}");
+    let (status, body) = request(
+        addr,
+        "GET",
+        "/api/v1/customers/eu",
+        &[("Authorization", format!("Bearer {secret}"))],
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["orders"]["last_order"], "2024-02-29", "{view}");
+    assert!((view["orders"]["total_spend"].as_f64().unwrap() - 110.0).abs() < 1e-9);
+    drop(server);
+
+    // A broken settings file: exit 2, the file and what is wrong.
+    std::fs::write(&config, "[engine]\nhorizon = 3\n").unwrap();
+    let o = lifecycle(&["serve", "--config", config.to_str().unwrap(), "--db", &db]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("lifecycle.toml") && e.contains("horizon"), "{e}");
+}

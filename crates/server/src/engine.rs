@@ -22,21 +22,35 @@ use serde_json::json;
 const GROUP_EVENTS: usize = 20_000;
 
 /// The engine's clock: the system's, or a simulated one that only moves
-/// when told to (for tests and for replaying history).
+/// when told to (for tests and for replaying history). Days are counted in
+/// the store's time zone.
 #[derive(Debug)]
 pub struct Clock {
     simulated: Option<AtomicI64>,
+    tz: jiff::tz::TimeZone,
 }
 
 impl Clock {
-    pub fn system() -> Clock {
-        Clock { simulated: None }
+    pub fn system(tz: jiff::tz::TimeZone) -> Clock {
+        Clock {
+            simulated: None,
+            tz,
+        }
     }
 
-    pub fn simulated(start_ms: i64) -> Clock {
+    pub fn simulated(start_ms: i64, tz: jiff::tz::TimeZone) -> Clock {
         Clock {
             simulated: Some(AtomicI64::new(start_ms)),
+            tz,
         }
+    }
+
+    /// The day (since 1970-01-01, in the clock's time zone) of an instant.
+    pub fn day_of(&self, at: jiff::Timestamp) -> Day {
+        let date = at.to_zoned(self.tz.clone()).date();
+        jiff::civil::date(1970, 1, 1)
+            .until(date)
+            .map_or(0, |span| span.get_days())
     }
 
     pub fn is_simulated(&self) -> bool {
@@ -50,9 +64,12 @@ impl Clock {
         }
     }
 
-    /// Today as days since 1970-01-01 (UTC).
+    /// Today as days since 1970-01-01, in the clock's time zone.
     pub fn today(&self) -> Day {
-        self.now_ms().div_euclid(86_400_000) as Day
+        match jiff::Timestamp::from_millisecond(self.now_ms()) {
+            Ok(t) => self.day_of(t),
+            Err(_) => self.now_ms().div_euclid(86_400_000) as Day,
+        }
     }
 
     /// Moves a simulated clock forward; `false` for the system clock.
@@ -104,6 +121,24 @@ enum Job {
 
 type Reply<T> = tokio::sync::oneshot::Sender<Result<T, StoreError>>;
 
+/// How the engine scores and values customers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub table: SegmentTable,
+    pub scoring: Scoring,
+    pub valuation: RunConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            table: SegmentTable::default_table(),
+            scoring: Scoring::Quintiles,
+            valuation: RunConfig::default(),
+        }
+    }
+}
+
 /// Shared by every request.
 pub struct Engine {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
@@ -112,6 +147,7 @@ pub struct Engine {
     next_reader: AtomicUsize,
     pub run: RwLock<Arc<CurrentRun>>,
     pub table: SegmentTable,
+    pub scoring: Scoring,
     pub clock: Clock,
     pub counters: Counters,
     pub config: RunConfig,
@@ -130,14 +166,19 @@ pub enum EngineError {
 impl Engine {
     /// Opens the store (applying migrations), the read pool and the
     /// writer, and loads the latest model run.
-    pub fn start(url: &StoreUrl, clock: Clock, readers: usize) -> Result<Arc<Engine>, StoreError> {
+    pub fn start(
+        url: &StoreUrl,
+        clock: Clock,
+        settings: Settings,
+        readers: usize,
+    ) -> Result<Arc<Engine>, StoreError> {
         let mut writer_store = Store::open(url)?;
         let mut pool = Vec::with_capacity(readers.max(1));
         for _ in 0..readers.max(1) {
             pool.push(Mutex::new(Store::open(url)?));
         }
-        let config = RunConfig::default();
-        let table = SegmentTable::default_table();
+        let config = settings.valuation;
+        let table = settings.table;
         let latest = writer_store.runs(1)?.into_iter().next();
         let current = match latest {
             Some(stored) => match crate::runs::run_from_json(&stored.params, config) {
@@ -166,6 +207,7 @@ impl Engine {
             next_reader: AtomicUsize::new(0),
             run: RwLock::new(Arc::new(current)),
             table,
+            scoring: settings.scoring,
             clock,
             counters: Counters::default(),
             config,
@@ -275,7 +317,7 @@ impl Engine {
             let run = ModelRun::fit(
                 &summaries,
                 today,
-                &Scoring::Quintiles,
+                &engine.scoring,
                 &engine.table,
                 engine.config,
             );

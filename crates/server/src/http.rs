@@ -67,6 +67,21 @@ pub struct ServeOptions {
     pub due_every: Duration,
     /// Raw events older than this are deleted (aggregates stay).
     pub event_retention: Option<Duration>,
+    /// Segment rules, scoring and valuation.
+    pub settings: crate::engine::Settings,
+    /// The time zone in which a purchase day begins and ends.
+    pub timezone: jiff::tz::TimeZone,
+    /// Order amounts in other currencies are converted with these rates.
+    pub currency: Option<Currency>,
+}
+
+/// The reporting currency and the rates that convert others into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Currency {
+    /// e.g. USD.
+    pub base: String,
+    /// Upper-case code → value of one unit in the base currency.
+    pub rates: HashMap<String, f64>,
 }
 
 impl Default for ServeOptions {
@@ -78,6 +93,9 @@ impl Default for ServeOptions {
             metrics_open: false,
             due_every: Duration::from_secs(1),
             event_retention: None,
+            settings: crate::engine::Settings::default(),
+            timezone: jiff::tz::TimeZone::UTC,
+            currency: None,
         }
     }
 }
@@ -88,6 +106,7 @@ struct App {
     metrics: Arc<Metrics>,
     keys: Arc<RwLock<HashMap<String, KeyKind>>>,
     metrics_open: bool,
+    currency: Option<Arc<Currency>>,
 }
 
 /// Who may call a path.
@@ -122,10 +141,10 @@ pub fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
     let clock = match options.simulated_clock_ms {
-        Some(ms) => Clock::simulated(ms),
-        None => Clock::system(),
+        Some(ms) => Clock::simulated(ms, options.timezone.clone()),
+        None => Clock::system(options.timezone.clone()),
     };
-    let engine = Engine::start(db, clock, 4)?;
+    let engine = Engine::start(db, clock, options.settings.clone(), 4)?;
     // (Store calls block: they run outside the runtime or on its blocking
     // threads, never on an async worker.)
     let needs_first_run =
@@ -146,6 +165,7 @@ pub fn serve(
             metrics: Arc::new(Metrics::default()),
             keys: Arc::new(RwLock::new(HashMap::new())),
             metrics_open: options.metrics_open,
+            currency: options.currency.clone().map(Arc::new),
         };
         // A first run when the store has history but no run yet.
         if needs_first_run {
@@ -427,8 +447,10 @@ fn body_bytes(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn event_of(m: &Message) -> NewEvent {
-    NewEvent {
+/// The stored event of a message, with the order it carries (its day in
+/// the engine's time zone, its amount in the base currency).
+fn event_of(m: &Message, clock: &Clock, currency: Option<&Currency>) -> Result<NewEvent, String> {
+    Ok(NewEvent {
         user_id: m.user_id.clone(),
         anonymous_id: m.anonymous_id.clone(),
         previous_id: m.previous_id.clone(),
@@ -439,8 +461,8 @@ fn event_of(m: &Message) -> NewEvent {
         received_ms: m.received_at.as_millisecond(),
         payload: payload_of(m),
         traits: (m.kind == Kind::Identify && !m.traits.is_empty()).then(|| m.traits.clone()),
-        order: order_of(m),
-    }
+        order: order_of(m, clock, currency)?,
+    })
 }
 
 /// What is kept of a message besides its columns: traits, properties,
@@ -470,12 +492,18 @@ fn payload_of(m: &Message) -> String {
 /// The order an `Order Completed` / `Order Refunded` track carries (the
 /// e-commerce spec's fields, read as the NDJSON importer reads them):
 /// keyed by `order_id` (or, without one, the messageId), amount from
-/// `total`, `revenue` or `value`, on the timestamp's UTC day.
-fn order_of(m: &Message) -> Option<EventOrder> {
+/// `total`, `revenue` or `value`, on the timestamp's day in the engine's
+/// time zone. With a currency configuration, an order in another currency
+/// is converted, and one in a currency without a rate is refused.
+fn order_of(
+    m: &Message,
+    clock: &Clock,
+    currency: Option<&Currency>,
+) -> Result<Option<EventOrder>, String> {
     let refund = match m.event.as_deref() {
         Some("Order Completed") => false,
         Some("Order Refunded") => true,
-        _ => return None,
+        _ => return Ok(None),
     };
     let p = &m.properties;
     let id = ["order_id", "orderId", "checkout_id"]
@@ -486,7 +514,7 @@ fn order_of(m: &Message) -> Option<EventOrder> {
             _ => None,
         })
         .unwrap_or_else(|| m.message_id.clone());
-    let amount = ["total", "revenue", "value"]
+    let mut amount = ["total", "revenue", "value"]
         .iter()
         .find_map(|k| match p.get(*k) {
             Some(Value::Number(n)) => n.as_f64(),
@@ -495,12 +523,26 @@ fn order_of(m: &Message) -> Option<EventOrder> {
         })
         .filter(|a: &f64| a.is_finite())
         .unwrap_or(0.0);
-    Some(EventOrder {
+    if let (Some(c), Some(code)) = (currency, p.get("currency").and_then(Value::as_str)) {
+        let code = code.trim().to_ascii_uppercase();
+        if !code.is_empty() && code != c.base {
+            match c.rates.get(&code) {
+                Some(rate) => amount *= rate,
+                None => {
+                    return Err(format!(
+                        "order {id}: no rate for currency '{code}' (base {}); add it to [currency.rates] in lifecycle.toml",
+                        c.base
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Some(EventOrder {
         order_key: lifecycle_ingest::order_key(id.as_bytes()),
-        day: m.timestamp.as_second().div_euclid(86_400) as i32,
+        day: clock.day_of(m.timestamp),
         amount,
         refund,
-    })
+    }))
 }
 
 async fn ingest(
@@ -530,7 +572,15 @@ async fn ingest(
         Ok(m) => m,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let events: Vec<NewEvent> = messages.iter().map(event_of).collect();
+    let mut events = Vec::with_capacity(messages.len());
+    for (i, m) in messages.iter().enumerate() {
+        match event_of(m, &app.engine.clock, app.currency.as_deref()) {
+            Ok(e) => events.push(e),
+            Err(message) => {
+                return error(StatusCode::BAD_REQUEST, format!("message {i}: {message}"));
+            }
+        }
+    }
     // Durable before the answer.
     match app.engine.ingest(events).await {
         Ok(stats) => (

@@ -17,4 +17,5 @@ pub mod openapi;
 pub mod runs;
 pub mod segment;
 
-pub use http::{ServeError, ServeOptions, serve};
+pub use engine::Settings;
+pub use http::{Currency, ServeError, ServeOptions, serve};
