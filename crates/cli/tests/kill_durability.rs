@@ -6,6 +6,7 @@
 mod common;
 use common::*;
 
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -141,4 +142,59 @@ fn kill_9_under_load(db: &str) {
     assert_eq!(events, 50 * (max as i64 + 1));
     assert_eq!(after, 10 * (max as i64 + 1));
     assert!(after >= orders);
+}
+
+/// SIGTERM under load: the server stops accepting, finishes the requests in
+/// flight, commits what it acknowledged and exits 0.
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let o = lifecycle(&["keys", "create", "--kind", "write", "--db", &db]);
+    let key = stdout(&o).trim().to_string();
+    let mut server = start(&db, &["--refit-every", "off"]);
+    let addr = server.addr.clone();
+    let acked = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let client = {
+        let (addr, key, acked) = (addr.clone(), key.clone(), acked.clone());
+        std::thread::spawn(move || {
+            for b in 0.. {
+                match try_request(
+                    &addr,
+                    "POST",
+                    "/v1/batch",
+                    &[basic(&key)],
+                    batch(b).as_bytes(),
+                ) {
+                    Ok((200, _)) => acked.lock().unwrap().push(b),
+                    _ => break,
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.child.wait().unwrap();
+    client.join().unwrap();
+    assert!(status.success(), "serve exited with {status}");
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty());
+    for b in &acked {
+        let n = sql_count(
+            &db,
+            &format!(
+                "SELECT COUNT(*) FROM events WHERE message_id IN ('m{}', 'm{}')",
+                b * 50,
+                b * 50 + 49
+            ),
+        );
+        assert_eq!(n, 2, "batch {b} was acknowledged but is not stored");
+    }
 }

@@ -188,7 +188,10 @@ fn settings_file_environment_time_zone_and_currency() {
     .unwrap();
     let server = Server {
         child,
-        addr: line.trim().trim_start_matches("listening on http://").to_string(),
+        addr: line
+            .trim()
+            .trim_start_matches("listening on http://")
+            .to_string(),
     };
     let addr = server.addr.as_str();
     // 03:00 UTC on 1 March is 29 February in New York.

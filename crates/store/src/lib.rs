@@ -1103,6 +1103,39 @@ mod tests {
         assert_eq!(listed.len(), 1);
     }
 
+    /// Retention deletes raw events only: orders, profiles and the
+    /// customer's standing outlive it.
+    #[test]
+    fn expired_events_leave_orders_and_profiles() {
+        both("r", |url| {
+            let mut store = Store::open(&url).unwrap();
+            let scorer: Scorer<'_> = &toy_scorer;
+            let order = NewEvent {
+                event: Some("Order Completed".into()),
+                received_ms: 1_000,
+                order: Some(EventOrder {
+                    order_key: 1,
+                    day: 100,
+                    amount: 20.0,
+                    refund: false,
+                }),
+                ..track(Some("u"), None, "old")
+            };
+            let recent = NewEvent {
+                received_ms: 9_000,
+                ..track(Some("u"), None, "new")
+            };
+            store.ingest(&[vec![order, recent]], scorer, 9_000).unwrap();
+            // The segment event was written at 9_000 too.
+            assert_eq!(store.expire_events(5_000).unwrap(), 1);
+            let view = store.customer("u", 50).unwrap().unwrap();
+            assert!(view.events.iter().all(|e| e.message_id != "old"));
+            assert!(view.events.iter().any(|e| e.message_id == "new"));
+            assert_eq!(view.profile.unwrap().n_orders, 1);
+            assert_eq!(store.counts().unwrap().orders, 1);
+        });
+    }
+
     #[test]
     fn keys_are_stored_hashed_and_checked() {
         both("k", keys_on);
