@@ -103,4 +103,26 @@ fn two_instances_keep_every_profile_correct() {
         }
     }
     assert!(wrong.is_empty(), "profiles missing an order: {wrong:?}");
+
+    // A model run made by one instance is adopted by the other (at its
+    // next due-time pass, within a few seconds).
+    let auth = [("Authorization", format!("Bearer {secret}"))];
+    let (status, body) = request(&servers[0].addr, "POST", "/api/v1/models/refit", &auth, b"");
+    assert_eq!(status, 200, "{body}");
+    let run: Value = serde_json::from_str(&body).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let (_, body) = request(&servers[1].addr, "GET", "/api/v1/segments", &auth, b"");
+        let segments: Value = serde_json::from_str(&body).unwrap();
+        if segments["model_run"] == run["id"] {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "instance 2 still on run {} after 10 s, instance 1 made {}",
+            segments["model_run"],
+            run["id"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

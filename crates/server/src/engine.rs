@@ -441,7 +441,13 @@ impl Engine {
                     let _ = reply.send(store.rescore(&ids, &scorer, now_ms));
                 }
                 Job::Due(reply) => {
-                    let _ = reply.send(self.due(&mut store, &scorer, today, now_ms));
+                    // Another instance on the same database may have made a
+                    // newer run (it re-scored everyone): adopt it first.
+                    let adopted = self.adopt_latest_run(&mut store);
+                    let run = self.current_run();
+                    let scorer = |f: &CustomerFacts<'_>| self.score(&run, f, today);
+                    let result = adopted.and_then(|_| self.due(&mut store, &scorer, today, now_ms));
+                    let _ = reply.send(result);
                 }
                 Job::InstallRun(new_run, reply) => {
                     let _ = reply.send(self.install(&mut store, *new_run, today, now_ms));
@@ -499,6 +505,29 @@ impl Engine {
             last = ids;
         }
         Ok(moved)
+    }
+
+    /// Switches to the store's latest run when it is newer than ours.
+    fn adopt_latest_run(&self, store: &mut Store) -> Result<(), StoreError> {
+        let current = self.current_run();
+        let Some(latest) = store.runs(1)?.into_iter().next() else {
+            return Ok(());
+        };
+        if current.id.is_some_and(|id| id >= latest.id) {
+            return Ok(());
+        }
+        if let Some(run) = crate::runs::run_from_json(&latest.params, self.config) {
+            let adopted = Arc::new(CurrentRun {
+                id: Some(latest.id),
+                at_ms: latest.at_ms,
+                run,
+            });
+            match self.run.write() {
+                Ok(mut r) => *r = adopted,
+                Err(p) => *p.into_inner() = adopted,
+            }
+        }
+        Ok(())
     }
 
     fn install(
