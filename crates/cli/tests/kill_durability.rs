@@ -198,3 +198,51 @@ fn sigterm_drains_and_exits_cleanly() {
         assert_eq!(n, 2, "batch {b} was acknowledged but is not stored");
     }
 }
+
+/// The database drops every connection under the server (as a PostgreSQL
+/// restart does): the server reconnects; a request that meets the broken
+/// connection gets a 503 (which Segment's libraries retry), never a 400.
+#[test]
+fn postgres_connections_dropped_under_the_server() {
+    let db = lifecycle_store::testing::postgres_database().unwrap();
+    let o = lifecycle(&["keys", "create", "--kind", "write", "--db", &db]);
+    let key = stdout(&o).trim().to_string();
+    let server = start(&db, &["--refit-every", "off"]);
+    let send = |b: usize| {
+        request(
+            &server.addr,
+            "POST",
+            "/v1/batch",
+            &[basic(&key)],
+            batch(b).as_bytes(),
+        )
+    };
+    assert_eq!(send(0).0, 200);
+    let mut admin = postgres::Client::connect(&db, postgres::NoTls).unwrap();
+    let killed: i64 = admin
+        .query_one(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1);
+    let mut statuses = Vec::new();
+    for attempt in 0..3 {
+        let (status, body) = send(1);
+        statuses.push(status);
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "attempt {attempt}: {body}");
+    }
+    assert_eq!(statuses.last(), Some(&200), "{statuses:?}");
+    assert_eq!(
+        sql_count(
+            &db,
+            "SELECT COUNT(*) FROM events WHERE message_id LIKE 'm%'"
+        ),
+        100
+    );
+}

@@ -416,10 +416,9 @@ impl Engine {
                                 let _ = r.send(Ok(s));
                             }
                         }
-                        Err(e) if requests.len() > 1 => {
+                        Err(_) if requests.len() > 1 => {
                             // One bad request must not fail the others:
                             // retry each alone.
-                            let _ = e;
                             for (events, r) in requests.into_iter().zip(replies) {
                                 let result = store
                                     .ingest(std::slice::from_ref(&events), &scorer, now_ms)
@@ -431,8 +430,10 @@ impl Engine {
                             }
                         }
                         Err(e) => {
-                            for r in replies {
-                                let _ = r.send(Err(StoreError::Refused(e.to_string())));
+                            // One request: its own error (a storage failure
+                            // stays one, so the client retries).
+                            if let Some(r) = replies.into_iter().next() {
+                                let _ = r.send(Err(e));
                             }
                         }
                     }

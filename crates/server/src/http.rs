@@ -212,7 +212,8 @@ fn spawn_schedules(engine: &Arc<Engine>, options: &ServeOptions) {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 tick.tick().await;
-                let cutoff = expire.clock.now_ms() - keep.as_millis() as i64;
+                // Received times are the system's, so is the cut-off.
+                let cutoff = jiff::Timestamp::now().as_millisecond() - keep.as_millis() as i64;
                 if expire.expire_events(cutoff).await.is_err() {
                     return;
                 }
@@ -346,10 +347,15 @@ fn engine_error(e: EngineError) -> Response {
         }
         EngineError::Store(StoreError::Refused(m)) => error(StatusCode::BAD_REQUEST, m),
         EngineError::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        EngineError::Store(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the store failed: {e}"),
-        ),
+        EngineError::Store(e) => {
+            // The details (the store's name, the database's message) go to
+            // the operator's log, not to the caller; 503 makes clients retry.
+            eprintln!("error: {e}");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is unavailable; retry later",
+            )
+        }
     }
 }
 
@@ -705,12 +711,34 @@ async fn get_customer(State(app): State<App>, Path(id): Path<String>) -> Respons
     }
 }
 
+/// A text field for CSV: quoted when needed, and a leading `=`, `+`, `-`,
+/// `@`, tab or CR neutralised with `'` (so that a spreadsheet does not run
+/// an id as a formula).
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s
     }
+}
+
+/// Percent-encodes everything but unreserved ASCII (for a header value
+/// that `cursor=` accepts back).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn num(v: Option<f64>) -> String {
@@ -786,7 +814,10 @@ async fn list_customers(
             ));
         }
         let mut r = csv_response(out, "customers.csv");
-        if let Some(n) = next.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+        if let Some(n) = next
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(&percent_encode(n)).ok())
+        {
             r.headers_mut().insert("x-next-cursor", n);
         }
         return r;
@@ -1015,4 +1046,33 @@ async fn metrics(State(app): State<App>) -> Response {
 
 async fn openapi() -> Response {
     axum::Json(crate::openapi::document()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_text_cannot_become_a_formula() {
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("@x"), "'@x");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("Champions"), "Champions");
+    }
+
+    #[test]
+    fn cursors_are_header_safe() {
+        assert_eq!(percent_encode("josé 1"), "jos%C3%A9%201");
+        assert_eq!(percent_encode("u-1_2.3~"), "u-1_2.3~");
+    }
+
+    #[test]
+    fn the_access_table() {
+        assert_eq!(access_of("/healthz"), Access::Open);
+        assert_eq!(access_of("/openapi.json"), Access::Open);
+        assert_eq!(access_of("/v1/batch"), Access::Write);
+        assert_eq!(access_of("/api/v1/customers/x"), Access::Secret);
+        assert_eq!(access_of("/metrics"), Access::Metrics);
+    }
 }

@@ -177,10 +177,14 @@ impl DbError {
     }
 }
 
-/// A PostgreSQL connection with its prepared statements.
+/// A PostgreSQL connection with its prepared statements; reconnected
+/// (outside a transaction) when the server has closed it, e.g. after a
+/// restart.
 pub(crate) struct Pg {
     client: postgres::Client,
     statements: HashMap<String, postgres::Statement>,
+    url: String,
+    in_transaction: bool,
 }
 
 /// A connection to either backend.
@@ -235,10 +239,19 @@ fn pg_value(row: &postgres::Row, i: usize) -> Result<Val, postgres::Error> {
 }
 
 impl Pg {
+    fn reconnect_if_closed(&mut self) -> Result<(), postgres::Error> {
+        if !self.in_transaction && self.client.is_closed() {
+            self.client = postgres::Client::connect(&self.url, postgres::NoTls)?;
+            self.statements.clear();
+        }
+        Ok(())
+    }
+
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
+        self.reconnect_if_closed()?;
         let s = self.client.prepare(&dollars(sql))?;
         self.statements.insert(sql.to_string(), s.clone());
         Ok(s)
@@ -259,6 +272,8 @@ impl Db {
         Ok(Db::Postgres(Box::new(Pg {
             client,
             statements: HashMap::new(),
+            url: url.to_string(),
+            in_transaction: false,
         })))
     }
 
@@ -343,7 +358,10 @@ impl Db {
     pub fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         match self {
             Db::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Db::Postgres(pg) => Ok(pg.client.batch_execute(sql)?),
+            Db::Postgres(pg) => {
+                pg.reconnect_if_closed()?;
+                Ok(pg.client.batch_execute(sql)?)
+            }
         }
     }
 
@@ -352,16 +370,29 @@ impl Db {
     pub fn begin(&mut self) -> Result<(), DbError> {
         match self {
             Db::Sqlite(_) => self.batch("BEGIN IMMEDIATE"),
-            Db::Postgres(_) => self.batch("BEGIN"),
+            Db::Postgres(_) => {
+                self.batch("BEGIN")?;
+                self.set_in_transaction(true);
+                Ok(())
+            }
+        }
+    }
+
+    fn set_in_transaction(&mut self, on: bool) {
+        if let Db::Postgres(pg) = self {
+            pg.in_transaction = on;
         }
     }
 
     pub fn commit(&mut self) -> Result<(), DbError> {
-        self.batch("COMMIT")
+        let done = self.batch("COMMIT");
+        self.set_in_transaction(false);
+        done
     }
 
     pub fn rollback(&mut self) {
         let _ = self.batch("ROLLBACK");
+        self.set_in_transaction(false);
     }
 }
 

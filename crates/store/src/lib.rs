@@ -98,8 +98,10 @@ impl StoreUrl {
     }
 }
 
-/// A URL with any password replaced by `***`.
+/// A URL with any password replaced by `***` and its query (which may
+/// carry `password=`) left out.
 fn redact(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -950,6 +952,11 @@ mod tests {
             .ingest(&[vec![order("o2", 101, 35.0, false)]], scorer, 4_000)
             .unwrap();
         assert_eq!((s[0].orders_new, s[0].orders_updated), (0, 1));
+        // A late retry of the first message is a duplicate: the correction stays.
+        let s = store
+            .ingest(&[vec![order("o1", 100, 30.0, false)]], scorer, 4_500)
+            .unwrap();
+        assert_eq!((s[0].duplicates, s[0].orders_updated), (1, 0));
         store
             .ingest(&[vec![order("o3", 110, 10.0, true)]], scorer, 5_000)
             .unwrap();

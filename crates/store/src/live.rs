@@ -247,13 +247,14 @@ impl Tx<'_> {
             .map(|r| r.text(0)))
     }
 
-    fn link(&mut self, id: &str, customer: &str) -> Result<(), Failure> {
+    /// Links `id` to `customer` unless it is linked already (by another
+    /// instance meanwhile, say); returns the customer it belongs to.
+    fn link(&mut self, id: &str, customer: &str) -> Result<String, Failure> {
         self.db.exec(
-            "INSERT INTO identities (id, customer_id) VALUES (?1, ?2)
-             ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id",
+            "INSERT INTO identities (id, customer_id) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
             vals![id, customer],
         )?;
-        Ok(())
+        Ok(self.lookup(id)?.unwrap_or_else(|| customer.to_string()))
     }
 
     /// A customer known by a userId (not only an anonymous visitor).
@@ -299,8 +300,7 @@ impl Tx<'_> {
         if let Some(c) = self.lookup(&key)? {
             return Ok(c);
         }
-        self.link(&key, user_id)?;
-        Ok(user_id.to_string())
+        self.link(&key, user_id)
     }
 
     /// Attaches anonymous id `anon` to `target`: links it on first sight,
@@ -315,15 +315,18 @@ impl Tx<'_> {
         stats: &mut EventStats,
     ) -> Result<(), Failure> {
         let key = format!("anon:{anon}");
-        match self.lookup(&key)? {
-            None => self.link(&key, target),
-            Some(c) if c == target => Ok(()),
-            Some(c) if !self.is_known(&c)? => {
+        let owner = match self.lookup(&key)? {
+            Some(c) => c,
+            None => self.link(&key, target)?,
+        };
+        match owner {
+            c if c == target => Ok(()),
+            c if !self.is_known(&c)? => {
                 self.merge(&c, target, how)?;
                 stats.merged += 1;
                 Ok(())
             }
-            Some(c) => {
+            c => {
                 self.record_merge(
                     target,
                     &c,
@@ -351,12 +354,20 @@ impl Tx<'_> {
             return Ok(());
         }
         self.ensure_customer(target)?;
+        if !self.lock_customer(source)? || !self.lock_customer(target)? {
+            return Ok(());
+        }
+        // An order both have (the same order id, on any day) is kept once:
+        // the remaining customer's copy.
         let moves = [
             "INSERT INTO events (customer_id, message_id, kind, event, at_ms, received_ms, payload)
              SELECT ?2, message_id, kind, event, at_ms, received_ms, payload FROM events WHERE customer_id = ?1
              ON CONFLICT DO NOTHING",
             "INSERT INTO orders (customer_id, day, order_key, amount, rows, is_order)
-             SELECT ?2, day, order_key, amount, rows, is_order FROM orders WHERE customer_id = ?1
+             SELECT ?2, o.day, o.order_key, o.amount, o.rows, o.is_order FROM orders o
+             WHERE o.customer_id = ?1 AND NOT EXISTS (
+               SELECT 1 FROM orders t WHERE t.customer_id = ?2 AND t.order_key = o.order_key
+                 AND t.is_order = o.is_order)
              ON CONFLICT DO NOTHING",
             "UPDATE identities SET customer_id = ?2 WHERE customer_id = ?1",
         ];
@@ -432,10 +443,7 @@ impl Tx<'_> {
                 let key = format!("anon:{a}");
                 match self.lookup(&key)? {
                     Some(c) => c,
-                    None => {
-                        self.link(&key, &key)?;
-                        key
-                    }
+                    None => self.link(&key, &key)?,
                 }
             }
             (None, None) => {
@@ -462,6 +470,38 @@ impl Tx<'_> {
             }
         }
         Ok(target)
+    }
+
+    /// On PostgreSQL, locks the customer's row until the commit: every
+    /// writer of a customer's events, orders, traits and profile takes it
+    /// first, so two instances never interleave their reads and writes of
+    /// one customer. `false` when the row is gone (merged away meanwhile).
+    fn lock_customer(&mut self, customer: &str) -> Result<bool, Failure> {
+        if !self.db.is_postgres() {
+            return Ok(true);
+        }
+        Ok(self
+            .db
+            .query_one(
+                "SELECT 1 FROM customers WHERE customer_id = ?1 FOR UPDATE",
+                vals![customer],
+            )?
+            .is_some())
+    }
+
+    /// [`Tx::resolve`], then the customer's row lock; resolves again if a
+    /// concurrent merge removed the customer in between.
+    fn resolve_locked(&mut self, e: &NewEvent, stats: &mut EventStats) -> Result<String, Failure> {
+        for _ in 0..5 {
+            let customer = self.resolve(e, stats)?;
+            if self.lock_customer(&customer)? {
+                return Ok(customer);
+            }
+        }
+        Err(Failure::Refused(format!(
+            "message {}: its customer kept being merged away; retry",
+            e.message_id
+        )))
     }
 
     fn insert_event(&mut self, customer: &str, e: &NewEvent) -> Result<bool, Failure> {
@@ -587,12 +627,7 @@ impl Tx<'_> {
     /// the same customer see each other's orders (the second waits, then
     /// reads everything committed).
     fn rescore(&mut self, customer: &str, scorer: Scorer<'_>) -> Result<u64, Failure> {
-        let lock = if self.db.is_postgres() {
-            "SELECT 1 FROM customers WHERE customer_id = ?1 FOR UPDATE"
-        } else {
-            "SELECT 1 FROM customers WHERE customer_id = ?1"
-        };
-        if self.db.query_one(lock, vals![customer])?.is_none() {
+        if !self.customer_exists(customer)? || !self.lock_customer(customer)? {
             return Ok(0);
         }
         let entries = self.entries(customer)?;
@@ -760,12 +795,14 @@ impl Store {
             for events in requests {
                 let mut stats = EventStats::default();
                 for e in events {
-                    let customer = tx.resolve(e, &mut stats)?;
-                    if tx.insert_event(&customer, e)? {
-                        stats.inserted += 1;
-                    } else {
+                    let customer = tx.resolve_locked(e, &mut stats)?;
+                    if !tx.insert_event(&customer, e)? {
+                        // A retry of a stored message changes nothing (a
+                        // later correction of its order or traits stays).
                         stats.duplicates += 1;
+                        continue;
                     }
+                    stats.inserted += 1;
                     if let Some(t) = &e.traits {
                         tx.apply_traits(&customer, t)?;
                     }
