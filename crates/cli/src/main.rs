@@ -12,6 +12,7 @@ mod import;
 mod predict;
 mod select;
 mod serve;
+mod tripwires;
 mod value;
 
 use std::process::ExitCode;
@@ -76,6 +77,11 @@ enum Command {
     Import(import::ImportArgs),
     /// Run the real-time engine: the Segment-compatible event API on the store
     Serve(serve::ServeArgs),
+    /// Tripwires: the desired behaviour of the best customers and who deviates from it
+    Tripwires {
+        #[command(subcommand)]
+        command: tripwires::TripwiresCommand,
+    },
     /// Manage API keys
     Keys {
         #[command(subcommand)]
@@ -103,6 +109,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Keys { command } => serve::keys(command),
+        Command::Tripwires { command } => tripwires::run(command),
         Command::Segments => {
             print!(
                 "{}",

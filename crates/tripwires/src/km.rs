@@ -73,11 +73,7 @@ impl KaplanMeier {
             }
             at_risk -= leaving;
         }
-        KaplanMeier {
-            steps,
-            n,
-            observed,
-        }
+        KaplanMeier { steps, n, observed }
     }
 
     /// Subjects in the fit.

@@ -18,8 +18,8 @@ pub mod stats;
 
 pub use km::KaplanMeier;
 pub use norms::{
-    Backtest, BacktestConfig, History, LearnConfig, Lift, Norm, Outcome, Step, backtest,
-    describe, durations, learn, steps,
+    Backtest, BacktestConfig, History, LearnConfig, Lift, Norm, Outcome, Step, backtest, describe,
+    durations, learn, steps,
 };
 pub use rhythm::{Overdue, overdue};
 pub use stats::{Estimate, Moments};

@@ -35,13 +35,8 @@ impl History {
         order_days.dedup();
         for d in order_days {
             h.days.push(d);
-            h.values.push(
-                sorted
-                    .iter()
-                    .filter(|e| e.day == d)
-                    .map(|e| e.amount)
-                    .sum(),
-            );
+            h.values
+                .push(sorted.iter().filter(|e| e.day == d).map(|e| e.amount).sum());
         }
         h
     }
@@ -490,7 +485,12 @@ mod tests {
         // A naive quantile that counted the censored as failures would say
         // "never" (only 32/40 = 80% by day 32) or 32 days.
         let text = describe(&norm, "Champions");
-        assert!(text.starts_with("80% of your Champions placed their 2nd order within 26 days of their 1st (n=40)."), "{text}");
+        assert!(
+            text.starts_with(
+                "80% of your Champions placed their 2nd order within 26 days of their 1st (n=40)."
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -567,7 +567,10 @@ mod tests {
             rows: 1,
             is_order: amount >= 0.0,
         };
-        let hist = History::from_entries(&[e(5, 2, 10.0), e(1, 1, 4.0), e(5, 3, 6.0), e(7, 9, -3.0)], Some(0));
+        let hist = History::from_entries(
+            &[e(5, 2, 10.0), e(1, 1, 4.0), e(5, 3, 6.0), e(7, 9, -3.0)],
+            Some(0),
+        );
         assert_eq!(hist.days, vec![1, 5]);
         assert_eq!(hist.values, vec![4.0, 16.0]);
         assert_eq!(hist.until(4).days, vec![1]);

@@ -33,7 +33,7 @@ pub fn overdue<M: PurchaseModel>(
         return None;
     }
     let probability = 1.0 - model.no_purchase(since_last, x, t_x, t_x);
-    if !(probability > threshold) {
+    if probability.is_nan() || probability <= threshold {
         return None;
     }
     let crossed = model.next_purchase_quantile(threshold, x, t_x, t_x)?;

@@ -31,8 +31,16 @@ pub fn wilson(k: u64, n: u64, level: f64) -> Option<Estimate> {
     // At 0 or n the bound is exactly 0 or 1 (rounding would leave 1e-17).
     Some(Estimate {
         value: p,
-        low: if k == 0.0 { 0.0 } else { (centre - half).max(0.0) },
-        high: if k == n { 1.0 } else { (centre + half).min(1.0) },
+        low: if k == 0.0 {
+            0.0
+        } else {
+            (centre - half).max(0.0)
+        },
+        high: if k == n {
+            1.0
+        } else {
+            (centre + half).min(1.0)
+        },
     })
 }
 
@@ -127,7 +135,10 @@ mod tests {
     fn wilson_and_degenerate_inputs() {
         // Newcombe (1998) table I: 81/263 → (0.2553, 0.3662).
         let w = wilson(81, 263, 0.95).unwrap();
-        assert!((w.low - 0.2553).abs() < 5e-4 && (w.high - 0.3662).abs() < 5e-4, "{w:?}");
+        assert!(
+            (w.low - 0.2553).abs() < 5e-4 && (w.high - 0.3662).abs() < 5e-4,
+            "{w:?}"
+        );
         assert!(wilson(0, 0, 0.95).is_none());
         let w = wilson(0, 10, 0.95).unwrap();
         assert_eq!(w.low, 0.0);

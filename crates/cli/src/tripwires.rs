@@ -1,0 +1,506 @@
+//! `lifecycle tripwires learn`: the norms of the best customers, in plain
+//! words, each with its out-of-sample backtest.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use lifecycle_engine::{ModelRun, RunConfig, live_profile};
+use lifecycle_ingest::{ReadOptions, clock_for, format_day, read_events, read_orders};
+use lifecycle_rfm::{
+    AnalysisConfig, CustomerSummary, Day, OrderEntry, Scoring, SegmentTable, analyze,
+};
+use lifecycle_tripwires::{
+    Backtest, BacktestConfig, History, LearnConfig, Norm, Step, backtest, describe, learn, steps,
+};
+use serde_json::{Value, json};
+
+use crate::{column_overrides, day_flag, input_err};
+
+#[derive(Subcommand, Debug)]
+pub enum TripwiresCommand {
+    /// Learn the desired behaviour from the best customers' history
+    Learn(LearnArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LearnArgs {
+    /// Orders file (any format `analyze` reads)
+    pub orders: PathBuf,
+    /// Visits / sign-ups (the events file of `analyze --events`): adds the
+    /// sign-up to first order norm
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Who the best customers are: "segment in [Champions, Loyal Customers]",
+    /// "segment = Champions" or "top-clv-decile"
+    #[arg(long, default_value = "segment in [Champions]", value_name = "RULE")]
+    pub best: String,
+    /// The share of best customers a norm covers
+    #[arg(long, default_value_t = 0.8)]
+    pub coverage: f64,
+    /// Learn k-th to (k+1)-th order norms up to this k
+    #[arg(long, default_value_t = 4)]
+    pub max_k: u32,
+    /// Analysis date; later orders are ignored. Default: the last order date
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Backtest split: norms are learned on the history up to this date and
+    /// judged on deadlines after it. Default, per norm: the day by which
+    /// half of the customers had reached the norm's starting point
+    #[arg(long, value_name = "DATE")]
+    pub split: Option<String>,
+    /// Days after a deadline over which the backtest measures repeat orders and revenue
+    #[arg(long, default_value_t = 180)]
+    pub horizon_days: u32,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Time zone where a purchase day begins and ends
+    #[arg(long, default_value = "UTC", value_name = "TZ")]
+    pub timezone: String,
+    /// Column overrides (see `analyze --help`)
+    #[arg(long, value_name = "SPEC")]
+    pub columns: Option<String>,
+}
+
+/// Who counts as a best customer.
+#[derive(Debug, Clone, PartialEq)]
+enum Best {
+    Segments(Vec<String>),
+    TopClvDecile,
+}
+
+fn parse_best(rule: &str, table: &SegmentTable) -> Result<Best> {
+    let r = rule.trim();
+    if r.eq_ignore_ascii_case("top-clv-decile") {
+        return Ok(Best::TopClvDecile);
+    }
+    let bad = || {
+        input_err(format!(
+            "--best \"{rule}\": expected \"segment in [A, B]\", \"segment = A\" or \"top-clv-decile\""
+        ))
+    };
+    let rest = r.strip_prefix("segment").ok_or_else(bad)?.trim_start();
+    let names: Vec<String> = if let Some(list) = rest.strip_prefix("in") {
+        let list = list.trim();
+        let inner = list
+            .strip_prefix('[')
+            .and_then(|l| l.strip_suffix(']'))
+            .ok_or_else(bad)?;
+        inner
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    } else if let Some(one) = rest.strip_prefix('=') {
+        vec![one.trim().trim_matches('"').to_string()]
+    } else {
+        return Err(bad());
+    };
+    if names.is_empty() {
+        return Err(bad());
+    }
+    for n in &names {
+        if !table.segments().iter().any(|s| &s.name == n) {
+            let known: Vec<&str> = table.segments().iter().map(|s| s.name.as_str()).collect();
+            return Err(input_err(format!(
+                "--best: no segment \"{n}\"; the segments are {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(Best::Segments(names))
+}
+
+/// Marks the best customers among `summaries` as of `as_of`.
+fn select_best(
+    best: &Best,
+    summaries: &[CustomerSummary],
+    as_of: Day,
+    table: &SegmentTable,
+) -> Vec<bool> {
+    match best {
+        Best::Segments(names) => {
+            let wanted: Vec<usize> = table
+                .segments()
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| names.contains(&s.name))
+                .map(|(i, _)| i)
+                .collect();
+            let analysis = analyze(
+                summaries.to_vec(),
+                as_of,
+                &AnalysisConfig {
+                    scoring: Scoring::Quintiles,
+                    segments: table.clone(),
+                },
+            );
+            analysis
+                .scores
+                .iter()
+                .map(|s| wanted.contains(&usize::from(s.segment)))
+                .collect()
+        }
+        Best::TopClvDecile => {
+            let run = ModelRun::fit(
+                summaries,
+                as_of,
+                &Scoring::Quintiles,
+                table,
+                RunConfig::default(),
+            );
+            let clv: Vec<f64> = summaries
+                .iter()
+                .map(|s| {
+                    live_profile(&run, table, s, as_of)
+                        .value
+                        .and_then(|v| v.clv)
+                        .unwrap_or(f64::NEG_INFINITY)
+                })
+                .collect();
+            let mut sorted: Vec<f64> = clv.iter().copied().filter(|v| v.is_finite()).collect();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            let k = (sorted.len() as f64 * 0.1).ceil() as usize;
+            match k.checked_sub(1).and_then(|i| sorted.get(i)) {
+                Some(&cut) => clv.iter().map(|&v| v.is_finite() && v >= cut).collect(),
+                None => vec![false; clv.len()],
+            }
+        }
+    }
+}
+
+fn best_label(best: &Best) -> String {
+    match best {
+        Best::Segments(n) => n.join(" and "),
+        Best::TopClvDecile => "top-decile customers by CLV".into(),
+    }
+}
+
+fn norm_json(n: &Norm) -> Value {
+    json!({
+        "step": n.step.key(),
+        "coverage": n.coverage,
+        "days": n.days,
+        "customers": n.customers,
+        "observed": n.observed,
+        "share_within": n.share,
+        "share_interval": n.share_interval.map(|(a, b)| [a, b]),
+        "lift": n.lift.map(|l| json!({
+            "target_orders": l.target_orders,
+            "kept": {"reached": l.kept.0, "customers": l.kept.1},
+            "missed": {"reached": l.missed.0, "customers": l.missed.1},
+            "ratio": l.ratio.map(|r| json!({"value": r.value, "low": r.low, "high": r.high})),
+        })),
+    })
+}
+
+fn estimate(e: Option<lifecycle_tripwires::Estimate>) -> Value {
+    e.map_or(
+        Value::Null,
+        |e| json!({"value": e.value, "low": e.low, "high": e.high}),
+    )
+}
+
+fn backtest_json(b: &Backtest) -> Value {
+    let outcome = |o: &lifecycle_tripwires::Outcome| {
+        json!({
+            "customers": o.customers,
+            "repeaters": o.repeaters,
+            "revenue_per_customer": o.revenue.mean(),
+        })
+    };
+    json!({
+        "split": format_day(b.split),
+        "horizon_days": b.horizon_days,
+        "norm_days": b.norm.days,
+        "kept": outcome(&b.kept),
+        "tripped": outcome(&b.tripped),
+        "repeat_rate_kept": estimate(b.repeat_rates.0),
+        "repeat_rate_tripped": estimate(b.repeat_rates.1),
+        "repeat_rate_difference": estimate(b.repeat_difference),
+        "revenue_difference": estimate(b.revenue_difference),
+    })
+}
+
+fn backtest_text(b: &Backtest) -> String {
+    let rate = |e: Option<lifecycle_tripwires::Estimate>| {
+        e.map_or("n/a".to_string(), |e| format!("{:.1}%", e.value * 100.0))
+    };
+    let mut s = format!(
+        "  backtest (learned up to {}: {} days; judged on {} later deadlines, {} days after each): ",
+        format_day(b.split),
+        b.norm.days,
+        b.kept.customers + b.tripped.customers,
+        b.horizon_days
+    );
+    s.push_str(&format!(
+        "kept {} customers, {} ordered again; tripped {}, {} ordered again",
+        b.kept.customers,
+        rate(b.repeat_rates.0),
+        b.tripped.customers,
+        rate(b.repeat_rates.1),
+    ));
+    if let Some(d) = b.repeat_difference {
+        s.push_str(&format!(
+            "; difference {:+.1} points (95% CI {:+.1} to {:+.1})",
+            d.value * 100.0,
+            d.low * 100.0,
+            d.high * 100.0
+        ));
+    }
+    if let Some(r) = b.revenue_difference {
+        s.push_str(&format!(
+            "; revenue per customer {:+.2} (95% CI {:+.2} to {:+.2})",
+            r.value, r.low, r.high
+        ));
+    }
+    s
+}
+
+/// Every customer's history, summary (as of `as_of`) and entries.
+pub struct Loaded {
+    pub ids: Vec<String>,
+    pub entries: Vec<Vec<OrderEntry>>,
+    pub histories: Vec<History>,
+    pub summaries: Vec<CustomerSummary>,
+    pub as_of: Day,
+}
+
+pub fn load(
+    orders: &std::path::Path,
+    events: Option<&std::path::Path>,
+    as_of: Option<Day>,
+    timezone: &str,
+    columns: Option<&str>,
+) -> Result<Loaded> {
+    let opts = ReadOptions {
+        columns: column_overrides(columns)?,
+        clock: clock_for(timezone).map_err(input_err)?,
+        as_of,
+        ..ReadOptions::default()
+    };
+    let mut builder = read_orders(orders, &opts)?.builder;
+    if let Some(path) = events {
+        let ev_opts = ReadOptions {
+            columns: Default::default(),
+            ..opts.clone()
+        };
+        builder.merge(read_events(path, &ev_opts)?.builder);
+    }
+    let as_of = match as_of.or(builder.last_order_day()) {
+        Some(d) => d,
+        None => return Err(input_err(format!("{}: no orders found", orders.display()))),
+    };
+    let mut by_id: HashMap<String, Vec<OrderEntry>> = HashMap::new();
+    builder.for_each_customer_orders(as_of, |id, e| {
+        by_id.insert(id.to_string(), e.to_vec());
+    });
+    let (finished, _) = builder.finish(as_of);
+    let mut loaded = Loaded {
+        ids: Vec::with_capacity(finished.len()),
+        entries: Vec::with_capacity(finished.len()),
+        histories: Vec::with_capacity(finished.len()),
+        summaries: Vec::with_capacity(finished.len()),
+        as_of,
+    };
+    for s in finished {
+        let e = by_id.remove(&*s.customer_id).unwrap_or_default();
+        loaded
+            .histories
+            .push(History::from_entries(&e, s.first_seen));
+        loaded.ids.push(s.customer_id.to_string());
+        loaded.entries.push(e);
+        loaded.summaries.push(s);
+    }
+    Ok(loaded)
+}
+
+pub fn run(command: TripwiresCommand) -> Result<()> {
+    match command {
+        TripwiresCommand::Learn(args) => learn_command(args),
+    }
+}
+
+fn learn_command(args: LearnArgs) -> Result<()> {
+    if !(args.coverage > 0.0 && args.coverage < 1.0) {
+        return Err(input_err(format!(
+            "--coverage {}: must be between 0 and 1 (e.g. 0.8)",
+            args.coverage
+        )));
+    }
+    let table = SegmentTable::default_table();
+    let best = parse_best(&args.best, &table)?;
+    let as_of = day_flag("--as-of", args.as_of.as_deref())?;
+    let data = load(
+        &args.orders,
+        args.events.as_deref(),
+        as_of,
+        &args.timezone,
+        args.columns.as_deref(),
+    )?;
+    let as_of = data.as_of;
+    let fixed_split = day_flag("--split", args.split.as_deref())?;
+    if let Some(split) = fixed_split
+        && split >= as_of
+    {
+        return Err(input_err(format!(
+            "--split {}: must be before the analysis date {}",
+            format_day(split),
+            format_day(as_of)
+        )));
+    }
+    let config = LearnConfig {
+        coverage: args.coverage,
+        max_k: args.max_k,
+        ..LearnConfig::default()
+    };
+    let best_now = select_best(&best, &data.summaries, as_of, &table);
+    let label = best_label(&best);
+    let with_signups = data.histories.iter().any(|h| h.first_seen.is_some());
+    let mut best_at: HashMap<Day, Vec<bool>> = HashMap::new();
+    let mut results: Vec<(Norm, Option<Backtest>)> = Vec::new();
+    for step in steps(&config, with_signups) {
+        let Some(norm) = learn(&data.histories, &best_now, step, as_of, &config) else {
+            continue;
+        };
+        let split = fixed_split.or_else(|| default_split(&data.histories, step, as_of));
+        let bt = split.and_then(|split| {
+            let best_then = best_at
+                .entry(split)
+                .or_insert_with(|| best_as_of(&best, &data, split, &table));
+            backtest(
+                &data.histories,
+                best_then,
+                step,
+                as_of,
+                &config,
+                &BacktestConfig {
+                    split,
+                    horizon_days: args.horizon_days,
+                    level: 0.95,
+                },
+            )
+        });
+        results.push((norm, bt));
+    }
+    let n_best = best_now.iter().filter(|b| **b).count();
+    if args.json {
+        let v = json!({
+            "as_of": format_day(as_of),
+            "best": label,
+            "best_customers": n_best,
+            "customers": data.summaries.len(),
+            "norms": results.iter().map(|(n, b)| {
+                let mut v = norm_json(n);
+                v["statement"] = json!(describe(n, &label));
+                v["backtest"] = b.as_ref().map_or(Value::Null, backtest_json);
+                v
+            }).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{} best customers ({label}) of {} as of {}.",
+        n_best,
+        data.summaries.len(),
+        format_day(as_of)
+    );
+    if results.is_empty() {
+        println!(
+            "No norm could be learned: fewer than {} best customers took any step, or too many are still censored.",
+            config.min_customers
+        );
+    }
+    for (norm, bt) in &results {
+        println!("{}", describe(norm, &label));
+        match bt {
+            Some(b) if b.kept.customers + b.tripped.customers > 0 => {
+                println!("{}", backtest_text(b))
+            }
+            Some(b) => println!(
+                "  backtest: no deadline fell between the split {} and {} days before {}; try an earlier --split",
+                format_day(b.split),
+                b.horizon_days,
+                format_day(as_of)
+            ),
+            None => println!(
+                "  backtest: too few best customers before the split to learn this norm out of sample"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The default split for `step`: the day by which half of the customers
+/// who reached the step's start had reached it, so that about half the
+/// starts are learned from and half judged.
+fn default_split(histories: &[History], step: Step, as_of: Day) -> Option<Day> {
+    let mut starts: Vec<Day> = histories
+        .iter()
+        .filter_map(|h| match step {
+            Step::NextOrder(k) => h.purchase(k as usize),
+            Step::FirstOrder => h.first_seen,
+        })
+        .filter(|&d| d <= as_of)
+        .collect();
+    if starts.is_empty() {
+        return None;
+    }
+    let mid = starts.len() / 2;
+    let (_, median, _) = starts.select_nth_unstable(mid);
+    Some(*median)
+}
+
+/// The best customers as they were on `split`, judged on the history then.
+fn best_as_of(best: &Best, data: &Loaded, split: Day, table: &SegmentTable) -> Vec<bool> {
+    let at_split: Vec<CustomerSummary> = data
+        .ids
+        .iter()
+        .zip(&data.entries)
+        .map(|(id, e)| CustomerSummary::from_entries(id, e, split))
+        .collect();
+    let mut out = vec![false; at_split.len()];
+    let buyers: Vec<usize> = (0..at_split.len())
+        .filter(|&i| at_split[i].n_orders > 0)
+        .collect();
+    let summaries: Vec<CustomerSummary> = buyers.iter().map(|&i| at_split[i].clone()).collect();
+    if !summaries.is_empty() {
+        for (k, b) in select_best(best, &summaries, split, table)
+            .into_iter()
+            .enumerate()
+        {
+            out[buyers[k]] = b;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_rules() {
+        let t = SegmentTable::default_table();
+        assert_eq!(
+            parse_best("segment in [Champions, Loyal Customers]", &t).unwrap(),
+            Best::Segments(vec!["Champions".into(), "Loyal Customers".into()])
+        );
+        assert_eq!(
+            parse_best("segment = Champions", &t).unwrap(),
+            Best::Segments(vec!["Champions".into()])
+        );
+        assert_eq!(
+            parse_best("top-clv-decile", &t).unwrap(),
+            Best::TopClvDecile
+        );
+        let e = parse_best("segment in [Champs]", &t)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no segment \"Champs\""), "{e}");
+        assert!(parse_best("best people", &t).is_err());
+    }
+}
