@@ -22,6 +22,44 @@ use crate::{column_overrides, day_flag, input_err};
 pub enum TripwiresCommand {
     /// Learn the desired behaviour from the best customers' history
     Learn(LearnArgs),
+    /// List every customer at warning or tripped on a day (CSV, JSON)
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Orders file (any format `analyze` reads)
+    pub orders: PathBuf,
+    /// Visits / sign-ups: adds the sign-up to first order tripwire
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// The day to check (and to learn the norms on). Default: the last order date
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Who the best customers are (see `tripwires learn`)
+    #[arg(long, default_value = "segment in [Champions]", value_name = "RULE")]
+    pub best: String,
+    #[arg(long, default_value_t = 0.8)]
+    pub coverage: f64,
+    #[arg(long, default_value_t = 4)]
+    pub max_k: u32,
+    /// Warn from this share of a norm's days ("off": trips only)
+    #[arg(long, default_value = "0.75", value_name = "SHARE")]
+    pub warning: String,
+    /// Personal rhythm: a repeat buyer is overdue once the fitted model gives
+    /// this probability that they would have bought again by now ("off": none)
+    #[arg(long, default_value = "0.8", value_name = "PROBABILITY")]
+    pub rhythm: String,
+    /// Output folder for tripwires.csv
+    #[arg(long, default_value = "lifecycle-out", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value = "UTC", value_name = "TZ")]
+    pub timezone: String,
+    #[arg(long, value_name = "SPEC")]
+    pub columns: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -320,7 +358,177 @@ pub fn load(
 pub fn run(command: TripwiresCommand) -> Result<()> {
     match command {
         TripwiresCommand::Learn(args) => learn_command(args),
+        TripwiresCommand::Check(args) => check_command(args),
     }
+}
+
+/// "off" or a share strictly between 0 and 1.
+fn share_flag(flag: &str, text: &str) -> Result<Option<f64>> {
+    if text.trim() == "off" {
+        return Ok(None);
+    }
+    match text.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(Some(v)),
+        _ => Err(input_err(format!(
+            "{flag} {text}: expected a share between 0 and 1 (e.g. 0.75) or off"
+        ))),
+    }
+}
+
+/// One flagged customer.
+struct Flag {
+    customer: usize,
+    tripwire: String,
+    status: &'static str,
+    since: Day,
+    days_overdue: f64,
+    probability: Option<f64>,
+}
+
+fn check_command(args: CheckArgs) -> Result<()> {
+    if !(args.coverage > 0.0 && args.coverage < 1.0) {
+        return Err(input_err(format!(
+            "--coverage {}: must be between 0 and 1 (e.g. 0.8)",
+            args.coverage
+        )));
+    }
+    let warning = share_flag("--warning", &args.warning)?;
+    let rhythm = share_flag("--rhythm", &args.rhythm)?;
+    let table = SegmentTable::default_table();
+    let best = parse_best(&args.best, &table)?;
+    let as_of = day_flag("--as-of", args.as_of.as_deref())?;
+    let data = load(
+        &args.orders,
+        args.events.as_deref(),
+        as_of,
+        &args.timezone,
+        args.columns.as_deref(),
+    )?;
+    let as_of = data.as_of;
+    let config = LearnConfig {
+        coverage: args.coverage,
+        max_k: args.max_k,
+        ..LearnConfig::default()
+    };
+    let best_now = select_best(&best, &data.summaries, as_of, &table);
+    let with_signups = data.histories.iter().any(|h| h.first_seen.is_some());
+    let norms: Vec<Norm> = steps(&config, with_signups)
+        .into_iter()
+        .filter_map(|step| learn(&data.histories, &best_now, step, as_of, &config))
+        .collect();
+    let mut flags: Vec<Flag> = Vec::new();
+    for (i, h) in data.histories.iter().enumerate() {
+        if let Some(s) = lifecycle_tripwires::standing(h, &norms, as_of, warning) {
+            flags.push(Flag {
+                customer: i,
+                tripwire: s.step.key(),
+                status: s.status.name(),
+                since: s.since,
+                days_overdue: f64::from(s.days_overdue),
+                probability: None,
+            });
+        }
+    }
+    // The model for value at stake and the personal rhythm.
+    let run = ModelRun::fit(
+        &data.summaries,
+        as_of,
+        &Scoring::Quintiles,
+        &table,
+        RunConfig::default(),
+    );
+    if let (Some(threshold), Some(model)) = (rhythm, run.purchase.as_ref()) {
+        for (i, s) in data.summaries.iter().enumerate() {
+            let (Some(first), Some(last)) = (s.first_order, s.last_order) else {
+                continue;
+            };
+            let x = f64::from(s.frequency());
+            if let Some(o) = lifecycle_tripwires::overdue(
+                model,
+                x,
+                f64::from(last - first),
+                f64::from(as_of - last),
+                threshold,
+            ) {
+                flags.push(Flag {
+                    customer: i,
+                    tripwire: "personal_rhythm".into(),
+                    status: "tripped",
+                    since: as_of - o.days_overdue.floor() as Day,
+                    days_overdue: o.days_overdue,
+                    probability: Some(o.probability),
+                });
+            }
+        }
+    }
+    let clv = |i: usize| -> Option<f64> {
+        live_profile(&run, &table, &data.summaries[i], as_of)
+            .value
+            .and_then(|v| v.clv)
+    };
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+    let path = args.out.join("tripwires.csv");
+    let mut out =
+        String::from("customer_id,tripwire,status,since,days_overdue,probability,clv_at_stake\n");
+    // tripwire → (warning, tripped, value at stake)
+    let mut summary: std::collections::BTreeMap<String, (u64, u64, f64)> = Default::default();
+    for f in &flags {
+        let value = clv(f.customer);
+        let e = summary.entry(f.tripwire.clone()).or_default();
+        if f.status == "warning" {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+        e.2 += value.unwrap_or(0.0);
+        out.push_str(&format!(
+            "{},{},{},{},{:.0},{},{}\n",
+            crate::csv_text(&data.ids[f.customer]),
+            f.tripwire,
+            f.status,
+            format_day(f.since),
+            f.days_overdue,
+            f.probability.map_or(String::new(), |p| format!("{p:.4}")),
+            value.map_or(String::new(), |v| format!("{v:.2}")),
+        ));
+    }
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, out).map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let label = best_label(&best);
+    if args.json {
+        let v = json!({
+            "as_of": format_day(as_of),
+            "customers": data.summaries.len(),
+            "file": path.display().to_string(),
+            "norms": norms.iter().map(|n| {
+                let mut v = norm_json(n);
+                v["statement"] = json!(describe(n, &label));
+                v
+            }).collect::<Vec<_>>(),
+            "tripwires": summary.iter().map(|(k, (w, t, v))| json!({
+                "tripwire": k, "warning": w, "tripped": t, "clv_at_stake": v,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{} customers as of {}; norms from {} best customers ({label}).",
+        data.summaries.len(),
+        format_day(as_of),
+        best_now.iter().filter(|b| **b).count()
+    );
+    println!(
+        "{:<22} {:>10} {:>10} {:>16}",
+        "tripwire", "warning", "tripped", "CLV at stake"
+    );
+    for (k, (w, t, v)) in &summary {
+        println!("{k:<22} {w:>10} {t:>10} {v:>16.2}");
+    }
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 fn learn_command(args: LearnArgs) -> Result<()> {

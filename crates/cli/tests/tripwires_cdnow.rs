@@ -190,3 +190,71 @@ fn cdnow_norm_and_backtest_match_an_independent_computation() {
     // is above zero.
     assert!(bt["repeat_rate_difference"]["low"].as_f64().unwrap() > 0.0);
 }
+
+/// `tripwires check`: every customer waiting for their (k+1)-th order is
+/// tripped once the k-th norm's days have passed and at warning from 75% of
+/// them, counted here from the raw rows with the norms `check` reports.
+#[test]
+fn cdnow_check_flags_exactly_the_customers_past_their_norm() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = lifecycle(&[
+        "tripwires",
+        "check",
+        data("CDNOW_master.txt").to_str().unwrap(),
+        "--as-of",
+        "1998-06-30",
+        "--rhythm",
+        "off",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let as_of = day("19980630");
+    let norms: Vec<(usize, i64)> = out["norms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let k: usize = n["step"].as_str().unwrap()[6..7].parse().unwrap();
+            (k, n["days"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(norms.len(), 4);
+    let mut want: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for days in raw().values() {
+        let k = days.len();
+        let Some(&(_, n)) = norms.iter().find(|(nk, _)| *nk == k) else {
+            continue;
+        };
+        let elapsed = as_of - *days.keys().last().unwrap();
+        let warn_from = ((n as f64) * 0.75).ceil() as i64;
+        let e = want.entry(format!("order_{k}_to_{}", k + 1)).or_default();
+        if elapsed > n {
+            e.1 += 1;
+        } else if elapsed >= warn_from {
+            e.0 += 1;
+        }
+    }
+    let got: BTreeMap<String, (u64, u64)> = out["tripwires"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tripwire"].as_str().unwrap().to_string(),
+                (
+                    t["warning"].as_u64().unwrap(),
+                    t["tripped"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    want.retain(|_, v| *v != (0, 0));
+    assert_eq!(got, want);
+    // The CSV has one row per flag.
+    let (_, rows) = read_csv(&dir.path().join("tripwires.csv"));
+    let flags: u64 = want.values().map(|(w, t)| w + t).sum();
+    assert_eq!(rows.len() as u64, flags);
+}
