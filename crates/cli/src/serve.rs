@@ -79,6 +79,10 @@ struct EngineSection {
     annual_discount: Option<f64>,
     margin: Option<f64>,
     decline_share: Option<f64>,
+    /// Tripwires warn from this share of a norm's days (0: trips only).
+    tripwire_warning: Option<f64>,
+    /// The personal-rhythm tripwire's threshold (0: off).
+    rhythm_threshold: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,8 +229,24 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     check_share(&file_name, "decline_share", e.decline_share, |x| {
         x > 0.0 && x < 1.0
     })?;
+    check_share(&file_name, "tripwire_warning", e.tripwire_warning, |x| {
+        (0.0..1.0).contains(&x)
+    })?;
+    check_share(&file_name, "rhythm_threshold", e.rhythm_threshold, |x| {
+        (0.0..1.0).contains(&x)
+    })?;
     let base = lifecycle_engine::RunConfig::default();
     let valuation = lifecycle_engine::RunConfig {
+        warning_share: match e.tripwire_warning {
+            Some(w) if w <= 0.0 => None,
+            Some(w) => Some(w),
+            None => base.warning_share,
+        },
+        rhythm: match e.rhythm_threshold {
+            Some(r) if r <= 0.0 => None,
+            Some(r) => Some(r),
+            None => base.rhythm,
+        },
         horizon_days: e.horizon_days.unwrap_or(base.horizon_days),
         annual_discount: e.annual_discount.unwrap_or(base.annual_discount),
         margin: e.margin.unwrap_or(base.margin),

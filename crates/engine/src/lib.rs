@@ -9,14 +9,19 @@
 //! given day) and the *due day* on which a customer's recency next crosses
 //! a score boundary, which the server keeps in its due-time index. It is
 //! pure: no IO, no async, no clock (the day is always an argument). It
-//! depends only on the pure `lifecycle-rfm` and `lifecycle-models`; it must
-//! never depend on the store, server or CLI crates.
+//! depends only on the pure `lifecycle-rfm`, `lifecycle-models` and
+//! `lifecycle-tripwires`; it must
+//! never depend on the store, server or CLI crates. Tripwires (`tripwires`):
+//! a customer's open tripwires under the run's norms and personal rhythm,
+//! and the next day one opens (the deadline index's key).
 
 mod profile;
 mod run;
 mod scale;
 
-pub use profile::{LiveProfile, Value, live_profile};
+pub use profile::{
+    LiveProfile, OpenTripwire, TripwireState, Value, live_profile, segment_of, tripwires,
+};
 pub use run::{ModelRun, RunConfig, default_scales};
 pub use scale::Scale;
 

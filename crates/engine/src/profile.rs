@@ -3,6 +3,7 @@
 
 use lifecycle_models::PurchaseModel;
 use lifecycle_rfm::{CustomerSummary, Day, Profile, Scores, SegmentTable};
+use lifecycle_tripwires::{History, Status, next_deadline, standing};
 
 use crate::run::ModelRun;
 
@@ -39,6 +40,106 @@ pub struct Value {
     /// The day of the expected next order (median time to it), `None`
     /// when the customer more likely never orders again.
     pub next_order_day: Option<Day>,
+}
+
+/// A tripwire a customer is at warning on, or has tripped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenTripwire {
+    /// `order_1_to_2`, …, or `personal_rhythm`.
+    pub name: String,
+    pub status: Status,
+    pub since: Day,
+    /// The day the episode started (the last order): with the name and
+    /// status it identifies a firing, so it is recorded once.
+    pub started: Day,
+    pub days_overdue: f64,
+    /// For the personal rhythm: P(they would have bought again by now).
+    pub probability: Option<f64>,
+}
+
+/// The customer's open tripwires on `today` and the next day on which one
+/// will open with no new event (the deadline index's key).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TripwireState {
+    pub open: Vec<OpenTripwire>,
+    pub next_deadline: Option<Day>,
+}
+
+/// The tripwires of a customer with `history` (purchase days up to today)
+/// under `run`: the learned norms of the step they are in, and their
+/// personal rhythm under the run's purchase model.
+pub fn tripwires(
+    run: &ModelRun,
+    summary: &CustomerSummary,
+    history: &History,
+    today: Day,
+) -> TripwireState {
+    let warning = run.config.warning_share;
+    let mut state = TripwireState::default();
+    if let Some(s) = standing(history, &run.norms, today, warning) {
+        state.open.push(OpenTripwire {
+            name: s.step.key(),
+            status: s.status,
+            since: s.since,
+            started: s.started,
+            days_overdue: f64::from(s.days_overdue),
+            probability: None,
+        });
+    }
+    state.next_deadline = next_deadline(history, &run.norms, today, warning).map(|(d, _)| d);
+    if let (Some(threshold), Some(model), Some(first), Some(last)) = (
+        run.config.rhythm,
+        run.purchase.as_ref(),
+        summary.first_order,
+        summary.last_order,
+    ) {
+        let x = f64::from(summary.frequency());
+        let t_x = f64::from(last - first);
+        let since_last = f64::from(today - last);
+        match lifecycle_tripwires::overdue(model, x, t_x, since_last, threshold) {
+            Some(o) => state.open.push(OpenTripwire {
+                name: "personal_rhythm".into(),
+                status: Status::Tripped,
+                since: today - o.days_overdue.floor() as Day,
+                started: last,
+                days_overdue: o.days_overdue,
+                probability: Some(o.probability),
+            }),
+            None if x >= 1.0 => {
+                // The day the probability will cross the threshold.
+                if let Some(q) = model.next_purchase_quantile(threshold, x, t_x, t_x) {
+                    let day = last.saturating_add(q.floor() as Day + 1);
+                    if day > today && q.is_finite() && q < 1e6 {
+                        state.next_deadline = Some(state.next_deadline.map_or(day, |d| d.min(day)));
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+    state
+}
+
+/// The segment (index into `table`) of `summary` on `today` under `run`,
+/// without valuing the customer.
+pub fn segment_of(
+    run: &ModelRun,
+    table: &SegmentTable,
+    summary: &CustomerSummary,
+    today: Day,
+) -> usize {
+    let recency = summary.last_order.map(|d| (today - d).max(0));
+    let profile = match (summary.n_orders, recency) {
+        (1.., Some(r)) => Profile::buyer(
+            summary.n_orders,
+            run.recency.score(f64::from(r)),
+            run.orders.score(f64::from(summary.n_orders)),
+            run.spend
+                .score((summary.total_spend * 100.0).round() / 100.0),
+        ),
+        _ => Profile::visitor(summary.left_email),
+    };
+    table.assign(&profile).unwrap_or(0)
 }
 
 /// Scores and values `summary` on `today` under `run`.

@@ -6,11 +6,17 @@ use lifecycle_rfm::{
     AnalysisConfig, Better, CustomerSummary, Cuts, Day, Scoring, SegmentTable, analyze,
 };
 
+use lifecycle_tripwires::{History, LearnConfig, Norm, learn, steps};
+
 use crate::scale::Scale;
 
-/// How a run values customers.
+/// How a run values customers and watches them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunConfig {
+    /// Tripwires warn from this share of a norm's days (`None`: trips only).
+    pub warning_share: Option<f64>,
+    /// The personal-rhythm tripwire's probability threshold (`None`: off).
+    pub rhythm: Option<f64>,
     /// The CLV horizon in days.
     pub horizon_days: f64,
     /// Annual discount rate applied month by month.
@@ -25,6 +31,8 @@ pub struct RunConfig {
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
+            warning_share: Some(0.75),
+            rhythm: Some(0.8),
             horizon_days: 365.0,
             annual_discount: 0.10,
             margin: 1.0,
@@ -48,6 +56,8 @@ pub struct ModelRun {
     pub config: RunConfig,
     /// Why a part is missing, in plain words.
     pub notes: Vec<String>,
+    /// The tripwire norms learned at the run (see [`ModelRun::learn_norms`]).
+    pub norms: Vec<Norm>,
 }
 
 /// The scales used when a run has no buyers to take quintiles of: days
@@ -78,6 +88,7 @@ impl ModelRun {
             spend_model: None,
             config,
             notes: vec!["no model run yet: default score thresholds, no CLV".into()],
+            norms: Vec::new(),
         }
     }
 
@@ -166,6 +177,21 @@ impl ModelRun {
             spend_model,
             config,
             notes,
+            norms: Vec::new(),
+        }
+    }
+
+    /// Learns the tripwire norms (k-th to (k+1)-th order, k = 1..=4) from
+    /// the best customers (`best[i]` for `histories[i]`) as of the run's day.
+    pub fn learn_norms(&mut self, histories: &[History], best: &[bool]) {
+        let config = LearnConfig::default();
+        self.norms = steps(&config, false)
+            .into_iter()
+            .filter_map(|step| learn(histories, best, step, self.as_of, &config))
+            .collect();
+        if self.norms.is_empty() {
+            self.notes
+                .push("no tripwire norms: too few best customers took a step".into());
         }
     }
 }

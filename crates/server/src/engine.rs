@@ -11,11 +11,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
-use lifecycle_engine::{ModelRun, RunConfig, live_profile};
+use lifecycle_engine::{ModelRun, RunConfig, live_profile, segment_of, tripwires};
 use lifecycle_rfm::{CustomerSummary, Day, Scoring, SegmentTable};
 use lifecycle_store::{
-    CustomerFacts, EventStats, NewEvent, ProfileRow, Store, StoreError, StoreUrl,
+    CustomerFacts, EventStats, NewEvent, ProfileRow, Rescored, Store, StoreError, StoreUrl,
+    TripwireRow,
 };
+use lifecycle_tripwires::History;
 use serde_json::json;
 
 /// At most this many events are committed in one transaction.
@@ -103,6 +105,7 @@ pub struct Counters {
     pub merges: AtomicU64,
     pub merges_refused: AtomicU64,
     pub segment_events: AtomicU64,
+    pub tripwire_events: AtomicU64,
     pub commits: AtomicU64,
     pub due_rescored: AtomicU64,
     pub refits: AtomicU64,
@@ -313,14 +316,31 @@ impl Engine {
         let prepared = tokio::task::spawn_blocking(move || -> Result<CurrentRun, StoreError> {
             let today = engine.clock.today();
             let builder = engine.read(|s| s.load())?;
-            let (summaries, _) = builder.finish(today);
-            let run = ModelRun::fit(
+            let mut summaries = Vec::with_capacity(builder.len());
+            let mut histories = Vec::with_capacity(builder.len());
+            builder.for_each_customer_orders(today, |id, entries| {
+                summaries.push(CustomerSummary::from_entries(id, entries, today));
+                histories.push(History::from_entries(entries, None));
+            });
+            drop(builder);
+            let mut run = ModelRun::fit(
                 &summaries,
                 today,
                 &engine.scoring,
                 &engine.table,
                 engine.config,
             );
+            // Tripwire norms from the Champions as this run scores them.
+            let champions = engine
+                .table
+                .segments()
+                .iter()
+                .position(|s| s.name == "Champions");
+            let best: Vec<bool> = summaries
+                .iter()
+                .map(|s| Some(segment_of(&run, &engine.table, s, today)) == champions)
+                .collect();
+            run.learn_norms(&histories, &best);
             Ok(CurrentRun {
                 id: None,
                 at_ms: engine.clock.now_ms(),
@@ -340,6 +360,12 @@ impl Engine {
         let mut summary = CustomerSummary::from_entries(facts.customer_id, facts.entries, today);
         summary.left_email = facts.has_email;
         let live = live_profile(&run.run, &self.table, &summary, today);
+        let history = History::from_entries(facts.entries, None);
+        let trips = tripwires(&run.run, &summary, &history, today);
+        let due_day = match (live.due_day, trips.next_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let segment = self.table.segments().get(live.segment);
         let value = live.value;
         let clv = value.and_then(|v| v.clv);
@@ -369,8 +395,20 @@ impl Engine {
             clv_at_run,
             declining,
             next_order_day: value.and_then(|v| v.next_order_day),
-            due_day: live.due_day,
+            due_day,
             updated_ms: 0,
+            tripwires: trips
+                .open
+                .iter()
+                .map(|t| TripwireRow {
+                    name: t.name.clone(),
+                    status: t.status.name().to_string(),
+                    since: t.since,
+                    started: t.started,
+                    days_overdue: t.days_overdue,
+                    probability: t.probability,
+                })
+                .collect(),
         }
     }
 
@@ -439,7 +477,11 @@ impl Engine {
                     }
                 }
                 Job::Rescore(ids, reply) => {
-                    let _ = reply.send(store.rescore(&ids, &scorer, now_ms));
+                    let result = store.rescore(&ids, &scorer, now_ms).map(|r| {
+                        self.count_rescored(r);
+                        r.segment_events + r.tripwire_events
+                    });
+                    let _ = reply.send(result);
                 }
                 Job::Due(reply) => {
                     // Another instance on the same database may have made a
@@ -499,9 +541,7 @@ impl Engine {
             self.counters
                 .due_rescored
                 .fetch_add(ids.len() as u64, Ordering::Relaxed);
-            self.counters
-                .segment_events
-                .fetch_add(emitted, Ordering::Relaxed);
+            self.count_rescored(emitted);
             moved += ids.len() as u64;
             last = ids;
         }
@@ -556,11 +596,19 @@ impl Engine {
         let scorer = |f: &CustomerFacts<'_>| self.score(&new_run, f, today);
         let mut emitted = 0;
         for chunk in ids.chunks(5_000) {
-            emitted += store.rescore(chunk, &scorer, now_ms)?;
+            let r = store.rescore(chunk, &scorer, now_ms)?;
+            self.count_rescored(r);
+            emitted += r.segment_events + r.tripwire_events;
         }
+        Ok(emitted)
+    }
+
+    fn count_rescored(&self, r: Rescored) {
         self.counters
             .segment_events
-            .fetch_add(emitted, Ordering::Relaxed);
-        Ok(emitted)
+            .fetch_add(r.segment_events, Ordering::Relaxed);
+        self.counters
+            .tripwire_events
+            .fetch_add(r.tripwire_events, Ordering::Relaxed);
     }
 }

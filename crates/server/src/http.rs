@@ -186,7 +186,13 @@ pub fn serve(
 fn spawn_schedules(engine: &Arc<Engine>, options: &ServeOptions) {
     let due = engine.clone();
     let every = options.due_every.max(Duration::from_millis(10));
+    // On a simulated clock the due pass runs when the clock is moved (and
+    // only then, so that a test can count its work exactly).
+    let simulated = engine.clock.is_simulated();
     tokio::spawn(async move {
+        if simulated {
+            return;
+        }
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
@@ -643,7 +649,12 @@ fn profile_json(p: &ProfileRow, today: i32) -> Value {
             "declining": p.declining,
         },
         "model_run": p.run_id,
-        "segment_review_due": date(p.due_day),
+        "tripwires": p.tripwires.iter().map(|t| json!({
+            "tripwire": t.name, "status": t.status, "since": date(Some(t.since)),
+            "started": date(Some(t.started)), "days_overdue": t.days_overdue,
+            "probability": t.probability,
+        })).collect::<Vec<_>>(),
+        "next_review": date(p.due_day),
         "updated_at": time(p.updated_ms),
     })
 }

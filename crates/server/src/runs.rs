@@ -4,6 +4,7 @@
 use lifecycle_engine::{ModelRun, RunConfig, Scale};
 use lifecycle_models::{BgNbd, GammaGamma};
 use lifecycle_rfm::Better;
+use lifecycle_tripwires::{Norm, Step};
 use serde_json::{Value, json};
 
 fn bound(b: f64) -> Value {
@@ -53,6 +54,10 @@ pub fn run_to_json(run: &ModelRun) -> String {
             "decline_share": run.config.decline_share,
         },
         "notes": run.notes,
+        "tripwire_norms": run.norms.iter().map(|n| json!({
+            "step": n.step.key(), "days": n.days, "coverage": n.coverage,
+            "customers": n.customers, "observed": n.observed, "share": n.share,
+        })).collect::<Vec<_>>(),
     })
     .to_string()
 }
@@ -101,6 +106,25 @@ pub fn run_from_json(text: &str, config: RunConfig) -> Option<ModelRun> {
                     .collect()
             })
             .unwrap_or_default(),
+        norms: v["tripwire_norms"]
+            .as_array()
+            .map(|ns| {
+                ns.iter()
+                    .filter_map(|n| {
+                        Some(Norm {
+                            step: Step::from_key(n["step"].as_str()?)?,
+                            coverage: n["coverage"].as_f64()?,
+                            days: u32::try_from(n["days"].as_u64()?).ok()?,
+                            customers: usize::try_from(n["customers"].as_u64()?).ok()?,
+                            observed: usize::try_from(n["observed"].as_u64()?).ok()?,
+                            share: n["share"].as_f64()?,
+                            share_interval: None,
+                            lift: None,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -117,6 +141,16 @@ mod tests {
         );
         run.purchase = Some(BgNbd::new(0.243, 31.0, 0.793, 2.426).unwrap());
         run.spend_model = Some(GammaGamma::new(6.25, 3.74, 15.44).unwrap());
+        run.norms = vec![Norm {
+            step: Step::NextOrder(1),
+            coverage: 0.8,
+            days: 30,
+            customers: 100,
+            observed: 90,
+            share: 0.81,
+            share_interval: None,
+            lift: None,
+        }];
         assert_eq!(run_from_json(&run_to_json(&run), run.config), Some(run));
         assert_eq!(run_from_json("{}", RunConfig::default()), None);
     }

@@ -20,7 +20,7 @@ mod live;
 pub use db::DbError;
 pub use live::{
     CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
-    ProfileRow, Scorer, SegmentTotal, StoredEvent, StoredRun,
+    ProfileRow, Rescored, Scorer, SegmentTotal, StoredEvent, StoredRun, TripwireRow,
 };
 
 use std::path::PathBuf;
@@ -215,6 +215,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 5: the next customer position without a scan.
     "CREATE INDEX customers_by_position ON customers (position);",
+    // 6: open tripwires on the profile (JSON).
+    "ALTER TABLE profiles ADD COLUMN tripwires TEXT;",
 ];
 
 /// The same migrations for PostgreSQL: integers are BIGINT, reals DOUBLE
@@ -312,6 +314,7 @@ const PG_MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );",
     "CREATE INDEX customers_by_position ON customers (position);",
+    "ALTER TABLE profiles ADD COLUMN tripwires TEXT;",
 ];
 
 /// The kinds of API key (who may call what: see the README's access table).

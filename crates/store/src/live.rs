@@ -79,6 +79,15 @@ pub struct EventStats {
     pub refused: u64,
     /// `Segment Entered` / `Segment Exited` events emitted.
     pub segment_events: u64,
+    /// `Tripwire Warning` / `Tripwire Tripped` events emitted.
+    pub tripwire_events: u64,
+}
+
+/// What a re-score emitted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rescored {
+    pub segment_events: u64,
+    pub tripwire_events: u64,
 }
 
 /// A customer's standing, as the scorer computed it.
@@ -103,6 +112,57 @@ pub struct ProfileRow {
     pub next_order_day: Option<i32>,
     pub due_day: Option<i32>,
     pub updated_ms: i64,
+    /// Open tripwires (at warning or tripped); each is published once as a
+    /// `Tripwire Warning` / `Tripwire Tripped` event.
+    pub tripwires: Vec<TripwireRow>,
+}
+
+/// An open tripwire of a customer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TripwireRow {
+    /// `order_1_to_2`, …, `personal_rhythm`.
+    pub name: String,
+    /// `warning` or `tripped`.
+    pub status: String,
+    /// Days since 1970-01-01.
+    pub since: i32,
+    /// The day the episode started (the last order).
+    pub started: i32,
+    pub days_overdue: f64,
+    pub probability: Option<f64>,
+}
+
+fn tripwires_json(rows: &[TripwireRow]) -> String {
+    Value::Array(
+        rows.iter()
+            .map(|t| {
+                serde_json::json!({
+                    "name": t.name, "status": t.status, "since": t.since, "started": t.started,
+                    "days_overdue": t.days_overdue, "probability": t.probability,
+                })
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
+fn tripwires_of(text: Option<String>) -> Vec<TripwireRow> {
+    let Some(Ok(Value::Array(items))) = text.as_deref().map(serde_json::from_str::<Value>) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|t| {
+            Some(TripwireRow {
+                name: t["name"].as_str()?.to_string(),
+                status: t["status"].as_str()?.to_string(),
+                since: i32::try_from(t["since"].as_i64()?).ok()?,
+                started: i32::try_from(t["started"].as_i64()?).ok()?,
+                days_overdue: t["days_overdue"].as_f64().unwrap_or(0.0),
+                probability: t["probability"].as_f64(),
+            })
+        })
+        .collect()
 }
 
 /// What the scorer sees of a customer.
@@ -187,7 +247,7 @@ impl From<DbError> for Failure {
 }
 
 const PROFILE_COLUMNS: &str = "customer_id, run_id, n_orders, total_spend, first_order, last_order, r, f, m, \
-     segment, phase, p_alive, expected_purchases, clv, clv_at_run, declining, next_order_day, due_day, updated_ms";
+     segment, phase, p_alive, expected_purchases, clv, clv_at_run, declining, next_order_day, due_day, updated_ms, tripwires";
 
 fn profile_of(r: &Row) -> ProfileRow {
     ProfileRow {
@@ -210,6 +270,7 @@ fn profile_of(r: &Row) -> ProfileRow {
         next_order_day: r.opt_i32(16),
         due_day: r.opt_i32(17),
         updated_ms: r.i64(18),
+        tripwires: tripwires_of(r.opt_text(19)),
     }
 }
 
@@ -232,6 +293,8 @@ type Traits = (Map<String, Value>, bool);
 struct Tx<'t> {
     db: &'t mut Db,
     now_ms: i64,
+    /// `Tripwire Warning` / `Tripped` events newly recorded.
+    tripwires_fired: u64,
     /// Customers whose facts changed: re-scored before the commit.
     touched: BTreeSet<String>,
 }
@@ -644,7 +707,7 @@ impl Tx<'_> {
         self.db.exec(
             &format!(
                 "INSERT INTO profiles ({PROFILE_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
                  ON CONFLICT (customer_id) DO UPDATE SET run_id = excluded.run_id,
                    n_orders = excluded.n_orders, total_spend = excluded.total_spend,
                    first_order = excluded.first_order, last_order = excluded.last_order,
@@ -653,7 +716,7 @@ impl Tx<'_> {
                    expected_purchases = excluded.expected_purchases, clv = excluded.clv,
                    clv_at_run = excluded.clv_at_run, declining = excluded.declining,
                    next_order_day = excluded.next_order_day, due_day = excluded.due_day,
-                   updated_ms = excluded.updated_ms"
+                   updated_ms = excluded.updated_ms, tripwires = excluded.tripwires"
             ),
             vals![
                 &row.customer_id,
@@ -674,9 +737,36 @@ impl Tx<'_> {
                 row.declining,
                 row.next_order_day,
                 row.due_day,
-                row.updated_ms
+                row.updated_ms,
+                tripwires_json(&row.tripwires)
             ],
         )?;
+        // Each open tripwire is published once per episode: its messageId
+        // names the tripwire, the status and the day the episode started.
+        for t in &row.tripwires {
+            let name = if t.status == "warning" {
+                "Tripwire Warning"
+            } else {
+                "Tripwire Tripped"
+            };
+            let e = NewEvent {
+                message_id: format!("tripwire-{}:{}:{}", t.status, t.name, t.started),
+                kind: "track".into(),
+                event: Some(name.into()),
+                at_ms: self.now_ms,
+                received_ms: self.now_ms,
+                payload: serde_json::json!({"properties": {
+                    "tripwire": t.name, "status": t.status, "since_day": t.since,
+                    "days_overdue": t.days_overdue, "probability": t.probability,
+                    "clv": row.clv,
+                }})
+                .to_string(),
+                ..NewEvent::default()
+            };
+            if self.insert_event(customer, &e)? {
+                self.tripwires_fired += 1;
+            }
+        }
         let old = previous.as_ref().map(|p| p.segment.as_str());
         if old == Some(row.segment.as_str()) {
             return Ok(0);
@@ -755,6 +845,7 @@ impl Store {
                 let mut tx = Tx {
                     db: &mut self.db,
                     now_ms,
+                    tripwires_fired: 0,
                     touched: BTreeSet::new(),
                 };
                 let out = work(&mut tx)?;
@@ -792,6 +883,7 @@ impl Store {
     ) -> Result<Vec<EventStats>, StoreError> {
         self.transact(now_ms, |tx| {
             let mut all = Vec::with_capacity(requests.len());
+            tx.tripwires_fired = 0;
             for events in requests {
                 let mut stats = EventStats::default();
                 for e in events {
@@ -815,25 +907,28 @@ impl Store {
             let emitted = tx.rescore_touched(scorer)?;
             if let Some(last) = all.last_mut() {
                 last.segment_events += emitted;
+                last.tripwire_events += tx.tripwires_fired;
             }
             Ok(all)
         })
     }
 
-    /// Re-scores the given customers (and, with `all`, every customer) in
-    /// one transaction; returns the segment events emitted.
+    /// Re-scores the given customers in one transaction; returns the
+    /// segment and tripwire events emitted.
     pub fn rescore(
         &mut self,
         customers: &[String],
         scorer: Scorer<'_>,
         now_ms: i64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Rescored, StoreError> {
         self.transact(now_ms, |tx| {
-            let mut emitted = 0;
+            let mut out = Rescored::default();
+            tx.tripwires_fired = 0;
             for c in customers {
-                emitted += tx.rescore(c, scorer)?;
+                out.segment_events += tx.rescore(c, scorer)?;
             }
-            Ok(emitted)
+            out.tripwire_events = tx.tripwires_fired;
+            Ok(out)
         })
     }
 

@@ -81,6 +81,17 @@ impl Step {
         }
     }
 
+    /// The step a [`Step::key`] names.
+    pub fn from_key(key: &str) -> Option<Step> {
+        if key == "signup_to_order_1" {
+            return Some(Step::FirstOrder);
+        }
+        let rest = key.strip_prefix("order_")?;
+        let (k, next) = rest.split_once("_to_")?;
+        let k: u32 = k.parse().ok()?;
+        (next.parse::<u32>().ok()? == k + 1 && k >= 1).then_some(Step::NextOrder(k))
+    }
+
     /// A short machine name: `order_1_to_2`, `signup_to_order_1`.
     pub fn key(&self) -> String {
         match *self {
@@ -578,5 +589,9 @@ mod tests {
         assert_eq!(ordinal(11), "11th");
         assert_eq!(ordinal(23), "23rd");
         assert_eq!(thousands(1204), "1,204");
+        for s in [Step::FirstOrder, Step::NextOrder(1), Step::NextOrder(12)] {
+            assert_eq!(Step::from_key(&s.key()), Some(s));
+        }
+        assert_eq!(Step::from_key("order_1_to_3"), None);
     }
 }

@@ -1,0 +1,181 @@
+//! Live tripwires in `serve`: 100,000 customers with pending deadlines, a
+//! simulated clock moved a day at a time for 40 days, the server killed
+//! and restarted half-way. Every `Tripwire Warning` / `Tripwire Tripped`
+//! fires exactly once, on the day the run's norms give (recomputed here
+//! from the raw orders), and each day's due pass examines exactly the
+//! deadlines that are due (counted in the database before the move), not
+//! every customer.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::*;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+const START: i64 = 19_723; // 2024-01-01
+
+fn day_of(date: &str) -> i64 {
+    let d: jiff::civil::Date = date[..10].parse().unwrap();
+    jiff::civil::date(1970, 1, 1).until(d).unwrap().get_days() as i64
+}
+
+#[test]
+fn deadlines_fire_once_on_time_across_a_restart_and_work_is_proportional() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = dir.path().join("orders.csv");
+    let o = lifecycle(&[
+        "generate",
+        "--customers",
+        "100000",
+        "--seed",
+        "5",
+        "--start",
+        "2023-01-01",
+        "--days",
+        "365",
+        "--out",
+        orders.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    assert!(
+        lifecycle(&["import", orders.to_str().unwrap(), "--db", &db])
+            .status
+            .success()
+    );
+    let secret = stdout(&lifecycle(&[
+        "keys", "create", "--kind", "secret", "--db", &db,
+    ]))
+    .trim()
+    .to_string();
+    // The learned norms only (the personal rhythm is tested elsewhere).
+    let config = dir.path().join("lifecycle.toml");
+    std::fs::write(&config, "[engine]\nrhythm_threshold = 0\n").unwrap();
+    let args = [
+        "--simulated-clock",
+        "2024-01-01",
+        "--refit-every",
+        "off",
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let auth = [("Authorization", format!("Bearer {secret}"))];
+    let mut server = start(&db, &args);
+
+    let (_, body) = request(&server.addr, "GET", "/api/v1/models/runs", &auth, b"");
+    let runs: Value = serde_json::from_str(&body).unwrap();
+    let norms: BTreeMap<usize, i64> = runs["runs"][0]["params"]["tripwire_norms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let k = n["step"].as_str().unwrap()[6..7].parse().unwrap();
+            (k, n["days"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(norms.len(), 4, "{runs}");
+
+    // The expected firing days, from the raw orders: a customer with k
+    // purchase days, the last on L, warns from L + ⌈0.75 N⌉ and trips from
+    // L + N + 1; what is already due on the first day fires then.
+    const DAYS: i64 = 40;
+    let end = START + DAYS;
+    let text = std::fs::read_to_string(&orders).unwrap();
+    let mut days: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        days.entry(f[0].to_string())
+            .or_default()
+            .insert(day_of(f[2]));
+    }
+    let mut want: BTreeMap<(String, &str), i64> = BTreeMap::new();
+    for (c, d) in &days {
+        let Some(&n) = norms.get(&d.len()) else {
+            continue;
+        };
+        let last = *d.iter().next_back().unwrap();
+        let (warn, trip) = (last + ((n as f64) * 0.75).ceil() as i64, last + n + 1);
+        let warn_at = warn.max(START);
+        if warn_at < trip && warn_at <= end {
+            want.insert((c.clone(), "Tripwire Warning"), warn_at);
+        }
+        if trip.max(START) <= end {
+            want.insert((c.clone(), "Tripwire Tripped"), trip.max(START));
+        }
+    }
+
+    let mut examined_total = 0;
+    for step in 1..=DAYS {
+        let today = START + step;
+        let due = sql_count(
+            &db,
+            &format!(
+                "SELECT COUNT(*) FROM profiles WHERE due_day IS NOT NULL AND due_day <= {today}"
+            ),
+        );
+        let (status, body) = request(
+            &server.addr,
+            "POST",
+            "/api/v1/admin/clock",
+            &auth,
+            br#"{"advance_days": 1}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+        let moved: Value = serde_json::from_str(&body).unwrap();
+        // The work of the pass is the deadlines due, not the customers.
+        assert_eq!(moved["rescored"].as_i64().unwrap(), due, "day {step}");
+        assert!(due < 10_000, "day {step}: {due} due");
+        examined_total += due;
+        if step == DAYS / 2 {
+            // kill -9 and restart on the same day.
+            drop(server);
+            let simulated = format!(
+                "{}",
+                jiff::civil::date(1970, 1, 1)
+                    .checked_add(jiff::Span::new().days(today))
+                    .unwrap()
+            );
+            let mut again = args.to_vec();
+            again[1] = &simulated;
+            server = start(&db, &again);
+        }
+    }
+    assert!(examined_total > 1_000, "{examined_total}");
+
+    // Every firing once, on its day.
+    let conn = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+    let mut got: BTreeMap<(String, &str), i64> = BTreeMap::new();
+    let mut stmt = conn
+        .prepare("SELECT customer_id, event, at_ms FROM events WHERE event LIKE 'Tripwire %'")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .unwrap();
+    for row in rows {
+        let (c, e, at) = row.unwrap();
+        let e = if e == "Tripwire Warning" {
+            "Tripwire Warning"
+        } else {
+            "Tripwire Tripped"
+        };
+        let previous = got.insert((c.clone(), e), at.div_euclid(86_400_000));
+        assert!(previous.is_none(), "{c}: {e} fired twice");
+    }
+    assert_eq!(got.len(), want.len());
+    let wrong: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(v))
+        .take(5)
+        .map(|(k, v)| format!("{k:?}: want day {v}, got {:?}", got.get(k)))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:?}");
+    drop(server);
+}
