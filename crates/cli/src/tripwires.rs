@@ -331,18 +331,33 @@ pub fn load(
         Some(d) => d,
         None => return Err(input_err(format!("{}: no orders found", orders.display()))),
     };
-    let mut by_id: HashMap<String, Vec<OrderEntry>> = HashMap::new();
+    let mut loaded = Loaded {
+        ids: Vec::with_capacity(builder.len()),
+        entries: Vec::with_capacity(builder.len()),
+        histories: Vec::with_capacity(builder.len()),
+        summaries: Vec::with_capacity(builder.len()),
+        as_of,
+    };
+    if events.is_none() {
+        // Orders only: every customer has orders, one pass gives all.
+        builder.for_each_customer_orders(as_of, |id, e| {
+            loaded.histories.push(History::from_entries(e, None));
+            loaded
+                .summaries
+                .push(CustomerSummary::from_entries(id, e, as_of));
+            loaded.ids.push(id.to_string());
+            loaded.entries.push(e.to_vec());
+        });
+        return Ok(loaded);
+    }
+    // With events, visitors (no orders) matter too: join the orders to the
+    // finished summaries, which know when each customer was first seen.
+    let mut by_id: HashMap<String, Vec<OrderEntry>, foldhash::fast::FixedState> =
+        HashMap::default();
     builder.for_each_customer_orders(as_of, |id, e| {
         by_id.insert(id.to_string(), e.to_vec());
     });
     let (finished, _) = builder.finish(as_of);
-    let mut loaded = Loaded {
-        ids: Vec::with_capacity(finished.len()),
-        entries: Vec::with_capacity(finished.len()),
-        histories: Vec::with_capacity(finished.len()),
-        summaries: Vec::with_capacity(finished.len()),
-        as_of,
-    };
     for s in finished {
         let e = by_id.remove(&*s.customer_id).unwrap_or_default();
         loaded
@@ -461,10 +476,16 @@ fn check_command(args: CheckArgs) -> Result<()> {
             }
         }
     }
-    let clv = |i: usize| -> Option<f64> {
-        live_profile(&run, &table, &data.summaries[i], as_of)
-            .value
-            .and_then(|v| v.clv)
+    // Customers measured in whole days share histories: value each
+    // distinct (x, t_x, T) once.
+    let mut cache: HashMap<(u64, u64, u64), Option<f64>, foldhash::fast::FixedState> =
+        HashMap::default();
+    let mut clv = |i: usize| -> Option<f64> {
+        lifecycle_engine::clv_of(&run, &data.summaries[i], as_of, |x, t_x, t| {
+            *cache
+                .entry((x.to_bits(), t_x.to_bits(), t.to_bits()))
+                .or_insert_with(|| lifecycle_engine::discounted_purchases(&run, x, t_x, t))
+        })
     };
     std::fs::create_dir_all(&args.out)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;

@@ -20,7 +20,8 @@ mod run;
 mod scale;
 
 pub use profile::{
-    LiveProfile, OpenTripwire, TripwireState, Value, live_profile, segment_of, tripwires,
+    LiveProfile, OpenTripwire, TripwireState, Value, clv_of, discounted_purchases, live_profile,
+    segment_of, tripwires,
 };
 pub use run::{ModelRun, RunConfig, default_scales};
 pub use scale::Scale;

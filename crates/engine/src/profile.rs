@@ -188,6 +188,47 @@ pub fn live_profile(
     }
 }
 
+/// The expected purchase days over the run's horizon, each month's
+/// discounted to today at the run's annual rate: CLV is this times the
+/// expected order value and the margin. A function of (x, t_x, T) only,
+/// so callers valuing many customers can share it between equal histories.
+pub fn discounted_purchases(run: &ModelRun, x: f64, t_x: f64, t_big: f64) -> Option<f64> {
+    let model = run.purchase.as_ref()?;
+    let horizon = run.config.horizon_days;
+    let months = (horizon / 30.4375).ceil().max(1.0) as usize;
+    let mut total = 0.0;
+    let mut before = 0.0;
+    for k in 1..=months {
+        let t = (k as f64 * 30.4375).min(horizon);
+        let cumulative = model.expected(t, x, t_x, t_big).ok()?;
+        let discount = (1.0 + run.config.annual_discount).powf(t / 365.25);
+        total += (cumulative - before) / discount;
+        before = cumulative;
+    }
+    total.is_finite().then_some(total)
+}
+
+/// A customer's CLV under `run` on `today` (discounted purchases × expected
+/// order value × margin); `discounted` may come from a cache keyed by
+/// (x, t_x, T) (see [`discounted_purchases`]).
+pub fn clv_of(
+    run: &ModelRun,
+    summary: &CustomerSummary,
+    today: Day,
+    discounted: impl FnOnce(f64, f64, f64) -> Option<f64>,
+) -> Option<f64> {
+    let first = summary.first_order?;
+    let x = f64::from(summary.frequency());
+    let t_x = f64::from(summary.recency_days()?);
+    let t_big = f64::from((today - first).max(0)).max(t_x);
+    let v = run
+        .spend_model
+        .as_ref()?
+        .conditional_expected_value(x, summary.repeat_mean_value());
+    let clv = discounted(x, t_x, t_big)? * v * run.config.margin;
+    clv.is_finite().then_some(clv)
+}
+
 fn value(run: &ModelRun, summary: &CustomerSummary, today: Day) -> Option<Value> {
     let model = run.purchase.as_ref()?;
     let first = summary.first_order?;
@@ -205,18 +246,9 @@ fn value(run: &ModelRun, summary: &CustomerSummary, today: Day) -> Option<Value>
         .as_ref()
         .map(|g| g.conditional_expected_value(x, summary.repeat_mean_value()))
         .filter(|v| v.is_finite());
-    // Month by month, each month's expected purchases discounted to today.
     let clv = expected_order_value.and_then(|v| {
-        let months = (horizon / 30.4375).ceil().max(1.0) as usize;
-        let mut total = 0.0;
-        let mut before = 0.0;
-        for k in 1..=months {
-            let t = (k as f64 * 30.4375).min(horizon);
-            let cumulative = model.expected(t, x, t_x, t_big).ok()?;
-            let discount = (1.0 + run.config.annual_discount).powf(t / 365.25);
-            total += (cumulative - before) * v * run.config.margin / discount;
-            before = cumulative;
-        }
+        let d = discounted_purchases(run, x, t_x, t_big)?;
+        let total = d * v * run.config.margin;
         total.is_finite().then_some(total)
     });
     let next_order_day = model

@@ -100,10 +100,21 @@ pub(crate) fn distinct_values(values: impl Iterator<Item = f64>) -> (Vec<f64>, V
     (distinct, index)
 }
 
+/// The number of cores, asked once (the standard library reads cgroup
+/// files under /proc on every call, which a per-customer likelihood would
+/// pay millions of times).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// `f` of each item, on all cores for many items, in order.
 pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if items.len() < 2_000 || threads == 1 {
+    if items.len() < 2_000 {
+        return items.iter().map(f).collect();
+    }
+    let threads = cores();
+    if threads == 1 {
         return items.iter().map(f).collect();
     }
     let chunk = items.len().div_ceil(threads);
@@ -133,9 +144,11 @@ pub(crate) fn parallel_sum<T: Sync, const K: usize>(
     f: impl Fn(usize, &[T]) -> (f64, [f64; K]) + Sync,
 ) -> (f64, [f64; K]) {
     let chunks: Vec<&[T]> = rows.chunks(CHUNK).collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(chunks.len());
+    let threads = if chunks.len() <= 1 {
+        1
+    } else {
+        cores().min(chunks.len())
+    };
     let parts: Vec<(f64, [f64; K])> = if threads <= 1 {
         chunks
             .iter()
