@@ -67,6 +67,10 @@ pub struct AnalyzeArgs {
     /// Also fit BG/NBD + Gamma-Gamma and append p_alive, expected_purchases, expected_order_value, clv and value_decline to customers.csv
     #[arg(long)]
     pub clv: bool,
+    /// Also learn the Champions' tripwire norms (with backtests) and flag
+    /// every customer at warning or tripped: tripwires.csv and a report section
+    #[arg(long)]
+    pub tripwires: bool,
     /// CLV horizon (with --clv), e.g. 52w, 12m
     #[arg(long, default_value = "52w")]
     pub horizon: String,
@@ -208,6 +212,9 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     let by_day = args
         .clv
         .then(|| builder.repeat_purchases_by_day(as_of_day, as_of_day));
+    let tripwire_data = args
+        .tripwires
+        .then(|| crate::tripwires::loaded_from_builder(&builder, as_of_day));
     let (summaries, finish) = builder.finish(as_of_day);
     let t_finish = started.elapsed();
     let config = AnalysisConfig {
@@ -242,6 +249,13 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     } else {
         Vec::new()
     };
+    if let Some(data) = &tripwire_data {
+        summary.tripwires = Some(crate::tripwires::report_section(
+            data,
+            &table,
+            &args.out.join("tripwires.csv"),
+        )?);
+    }
     let written = write_all(&args.out, &analysis, &table, &summary, &extras)?;
     let t_write = started.elapsed();
     if args.json {

@@ -104,12 +104,12 @@ pub struct LearnArgs {
 
 /// Who counts as a best customer.
 #[derive(Debug, Clone, PartialEq)]
-enum Best {
+pub enum Best {
     Segments(Vec<String>),
     TopClvDecile,
 }
 
-fn parse_best(rule: &str, table: &SegmentTable) -> Result<Best> {
+pub fn parse_best(rule: &str, table: &SegmentTable) -> Result<Best> {
     let r = rule.trim();
     if r.eq_ignore_ascii_case("top-clv-decile") {
         return Ok(Best::TopClvDecile);
@@ -152,7 +152,7 @@ fn parse_best(rule: &str, table: &SegmentTable) -> Result<Best> {
 }
 
 /// Marks the best customers among `summaries` as of `as_of`.
-fn select_best(
+pub fn select_best(
     best: &Best,
     summaries: &[CustomerSummary],
     as_of: Day,
@@ -209,7 +209,7 @@ fn select_best(
     }
 }
 
-fn best_label(best: &Best) -> String {
+pub fn best_label(best: &Best) -> String {
     match best {
         Best::Segments(n) => n.join(" and "),
         Best::TopClvDecile => "top-decile customers by CLV".into(),
@@ -370,6 +370,53 @@ pub fn load(
     Ok(loaded)
 }
 
+/// Every customer with orders up to `as_of` from a builder (orders only).
+pub fn loaded_from_builder(builder: &lifecycle_rfm::SummaryBuilder, as_of: Day) -> Loaded {
+    let mut loaded = Loaded {
+        ids: Vec::with_capacity(builder.len()),
+        entries: Vec::with_capacity(builder.len()),
+        histories: Vec::with_capacity(builder.len()),
+        summaries: Vec::with_capacity(builder.len()),
+        as_of,
+    };
+    builder.for_each_customer_orders(as_of, |id, e| {
+        loaded.histories.push(History::from_entries(e, None));
+        loaded
+            .summaries
+            .push(CustomerSummary::from_entries(id, e, as_of));
+        loaded.ids.push(id.to_string());
+        loaded.entries.push(e.to_vec());
+    });
+    loaded
+}
+
+/// The tripwires section of `analyze --tripwires`: norms of the Champions
+/// with their backtests, and every customer flagged on the analysis day
+/// (written to `csv`). Returns the report's JSON.
+pub fn report_section(data: &Loaded, table: &SegmentTable, csv: &std::path::Path) -> Result<Value> {
+    let best = Best::Segments(vec!["Champions".into()]);
+    let config = LearnConfig::default();
+    let best_now = select_best(&best, &data.summaries, data.as_of, table);
+    let results = norms_with_backtests(data, &best, &best_now, &config, table, None, 180);
+    let norms: Vec<Norm> = results.iter().map(|(n, _)| n.clone()).collect();
+    let counts = write_flags(data, &norms, Some(0.75), Some(0.8), table, csv)?;
+    let label = best_label(&best);
+    Ok(json!({
+        "best": label,
+        "best_customers": best_now.iter().filter(|b| **b).count(),
+        "norms": results.iter().map(|(n, b)| {
+            let mut v = norm_json(n);
+            v["statement"] = json!(describe(n, &label));
+            v["backtest"] = b.as_ref().map_or(Value::Null, backtest_json);
+            v
+        }).collect::<Vec<_>>(),
+        "flags": counts.iter().map(|(k, (w, t, v))| json!({
+            "tripwire": k, "warning": w, "tripped": t, "clv_at_stake": v,
+        })).collect::<Vec<_>>(),
+        "file": csv.display().to_string(),
+    }))
+}
+
 pub fn run(command: TripwiresCommand) -> Result<()> {
     match command {
         TripwiresCommand::Learn(args) => learn_command(args),
@@ -431,92 +478,8 @@ fn check_command(args: CheckArgs) -> Result<()> {
         .into_iter()
         .filter_map(|step| learn(&data.histories, &best_now, step, as_of, &config))
         .collect();
-    let mut flags: Vec<Flag> = Vec::new();
-    for (i, h) in data.histories.iter().enumerate() {
-        if let Some(s) = lifecycle_tripwires::standing(h, &norms, as_of, warning) {
-            flags.push(Flag {
-                customer: i,
-                tripwire: s.step.key(),
-                status: s.status.name(),
-                since: s.since,
-                days_overdue: f64::from(s.days_overdue),
-                probability: None,
-            });
-        }
-    }
-    // The model for value at stake and the personal rhythm.
-    let run = ModelRun::fit(
-        &data.summaries,
-        as_of,
-        &Scoring::Quintiles,
-        &table,
-        RunConfig::default(),
-    );
-    if let (Some(threshold), Some(model)) = (rhythm, run.purchase.as_ref()) {
-        for (i, s) in data.summaries.iter().enumerate() {
-            let (Some(first), Some(last)) = (s.first_order, s.last_order) else {
-                continue;
-            };
-            let x = f64::from(s.frequency());
-            if let Some(o) = lifecycle_tripwires::overdue(
-                model,
-                x,
-                f64::from(last - first),
-                f64::from(as_of - last),
-                threshold,
-            ) {
-                flags.push(Flag {
-                    customer: i,
-                    tripwire: "personal_rhythm".into(),
-                    status: "tripped",
-                    since: as_of - o.days_overdue.floor() as Day,
-                    days_overdue: o.days_overdue,
-                    probability: Some(o.probability),
-                });
-            }
-        }
-    }
-    // Customers measured in whole days share histories: value each
-    // distinct (x, t_x, T) once.
-    let mut cache: HashMap<(u64, u64, u64), Option<f64>, foldhash::fast::FixedState> =
-        HashMap::default();
-    let mut clv = |i: usize| -> Option<f64> {
-        lifecycle_engine::clv_of(&run, &data.summaries[i], as_of, |x, t_x, t| {
-            *cache
-                .entry((x.to_bits(), t_x.to_bits(), t.to_bits()))
-                .or_insert_with(|| lifecycle_engine::discounted_purchases(&run, x, t_x, t))
-        })
-    };
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     let path = args.out.join("tripwires.csv");
-    let mut out =
-        String::from("customer_id,tripwire,status,since,days_overdue,probability,clv_at_stake\n");
-    // tripwire → (warning, tripped, value at stake)
-    let mut summary: std::collections::BTreeMap<String, (u64, u64, f64)> = Default::default();
-    for f in &flags {
-        let value = clv(f.customer);
-        let e = summary.entry(f.tripwire.clone()).or_default();
-        if f.status == "warning" {
-            e.0 += 1;
-        } else {
-            e.1 += 1;
-        }
-        e.2 += value.unwrap_or(0.0);
-        out.push_str(&format!(
-            "{},{},{},{},{:.0},{},{}\n",
-            crate::csv_text(&data.ids[f.customer]),
-            f.tripwire,
-            f.status,
-            format_day(f.since),
-            f.days_overdue,
-            f.probability.map_or(String::new(), |p| format!("{p:.4}")),
-            value.map_or(String::new(), |v| format!("{v:.2}")),
-        ));
-    }
-    let tmp = path.with_extension("csv.tmp");
-    std::fs::write(&tmp, out).map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let summary = write_flags(&data, &norms, warning, rhythm, &table, &path)?;
     let label = best_label(&best);
     if args.json {
         let v = json!({
@@ -587,33 +550,15 @@ fn learn_command(args: LearnArgs) -> Result<()> {
     };
     let best_now = select_best(&best, &data.summaries, as_of, &table);
     let label = best_label(&best);
-    let with_signups = data.histories.iter().any(|h| h.first_seen.is_some());
-    let mut best_at: HashMap<Day, Vec<bool>> = HashMap::new();
-    let mut results: Vec<(Norm, Option<Backtest>)> = Vec::new();
-    for step in steps(&config, with_signups) {
-        let Some(norm) = learn(&data.histories, &best_now, step, as_of, &config) else {
-            continue;
-        };
-        let split = fixed_split.or_else(|| default_split(&data.histories, step, as_of));
-        let bt = split.and_then(|split| {
-            let best_then = best_at
-                .entry(split)
-                .or_insert_with(|| best_as_of(&best, &data, split, &table));
-            backtest(
-                &data.histories,
-                best_then,
-                step,
-                as_of,
-                &config,
-                &BacktestConfig {
-                    split,
-                    horizon_days: args.horizon_days,
-                    level: 0.95,
-                },
-            )
-        });
-        results.push((norm, bt));
-    }
+    let results = norms_with_backtests(
+        &data,
+        &best,
+        &best_now,
+        &config,
+        &table,
+        fixed_split,
+        args.horizon_days,
+    );
     let n_best = best_now.iter().filter(|b| **b).count();
     if args.json {
         let v = json!({
@@ -661,6 +606,152 @@ fn learn_command(args: LearnArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Counts of one tripwire: (at warning, tripped, CLV at stake).
+pub type FlagCounts = std::collections::BTreeMap<String, (u64, u64, f64)>;
+
+/// Flags every customer at warning or tripped on `data.as_of` (the norms
+/// of the step they are in, and the personal rhythm above `rhythm`),
+/// writes them to `path` (CSV, via a temporary file) and returns the counts
+/// and CLV at stake per tripwire.
+pub fn write_flags(
+    data: &Loaded,
+    norms: &[Norm],
+    warning: Option<f64>,
+    rhythm: Option<f64>,
+    table: &SegmentTable,
+    path: &std::path::Path,
+) -> Result<FlagCounts> {
+    let as_of = data.as_of;
+    let mut flags: Vec<Flag> = Vec::new();
+    for (i, h) in data.histories.iter().enumerate() {
+        if let Some(s) = lifecycle_tripwires::standing(h, norms, as_of, warning) {
+            flags.push(Flag {
+                customer: i,
+                tripwire: s.step.key(),
+                status: s.status.name(),
+                since: s.since,
+                days_overdue: f64::from(s.days_overdue),
+                probability: None,
+            });
+        }
+    }
+    // The model for value at stake and the personal rhythm.
+    let run = ModelRun::fit(
+        &data.summaries,
+        as_of,
+        &Scoring::Quintiles,
+        table,
+        RunConfig::default(),
+    );
+    if let (Some(threshold), Some(model)) = (rhythm, run.purchase.as_ref()) {
+        for (i, s) in data.summaries.iter().enumerate() {
+            let (Some(first), Some(last)) = (s.first_order, s.last_order) else {
+                continue;
+            };
+            let x = f64::from(s.frequency());
+            if let Some(o) = lifecycle_tripwires::overdue(
+                model,
+                x,
+                f64::from(last - first),
+                f64::from(as_of - last),
+                threshold,
+            ) {
+                flags.push(Flag {
+                    customer: i,
+                    tripwire: "personal_rhythm".into(),
+                    status: "tripped",
+                    since: as_of - o.days_overdue.floor() as Day,
+                    days_overdue: o.days_overdue,
+                    probability: Some(o.probability),
+                });
+            }
+        }
+    }
+    // Customers measured in whole days share histories: value each
+    // distinct (x, t_x, T) once.
+    let mut cache: HashMap<(u64, u64, u64), Option<f64>, foldhash::fast::FixedState> =
+        HashMap::default();
+    let mut clv = |i: usize| -> Option<f64> {
+        lifecycle_engine::clv_of(&run, &data.summaries[i], as_of, |x, t_x, t| {
+            *cache
+                .entry((x.to_bits(), t_x.to_bits(), t.to_bits()))
+                .or_insert_with(|| lifecycle_engine::discounted_purchases(&run, x, t_x, t))
+        })
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    }
+    let mut out =
+        String::from("customer_id,tripwire,status,since,days_overdue,probability,clv_at_stake\n");
+    let mut summary = FlagCounts::default();
+    for f in &flags {
+        let value = clv(f.customer);
+        let e = summary.entry(f.tripwire.clone()).or_default();
+        if f.status == "warning" {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+        e.2 += value.unwrap_or(0.0);
+        out.push_str(&format!(
+            "{},{},{},{},{:.0},{},{}\n",
+            crate::csv_text(&data.ids[f.customer]),
+            f.tripwire,
+            f.status,
+            format_day(f.since),
+            f.days_overdue,
+            f.probability.map_or(String::new(), |p| format!("{p:.4}")),
+            value.map_or(String::new(), |v| format!("{v:.2}")),
+        ));
+    }
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, out).map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(summary)
+}
+
+/// Every norm the best customers define, each with its backtest (at
+/// `fixed_split`, or per norm at the default split).
+pub fn norms_with_backtests(
+    data: &Loaded,
+    best: &Best,
+    best_now: &[bool],
+    config: &LearnConfig,
+    table: &SegmentTable,
+    fixed_split: Option<Day>,
+    horizon_days: u32,
+) -> Vec<(Norm, Option<Backtest>)> {
+    let as_of = data.as_of;
+    let with_signups = data.histories.iter().any(|h| h.first_seen.is_some());
+    let mut best_at: HashMap<Day, Vec<bool>> = HashMap::new();
+    let mut results = Vec::new();
+    for step in steps(config, with_signups) {
+        let Some(norm) = learn(&data.histories, best_now, step, as_of, config) else {
+            continue;
+        };
+        let split = fixed_split.or_else(|| default_split(&data.histories, step, as_of));
+        let bt = split.and_then(|split| {
+            let best_then = best_at
+                .entry(split)
+                .or_insert_with(|| best_as_of(best, data, split, table));
+            backtest(
+                &data.histories,
+                best_then,
+                step,
+                as_of,
+                config,
+                &BacktestConfig {
+                    split,
+                    horizon_days,
+                    level: 0.95,
+                },
+            )
+        });
+        results.push((norm, bt));
+    }
+    results
 }
 
 /// The default split for `step`: the day by which half of the customers

@@ -258,3 +258,43 @@ fn cdnow_check_flags_exactly_the_customers_past_their_norm() {
     let flags: u64 = want.values().map(|(w, t)| w + t).sum();
     assert_eq!(rows.len() as u64, flags);
 }
+
+/// `analyze --tripwires`: the same norms in summary.json, tripwires.csv
+/// beside the other outputs, and a report section with the backtest chart.
+#[test]
+fn analyze_reports_tripwires() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = lifecycle(&[
+        "analyze",
+        data("CDNOW_master.txt").to_str().unwrap(),
+        "--as-of",
+        "1998-06-30",
+        "--tripwires",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    let t = &summary["tripwires"];
+    assert_eq!(t["norms"][0]["days"], 151, "{t}");
+    assert!(
+        t["norms"][0]["backtest"]["kept"]["customers"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let (header, rows) = read_csv(&dir.path().join("tripwires.csv"));
+    assert_eq!(header[..3], ["customer_id", "tripwire", "status"]);
+    let flagged: u64 = t["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["warning"].as_u64().unwrap() + f["tripped"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rows.len() as u64, flagged);
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("<h2>Tripwires</h2>") && html.contains("kept the norm"));
+    assert!(html.contains("placed their 2nd order within 151 days of their 1st"));
+}

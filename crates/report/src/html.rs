@@ -311,6 +311,9 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
     if let Some(clv) = &s.clv {
         clv_section(&mut h, clv, &colours, table);
     }
+    if let Some(t) = &s.tripwires {
+        tripwires_section(&mut h, t);
+    }
     h.push_str("<h2>Phases</h2><table><thead><tr><th>Phase</th><th>Segments</th><th class=n>Customers</th><th class=n>Revenue</th></tr></thead><tbody>");
     for p in &s.phases {
         let _ = write!(
@@ -376,6 +379,77 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
 
 /// The value model of `analyze --clv`: parameters, totals and a bar chart of
 /// mean CLV per segment.
+fn tripwires_section(h: &mut String, t: &serde_json::Value) {
+    let _ = write!(
+        h,
+        "<h2>Tripwires</h2><p class=meta>Norms learned from {} {} (Kaplan-Meier, censored customers are not failures); each backtested on deadlines after a split, outcomes over the next 180 days. Every flagged customer is in tripwires.csv.</p><table><thead><tr><th>Norm</th><th class=n>At warning</th><th class=n>Tripped</th><th class=n>CLV at stake</th><th>Backtest: ordered again, kept vs tripped (95% CI of the difference)</th></tr></thead><tbody>",
+        t["best_customers"].as_u64().unwrap_or(0),
+        esc(t["best"].as_str().unwrap_or("")),
+    );
+    let flags = t["flags"].as_array().cloned().unwrap_or_default();
+    let find = |name: &str| flags.iter().find(|f| f["tripwire"] == name).cloned();
+    let mut bars = Vec::new();
+    for n in t["norms"].as_array().cloned().unwrap_or_default() {
+        let step = n["step"].as_str().unwrap_or("");
+        let f = find(step);
+        let num = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        let b = &n["backtest"];
+        let rate = |v: &serde_json::Value| v["value"].as_f64();
+        let bt = match (
+            rate(&b["repeat_rate_kept"]),
+            rate(&b["repeat_rate_tripped"]),
+        ) {
+            (Some(k), Some(tr)) => {
+                bars.push((
+                    step.replace("order_", "").replace("_to_", "→"),
+                    k * 100.0,
+                    tr * 100.0,
+                ));
+                let d = &b["repeat_rate_difference"];
+                format!(
+                    "{:.1}% vs {:.1}% ({:+.1} to {:+.1} points)",
+                    k * 100.0,
+                    tr * 100.0,
+                    d["low"].as_f64().unwrap_or(f64::NAN) * 100.0,
+                    d["high"].as_f64().unwrap_or(f64::NAN) * 100.0
+                )
+            }
+            _ => "not enough history".into(),
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
+            esc(n["statement"].as_str().unwrap_or("")),
+            f.as_ref().map_or(0, |f| num(&f["warning"])),
+            f.as_ref().map_or(0, |f| num(&f["tripped"])),
+            crate::money(
+                f.as_ref()
+                    .and_then(|f| f["clv_at_stake"].as_f64())
+                    .unwrap_or(0.0)
+            ),
+            esc(&bt)
+        );
+    }
+    if let Some(r) = find("personal_rhythm") {
+        let _ = write!(
+            h,
+            "<tr><td>Personal rhythm: repeat buyers the model expected to have bought again by now (80%)</td><td class=n>0</td><td class=n>{}</td><td class=n>{}</td><td></td></tr>",
+            r["tripped"].as_u64().unwrap_or(0),
+            crate::money(r["clv_at_stake"].as_f64().unwrap_or(0.0)),
+        );
+    }
+    h.push_str("</tbody></table>");
+    if !bars.is_empty() {
+        h.push_str("<h3>Backtest: share who ordered again after the deadline</h3>");
+        h.push_str(&paired_bars_svg(
+            &bars,
+            "norm (order k → k+1)",
+            "% ordered again",
+            ("kept the norm", "tripped"),
+        ));
+    }
+}
+
 fn clv_section(h: &mut String, clv: &serde_json::Value, colours: &[String], table: &SegmentTable) {
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     let params = clv["params"]
@@ -570,6 +644,16 @@ pub fn tracking_svg(points: &[(usize, f64, f64)], calibration_weeks: Option<usiz
 /// Paired bars per group, actual (solid blue) and expected (orange), e.g.
 /// holdout purchases by calibration frequency (FHL 2005, Figure 4).
 pub fn grouped_bars_svg(groups: &[(String, f64, f64)], x_label: &str, y_label: &str) -> String {
+    paired_bars_svg(groups, x_label, y_label, ("actual", "expected"))
+}
+
+/// Paired bars per group with the two series' names.
+pub fn paired_bars_svg(
+    groups: &[(String, f64, f64)],
+    x_label: &str,
+    y_label: &str,
+    names: (&str, &str),
+) -> String {
     let (w, h, left, bottom) = (720.0, 320.0, 60.0, 50.0);
     let max = groups
         .iter()
@@ -590,7 +674,7 @@ pub fn grouped_bars_svg(groups: &[(String, f64, f64)], x_label: &str, y_label: &
         let x0 = left + slot * i as f64 + slot * 0.1;
         let _ = write!(
             out,
-            r##"<rect x="{x0:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#1f5fa8"><title>actual {actual:.3}</title></rect><rect x="{:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#d2691e"><title>expected {expected:.3}</title></rect><text x="{:.1}" y="{}" text-anchor="middle">{}</text>"##,
+            r##"<rect x="{x0:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#1f5fa8"><title>{a} {actual:.3}</title></rect><rect x="{:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#d2691e"><title>{b} {expected:.3}</title></rect><text x="{:.1}" y="{}" text-anchor="middle">{}</text>"##,
             h - bottom - y(*actual),
             y(*actual),
             x0 + bar,
@@ -598,20 +682,24 @@ pub fn grouped_bars_svg(groups: &[(String, f64, f64)], x_label: &str, y_label: &
             y(*expected),
             x0 + bar,
             h - bottom + 16.0,
-            esc(label)
+            esc(label),
+            a = esc(names.0),
+            b = esc(names.1),
         );
     }
     let _ = write!(
         out,
         r##"<text x="{left}" y="{}">{}</text><text x="4" y="14">{} (max {max:.2})</text>
-<text x="{}" y="30" fill="#1f5fa8">actual</text><text x="{}" y="46" fill="#d2691e">expected</text>
+<text x="{}" y="30" fill="#1f5fa8">{}</text><text x="{}" y="46" fill="#d2691e">{}</text>
 </svg>
 "##,
         h - 10.0,
         esc(x_label),
         esc(y_label),
         w - 120.0,
-        w - 120.0
+        esc(names.0),
+        w - 120.0,
+        esc(names.1)
     );
     out
 }

@@ -41,6 +41,9 @@ pub struct Summary {
     /// The value model of `analyze --clv` (parameters, horizon, totals).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clv: Option<serde_json::Value>,
+    /// `analyze --tripwires`: norms, backtests and flag counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tripwires: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -303,5 +306,6 @@ pub fn build_summary(a: &Analysis, table: &SegmentTable, run: &RunInfo) -> Summa
         phases,
         notes,
         clv: None,
+        tripwires: None,
     }
 }
