@@ -255,9 +255,183 @@ pub fn load_currency_rates(path: &Path) -> Result<HashMap<String, f64>, IngestEr
     Ok(rates)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TripwiresFile {
+    #[serde(default)]
+    tripwire: Vec<TripwireEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TripwireEntry {
+    name: String,
+    start: StartEntry,
+    action: EventEntry,
+    within_days: u32,
+    warn_at_days: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartEntry {
+    event: Option<String>,
+    #[serde(rename = "where", default)]
+    properties: toml::Table,
+    date_trait: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventEntry {
+    event: String,
+    #[serde(rename = "where", default)]
+    properties: toml::Table,
+}
+
+fn event_match(
+    name: &str,
+    event: String,
+    props: toml::Table,
+) -> Result<lifecycle_tripwires::EventMatch, String> {
+    if event.trim().is_empty() {
+        return Err(format!("tripwire \"{name}\": an event name is empty"));
+    }
+    let mut properties = Vec::new();
+    for (k, v) in props {
+        let text = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(format!(
+                    "tripwire \"{name}\": where.{k} = {other} must be a string, number or boolean"
+                ));
+            }
+        };
+        properties.push((k, text));
+    }
+    Ok(lifecycle_tripwires::EventMatch { event, properties })
+}
+
+/// Parses custom tripwires (TOML, `[[tripwire]]` tables):
+///
+/// ```toml
+/// [[tripwire]]
+/// name = "refill"
+/// start = { event = "Order Completed", where = { category = "starter kit" } }  # or { date_trait = "renewal_date" }
+/// action = { event = "Order Completed", where = { category = "refill" } }
+/// within_days = 30
+/// warn_at_days = 21
+/// ```
+pub fn parse_custom_tripwires(
+    text: &str,
+) -> Result<Vec<lifecycle_tripwires::CustomTripwire>, String> {
+    use lifecycle_tripwires::{CustomTripwire, Start};
+    let file: TripwiresFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut out: Vec<CustomTripwire> = Vec::new();
+    for t in file.tripwire {
+        let name = t.name.trim().to_string();
+        if name.is_empty() {
+            return Err("a tripwire has an empty name".into());
+        }
+        if out.iter().any(|o| o.name == name) {
+            return Err(format!("tripwire \"{name}\" is defined twice"));
+        }
+        if t.within_days == 0 {
+            return Err(format!(
+                "tripwire \"{name}\": within_days must be at least 1"
+            ));
+        }
+        if let Some(w) = t.warn_at_days
+            && (w == 0 || w > t.within_days)
+        {
+            return Err(format!(
+                "tripwire \"{name}\": warn_at_days = {w} must be between 1 and within_days ({})",
+                t.within_days
+            ));
+        }
+        let start = match (t.start.event, t.start.date_trait) {
+            (Some(e), None) => Start::Event(event_match(&name, e, t.start.properties)?),
+            (None, Some(d)) if t.start.properties.is_empty() && !d.trim().is_empty() => {
+                Start::DateTrait(d.trim().to_string())
+            }
+            _ => {
+                return Err(format!(
+                    "tripwire \"{name}\": start needs exactly one of event = \"...\" or date_trait = \"...\""
+                ));
+            }
+        };
+        out.push(CustomTripwire {
+            action: event_match(&name, t.action.event, t.action.properties)?,
+            name,
+            start,
+            within_days: t.within_days,
+            warn_at_days: t.warn_at_days,
+        });
+    }
+    if out.is_empty() {
+        return Err("no [[tripwire]] defined".into());
+    }
+    Ok(out)
+}
+
+/// Loads a custom tripwires file; errors name the file (and, for syntax
+/// and type errors, the line and column).
+pub fn load_custom_tripwires(
+    path: &Path,
+) -> Result<Vec<lifecycle_tripwires::CustomTripwire>, IngestError> {
+    parse_custom_tripwires(&read(path)?).map_err(|m| config_err(path, m))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_tripwires_parse_and_say_what_is_wrong() {
+        let ok = parse_custom_tripwires(
+            r#"
+[[tripwire]]
+name = "refill"
+start = { event = "Order Completed", where = { category = "starter kit" } }
+action = { event = "Order Completed", where = { category = "refill", qty = 1 } }
+within_days = 30
+warn_at_days = 21
+
+[[tripwire]]
+name = "renewal"
+start = { date_trait = "renewal_date" }
+action = { event = "Subscription Renewed" }
+within_days = 7
+"#,
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(
+            ok[0].action.properties,
+            vec![
+                ("category".into(), "refill".into()),
+                ("qty".into(), "1".into())
+            ]
+        );
+        assert_eq!(
+            ok[1].start,
+            lifecycle_tripwires::Start::DateTrait("renewal_date".into())
+        );
+        let e = parse_custom_tripwires("[[tripwire]]\nname = \"x\"\nstart = { event = \"A\" }\naction = { event = \"B\" }\nwithin_days = 5\nwarn_at_days = 9\n").unwrap_err();
+        assert!(e.contains("warn_at_days = 9"), "{e}");
+        let e = parse_custom_tripwires("[[tripwire]]\nname = \"x\"\nstart = { }\naction = { event = \"B\" }\nwithin_days = 5\n").unwrap_err();
+        assert!(e.contains("exactly one of"), "{e}");
+        let e = parse_custom_tripwires("[[tripwire]]\nname = \"x\"\nstart = { event = \"A\" }\naction = { event = \"B\" }\nwithin = 5\n").unwrap_err();
+        assert!(e.contains("line"), "{e}");
+        assert!(
+            parse_custom_tripwires("")
+                .unwrap_err()
+                .contains("no [[tripwire]]")
+        );
+    }
 
     #[test]
     fn default_table_round_trips_through_toml() {

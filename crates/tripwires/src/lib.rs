@@ -7,18 +7,22 @@
 //! temporal backtest that judges them out of sample ([`norms`]), the
 //! interval estimates those need ([`stats`]), the personal-rhythm
 //! tripwire from a fitted purchase model ([`rhythm`]), and who is at
-//! warning or tripped on a day and when that next changes ([`check`]). It is pure: no IO,
+//! warning or tripped on a day and when that next changes ([`check`]),
+//! and custom tripwires: an action due within a window after a starting
+//! event or date ([`custom`]). It is pure: no IO,
 //! no async, no clock (the day is always an argument); it depends only on
 //! `lifecycle-rfm` and `lifecycle-models` and must never depend on the
 //! store, server, ingestion or CLI crates.
 
 pub mod check;
+pub mod custom;
 pub mod km;
 pub mod norms;
 pub mod rhythm;
 pub mod stats;
 
 pub use check::{Standing, Status, current_step, next_deadline, standing, thresholds};
+pub use custom::{CustomStanding, CustomTripwire, EventMatch, Happening, Start, evaluate};
 pub use km::KaplanMeier;
 pub use norms::{
     Backtest, BacktestConfig, History, LearnConfig, Lift, Norm, Outcome, Step, backtest, describe,
