@@ -74,6 +74,8 @@ struct EngineSection {
     segments: Option<PathBuf>,
     /// Fixed R/F/M cut points instead of quintiles, relative to the file.
     rfm_thresholds: Option<PathBuf>,
+    /// Custom tripwires (TOML), relative to the file.
+    tripwires: Option<PathBuf>,
     timezone: Option<String>,
     horizon_days: Option<f64>,
     annual_discount: Option<f64>,
@@ -215,6 +217,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         Some(p) => lifecycle_ingest::config::load_segments(&in_dir(p))?,
         None => lifecycle_rfm::SegmentTable::default_table(),
     };
+    let custom = match &e.tripwires {
+        Some(p) => lifecycle_ingest::config::load_custom_tripwires(&in_dir(p))?,
+        None => Vec::new(),
+    };
     let scoring = match &e.rfm_thresholds {
         Some(p) => lifecycle_rfm::Scoring::Thresholds(lifecycle_ingest::config::load_thresholds(
             &in_dir(p),
@@ -301,6 +307,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             table,
             scoring,
             valuation,
+            custom,
         },
         timezone,
         currency,

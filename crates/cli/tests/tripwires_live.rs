@@ -179,3 +179,135 @@ fn deadlines_fire_once_on_time_across_a_restart_and_work_is_proportional() {
     assert!(wrong.is_empty(), "{wrong:?}");
     drop(server);
 }
+
+/// Custom tripwires from lifecycle.toml: an action due after a starting
+/// event (with a warning point) and after a date trait (with a property
+/// filter), fired live on the simulated clock, once, across a restart.
+#[test]
+fn custom_tripwires_fire_live_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("c.db").display());
+    let write = stdout(&lifecycle(&[
+        "keys", "create", "--kind", "write", "--db", &db,
+    ]))
+    .trim()
+    .to_string();
+    let secret = stdout(&lifecycle(&[
+        "keys", "create", "--kind", "secret", "--db", &db,
+    ]))
+    .trim()
+    .to_string();
+    std::fs::write(
+        dir.path().join("custom.toml"),
+        r#"
+[[tripwire]]
+name = "activation"
+start = { event = "Email Signup" }
+action = { event = "Order Completed" }
+within_days = 10
+warn_at_days = 7
+
+[[tripwire]]
+name = "renewal"
+start = { date_trait = "renewal_date" }
+action = { event = "Subscription Renewed", where = { plan = "annual" } }
+within_days = 5
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("lifecycle.toml");
+    std::fs::write(
+        &config,
+        "[engine]\nrhythm_threshold = 0\ntripwires = \"custom.toml\"\n",
+    )
+    .unwrap();
+    let args = [
+        "--simulated-clock",
+        "2024-01-01",
+        "--refit-every",
+        "off",
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let mut server = start(&db, &args);
+    let send = |addr: &str, body: &str| {
+        let (status, text) = request(addr, "POST", "/v1/batch", &[basic(&write)], body.as_bytes());
+        assert_eq!(status, 200, "{text}");
+    };
+    send(
+        &server.addr,
+        r#"{"batch":[
+        {"type":"track","userId":"a","event":"Email Signup","timestamp":"2024-01-01T09:00:00Z"},
+        {"type":"track","userId":"b","event":"Email Signup","timestamp":"2024-01-01T09:00:00Z"},
+        {"type":"track","userId":"b","event":"Order Completed","timestamp":"2024-01-04T09:00:00Z","properties":{"order_id":"b1","total":20}},
+        {"type":"identify","userId":"c","traits":{"renewal_date":"2024-01-03"}},
+        {"type":"identify","userId":"d","traits":{"renewal_date":"2024-01-03"}},
+        {"type":"track","userId":"d","event":"Subscription Renewed","timestamp":"2024-01-05T09:00:00Z","properties":{"plan":"annual"}},
+        {"type":"identify","userId":"e","traits":{"renewal_date":"2024-01-03"}},
+        {"type":"track","userId":"e","event":"Subscription Renewed","timestamp":"2024-01-05T09:00:00Z","properties":{"plan":"monthly"}}
+    ]}"#,
+    );
+    let auth = [("Authorization", format!("Bearer {secret}"))];
+    let advance = |addr: &str, days: i64| {
+        let (status, body) = request(
+            addr,
+            "POST",
+            "/api/v1/admin/clock",
+            &auth,
+            format!("{{\"advance_days\": {days}}}").as_bytes(),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    let fired = || -> Vec<(String, String, String, i64)> {
+        let conn = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT customer_id, event, message_id, at_ms FROM events
+                 WHERE event LIKE 'Tripwire %' ORDER BY customer_id, at_ms",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get::<_, i64>(3)? / 86_400_000,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    advance(&server.addr, 6); // 2024-01-07
+    assert!(fired().is_empty(), "{:?}", fired());
+    advance(&server.addr, 1); // 01-08: a at warning (day 7 of 10)
+    advance(&server.addr, 1); // 01-09: c and e tripped (renewal + 5 days passed)
+    advance(&server.addr, 3); // 01-12: a tripped (10 days passed)
+    drop(server);
+    server = start(&db, &{
+        let mut a = args.to_vec();
+        a[1] = "2024-01-12";
+        a
+    });
+    advance(&server.addr, 2);
+    let got: Vec<(String, String, i64)> = fired()
+        .into_iter()
+        .map(|(c, e, id, day)| {
+            assert!(id.starts_with("tripwire-"), "{id}");
+            (c, e, day - 19_723)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a".to_string(), "Tripwire Warning".to_string(), 7),
+            ("a".to_string(), "Tripwire Tripped".to_string(), 11),
+            ("c".to_string(), "Tripwire Tripped".to_string(), 8),
+            ("e".to_string(), "Tripwire Tripped".to_string(), 8),
+        ]
+    );
+    let (_, body) = request(&server.addr, "GET", "/api/v1/customers/a", &auth, b"");
+    let view: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["tripwires"][0]["tripwire"], "activation", "{view}");
+    assert_eq!(view["tripwires"][0]["status"], "tripped");
+}

@@ -17,7 +17,7 @@ use lifecycle_store::{
     CustomerFacts, EventStats, NewEvent, ProfileRow, Rescored, Store, StoreError, StoreUrl,
     TripwireRow,
 };
-use lifecycle_tripwires::History;
+use lifecycle_tripwires::{CustomTripwire, Happening, History, Start};
 use serde_json::json;
 
 /// At most this many events are committed in one transaction.
@@ -130,6 +130,8 @@ pub struct Settings {
     pub table: SegmentTable,
     pub scoring: Scoring,
     pub valuation: RunConfig,
+    /// Custom tripwires (`[engine] tripwires` in lifecycle.toml).
+    pub custom: Vec<CustomTripwire>,
 }
 
 impl Default for Settings {
@@ -138,6 +140,7 @@ impl Default for Settings {
             table: SegmentTable::default_table(),
             scoring: Scoring::Quintiles,
             valuation: RunConfig::default(),
+            custom: Vec::new(),
         }
     }
 }
@@ -151,6 +154,7 @@ pub struct Engine {
     pub run: RwLock<Arc<CurrentRun>>,
     pub table: SegmentTable,
     pub scoring: Scoring,
+    pub custom: Vec<CustomTripwire>,
     pub clock: Clock,
     pub counters: Counters,
     pub config: RunConfig,
@@ -181,7 +185,18 @@ impl Engine {
             pool.push(Mutex::new(Store::open(url)?));
         }
         let config = settings.valuation;
-        let table = settings.table;
+        let table = settings.table.clone();
+        let settings_custom_names: Vec<String> = settings
+            .custom
+            .iter()
+            .flat_map(|t| {
+                let mut names = vec![t.action.event.clone()];
+                if let Start::Event(e) = &t.start {
+                    names.push(e.event.clone());
+                }
+                names
+            })
+            .collect();
         let latest = writer_store.runs(1)?.into_iter().next();
         let current = match latest {
             Some(stored) => match crate::runs::run_from_json(&stored.params, config) {
@@ -202,6 +217,13 @@ impl Engine {
                 run: ModelRun::empty(clock.today(), config),
             },
         };
+        let mut watched: Vec<String> = Vec::new();
+        for t in &settings_custom_names {
+            if !watched.contains(t) {
+                watched.push(t.clone());
+            }
+        }
+        writer_store.watch_events(watched);
         let (tx, rx) = mpsc::channel();
         let engine = Arc::new(Engine {
             jobs: Mutex::new(Some(tx)),
@@ -211,6 +233,7 @@ impl Engine {
             run: RwLock::new(Arc::new(current)),
             table,
             scoring: settings.scoring,
+            custom: settings.custom,
             clock,
             counters: Counters::default(),
             config,
@@ -362,10 +385,38 @@ impl Engine {
         let live = live_profile(&run.run, &self.table, &summary, today);
         let history = History::from_entries(facts.entries, None);
         let trips = tripwires(&run.run, &summary, &history, today);
-        let due_day = match (live.due_day, trips.next_deadline) {
+        let mut due_day = match (live.due_day, trips.next_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let mut rows: Vec<TripwireRow> = trips
+            .open
+            .iter()
+            .map(|t| TripwireRow {
+                name: t.name.clone(),
+                status: t.status.name().to_string(),
+                since: t.since,
+                started: t.started,
+                days_overdue: t.days_overdue,
+                probability: t.probability,
+            })
+            .collect();
+        for tw in &self.custom {
+            let standing = self.custom_standing(tw, facts, today);
+            if let Some((status, since, overdue, started)) = standing.open {
+                rows.push(TripwireRow {
+                    name: tw.name.clone(),
+                    status: status.name().to_string(),
+                    since,
+                    started,
+                    days_overdue: f64::from(overdue),
+                    probability: None,
+                });
+            }
+            if let Some(d) = standing.next_deadline {
+                due_day = Some(due_day.map_or(d, |x| x.min(d)));
+            }
+        }
         let segment = self.table.segments().get(live.segment);
         let value = live.value;
         let clv = value.and_then(|v| v.clv);
@@ -397,19 +448,53 @@ impl Engine {
             next_order_day: value.and_then(|v| v.next_order_day),
             due_day,
             updated_ms: 0,
-            tripwires: trips
-                .open
-                .iter()
-                .map(|t| TripwireRow {
-                    name: t.name.clone(),
-                    status: t.status.name().to_string(),
-                    since: t.since,
-                    started: t.started,
-                    days_overdue: t.days_overdue,
-                    probability: t.probability,
-                })
-                .collect(),
+            tripwires: rows,
         }
+    }
+
+    /// A custom tripwire's standing from the customer's watched events
+    /// (their days in the engine's time zone) and traits.
+    fn custom_standing(
+        &self,
+        tw: &CustomTripwire,
+        facts: &CustomerFacts<'_>,
+        today: Day,
+    ) -> lifecycle_tripwires::CustomStanding {
+        let happenings: Vec<Happening> = facts
+            .events
+            .iter()
+            .filter_map(|e| {
+                let payload: serde_json::Value = serde_json::from_str(&e.payload).ok()?;
+                let property = |k: &str| match payload["properties"].get(k) {
+                    Some(serde_json::Value::String(s)) => Some(s.clone()),
+                    Some(serde_json::Value::Null) | None => None,
+                    Some(other) => Some(other.to_string()),
+                };
+                let start = match &tw.start {
+                    Start::Event(m) => m.matches(&e.event, property),
+                    Start::DateTrait(_) => false,
+                };
+                let action = tw.action.matches(&e.event, property);
+                let at = jiff::Timestamp::from_millisecond(e.at_ms).ok()?;
+                (start || action).then(|| Happening {
+                    day: self.clock.day_of(at),
+                    start,
+                    action,
+                })
+            })
+            .collect();
+        let date_trait = match &tw.start {
+            Start::DateTrait(name) => facts
+                .traits
+                .and_then(|t| t.get(name))
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.get(..10))
+                .and_then(|s| s.parse::<jiff::civil::Date>().ok())
+                .and_then(|d| jiff::civil::date(1970, 1, 1).until(d).ok())
+                .map(|span| span.get_days()),
+            Start::Event(_) => None,
+        };
+        lifecycle_tripwires::evaluate(tw, &happenings, date_trait, today)
     }
 
     fn write_loop(self: Arc<Self>, mut store: Store, rx: mpsc::Receiver<Job>) {

@@ -20,7 +20,7 @@ mod live;
 pub use db::DbError;
 pub use live::{
     CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
-    ProfileRow, Rescored, Scorer, SegmentTotal, StoredEvent, StoredRun, TripwireRow,
+    ProfileRow, Rescored, Scorer, SegmentTotal, StoredEvent, StoredRun, TripwireRow, WatchedEvent,
 };
 
 use std::path::PathBuf;
@@ -374,6 +374,9 @@ pub struct StoreCounts {
 pub struct Store {
     db: Db,
     label: String,
+    /// Event names the scorer needs (custom tripwires): such an event
+    /// re-scores its customer, and the scorer sees them.
+    watched: Vec<String>,
 }
 
 /// Serialises migrations of several instances starting at once.
@@ -405,7 +408,11 @@ impl Store {
             }
             StoreUrl::Postgres(u) => Db::open_postgres(u).map_err(err)?,
         };
-        let mut store = Store { db, label };
+        let mut store = Store {
+            db,
+            label,
+            watched: Vec::new(),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -434,6 +441,11 @@ impl Store {
             store: self.label.clone(),
             source: e,
         })
+    }
+
+    /// Names the events the scorer needs (see [`CustomerFacts::events`]).
+    pub fn watch_events(&mut self, names: Vec<String>) {
+        self.watched = names;
     }
 
     /// The backend's name.

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use lifecycle_rfm::OrderEntry;
 use serde_json::{Map, Value};
 
-use crate::db::{Db, DbError, Row, vals};
+use crate::db::{Db, DbError, Row, Val, vals};
 use crate::{Store, StoreError};
 
 /// Marks a refund's key apart from its order's (as rows of a file do).
@@ -174,6 +174,20 @@ pub struct CustomerFacts<'a> {
     pub has_email: bool,
     /// The profile before this change, if any.
     pub previous: Option<&'a ProfileRow>,
+    /// The customer's traits (identify), if any.
+    pub traits: Option<&'a Map<String, Value>>,
+    /// The customer's events whose names the store watches
+    /// ([`Store::watch_events`]), oldest first.
+    pub events: &'a [WatchedEvent],
+}
+
+/// A stored event the scorer asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchedEvent {
+    pub event: String,
+    pub at_ms: i64,
+    /// JSON text: properties, traits, context.
+    pub payload: String,
 }
 
 /// Turns a customer's facts into their profile (called inside the
@@ -292,6 +306,7 @@ type Traits = (Map<String, Value>, bool);
 /// The work of one transaction.
 struct Tx<'t> {
     db: &'t mut Db,
+    watched: &'t [String],
     now_ms: i64,
     /// `Tripwire Warning` / `Tripped` events newly recorded.
     tripwires_fired: u64,
@@ -646,8 +661,8 @@ impl Tx<'_> {
         let has_email = had_email || email.is_some();
         if current != before || has_email != had_email {
             self.save_traits(customer, &current, has_email)?;
-        }
-        if has_email != had_email {
+            // Traits feed the profile (email: the visitor segments; dates:
+            // date-started tripwires).
             self.touched.insert(customer.to_string());
         }
         Ok(())
@@ -668,6 +683,32 @@ impl Tx<'_> {
                 amount: r.f64(2),
                 rows: r.i64(3).max(0) as u64,
                 is_order: r.bool(4),
+            })
+            .collect())
+    }
+
+    fn watched_events(&mut self, customer: &str) -> Result<Vec<WatchedEvent>, Failure> {
+        if self.watched.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = (0..self.watched.len())
+            .map(|i| format!("?{}", i + 2))
+            .collect();
+        let sql = format!(
+            "SELECT event, at_ms, payload FROM events WHERE customer_id = ?1 AND event IN ({})
+             ORDER BY at_ms, message_id",
+            names.join(", ")
+        );
+        let mut params = vec![Val::from(customer)];
+        params.extend(self.watched.iter().map(Val::from));
+        Ok(self
+            .db
+            .query(&sql, &params)?
+            .iter()
+            .map(|r| WatchedEvent {
+                event: r.text(0),
+                at_ms: r.i64(1),
+                payload: r.text(2),
             })
             .collect())
     }
@@ -694,13 +735,17 @@ impl Tx<'_> {
             return Ok(0);
         }
         let entries = self.entries(customer)?;
-        let has_email = self.traits_of(customer)?.is_some_and(|(_, e)| e);
+        let traits = self.traits_of(customer)?;
+        let has_email = traits.as_ref().is_some_and(|(_, e)| *e);
         let previous = self.profile(customer)?;
+        let events = self.watched_events(customer)?;
         let mut row = scorer(&CustomerFacts {
             customer_id: customer,
             entries: &entries,
             has_email,
             previous: previous.as_ref(),
+            traits: traits.as_ref().map(|(m, _)| m),
+            events: &events,
         });
         row.customer_id = customer.to_string();
         row.updated_ms = self.now_ms;
@@ -844,6 +889,7 @@ impl Store {
                 self.db.begin()?;
                 let mut tx = Tx {
                     db: &mut self.db,
+                    watched: &self.watched,
                     now_ms,
                     tripwires_fired: 0,
                     touched: BTreeSet::new(),
@@ -895,6 +941,9 @@ impl Store {
                         continue;
                     }
                     stats.inserted += 1;
+                    if e.event.as_ref().is_some_and(|n| tx.watched.contains(n)) {
+                        tx.touched.insert(customer.clone());
+                    }
                     if let Some(t) = &e.traits {
                         tx.apply_traits(&customer, t)?;
                     }
