@@ -362,6 +362,41 @@ mod tests {
     }
 
     #[test]
+    fn a_visitor_trips_the_sign_up_norm_and_a_buyer_their_next_order_norm() {
+        use lifecycle_tripwires::{Norm, Step};
+        let norm = |step, days| Norm {
+            step,
+            coverage: 0.8,
+            days,
+            customers: 50,
+            observed: 50,
+            share: 0.8,
+            share_interval: None,
+            lift: None,
+        };
+        let mut run = ModelRun::empty(100, RunConfig::default());
+        run.norms = vec![norm(Step::FirstOrder, 10), norm(Step::NextOrder(1), 30)];
+        let visitor = CustomerSummary::from_entries("v", &[], 100);
+        let seen = History {
+            first_seen: Some(95),
+            days: vec![],
+            values: vec![],
+        };
+        let t = tripwires(&run, &visitor, &seen, 100);
+        assert!(t.open.is_empty());
+        // Warning from ⌈0.75 × 10⌉ = 8 days, tripped after 10.
+        assert_eq!(t.next_deadline, Some(103));
+        let t = tripwires(&run, &visitor, &seen, 106);
+        assert_eq!(t.open[0].name, "signup_to_order_1");
+        assert_eq!(t.open[0].status, lifecycle_tripwires::Status::Tripped);
+        let buyer = CustomerSummary::from_entries("b", &[entry(50, 1, 10.0)], 100);
+        let h = History::from_entries(&[entry(50, 1, 10.0)], Some(40));
+        let t = tripwires(&run, &buyer, &h, 100);
+        assert_eq!(t.open[0].name, "order_1_to_2");
+        assert_eq!(t.open[0].since, 81);
+    }
+
+    #[test]
     fn value_uses_the_run_models() {
         let table = SegmentTable::default_table();
         let mut run = ModelRun::empty(100, RunConfig::default());

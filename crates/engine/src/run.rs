@@ -181,11 +181,14 @@ impl ModelRun {
         }
     }
 
-    /// Learns the tripwire norms (k-th to (k+1)-th order, k = 1..=4) from
+    /// Learns the tripwire norms (k-th to (k+1)-th order, k = 1..=4, and
+    /// sign-up to first order when histories know when customers were
+    /// first seen) from
     /// the best customers (`best[i]` for `histories[i]`) as of the run's day.
     pub fn learn_norms(&mut self, histories: &[History], best: &[bool]) {
         let config = LearnConfig::default();
-        self.norms = steps(&config, false)
+        let with_signups = histories.iter().any(|h| h.first_seen.is_some());
+        self.norms = steps(&config, with_signups)
             .into_iter()
             .filter_map(|step| learn(histories, best, step, self.as_of, &config))
             .collect();

@@ -339,11 +339,13 @@ impl Engine {
         let prepared = tokio::task::spawn_blocking(move || -> Result<CurrentRun, StoreError> {
             let today = engine.clock.today();
             let builder = engine.read(|s| s.load())?;
+            let first_seen = engine.read(|s| s.first_seen())?;
             let mut summaries = Vec::with_capacity(builder.len());
             let mut histories = Vec::with_capacity(builder.len());
             builder.for_each_customer_orders(today, |id, entries| {
                 summaries.push(CustomerSummary::from_entries(id, entries, today));
-                histories.push(History::from_entries(entries, None));
+                let seen = first_seen.get(id).and_then(|&ms| engine.day_of_ms(ms));
+                histories.push(History::from_entries(entries, seen));
             });
             drop(builder);
             let mut run = ModelRun::fit(
@@ -383,7 +385,10 @@ impl Engine {
         let mut summary = CustomerSummary::from_entries(facts.customer_id, facts.entries, today);
         summary.left_email = facts.has_email;
         let live = live_profile(&run.run, &self.table, &summary, today);
-        let history = History::from_entries(facts.entries, None);
+        let history = History::from_entries(
+            facts.entries,
+            facts.first_seen_ms.and_then(|ms| self.day_of_ms(ms)),
+        );
         let trips = tripwires(&run.run, &summary, &history, today);
         let mut due_day = match (live.due_day, trips.next_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -450,6 +455,13 @@ impl Engine {
             updated_ms: 0,
             tripwires: rows,
         }
+    }
+
+    /// The day (engine time zone) of an instant in ms.
+    pub fn day_of_ms(&self, ms: i64) -> Option<Day> {
+        jiff::Timestamp::from_millisecond(ms)
+            .ok()
+            .map(|t| self.clock.day_of(t))
     }
 
     /// A custom tripwire's standing from the customer's watched events

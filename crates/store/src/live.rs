@@ -179,7 +179,16 @@ pub struct CustomerFacts<'a> {
     /// The customer's events whose names the store watches
     /// ([`Store::watch_events`]), oldest first.
     pub events: &'a [WatchedEvent],
+    /// When the customer was first seen: their earliest event other than
+    /// an order (and other than Lifecycle's own events), ms since 1970.
+    pub first_seen_ms: Option<i64>,
 }
+
+/// The events that say a visitor was around before buying: not orders,
+/// and not Lifecycle's own events (segment changes, tripwires, whose
+/// messageIds carry these prefixes).
+const OWN_EVENTS: &str = "message_id NOT LIKE 'segment-%' AND message_id NOT LIKE 'tripwire-%'
+     AND (event IS NULL OR event NOT IN ('Order Completed', 'Order Refunded'))";
 
 /// A stored event the scorer asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -739,6 +748,13 @@ impl Tx<'_> {
         let has_email = traits.as_ref().is_some_and(|(_, e)| *e);
         let previous = self.profile(customer)?;
         let events = self.watched_events(customer)?;
+        let first_seen_ms = self
+            .db
+            .query_one(
+                &format!("SELECT MIN(at_ms) FROM events WHERE customer_id = ?1 AND {OWN_EVENTS}"),
+                vals![customer],
+            )?
+            .and_then(|r| r.opt_i64(0));
         let mut row = scorer(&CustomerFacts {
             customer_id: customer,
             entries: &entries,
@@ -746,6 +762,7 @@ impl Tx<'_> {
             previous: previous.as_ref(),
             traits: traits.as_ref().map(|(m, _)| m),
             events: &events,
+            first_seen_ms,
         });
         row.customer_id = customer.to_string();
         row.updated_ms = self.now_ms;
@@ -1254,6 +1271,21 @@ impl Store {
         Ok(self
             .row("SELECT COUNT(*) FROM events", &[])?
             .map_or(0, |r| r.i64(0).max(0) as u64))
+    }
+
+    /// When each customer was first seen (their earliest event other than
+    /// an order or Lifecycle's own), ms.
+    pub fn first_seen(&mut self) -> Result<HashMap<String, i64>, StoreError> {
+        Ok(self
+            .rows(
+                &format!(
+                    "SELECT customer_id, MIN(at_ms) FROM events WHERE {OWN_EVENTS} GROUP BY customer_id"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.text(0), r.i64(1)))
+            .collect())
     }
 
     /// Every profile's segment: customer → segment.

@@ -76,7 +76,12 @@ impl Step {
             }
             Step::FirstOrder => {
                 let start = h.first_seen?;
-                Some((start, h.days.first().copied().filter(|&d| d >= start)))
+                match h.days.first().copied() {
+                    // Bought before they were first seen: never a visitor
+                    // waiting for a first order.
+                    Some(d) if d < start => None,
+                    first => Some((start, first)),
+                }
             }
         }
     }
