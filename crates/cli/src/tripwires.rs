@@ -26,44 +26,9 @@ pub enum TripwiresCommand {
     Check(CheckArgs),
 }
 
+/// What `learn` and `check` share: the input and who the best customers are.
 #[derive(Args, Debug)]
-pub struct CheckArgs {
-    /// Orders file (any format `analyze` reads)
-    pub orders: PathBuf,
-    /// Visits / sign-ups: adds the sign-up to first order tripwire
-    #[arg(long, value_name = "FILE")]
-    pub events: Option<PathBuf>,
-    /// The day to check (and to learn the norms on). Default: the last order date
-    #[arg(long, value_name = "DATE")]
-    pub as_of: Option<String>,
-    /// Who the best customers are (see `tripwires learn`)
-    #[arg(long, default_value = "segment in [Champions]", value_name = "RULE")]
-    pub best: String,
-    #[arg(long, default_value_t = 0.8)]
-    pub coverage: f64,
-    #[arg(long, default_value_t = 4)]
-    pub max_k: u32,
-    /// Warn from this share of a norm's days ("off": trips only)
-    #[arg(long, default_value = "0.75", value_name = "SHARE")]
-    pub warning: String,
-    /// Personal rhythm: a repeat buyer is overdue once the fitted model gives
-    /// this probability that they would have bought again by now ("off": none)
-    #[arg(long, default_value = "0.8", value_name = "PROBABILITY")]
-    pub rhythm: String,
-    /// Output folder for tripwires.csv
-    #[arg(long, default_value = "lifecycle-out", value_name = "DIR")]
-    pub out: PathBuf,
-    /// Print the summary as JSON
-    #[arg(long)]
-    pub json: bool,
-    #[arg(long, default_value = "UTC", value_name = "TZ")]
-    pub timezone: String,
-    #[arg(long, value_name = "SPEC")]
-    pub columns: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct LearnArgs {
+pub struct CommonArgs {
     /// Orders file (any format `analyze` reads)
     pub orders: PathBuf,
     /// Visits / sign-ups (the events file of `analyze --events`): adds the
@@ -83,14 +48,6 @@ pub struct LearnArgs {
     /// Analysis date; later orders are ignored. Default: the last order date
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<String>,
-    /// Backtest split: norms are learned on the history up to this date and
-    /// judged on deadlines after it. Default, per norm: the day by which
-    /// half of the customers had reached the norm's starting point
-    #[arg(long, value_name = "DATE")]
-    pub split: Option<String>,
-    /// Days after a deadline over which the backtest measures repeat orders and revenue
-    #[arg(long, default_value_t = 180)]
-    pub horizon_days: u32,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -100,6 +57,75 @@ pub struct LearnArgs {
     /// Column overrides (see `analyze --help`)
     #[arg(long, value_name = "SPEC")]
     pub columns: Option<String>,
+}
+
+/// The validated common inputs, read.
+struct Prepared {
+    table: SegmentTable,
+    best: Best,
+    config: LearnConfig,
+    data: Loaded,
+}
+
+impl CommonArgs {
+    fn prepare(&self) -> Result<Prepared> {
+        if !(self.coverage > 0.0 && self.coverage < 1.0) {
+            return Err(input_err(format!(
+                "--coverage {}: must be between 0 and 1 (e.g. 0.8)",
+                self.coverage
+            )));
+        }
+        let table = SegmentTable::default_table();
+        let best = parse_best(&self.best, &table)?;
+        let as_of = day_flag("--as-of", self.as_of.as_deref())?;
+        let data = load(
+            &self.orders,
+            self.events.as_deref(),
+            as_of,
+            &self.timezone,
+            self.columns.as_deref(),
+        )?;
+        Ok(Prepared {
+            table,
+            best,
+            config: LearnConfig {
+                coverage: self.coverage,
+                max_k: self.max_k,
+                ..LearnConfig::default()
+            },
+            data,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Warn from this share of a norm's days ("off": trips only)
+    #[arg(long, default_value = "0.75", value_name = "SHARE")]
+    pub warning: String,
+    /// Personal rhythm: a repeat buyer is overdue once the fitted model gives
+    /// this probability that they would have bought again by now ("off": none)
+    #[arg(long, default_value = "0.8", value_name = "PROBABILITY")]
+    pub rhythm: String,
+    /// Output folder for tripwires.csv
+    #[arg(long, default_value = "lifecycle-out", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct LearnArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Backtest split: norms are learned on the history up to this date and
+    /// judged on deadlines after it. Default, per norm: the day by which
+    /// half of the customers had reached the norm's starting point
+    #[arg(long, value_name = "DATE")]
+    pub split: Option<String>,
+    /// Days after a deadline over which the backtest measures repeat orders and revenue
+    #[arg(long, default_value_t = 180)]
+    pub horizon_days: u32,
 }
 
 /// Who counts as a best customer.
@@ -448,30 +474,15 @@ struct Flag {
 }
 
 fn check_command(args: CheckArgs) -> Result<()> {
-    if !(args.coverage > 0.0 && args.coverage < 1.0) {
-        return Err(input_err(format!(
-            "--coverage {}: must be between 0 and 1 (e.g. 0.8)",
-            args.coverage
-        )));
-    }
     let warning = share_flag("--warning", &args.warning)?;
     let rhythm = share_flag("--rhythm", &args.rhythm)?;
-    let table = SegmentTable::default_table();
-    let best = parse_best(&args.best, &table)?;
-    let as_of = day_flag("--as-of", args.as_of.as_deref())?;
-    let data = load(
-        &args.orders,
-        args.events.as_deref(),
-        as_of,
-        &args.timezone,
-        args.columns.as_deref(),
-    )?;
+    let Prepared {
+        table,
+        best,
+        config,
+        data,
+    } = args.common.prepare()?;
     let as_of = data.as_of;
-    let config = LearnConfig {
-        coverage: args.coverage,
-        max_k: args.max_k,
-        ..LearnConfig::default()
-    };
     let best_now = select_best(&best, &data.summaries, as_of, &table);
     let with_signups = data.histories.iter().any(|h| h.first_seen.is_some());
     let norms: Vec<Norm> = steps(&config, with_signups)
@@ -481,7 +492,7 @@ fn check_command(args: CheckArgs) -> Result<()> {
     let path = args.out.join("tripwires.csv");
     let summary = write_flags(&data, &norms, warning, rhythm, &table, &path)?;
     let label = best_label(&best);
-    if args.json {
+    if args.common.json {
         let v = json!({
             "as_of": format_day(as_of),
             "customers": data.summaries.len(),
@@ -516,22 +527,12 @@ fn check_command(args: CheckArgs) -> Result<()> {
 }
 
 fn learn_command(args: LearnArgs) -> Result<()> {
-    if !(args.coverage > 0.0 && args.coverage < 1.0) {
-        return Err(input_err(format!(
-            "--coverage {}: must be between 0 and 1 (e.g. 0.8)",
-            args.coverage
-        )));
-    }
-    let table = SegmentTable::default_table();
-    let best = parse_best(&args.best, &table)?;
-    let as_of = day_flag("--as-of", args.as_of.as_deref())?;
-    let data = load(
-        &args.orders,
-        args.events.as_deref(),
-        as_of,
-        &args.timezone,
-        args.columns.as_deref(),
-    )?;
+    let Prepared {
+        table,
+        best,
+        config,
+        data,
+    } = args.common.prepare()?;
     let as_of = data.as_of;
     let fixed_split = day_flag("--split", args.split.as_deref())?;
     if let Some(split) = fixed_split
@@ -543,11 +544,6 @@ fn learn_command(args: LearnArgs) -> Result<()> {
             format_day(as_of)
         )));
     }
-    let config = LearnConfig {
-        coverage: args.coverage,
-        max_k: args.max_k,
-        ..LearnConfig::default()
-    };
     let best_now = select_best(&best, &data.summaries, as_of, &table);
     let label = best_label(&best);
     let results = norms_with_backtests(
@@ -560,7 +556,7 @@ fn learn_command(args: LearnArgs) -> Result<()> {
         args.horizon_days,
     );
     let n_best = best_now.iter().filter(|b| **b).count();
-    if args.json {
+    if args.common.json {
         let v = json!({
             "as_of": format_day(as_of),
             "best": label,
