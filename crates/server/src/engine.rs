@@ -145,6 +145,13 @@ impl Default for Settings {
     }
 }
 
+/// Whether a run's norms need when customers were first seen.
+fn needs_first_seen(run: &ModelRun) -> bool {
+    run.norms
+        .iter()
+        .any(|n| n.step == lifecycle_tripwires::Step::FirstOrder)
+}
+
 /// Shared by every request.
 pub struct Engine {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
@@ -224,6 +231,7 @@ impl Engine {
             }
         }
         writer_store.watch_events(watched);
+        writer_store.want_first_seen(needs_first_seen(&current.run));
         let (tx, rx) = mpsc::channel();
         let engine = Arc::new(Engine {
             jobs: Mutex::new(Some(tx)),
@@ -655,6 +663,7 @@ impl Engine {
             return Ok(());
         }
         if let Some(run) = crate::runs::run_from_json(&latest.params, self.config) {
+            store.want_first_seen(needs_first_seen(&run));
             let adopted = Arc::new(CurrentRun {
                 id: Some(latest.id),
                 at_ms: latest.at_ms,
@@ -685,6 +694,7 @@ impl Engine {
         )?;
         new_run.id = Some(id);
         new_run.at_ms = now_ms;
+        store.want_first_seen(needs_first_seen(&new_run.run));
         let new_run = Arc::new(new_run);
         match self.run.write() {
             Ok(mut r) => *r = new_run.clone(),

@@ -377,6 +377,8 @@ pub struct Store {
     /// Event names the scorer needs (custom tripwires): such an event
     /// re-scores its customer, and the scorer sees them.
     watched: Vec<String>,
+    /// The scorer needs when customers were first seen (a sign-up norm).
+    first_seen_wanted: bool,
 }
 
 /// Serialises migrations of several instances starting at once.
@@ -412,6 +414,7 @@ impl Store {
             db,
             label,
             watched: Vec::new(),
+            first_seen_wanted: false,
         };
         store.migrate()?;
         Ok(store)
@@ -446,6 +449,12 @@ impl Store {
     /// Names the events the scorer needs (see [`CustomerFacts::events`]).
     pub fn watch_events(&mut self, names: Vec<String>) {
         self.watched = names;
+    }
+
+    /// Whether the scorer needs [`CustomerFacts::first_seen_ms`] (a query
+    /// per re-score, so only when a sign-up norm exists).
+    pub fn want_first_seen(&mut self, wanted: bool) {
+        self.first_seen_wanted = wanted;
     }
 
     /// The backend's name.

@@ -180,7 +180,8 @@ pub struct CustomerFacts<'a> {
     /// ([`Store::watch_events`]), oldest first.
     pub events: &'a [WatchedEvent],
     /// When the customer was first seen: their earliest event other than
-    /// an order (and other than Lifecycle's own events), ms since 1970.
+    /// an order (and other than Lifecycle's own events), ms since 1970;
+    /// only when asked for ([`Store::want_first_seen`]).
     pub first_seen_ms: Option<i64>,
 }
 
@@ -316,6 +317,7 @@ type Traits = (Map<String, Value>, bool);
 struct Tx<'t> {
     db: &'t mut Db,
     watched: &'t [String],
+    first_seen_wanted: bool,
     now_ms: i64,
     /// `Tripwire Warning` / `Tripped` events newly recorded.
     tripwires_fired: u64,
@@ -748,13 +750,18 @@ impl Tx<'_> {
         let has_email = traits.as_ref().is_some_and(|(_, e)| *e);
         let previous = self.profile(customer)?;
         let events = self.watched_events(customer)?;
-        let first_seen_ms = self
-            .db
-            .query_one(
-                &format!("SELECT MIN(at_ms) FROM events WHERE customer_id = ?1 AND {OWN_EVENTS}"),
-                vals![customer],
-            )?
-            .and_then(|r| r.opt_i64(0));
+        let first_seen_ms = if self.first_seen_wanted {
+            self.db
+                .query_one(
+                    &format!(
+                        "SELECT MIN(at_ms) FROM events WHERE customer_id = ?1 AND {OWN_EVENTS}"
+                    ),
+                    vals![customer],
+                )?
+                .and_then(|r| r.opt_i64(0))
+        } else {
+            None
+        };
         let mut row = scorer(&CustomerFacts {
             customer_id: customer,
             entries: &entries,
@@ -907,6 +914,7 @@ impl Store {
                 let mut tx = Tx {
                     db: &mut self.db,
                     watched: &self.watched,
+                    first_seen_wanted: self.first_seen_wanted,
                     now_ms,
                     tripwires_fired: 0,
                     touched: BTreeSet::new(),
