@@ -112,6 +112,9 @@ pub struct CheckArgs {
     /// Output folder for tripwires.csv
     #[arg(long, default_value = "lifecycle-out", value_name = "DIR")]
     pub out: PathBuf,
+    /// Custom tripwires (TOML, as for serve); their events come from --events
+    #[arg(long, value_name = "FILE")]
+    pub custom: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -425,7 +428,7 @@ pub fn report_section(data: &Loaded, table: &SegmentTable, csv: &std::path::Path
     let best_now = select_best(&best, &data.summaries, data.as_of, table);
     let results = norms_with_backtests(data, &best, &best_now, &config, table, None, 180);
     let norms: Vec<Norm> = results.iter().map(|(n, _)| n.clone()).collect();
-    let counts = write_flags(data, &norms, Some(0.75), Some(0.8), table, csv)?;
+    let counts = write_flags(data, &norms, Some(0.75), Some(0.8), table, csv, Vec::new())?;
     let label = best_label(&best);
     Ok(json!({
         "best": label,
@@ -464,7 +467,7 @@ fn share_flag(flag: &str, text: &str) -> Result<Option<f64>> {
 }
 
 /// One flagged customer.
-struct Flag {
+pub struct Flag {
     customer: usize,
     tripwire: String,
     status: &'static str,
@@ -489,8 +492,12 @@ fn check_command(args: CheckArgs) -> Result<()> {
         .into_iter()
         .filter_map(|step| learn(&data.histories, &best_now, step, as_of, &config))
         .collect();
+    let extra = match &args.custom {
+        Some(file) => custom_flags(file, &args.common, &data)?,
+        None => Vec::new(),
+    };
     let path = args.out.join("tripwires.csv");
-    let summary = write_flags(&data, &norms, warning, rhythm, &table, &path)?;
+    let summary = write_flags(&data, &norms, warning, rhythm, &table, &path, extra)?;
     let label = best_label(&best);
     if args.common.json {
         let v = json!({
@@ -604,6 +611,100 @@ fn learn_command(args: LearnArgs) -> Result<()> {
     Ok(())
 }
 
+/// The customers at warning or tripped on custom tripwires, from the
+/// events file. Date-started tripwires need traits, which only `serve`
+/// has: they are skipped here, and said so.
+fn custom_flags(file: &std::path::Path, common: &CommonArgs, data: &Loaded) -> Result<Vec<Flag>> {
+    use lifecycle_tripwires::{Happening, Start};
+    let tripwires = lifecycle_ingest::config::load_custom_tripwires(file)?;
+    let Some(events) = common.events.as_deref() else {
+        return Err(input_err(format!(
+            "--custom {}: custom tripwires need --events FILE (their events)",
+            file.display()
+        )));
+    };
+    let mut names: Vec<String> = Vec::new();
+    let mut properties: Vec<String> = Vec::new();
+    for t in &tripwires {
+        let mut matches = vec![&t.action];
+        match &t.start {
+            Start::Event(m) => matches.push(m),
+            Start::DateTrait(_) => eprintln!(
+                "note: tripwire \"{}\" starts on a date trait; only `serve` (which keeps traits) checks it",
+                t.name
+            ),
+        }
+        for m in matches {
+            if !names.contains(&m.event) {
+                names.push(m.event.clone());
+            }
+            for (k, _) in &m.properties {
+                if !properties.contains(k) {
+                    properties.push(k.clone());
+                }
+            }
+        }
+    }
+    let opts = ReadOptions {
+        columns: column_overrides(common.columns.as_deref())?,
+        clock: clock_for(&common.timezone).map_err(input_err)?,
+        as_of: Some(data.as_of),
+        ..ReadOptions::default()
+    };
+    let records = lifecycle_ingest::read_event_records(events, &opts, &names, &properties)?;
+    let index: HashMap<&str, usize> = data
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let mut flags = Vec::new();
+    // Records are sorted by customer: one group per customer.
+    for group in records.chunk_by(|a, b| a.customer == b.customer) {
+        let Some(&customer) = index.get(group[0].customer.as_str()) else {
+            continue;
+        };
+        for t in tripwires
+            .iter()
+            .filter(|t| matches!(t.start, Start::Event(_)))
+        {
+            let happenings: Vec<Happening> = group
+                .iter()
+                .filter_map(|r| {
+                    let property = |k: &str| {
+                        r.properties
+                            .iter()
+                            .find(|(p, _)| p == k)
+                            .map(|(_, v)| v.clone())
+                    };
+                    let start = match &t.start {
+                        Start::Event(m) => m.matches(&r.event, property),
+                        Start::DateTrait(_) => false,
+                    };
+                    let action = t.action.matches(&r.event, property);
+                    (start || action).then_some(Happening {
+                        day: r.day,
+                        start,
+                        action,
+                    })
+                })
+                .collect();
+            let standing = lifecycle_tripwires::evaluate(t, &happenings, None, data.as_of);
+            if let Some((status, since, overdue, _)) = standing.open {
+                flags.push(Flag {
+                    customer,
+                    tripwire: t.name.clone(),
+                    status: status.name(),
+                    since,
+                    days_overdue: f64::from(overdue),
+                    probability: None,
+                });
+            }
+        }
+    }
+    Ok(flags)
+}
+
 /// Counts of one tripwire: (at warning, tripped, CLV at stake).
 pub type FlagCounts = std::collections::BTreeMap<String, (u64, u64, f64)>;
 
@@ -618,9 +719,10 @@ pub fn write_flags(
     rhythm: Option<f64>,
     table: &SegmentTable,
     path: &std::path::Path,
+    extra: Vec<Flag>,
 ) -> Result<FlagCounts> {
     let as_of = data.as_of;
-    let mut flags: Vec<Flag> = Vec::new();
+    let mut flags: Vec<Flag> = extra;
     for (i, h) in data.histories.iter().enumerate() {
         if let Some(s) = lifecycle_tripwires::standing(h, norms, as_of, warning) {
             flags.push(Flag {

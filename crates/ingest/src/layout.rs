@@ -64,6 +64,19 @@ pub struct Column {
     pub sources: Vec<Source>,
 }
 
+/// The column of an event property: `properties.NAME` (or `NAME`) in
+/// NDJSON, the header column NAME (case-insensitive) in a delimited file.
+pub fn property_column(s: &Sniffed, name: &str) -> Option<Column> {
+    if let Format::NdJson { .. } = s.format {
+        let nested = format!("properties.{name}");
+        return Some(Column::paths(&[nested.as_str(), name]));
+    }
+    s.header
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case(name))
+        .map(|i| Column::index(&s.header[i], i))
+}
+
 impl Column {
     fn index(label: &str, i: usize) -> Column {
         Column {
