@@ -9,6 +9,7 @@ mod decline;
 mod fit;
 mod generate;
 mod import;
+mod moments;
 mod predict;
 mod select;
 mod serve;
@@ -97,6 +98,11 @@ enum Command {
         #[command(subcommand)]
         command: tripwires::TripwiresCommand,
     },
+    /// Moments: validate definitions, write the ready-made playbook
+    Moments {
+        #[command(subcommand)]
+        command: moments::MomentsCommand,
+    },
     /// Manage API keys
     Keys {
         #[command(subcommand)]
@@ -125,6 +131,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args),
         Command::Keys { command } => serve::keys(command),
         Command::Tripwires { command } => tripwires::run(command),
+        Command::Moments { command } => moments::run(command),
         Command::Segments => {
             print!(
                 "{}",

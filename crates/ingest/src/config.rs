@@ -385,6 +385,530 @@ pub fn load_custom_tripwires(
     parse_custom_tripwires(&read(path)?).map_err(|m| config_err(path, m))
 }
 
+/// The line (1-based) where a moment's `field` (a path such as
+/// `goal.within_days` or `step[3].split.arms`) is written, for messages.
+fn moment_line(text: &str, field: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let key_line = |from: usize, key: &str| {
+        lines
+            .iter()
+            .enumerate()
+            .skip(from)
+            .take_while(|(i, l)| *i == from || !l.trim_start().starts_with('['))
+            .find(|(_, l)| {
+                let t = l.trim_start();
+                t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
+            })
+            .map(|(i, _)| i)
+    };
+    if let Some(rest) = field.strip_prefix("step[") {
+        let (n, tail) = rest.split_once(']')?;
+        let n: usize = n.parse().ok()?;
+        let start = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == "[[step]]")
+            .nth(n.checked_sub(1)?)
+            .map(|(i, _)| i)?;
+        let key = tail.trim_start_matches('.').split('.').next().unwrap_or("");
+        return Some(key_line(start, key).unwrap_or(start) + 1);
+    }
+    let mut parts = field.split('.');
+    let first = parts.next()?;
+    match parts.next() {
+        Some(key) => {
+            let header = lines
+                .iter()
+                .position(|l| l.trim() == format!("[{first}]"))?;
+            Some(key_line(header, key).unwrap_or(header) + 1)
+        }
+        None => {
+            // A section: its first setting; otherwise a top-level key.
+            match lines.iter().position(|l| l.trim() == format!("[{first}]")) {
+                Some(h) => {
+                    let setting = lines
+                        .iter()
+                        .enumerate()
+                        .skip(h + 1)
+                        .take_while(|(_, l)| !l.trim_start().starts_with('['))
+                        .find(|(_, l)| {
+                            let t = l.trim();
+                            !t.is_empty() && !t.starts_with('#')
+                        })
+                        .map(|(i, _)| i);
+                    Some(setting.unwrap_or(h) + 1)
+                }
+                None => key_line(0, first).map(|i| i + 1),
+            }
+        }
+    }
+}
+
+fn filter_of(
+    event: String,
+    props: toml::Table,
+    field: &str,
+) -> Result<lifecycle_moments::EventFilter, String> {
+    let mut properties = Vec::new();
+    for (k, v) in props {
+        let text = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(format!(
+                    "{field}.where.{k} = {other} must be a string, number or boolean"
+                ));
+            }
+        };
+        properties.push((k, text));
+    }
+    Ok(lifecycle_moments::EventFilter { event, properties })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MomentFile {
+    name: String,
+    #[serde(default = "one")]
+    version: u32,
+    #[serde(default = "default_holdout")]
+    holdout: f64,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default = "default_reentry")]
+    reentry: String,
+    goal: GoalEntry,
+    trigger: toml::Table,
+    #[serde(default)]
+    audience: AudienceEntry,
+    #[serde(default)]
+    step: Vec<toml::Table>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_holdout() -> f64 {
+    0.1
+}
+fn default_reentry() -> String {
+    "once".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GoalEntry {
+    event: String,
+    #[serde(rename = "where", default)]
+    properties: toml::Table,
+    within_days: u32,
+    #[serde(default = "yes")]
+    exits: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AudienceEntry {
+    #[serde(default)]
+    segments: Vec<String>,
+    #[serde(default)]
+    phases: Vec<String>,
+    min_clv: Option<f64>,
+    min_p_alive: Option<f64>,
+    #[serde(default)]
+    consent: Vec<String>,
+    #[serde(default)]
+    traits: toml::Table,
+    #[serde(default)]
+    suppress: Vec<String>,
+}
+
+fn str_of(t: &toml::Table, k: &str, field: &str) -> Result<Option<String>, String> {
+    match t.get(k) {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(format!("{field}.{k} = {other} must be a string")),
+    }
+}
+
+fn table_of(t: &toml::Table, k: &str, field: &str) -> Result<toml::Table, String> {
+    match t.get(k) {
+        None => Ok(toml::Table::new()),
+        Some(toml::Value::Table(m)) => Ok(m.clone()),
+        Some(other) => Err(format!("{field}.{k} = {other} must be a table {{ ... }}")),
+    }
+}
+
+fn only_keys(t: &toml::Table, allowed: &[&str], field: &str) -> Result<(), String> {
+    for k in t.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(format!(
+                "{field}: unknown key \"{k}\" (expected one of {})",
+                allowed.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn trigger_of(t: &toml::Table) -> Result<lifecycle_moments::Trigger, String> {
+    use lifecycle_moments::{Trigger, TripwireStatus};
+    let kinds = [
+        "event",
+        "segment_entered",
+        "segment_exited",
+        "tripwire",
+        "value_decline",
+        "date_trait",
+        "absence_of",
+    ];
+    let present: Vec<&str> = kinds
+        .iter()
+        .copied()
+        .filter(|k| t.contains_key(*k))
+        .collect();
+    if present.len() != 1 {
+        return Err(format!(
+            "trigger: needs exactly one of {} (found {})",
+            kinds.join(", "),
+            if present.is_empty() {
+                "none".into()
+            } else {
+                present.join(", ")
+            }
+        ));
+    }
+    let f = "trigger";
+    Ok(match present[0] {
+        "event" => {
+            only_keys(t, &["event", "where"], f)?;
+            Trigger::Event(filter_of(
+                str_of(t, "event", f)?.unwrap_or_default(),
+                table_of(t, "where", f)?,
+                f,
+            )?)
+        }
+        "segment_entered" => {
+            only_keys(t, &["segment_entered"], f)?;
+            Trigger::SegmentEntered(str_of(t, "segment_entered", f)?.unwrap_or_default())
+        }
+        "segment_exited" => {
+            only_keys(t, &["segment_exited"], f)?;
+            Trigger::SegmentExited(str_of(t, "segment_exited", f)?.unwrap_or_default())
+        }
+        "tripwire" => {
+            only_keys(t, &["tripwire", "status"], f)?;
+            let status = match str_of(t, "status", f)?.as_deref() {
+                None | Some("tripped") => TripwireStatus::Tripped,
+                Some("warning") => TripwireStatus::Warning,
+                Some(other) => {
+                    return Err(format!(
+                        "trigger.status = \"{other}\" must be \"tripped\" or \"warning\""
+                    ));
+                }
+            };
+            Trigger::Tripwire {
+                name: str_of(t, "tripwire", f)?.unwrap_or_default(),
+                status,
+            }
+        }
+        "value_decline" => {
+            only_keys(t, &["value_decline"], f)?;
+            if t.get("value_decline") != Some(&toml::Value::Boolean(true)) {
+                return Err("trigger.value_decline must be true".into());
+            }
+            Trigger::ValueDecline
+        }
+        "date_trait" => {
+            only_keys(t, &["date_trait", "offset_days"], f)?;
+            let offset = match t.get("offset_days") {
+                None => 0,
+                Some(toml::Value::Integer(i)) => i32::try_from(*i)
+                    .map_err(|_| "trigger.offset_days is out of range".to_string())?,
+                Some(other) => {
+                    return Err(format!(
+                        "trigger.offset_days = {other} must be a whole number of days"
+                    ));
+                }
+            };
+            Trigger::DateTrait {
+                trait_name: str_of(t, "date_trait", f)?.unwrap_or_default(),
+                offset_days: offset,
+            }
+        }
+        _ => {
+            only_keys(t, &["absence_of", "where", "days"], f)?;
+            let days = match t.get("days") {
+                Some(toml::Value::Integer(i)) if *i >= 0 => {
+                    u32::try_from(*i).map_err(|_| "trigger.days is out of range".to_string())?
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "trigger.days = {other} must be a whole number of days"
+                    ));
+                }
+                None => return Err("trigger: absence_of needs days = N".into()),
+            };
+            Trigger::Absence {
+                event: filter_of(
+                    str_of(t, "absence_of", f)?.unwrap_or_default(),
+                    table_of(t, "where", f)?,
+                    f,
+                )?,
+                days,
+            }
+        }
+    })
+}
+
+fn step_of(t: &toml::Table, i: usize) -> Result<lifecycle_moments::LabeledStep, String> {
+    use lifecycle_moments::{Channel, Condition, LabeledStep, Op, Step};
+    let f = format!("step[{i}]");
+    let label = str_of(t, "label", &f)?;
+    let kinds = ["send", "wait", "branch", "split", "update", "exit"];
+    let present: Vec<&str> = kinds
+        .iter()
+        .copied()
+        .filter(|k| t.contains_key(*k))
+        .collect();
+    if present.len() != 1 {
+        return Err(format!(
+            "{f}: needs exactly one of {} (found {})",
+            kinds.join(", "),
+            if present.is_empty() {
+                "none".into()
+            } else {
+                present.join(", ")
+            }
+        ));
+    }
+    only_keys(t, &["label", present[0]], &f)?;
+    let step = match present[0] {
+        "send" => {
+            let s = table_of(t, "send", &f)?;
+            let g = format!("{f}.send");
+            only_keys(&s, &["channel", "template", "subject"], &g)?;
+            let channel = str_of(&s, "channel", &g)?.unwrap_or_default();
+            let channel = Channel::parse(&channel).ok_or_else(|| {
+                format!(
+                    "{g}.channel = \"{channel}\" is not one of {}",
+                    Channel::ALL
+                        .iter()
+                        .map(|c| c.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            Step::Send {
+                channel,
+                template: str_of(&s, "template", &g)?.unwrap_or_default(),
+                subject: str_of(&s, "subject", &g)?,
+            }
+        }
+        "wait" => {
+            let w = table_of(t, "wait", &f)?;
+            let g = format!("{f}.wait");
+            only_keys(&w, &["days", "hours", "until", "where"], &g)?;
+            let num = |k: &str| match w.get(k) {
+                None => Ok(0.0),
+                Some(toml::Value::Integer(i)) => Ok(*i as f64),
+                Some(toml::Value::Float(x)) => Ok(*x),
+                Some(other) => Err(format!("{g}.{k} = {other} must be a number")),
+            };
+            let days = num("days")? + num("hours")? / 24.0;
+            let until = match str_of(&w, "until", &g)? {
+                Some(e) => Some(filter_of(e, table_of(&w, "where", &g)?, &g)?),
+                None => None,
+            };
+            Step::Wait { days, until }
+        }
+        "branch" => {
+            let b = table_of(t, "branch", &f)?;
+            let g = format!("{f}.branch");
+            only_keys(&b, &["if", "then", "else"], &g)?;
+            let cond = str_of(&b, "if", &g)?
+                .ok_or_else(|| format!("{g}: needs if = \"FIELD OP VALUE\""))?;
+            let parts: Vec<&str> = cond.split_whitespace().collect();
+            let (field, op, value) = match parts.as_slice() {
+                [a, o, rest @ ..] if !rest.is_empty() => (a.to_string(), *o, rest.join(" ")),
+                _ => {
+                    return Err(format!(
+                        "{g}.if = \"{cond}\" must read FIELD OP VALUE, e.g. \"clv >= 100\""
+                    ));
+                }
+            };
+            let op = Op::parse(op)
+                .ok_or_else(|| format!("{g}.if: \"{op}\" is not one of = != < <= > >="))?;
+            Step::Branch {
+                condition: Condition {
+                    field,
+                    op,
+                    value: value.trim_matches('"').to_string(),
+                },
+                then: str_of(&b, "then", &g)?
+                    .ok_or_else(|| format!("{g}: needs then = \"LABEL\""))?,
+                otherwise: str_of(&b, "else", &g)?,
+            }
+        }
+        "split" => {
+            let g = format!("{f}.split");
+            let arms = match t.get("split") {
+                Some(toml::Value::Array(a)) => a,
+                _ => {
+                    return Err(format!(
+                        "{g} must be a list like [{{ weight = 0.5, to = \"a\" }}, ...]"
+                    ));
+                }
+            };
+            let mut out = Vec::new();
+            for a in arms {
+                let Some(m) = a.as_table() else {
+                    return Err(format!("{g}: each arm is {{ weight = W, to = \"LABEL\" }}"));
+                };
+                let w = match m.get("weight") {
+                    Some(toml::Value::Float(x)) => *x,
+                    Some(toml::Value::Integer(i)) => *i as f64,
+                    _ => return Err(format!("{g}: each arm needs weight = W")),
+                };
+                out.push((
+                    w,
+                    str_of(m, "to", &g)?
+                        .ok_or_else(|| format!("{g}: each arm needs to = \"LABEL\""))?,
+                ));
+            }
+            Step::Split { arms: out }
+        }
+        "update" => {
+            let u = table_of(t, "update", &f)?;
+            let g = format!("{f}.update");
+            only_keys(&u, &["trait", "value"], &g)?;
+            let value = match u.get("value") {
+                Some(toml::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => return Err(format!("{g}: needs value = ...")),
+            };
+            Step::UpdateTrait {
+                name: str_of(&u, "trait", &g)?.unwrap_or_default(),
+                value,
+            }
+        }
+        _ => {
+            if t.get("exit") != Some(&toml::Value::Boolean(true)) {
+                return Err(format!("{f}.exit must be true"));
+            }
+            Step::Exit
+        }
+    };
+    Ok(LabeledStep { label, step })
+}
+
+/// Parses one moment (TOML) and validates it against the segment table;
+/// every message names the line and the field.
+pub fn parse_moment(
+    text: &str,
+    table: &SegmentTable,
+) -> Result<lifecycle_moments::Moment, Vec<String>> {
+    use lifecycle_moments::{Audience, Channel, Goal, Moment, Names, Reentry};
+    let at = |field: &str, message: String| match moment_line(text, field) {
+        Some(l) => format!("line {l}: {message}"),
+        None => message,
+    };
+    let file: MomentFile = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+    let reentry = match file.reentry.trim() {
+        "once" => Reentry::Once,
+        "every_time" => Reentry::EveryTime,
+        other => match other
+            .strip_prefix("every ")
+            .and_then(|r| r.strip_suffix(" days"))
+            .and_then(|n| n.trim().parse().ok())
+        {
+            Some(n) => Reentry::EveryDays(n),
+            None => {
+                return Err(vec![at(
+                    "reentry",
+                    format!(
+                        "reentry = \"{other}\" must be \"once\", \"every_time\" or \"every N days\""
+                    ),
+                )]);
+            }
+        },
+    };
+    let trigger = trigger_of(&file.trigger).map_err(|m| vec![at("trigger", m)])?;
+    let goal_event = filter_of(file.goal.event, file.goal.properties, "goal")
+        .map_err(|m| vec![at("goal", m)])?;
+    let mut consent = Vec::new();
+    for c in &file.audience.consent {
+        consent.push(Channel::parse(c).ok_or_else(|| {
+            vec![at(
+                "audience.consent",
+                format!("audience.consent: \"{c}\" is not a channel"),
+            )]
+        })?);
+    }
+    let mut traits = Vec::new();
+    for (k, v) in file.audience.traits {
+        traits.push((
+            k,
+            match v {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            },
+        ));
+    }
+    let mut steps = Vec::new();
+    for (i, t) in file.step.iter().enumerate() {
+        steps.push(step_of(t, i + 1).map_err(|m| vec![at(&format!("step[{}]", i + 1), m)])?);
+    }
+    let moment = Moment {
+        name: file.name,
+        version: file.version,
+        goal: Goal {
+            event: goal_event,
+            within_days: file.goal.within_days,
+            exits: file.goal.exits,
+        },
+        trigger,
+        audience: Audience {
+            segments: file.audience.segments,
+            phases: file.audience.phases,
+            min_clv: file.audience.min_clv,
+            min_p_alive: file.audience.min_p_alive,
+            consent,
+            traits,
+            suppression_lists: file.audience.suppress,
+        },
+        reentry,
+        holdout: file.holdout,
+        priority: file.priority,
+        steps,
+    };
+    let segments: Vec<String> = table.segments().iter().map(|s| s.name.clone()).collect();
+    let mut phases: Vec<String> = table
+        .segments()
+        .iter()
+        .map(|s| s.phase.name().to_string())
+        .collect();
+    phases.dedup();
+    let problems = moment.validate(&Names {
+        segments: &segments,
+        phases: &phases,
+    });
+    if problems.is_empty() {
+        Ok(moment)
+    } else {
+        Err(problems
+            .iter()
+            .map(|p| at(&p.field, p.to_string()))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
