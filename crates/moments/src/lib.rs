@@ -6,9 +6,13 @@
 //! This crate owns the definition model ([`Moment`]), its validation
 //! ([`Moment::validate`]: every problem a user can make in a definition
 //! that parsing alone does not catch) and the deterministic control-group
-//! assignment ([`assignment`]). It is pure: no IO, no async, no clock, no
+//! assignment ([`assignment`]) and the journey state machine ([`journey`]:
+//! sends with deterministic keys, durable waits, branches, splits, goal
+//! exits). It is pure: no IO, no async, no clock, no
 //! serialisation (the TOML format is read by `lifecycle-ingest`); it must
 //! never depend on the store, server, channels or CLI.
+
+pub mod journey;
 
 use std::collections::HashSet;
 
