@@ -5,7 +5,7 @@
 //!
 //! This crate owns the definition model ([`Moment`]), its validation
 //! ([`Moment::validate`]: every problem a user can make in a definition
-//! that parsing alone does not catch) and the deterministic control-group
+//! that parsing alone does not catch), the deterministic control-group
 //! assignment ([`assignment`]) and the journey state machine ([`journey`]:
 //! sends with deterministic keys, durable waits, branches, splits, goal
 //! exits). It is pure: no IO, no async, no clock, no
