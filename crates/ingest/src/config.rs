@@ -289,14 +289,9 @@ struct EventEntry {
     properties: toml::Table,
 }
 
-fn event_match(
-    name: &str,
-    event: String,
-    props: toml::Table,
-) -> Result<lifecycle_tripwires::EventMatch, String> {
-    if event.trim().is_empty() {
-        return Err(format!("tripwire \"{name}\": an event name is empty"));
-    }
+/// A `where = { key = value }` table as (key, value as text) pairs; the
+/// values must be strings, numbers or booleans (`field` names it in errors).
+fn where_pairs(props: toml::Table, field: &str) -> Result<Vec<(String, String)>, String> {
     let mut properties = Vec::new();
     for (k, v) in props {
         let text = match v {
@@ -306,12 +301,24 @@ fn event_match(
             toml::Value::Boolean(b) => b.to_string(),
             other => {
                 return Err(format!(
-                    "tripwire \"{name}\": where.{k} = {other} must be a string, number or boolean"
+                    "{field}.{k} = {other} must be a string, number or boolean"
                 ));
             }
         };
         properties.push((k, text));
     }
+    Ok(properties)
+}
+
+fn event_match(
+    name: &str,
+    event: String,
+    props: toml::Table,
+) -> Result<lifecycle_tripwires::EventMatch, String> {
+    if event.trim().is_empty() {
+        return Err(format!("tripwire \"{name}\": an event name is empty"));
+    }
+    let properties = where_pairs(props, &format!("tripwire \"{name}\": where"))?;
     Ok(lifecycle_tripwires::EventMatch { event, properties })
 }
 
@@ -449,21 +456,7 @@ fn filter_of(
     props: toml::Table,
     field: &str,
 ) -> Result<lifecycle_moments::EventFilter, String> {
-    let mut properties = Vec::new();
-    for (k, v) in props {
-        let text = match v {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Float(f) => f.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            other => {
-                return Err(format!(
-                    "{field}.where.{k} = {other} must be a string, number or boolean"
-                ));
-            }
-        };
-        properties.push((k, text));
-    }
+    let properties = where_pairs(props, &format!("{field}.where"))?;
     Ok(lifecycle_moments::EventFilter { event, properties })
 }
 
