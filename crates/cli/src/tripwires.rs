@@ -360,6 +360,10 @@ pub fn load(
         Some(d) => d,
         None => return Err(input_err(format!("{}: no orders found", orders.display()))),
     };
+    if events.is_none() {
+        // Orders only: every customer has orders, one pass gives all.
+        return Ok(loaded_from_builder(&builder, as_of));
+    }
     let mut loaded = Loaded {
         ids: Vec::with_capacity(builder.len()),
         entries: Vec::with_capacity(builder.len()),
@@ -367,18 +371,6 @@ pub fn load(
         summaries: Vec::with_capacity(builder.len()),
         as_of,
     };
-    if events.is_none() {
-        // Orders only: every customer has orders, one pass gives all.
-        builder.for_each_customer_orders(as_of, |id, e| {
-            loaded.histories.push(History::from_entries(e, None));
-            loaded
-                .summaries
-                .push(CustomerSummary::from_entries(id, e, as_of));
-            loaded.ids.push(id.to_string());
-            loaded.entries.push(e.to_vec());
-        });
-        return Ok(loaded);
-    }
     // With events, visitors (no orders) matter too: join the orders to the
     // finished summaries, which know when each customer was first seen.
     let mut by_id: HashMap<String, Vec<OrderEntry>, foldhash::fast::FixedState> =

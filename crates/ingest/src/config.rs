@@ -550,6 +550,31 @@ fn only_keys(t: &toml::Table, allowed: &[&str], field: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// The one key of `kinds` that `t` has (`field` names it in errors).
+fn exactly_one<'k>(
+    t: &toml::Table,
+    kinds: &[&'k str],
+    field: &str,
+) -> Result<Vec<&'k str>, String> {
+    let present: Vec<&str> = kinds
+        .iter()
+        .copied()
+        .filter(|k| t.contains_key(*k))
+        .collect();
+    if present.len() != 1 {
+        return Err(format!(
+            "{field}: needs exactly one of {} (found {})",
+            kinds.join(", "),
+            if present.is_empty() {
+                "none".into()
+            } else {
+                present.join(", ")
+            }
+        ));
+    }
+    Ok(present)
+}
+
 fn trigger_of(t: &toml::Table) -> Result<lifecycle_moments::Trigger, String> {
     use lifecycle_moments::{Trigger, TripwireStatus};
     let kinds = [
@@ -561,22 +586,7 @@ fn trigger_of(t: &toml::Table) -> Result<lifecycle_moments::Trigger, String> {
         "date_trait",
         "absence_of",
     ];
-    let present: Vec<&str> = kinds
-        .iter()
-        .copied()
-        .filter(|k| t.contains_key(*k))
-        .collect();
-    if present.len() != 1 {
-        return Err(format!(
-            "trigger: needs exactly one of {} (found {})",
-            kinds.join(", "),
-            if present.is_empty() {
-                "none".into()
-            } else {
-                present.join(", ")
-            }
-        ));
-    }
+    let present = exactly_one(t, &kinds, "trigger")?;
     let f = "trigger";
     Ok(match present[0] {
         "event" => {
@@ -665,22 +675,7 @@ fn step_of(t: &toml::Table, i: usize) -> Result<lifecycle_moments::LabeledStep, 
     let f = format!("step[{i}]");
     let label = str_of(t, "label", &f)?;
     let kinds = ["send", "wait", "branch", "split", "update", "exit"];
-    let present: Vec<&str> = kinds
-        .iter()
-        .copied()
-        .filter(|k| t.contains_key(*k))
-        .collect();
-    if present.len() != 1 {
-        return Err(format!(
-            "{f}: needs exactly one of {} (found {})",
-            kinds.join(", "),
-            if present.is_empty() {
-                "none".into()
-            } else {
-                present.join(", ")
-            }
-        ));
-    }
+    let present = exactly_one(t, &kinds, &f)?;
     only_keys(t, &["label", present[0]], &f)?;
     let step = match present[0] {
         "send" => {
