@@ -19,6 +19,23 @@ pub enum Ended {
     Loop,
 }
 
+impl Ended {
+    pub const ALL: [Ended; 4] = [Ended::Goal, Ended::Completed, Ended::ExitStep, Ended::Loop];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Ended::Goal => "goal",
+            Ended::Completed => "completed",
+            Ended::ExitStep => "exit",
+            Ended::Loop => "loop",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Ended> {
+        Ended::ALL.into_iter().find(|e| e.name() == s)
+    }
+}
+
 /// One customer's walk through one version of a moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enrolment {
@@ -98,14 +115,39 @@ pub struct Event<'a> {
 /// `clv`, `p_alive`, `orders`, `trait.NAME`.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-fn matches(f: &EventFilter, e: &Event<'_>) -> bool {
-    e.name == f.event
-        && f.properties
-            .iter()
-            .all(|(k, v)| (e.property)(k).as_deref() == Some(v.as_str()))
+impl EventFilter {
+    /// The event has this name and every required property value.
+    pub fn matches(&self, e: &Event<'_>) -> bool {
+        e.name == self.event
+            && self
+                .properties
+                .iter()
+                .all(|(k, v)| (e.property)(k).as_deref() == Some(v.as_str()))
+    }
 }
 
-fn holds(c: &Condition, lookup: Lookup<'_>) -> bool {
+fn matches(f: &EventFilter, e: &Event<'_>) -> bool {
+    f.matches(e)
+}
+
+impl Moment {
+    /// The end of the goal's attribution window for an entry at `entered_ms`.
+    pub fn goal_window_end(&self, entered_ms: i64) -> i64 {
+        entered_ms + i64::from(self.goal.within_days) * 86_400_000
+    }
+
+    /// The event reaches the goal of an enrolment entered at `entered_ms`
+    /// (within the attribution window), whether or not the goal exits.
+    pub fn reaches_goal(&self, entered_ms: i64, e: &Event<'_>) -> bool {
+        e.at_ms >= entered_ms
+            && e.at_ms <= self.goal_window_end(entered_ms)
+            && self.goal.event.matches(e)
+    }
+}
+
+/// The condition holds for the profile `lookup` describes (numbers compared
+/// as numbers, anything else as text; a missing field never holds).
+pub fn holds(c: &Condition, lookup: Lookup<'_>) -> bool {
     let Some(actual) = lookup(&c.field) else {
         return false;
     };
@@ -146,12 +188,7 @@ pub fn advance(
         return out;
     }
     if let Some(ev) = event {
-        let window_end = e.entered_ms + (f64::from(moment.goal.within_days) * DAY_MS) as i64;
-        if moment.goal.exits
-            && ev.at_ms >= e.entered_ms
-            && ev.at_ms <= window_end
-            && matches(&moment.goal.event, ev)
-        {
+        if moment.goal.exits && moment.reaches_goal(e.entered_ms, ev) {
             e.ended = Some(Ended::Goal);
             out.push(Action::Ended(Ended::Goal));
             return out;

@@ -15,9 +15,14 @@
 //! CLI.
 
 mod db;
+mod journeys;
 mod live;
 
 pub use db::DbError;
+pub use journeys::{
+    EnrolmentRow, Journeys, MessageRow, MomentCounts, OutboxItem, Outcome, SavedMoment,
+    StoredMoment, VALUE_DECLINE_EVENT, WakeStats,
+};
 pub use live::{
     CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
     ProfileRow, Rescored, Scorer, SegmentTotal, StoredEvent, StoredRun, TripwireRow, WatchedEvent,
@@ -217,6 +222,58 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX customers_by_position ON customers (position);",
     // 6: open tripwires on the profile (JSON).
     "ALTER TABLE profiles ADD COLUMN tripwires TEXT;",
+    // 7: journeys: moment versions, enrolments (the due-time index), the outbox.
+    "CREATE TABLE moments (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        source TEXT NOT NULL,        -- the TOML definition
+        origin TEXT NOT NULL,        -- the file or API call it came from
+        created_ms INTEGER NOT NULL,
+        active INTEGER NOT NULL,     -- takes entrants (one version per name at most)
+        PRIMARY KEY (name, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE enrolments (
+        id INTEGER PRIMARY KEY,
+        moment TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        customer_id TEXT NOT NULL,
+        entered_ms INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        wait_until_ms INTEGER,
+        wake_ms INTEGER,             -- when the timer pass walks it on
+        held_out INTEGER NOT NULL,   -- receives nothing (holdout or global control)
+        global_control INTEGER NOT NULL,
+        holdout INTEGER NOT NULL,    -- in this moment's holdout
+        ended TEXT,                  -- goal, completed, exit, loop, removed
+        ended_ms INTEGER,
+        goal_ms INTEGER,             -- the goal reached within its window
+        goal_value REAL,
+        UNIQUE (moment, customer_id, entered_ms)
+    );
+    CREATE INDEX enrolments_due ON enrolments (wake_ms) WHERE wake_ms IS NOT NULL;
+    CREATE INDEX enrolments_by_customer ON enrolments (customer_id, moment);
+    CREATE TABLE outbox (
+        key TEXT PRIMARY KEY,        -- moment:version:customer:entry:step
+        enrolment_id INTEGER NOT NULL,
+        customer_id TEXT NOT NULL,
+        moment TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        template TEXT NOT NULL,
+        subject TEXT,
+        priority INTEGER NOT NULL,
+        status TEXT NOT NULL,        -- queued, sent, failed, suppressed, held_out
+        created_ms INTEGER NOT NULL,
+        due_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        lease_ms INTEGER,
+        sent_ms INTEGER,
+        detail TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX outbox_due ON outbox (due_ms) WHERE status = 'queued';
+    CREATE INDEX outbox_by_customer ON outbox (customer_id, channel, sent_ms);
+    CREATE INDEX outbox_by_moment ON outbox (moment, status);",
 ];
 
 /// The same migrations for PostgreSQL: integers are BIGINT, reals DOUBLE
@@ -315,6 +372,57 @@ const PG_MIGRATIONS: &[&str] = &[
     );",
     "CREATE INDEX customers_by_position ON customers (position);",
     "ALTER TABLE profiles ADD COLUMN tripwires TEXT;",
+    "CREATE TABLE moments (
+        name TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        source TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        active BIGINT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE enrolments (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        moment TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        customer_id TEXT NOT NULL,
+        entered_ms BIGINT NOT NULL,
+        step BIGINT NOT NULL,
+        wait_until_ms BIGINT,
+        wake_ms BIGINT,
+        held_out BIGINT NOT NULL,
+        global_control BIGINT NOT NULL,
+        holdout BIGINT NOT NULL,
+        ended TEXT,
+        ended_ms BIGINT,
+        goal_ms BIGINT,
+        goal_value DOUBLE PRECISION,
+        UNIQUE (moment, customer_id, entered_ms)
+    );
+    CREATE INDEX enrolments_due ON enrolments (wake_ms) WHERE wake_ms IS NOT NULL;
+    CREATE INDEX enrolments_by_customer ON enrolments (customer_id, moment);
+    CREATE TABLE outbox (
+        key TEXT PRIMARY KEY,
+        enrolment_id BIGINT NOT NULL,
+        customer_id TEXT NOT NULL,
+        moment TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        step BIGINT NOT NULL,
+        channel TEXT NOT NULL,
+        template TEXT NOT NULL,
+        subject TEXT,
+        priority BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        due_ms BIGINT NOT NULL,
+        attempts BIGINT NOT NULL,
+        lease_ms BIGINT,
+        sent_ms BIGINT,
+        detail TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (due_ms) WHERE status = 'queued';
+    CREATE INDEX outbox_by_customer ON outbox (customer_id, channel, sent_ms);
+    CREATE INDEX outbox_by_moment ON outbox (moment, status);",
 ];
 
 /// The kinds of API key (who may call what: see the README's access table).
@@ -379,6 +487,8 @@ pub struct Store {
     watched: Vec<String>,
     /// The scorer needs when customers were first seen (a sign-up norm).
     first_seen_wanted: bool,
+    /// The moments events are run through.
+    journeys: std::sync::Arc<Journeys>,
 }
 
 /// Serialises migrations of several instances starting at once.
@@ -415,6 +525,7 @@ impl Store {
             label,
             watched: Vec::new(),
             first_seen_wanted: false,
+            journeys: std::sync::Arc::new(Journeys::default()),
         };
         store.migrate()?;
         Ok(store)

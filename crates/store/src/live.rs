@@ -12,7 +12,10 @@ use std::collections::{BTreeSet, HashMap};
 use lifecycle_rfm::OrderEntry;
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
 use crate::db::{Db, DbError, Row, Val, vals};
+use crate::journeys::{Fresh, Journeys, VALUE_DECLINE_EVENT};
 use crate::{Store, StoreError};
 
 /// Marks a refund's key apart from its order's (as rows of a file do).
@@ -259,7 +262,7 @@ pub struct StoredRun {
 
 /// An error inside a transaction (mapped to [`StoreError`] with the store's name).
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     Db(DbError),
     Refused(String),
 }
@@ -310,19 +313,50 @@ fn event_of(r: &Row) -> StoredEvent {
     }
 }
 
+/// `Subscribed` / `Unsubscribed` events (property `channel`, email when
+/// absent) as the consent trait they set: `consent_email = false`.
+fn consent_traits(e: &NewEvent) -> Option<Map<String, Value>> {
+    let granted = match e.event.as_deref()? {
+        "Subscribed" => true,
+        "Unsubscribed" => false,
+        _ => return None,
+    };
+    let channel = serde_json::from_str::<Value>(&e.payload)
+        .ok()
+        .and_then(|v| {
+            v.get("properties")?
+                .get("channel")?
+                .as_str()
+                .map(str::to_lowercase)
+        })
+        .unwrap_or_else(|| "email".into());
+    let mut m = Map::new();
+    m.insert(format!("consent_{channel}"), Value::Bool(granted));
+    Some(m)
+}
+
 /// Stored traits and whether an email address is among them.
 type Traits = (Map<String, Value>, bool);
 
 /// The work of one transaction.
-struct Tx<'t> {
-    db: &'t mut Db,
+pub(crate) struct Tx<'t> {
+    pub(crate) db: &'t mut Db,
     watched: &'t [String],
     first_seen_wanted: bool,
-    now_ms: i64,
+    pub(crate) now_ms: i64,
     /// `Tripwire Warning` / `Tripped` events newly recorded.
     tripwires_fired: u64,
     /// Customers whose facts changed: re-scored before the commit.
-    touched: BTreeSet<String>,
+    pub(crate) touched: BTreeSet<String>,
+    pub(crate) journeys: Arc<Journeys>,
+    /// Events recorded by this transaction, for the journeys.
+    pub(crate) fresh: Vec<Fresh>,
+    /// Enrolments made, sends queued, walks saved.
+    pub(crate) enrolled: u64,
+    pub(crate) queued: u64,
+    pub(crate) steps_run: u64,
+    /// Segment events emitted (all rounds).
+    pub(crate) segment_events: u64,
 }
 
 impl Tx<'_> {
@@ -481,6 +515,7 @@ impl Tx<'_> {
             self.db
                 .exec("DELETE FROM traits WHERE customer_id = ?1", vals![source])?;
         }
+        self.merge_journeys(source, target)?;
         self.record_merge(target, source, how)?;
         self.touched.remove(source);
         self.touched.insert(target.to_string());
@@ -488,7 +523,7 @@ impl Tx<'_> {
     }
 
     /// A customer's traits and whether they left an email address.
-    fn traits_of(&mut self, customer: &str) -> Result<Option<Traits>, Failure> {
+    pub(crate) fn traits_of(&mut self, customer: &str) -> Result<Option<Traits>, Failure> {
         let row = self.db.query_one(
             "SELECT traits, has_email FROM traits WHERE customer_id = ?1",
             vals![customer],
@@ -607,6 +642,13 @@ impl Tx<'_> {
                 &e.payload
             ],
         )?;
+        if n > 0
+            && !self.journeys.is_empty()
+            && let Some(name) = &e.event
+        {
+            self.fresh
+                .push(Fresh::new(customer, name, e.at_ms, &e.payload));
+        }
         Ok(n > 0)
     }
 
@@ -651,7 +693,11 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn apply_traits(&mut self, customer: &str, traits: &Map<String, Value>) -> Result<(), Failure> {
+    pub(crate) fn apply_traits(
+        &mut self,
+        customer: &str,
+        traits: &Map<String, Value>,
+    ) -> Result<(), Failure> {
         let (mut current, had_email) = self.traits_of(customer)?.unwrap_or_default();
         let before = current.clone();
         for (k, v) in traits {
@@ -724,7 +770,7 @@ impl Tx<'_> {
             .collect())
     }
 
-    fn profile(&mut self, customer: &str) -> Result<Option<ProfileRow>, Failure> {
+    pub(crate) fn profile(&mut self, customer: &str) -> Result<Option<ProfileRow>, Failure> {
         Ok(self
             .db
             .query_one(
@@ -836,6 +882,23 @@ impl Tx<'_> {
                 self.tripwires_fired += 1;
             }
         }
+        // A value newly flagged as declining is published once a day at most.
+        if row.declining && previous.as_ref().is_some_and(|p| !p.declining) {
+            let day = self.now_ms.div_euclid(86_400_000);
+            let e = NewEvent {
+                message_id: format!("value-decline:{day}"),
+                kind: "track".into(),
+                event: Some(VALUE_DECLINE_EVENT.into()),
+                at_ms: self.now_ms,
+                received_ms: self.now_ms,
+                payload: serde_json::json!({"properties": {
+                    "clv": row.clv, "clv_at_run": row.clv_at_run,
+                }})
+                .to_string(),
+                ..NewEvent::default()
+            };
+            self.insert_event(customer, &e)?;
+        }
         let old = previous.as_ref().map(|p| p.segment.as_str());
         if old == Some(row.segment.as_str()) {
             return Ok(0);
@@ -878,12 +941,22 @@ impl Tx<'_> {
         Ok(emitted)
     }
 
+    /// Re-scores every touched customer, then runs the events recorded so
+    /// far through the journeys; returns the segment events emitted.
     fn rescore_touched(&mut self, scorer: Scorer<'_>) -> Result<u64, Failure> {
+        let emitted = self.rescore_touched_inner(scorer)?;
+        let before = self.segment_events;
+        self.run_journeys(scorer)?;
+        Ok(emitted + self.segment_events - before)
+    }
+
+    pub(crate) fn rescore_touched_inner(&mut self, scorer: Scorer<'_>) -> Result<u64, Failure> {
         let touched = std::mem::take(&mut self.touched);
         let mut emitted = 0;
         for c in &touched {
             emitted += self.rescore(c, scorer)?;
         }
+        self.segment_events += emitted;
         Ok(emitted)
     }
 }
@@ -893,7 +966,7 @@ impl Store {
     /// succeeds; rolled back on error. A PostgreSQL deadlock or
     /// serialization failure (two instances locking the same customers)
     /// rolls back and runs `work` again, up to five times.
-    fn transact<T>(
+    pub(crate) fn transact<T>(
         &mut self,
         now_ms: i64,
         mut work: impl FnMut(&mut Tx<'_>) -> Result<T, Failure>,
@@ -918,6 +991,12 @@ impl Store {
                     now_ms,
                     tripwires_fired: 0,
                     touched: BTreeSet::new(),
+                    journeys: Arc::clone(&self.journeys),
+                    fresh: Vec::new(),
+                    enrolled: 0,
+                    queued: 0,
+                    steps_run: 0,
+                    segment_events: 0,
                 };
                 let out = work(&mut tx)?;
                 self.db.commit()?;
@@ -972,6 +1051,9 @@ impl Store {
                     if let Some(t) = &e.traits {
                         tx.apply_traits(&customer, t)?;
                     }
+                    if let Some(t) = consent_traits(e) {
+                        tx.apply_traits(&customer, &t)?;
+                    }
                     if let Some(o) = &e.order {
                         tx.apply_order(&customer, o, &mut stats)?;
                     }
@@ -1001,6 +1083,9 @@ impl Store {
             for c in customers {
                 out.segment_events += tx.rescore(c, scorer)?;
             }
+            let before = tx.segment_events;
+            tx.run_journeys(scorer)?;
+            out.segment_events += tx.segment_events - before;
             out.tripwire_events = tx.tripwires_fired;
             Ok(out)
         })

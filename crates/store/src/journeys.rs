@@ -1,0 +1,1160 @@
+//! Journeys in the store: the versions of every moment, enrolments with
+//! their due times (the index the timer pass reads, never a scan), goal
+//! attainment, and the outbox of sends under deterministic keys.
+//!
+//! Events recorded by a transaction (received, or emitted by a re-score:
+//! `Segment Entered`, `Tripwire Tripped`, …) are run through the journeys
+//! before that transaction commits: an acknowledged event has already
+//! moved every journey it concerns, and a send is in the outbox in the
+//! same commit as the step that made it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lifecycle_moments::journey::{self, Action, Ended, Enrolment};
+use lifecycle_moments::{Channel, Moment, Reentry, Trigger, TripwireStatus, assignment};
+use serde_json::{Map, Value};
+
+use crate::db::{Row, vals};
+use crate::live::{Failure, ProfileRow, Tx};
+use crate::{Store, StoreError};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The moments the store runs: every version a running enrolment may
+/// need, and the live version of each active moment (where customers
+/// enter).
+#[derive(Debug, Clone, Default)]
+pub struct Journeys {
+    versions: HashMap<(String, u32), Arc<Moment>>,
+    live: Vec<Arc<Moment>>,
+    /// Share of all customers in the global control group (never messaged).
+    pub global_control: f64,
+}
+
+impl Journeys {
+    /// `live`: the active moments; `older`: earlier versions still walked
+    /// by customers who entered them.
+    pub fn new(live: Vec<Moment>, older: Vec<Moment>, global_control: f64) -> Journeys {
+        let live: Vec<Arc<Moment>> = live.into_iter().map(Arc::new).collect();
+        let mut versions = HashMap::new();
+        for m in older.into_iter().map(Arc::new).chain(live.iter().cloned()) {
+            versions.insert((m.name.clone(), m.version), m);
+        }
+        Journeys {
+            versions,
+            live,
+            global_control,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_empty()
+    }
+
+    pub fn live(&self) -> &[Arc<Moment>] {
+        &self.live
+    }
+
+    fn version(&self, name: &str, version: u32) -> Option<Arc<Moment>> {
+        self.versions.get(&(name.to_string(), version)).cloned()
+    }
+
+    /// In the global control group: a fixed hash of the customer id.
+    pub fn in_global_control(&self, customer: &str) -> bool {
+        assignment::held_out("global", customer, self.global_control)
+    }
+}
+
+/// An event recorded in the current transaction, waiting for the journeys.
+#[derive(Debug, Clone)]
+pub(crate) struct Fresh {
+    pub customer: String,
+    pub name: String,
+    pub at_ms: i64,
+    pub properties: Map<String, Value>,
+}
+
+impl Fresh {
+    pub fn new(customer: &str, name: &str, at_ms: i64, payload: &str) -> Fresh {
+        let properties = match serde_json::from_str::<Value>(payload) {
+            Ok(Value::Object(mut m)) => match m.remove("properties") {
+                Some(Value::Object(p)) => p,
+                _ => Map::new(),
+            },
+            _ => Map::new(),
+        };
+        Fresh {
+            customer: customer.to_string(),
+            name: name.to_string(),
+            at_ms,
+            properties,
+        }
+    }
+}
+
+/// A JSON value as the text a filter compares with.
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The value an event brings to a goal: `revenue`, `total` or `value`.
+fn event_value(p: &Map<String, Value>) -> Option<f64> {
+    ["revenue", "total", "value"]
+        .iter()
+        .find_map(|k| p.get(*k).and_then(Value::as_f64))
+}
+
+/// A customer's profile and traits, as audiences and branches see them.
+struct Facts {
+    profile: Option<ProfileRow>,
+    traits: Map<String, Value>,
+}
+
+impl Facts {
+    fn get(&self, field: &str) -> Option<String> {
+        if let Some(t) = field.strip_prefix("trait.") {
+            return self.traits.get(t).and_then(text_of);
+        }
+        let p = self.profile.as_ref()?;
+        match field {
+            "segment" => Some(p.segment.clone()),
+            "phase" => Some(p.phase.clone()),
+            "clv" => p.clv.map(|v| v.to_string()),
+            "p_alive" => p.p_alive.map(|v| v.to_string()),
+            "orders" => Some(p.n_orders.to_string()),
+            "spend" => Some(p.total_spend.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Consent for a channel: an explicit `consent_<channel>` trait (set by
+    /// identify, or by `Subscribed` / `Unsubscribed` events) decides;
+    /// otherwise email needs an address, the others are allowed.
+    pub fn consents(&self, channel: Channel) -> bool {
+        match self.traits.get(&format!("consent_{}", channel.name())) {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => !matches!(s.as_str(), "false" | "no" | "unsubscribed"),
+            _ => match channel {
+                Channel::Email => self.traits.get("email").and_then(Value::as_str).is_some(),
+                Channel::Sms => self.traits.get("phone").and_then(Value::as_str).is_some(),
+                _ => true,
+            },
+        }
+    }
+}
+
+/// Whether the moment's audience admits the customer.
+fn admits(m: &Moment, f: &Facts) -> bool {
+    let a = &m.audience;
+    let p = f.profile.as_ref();
+    let segment = p.map(|p| p.segment.as_str()).unwrap_or("");
+    let phase = p.map(|p| p.phase.as_str()).unwrap_or("");
+    (a.segments.is_empty() || a.segments.iter().any(|s| s == segment))
+        && (a.phases.is_empty() || a.phases.iter().any(|s| s == phase))
+        && a.min_clv
+            .is_none_or(|min| p.and_then(|p| p.clv).is_some_and(|v| v >= min))
+        && a.min_p_alive
+            .is_none_or(|min| p.and_then(|p| p.p_alive).is_some_and(|v| v >= min))
+        && a.consent.iter().all(|c| f.consents(*c))
+        && a.traits
+            .iter()
+            .all(|(k, v)| f.traits.get(k).and_then(text_of).as_deref() == Some(v.as_str()))
+}
+
+/// Whether the event triggers the moment.
+fn triggers(t: &Trigger, e: &journey::Event<'_>) -> bool {
+    let prop = |k: &str| (e.property)(k);
+    match t {
+        Trigger::Event(f) => f.matches(e),
+        Trigger::SegmentEntered(s) => {
+            e.name == "Segment Entered" && prop("segment").as_deref() == Some(s.as_str())
+        }
+        Trigger::SegmentExited(s) => {
+            e.name == "Segment Exited" && prop("segment").as_deref() == Some(s.as_str())
+        }
+        Trigger::Tripwire { name, status } => {
+            let event = match status {
+                TripwireStatus::Warning => "Tripwire Warning",
+                TripwireStatus::Tripped => "Tripwire Tripped",
+            };
+            e.name == event && prop("tripwire").as_deref() == Some(name.as_str())
+        }
+        Trigger::ValueDecline => e.name == VALUE_DECLINE_EVENT,
+        // Date traits and absence are found by the timer pass.
+        Trigger::DateTrait { .. } | Trigger::Absence { .. } => false,
+    }
+}
+
+/// The event a re-score emits when a customer's value is flagged as declining.
+pub const VALUE_DECLINE_EVENT: &str = "Value Decline Flagged";
+
+const ENROLMENT_COLUMNS: &str =
+    "id, moment, version, customer_id, entered_ms, step, wait_until_ms, held_out, ended, goal_ms";
+
+struct StoredEnrolment {
+    id: i64,
+    e: Enrolment,
+    goal_ms: Option<i64>,
+}
+
+fn enrolment_of(r: &Row) -> StoredEnrolment {
+    StoredEnrolment {
+        id: r.i64(0),
+        e: Enrolment {
+            moment: r.text(1),
+            version: r.i64(2).clamp(0, i64::from(u32::MAX)) as u32,
+            customer: r.text(3),
+            entered_ms: r.i64(4),
+            step: r.i64(5).max(0) as usize,
+            wait_until_ms: r.opt_i64(6),
+            held_out: r.bool(7),
+            ended: r.opt_text(8).as_deref().and_then(Ended::parse),
+        },
+        goal_ms: r.opt_i64(9),
+    }
+}
+
+impl Tx<'_> {
+    fn facts(&mut self, customer: &str) -> Result<Facts, Failure> {
+        let profile = self.profile(customer)?;
+        let traits = self.traits_of(customer)?.map(|t| t.0).unwrap_or_default();
+        Ok(Facts { profile, traits })
+    }
+
+    /// Runs the events recorded so far through the journeys (and the
+    /// events that running them records, a few rounds deep).
+    pub(crate) fn run_journeys(&mut self, scorer: crate::live::Scorer<'_>) -> Result<(), Failure> {
+        for _ in 0..4 {
+            if !self.touched.is_empty() {
+                self.rescore_touched_inner(scorer)?;
+            }
+            let fresh = std::mem::take(&mut self.fresh);
+            if fresh.is_empty() {
+                break;
+            }
+            if self.journeys.is_empty() {
+                continue;
+            }
+            for f in &fresh {
+                self.journey_event(f)?;
+            }
+        }
+        self.fresh.clear();
+        Ok(())
+    }
+
+    fn journey_event(&mut self, f: &Fresh) -> Result<(), Failure> {
+        let journeys = Arc::clone(&self.journeys);
+        let property = |k: &str| f.properties.get(k).and_then(text_of);
+        let ev = journey::Event {
+            name: &f.name,
+            at_ms: f.at_ms,
+            property: &property,
+        };
+        // The customer's enrolments: goals reached, waits ended by the event.
+        let open = self.db.query(
+            &format!(
+                "SELECT {ENROLMENT_COLUMNS} FROM enrolments
+                 WHERE customer_id = ?1 AND (ended IS NULL OR goal_ms IS NULL) AND entered_ms <= ?2"
+            ),
+            vals![&f.customer, f.at_ms],
+        )?;
+        let mut facts: Option<Facts> = None;
+        for row in &open {
+            let mut s = enrolment_of(row);
+            let Some(m) = journeys.version(&s.e.moment, s.e.version) else {
+                continue;
+            };
+            if s.goal_ms.is_none() && m.reaches_goal(s.e.entered_ms, &ev) {
+                self.db.exec(
+                    "UPDATE enrolments SET goal_ms = ?2, goal_value = ?3 WHERE id = ?1",
+                    vals![s.id, f.at_ms, event_value(&f.properties)],
+                )?;
+            }
+            if s.e.ended.is_some() {
+                continue;
+            }
+            if facts.is_none() {
+                facts = Some(self.facts(&f.customer)?);
+            }
+            let Some(fx) = facts.as_ref() else { continue };
+            let lookup = |k: &str| fx.get(k);
+            let before = (s.e.step, s.e.wait_until_ms);
+            let actions = journey::advance(&m, &mut s.e, self.now_ms, Some(&ev), &lookup);
+            if !actions.is_empty() || before != (s.e.step, s.e.wait_until_ms) {
+                self.apply(&m, &mut s, actions)?;
+            }
+        }
+        // Triggers: who enters now.
+        for m in journeys.live() {
+            if triggers(&m.trigger, &ev) {
+                self.enrol(m, &f.customer)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Enters the customer into the moment when the audience and the
+    /// re-entry rule allow it, and walks the journey as far as it goes.
+    pub(crate) fn enrol(&mut self, m: &Arc<Moment>, customer: &str) -> Result<bool, Failure> {
+        let last = self.db.query_one(
+            "SELECT entered_ms, ended FROM enrolments WHERE moment = ?1 AND customer_id = ?2
+             ORDER BY entered_ms DESC LIMIT 1",
+            vals![&m.name, customer],
+        )?;
+        if let Some(r) = last {
+            let (entered, ended) = (r.i64(0), r.opt_text(1));
+            let allowed = ended.is_some()
+                && match m.reentry {
+                    Reentry::Once => false,
+                    Reentry::EveryDays(d) => entered + i64::from(d) * DAY_MS <= self.now_ms,
+                    Reentry::EveryTime => entered < self.now_ms,
+                };
+            if !allowed {
+                return Ok(false);
+            }
+        }
+        let facts = self.facts(customer)?;
+        if !admits(m, &facts) {
+            return Ok(false);
+        }
+        let global = self.journeys.in_global_control(customer);
+        let e = Enrolment::new(m, customer, self.now_ms, global);
+        let id = self
+            .db
+            .query_one(
+                "INSERT INTO enrolments (moment, version, customer_id, entered_ms, step, held_out,
+                   global_control, holdout)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7) RETURNING id",
+                vals![
+                    &m.name,
+                    i64::from(m.version),
+                    customer,
+                    e.entered_ms,
+                    e.held_out,
+                    global,
+                    e.held_out && !global
+                ],
+            )?
+            .map(|r| r.i64(0))
+            .unwrap_or_default();
+        let mut s = StoredEnrolment {
+            id,
+            e,
+            goal_ms: None,
+        };
+        let lookup = |k: &str| facts.get(k);
+        let actions = journey::advance(m, &mut s.e, self.now_ms, None, &lookup);
+        self.apply(m, &mut s, actions)?;
+        self.enrolled += 1;
+        Ok(true)
+    }
+
+    /// Carries out a walk's actions and saves the enrolment.
+    fn apply(
+        &mut self,
+        m: &Moment,
+        s: &mut StoredEnrolment,
+        actions: Vec<Action>,
+    ) -> Result<(), Failure> {
+        let mut wake = None;
+        for a in actions {
+            match a {
+                Action::Send {
+                    key,
+                    step,
+                    channel,
+                    template,
+                    subject,
+                    held_out,
+                } => {
+                    let status = if held_out { "held_out" } else { "queued" };
+                    let n = self.db.exec(
+                        "INSERT INTO outbox (key, enrolment_id, customer_id, moment, version, step,
+                           channel, template, subject, priority, status, created_ms, due_ms, attempts)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, 0)
+                         ON CONFLICT DO NOTHING",
+                        vals![
+                            &key,
+                            s.id,
+                            &s.e.customer,
+                            &m.name,
+                            i64::from(m.version),
+                            step as i64,
+                            channel.name(),
+                            &template,
+                            subject.as_ref(),
+                            i64::from(m.priority),
+                            status,
+                            self.now_ms
+                        ],
+                    )?;
+                    if n > 0 && !held_out {
+                        self.queued += 1;
+                    }
+                }
+                Action::UpdateTrait { name, value } => {
+                    let mut t = Map::new();
+                    t.insert(name, Value::String(value));
+                    let customer = s.e.customer.clone();
+                    self.apply_traits(&customer, &t)?;
+                }
+                Action::WakeAt(t) => wake = Some(t),
+                Action::Ended(_) => wake = None,
+            }
+        }
+        if s.e.ended.is_some() {
+            wake = None;
+        }
+        self.db.exec(
+            "UPDATE enrolments SET step = ?2, wait_until_ms = ?3, wake_ms = ?4, ended = ?5,
+               ended_ms = ?6 WHERE id = ?1",
+            vals![
+                s.id,
+                s.e.step as i64,
+                s.e.wait_until_ms,
+                wake,
+                s.e.ended.map(Ended::name),
+                s.e.ended.map(|_| self.now_ms)
+            ],
+        )?;
+        self.steps_run += 1;
+        Ok(())
+    }
+
+    /// Moves a merged customer's enrolments and messages to the survivor.
+    pub(crate) fn merge_journeys(&mut self, source: &str, target: &str) -> Result<(), Failure> {
+        self.db.exec(
+            "UPDATE enrolments SET customer_id = ?2 WHERE customer_id = ?1 AND NOT EXISTS (
+               SELECT 1 FROM enrolments t WHERE t.customer_id = ?2 AND t.moment = enrolments.moment
+                 AND t.entered_ms = enrolments.entered_ms)",
+            vals![source, target],
+        )?;
+        self.db.exec(
+            "UPDATE outbox SET customer_id = ?2 WHERE customer_id = ?1",
+            vals![source, target],
+        )?;
+        Ok(())
+    }
+}
+
+/// What a timer pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WakeStats {
+    /// Enrolments whose wait ended.
+    pub woken: u64,
+    pub entered: u64,
+    /// Sends queued in the outbox (held-out ones not counted).
+    pub queued: u64,
+}
+
+/// A send waiting in the outbox, leased to the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub key: String,
+    pub enrolment_id: i64,
+    pub customer_id: String,
+    pub moment: String,
+    pub version: u32,
+    pub step: i64,
+    pub channel: String,
+    pub template: String,
+    pub subject: Option<String>,
+    pub priority: i64,
+    pub created_ms: i64,
+    pub due_ms: i64,
+    pub attempts: i64,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Handed to the channel; `detail` is the provider's answer.
+    Sent { detail: String },
+    /// Not sent, tried again at `at_ms` (the error is kept).
+    Retry { at_ms: i64, error: String },
+    /// Not sent, never retried (dead letter).
+    Failed { error: String },
+    /// Not sent on purpose: `cap`, `consent`, `suppressed`.
+    Suppressed { reason: String },
+    /// Not sent yet (quiet hours): due again at `until_ms`.
+    Deferred { until_ms: i64, reason: String },
+}
+
+/// One message in a customer's view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRow {
+    pub key: String,
+    pub moment: String,
+    pub version: u32,
+    pub step: i64,
+    pub channel: String,
+    pub template: String,
+    pub status: String,
+    pub created_ms: i64,
+    pub due_ms: i64,
+    pub sent_ms: Option<i64>,
+    pub attempts: i64,
+    pub detail: Option<String>,
+}
+
+/// One enrolment in a customer's view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrolmentRow {
+    pub id: i64,
+    pub moment: String,
+    pub version: u32,
+    pub entered_ms: i64,
+    pub step: i64,
+    pub wake_ms: Option<i64>,
+    pub held_out: bool,
+    pub global_control: bool,
+    pub ended: Option<String>,
+    pub ended_ms: Option<i64>,
+    pub goal_ms: Option<i64>,
+    pub goal_value: Option<f64>,
+}
+
+/// A moment's counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MomentCounts {
+    pub enrolled: i64,
+    /// In the moment's holdout.
+    pub holdout: i64,
+    pub global_control: i64,
+    pub active: i64,
+    /// Goals reached by treated customers / by held-out ones (both groups).
+    pub goals_treated: i64,
+    pub goals_held_out: i64,
+    pub goal_value_treated: f64,
+    pub goal_value_held_out: f64,
+    /// Outbox rows by status.
+    pub messages: Vec<(String, i64)>,
+}
+
+/// A stored version of a moment's definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMoment {
+    pub name: String,
+    pub version: u32,
+    pub source: String,
+    pub origin: String,
+    pub created_ms: i64,
+    pub active: bool,
+}
+
+/// What saving a definition did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedMoment {
+    pub version: u32,
+    /// False when the text equals the live version's (nothing changed).
+    pub changed: bool,
+    /// The replaced live version's text, for a diff.
+    pub previous: Option<String>,
+}
+
+const OUTBOX_COLUMNS: &str = "key, enrolment_id, customer_id, moment, version, step, channel, template, subject, priority, created_ms, due_ms, attempts";
+
+fn outbox_of(r: &Row) -> OutboxItem {
+    OutboxItem {
+        key: r.text(0),
+        enrolment_id: r.i64(1),
+        customer_id: r.text(2),
+        moment: r.text(3),
+        version: r.i64(4).clamp(0, i64::from(u32::MAX)) as u32,
+        step: r.i64(5),
+        channel: r.text(6),
+        template: r.text(7),
+        subject: r.opt_text(8),
+        priority: r.i64(9),
+        created_ms: r.i64(10),
+        due_ms: r.i64(11),
+        attempts: r.i64(12),
+    }
+}
+
+impl Store {
+    /// The moments the store runs from now on (see [`Journeys`]).
+    pub fn set_journeys(&mut self, journeys: Journeys) {
+        self.journeys = Arc::new(journeys);
+    }
+
+    pub fn journeys(&self) -> &Journeys {
+        &self.journeys
+    }
+
+    /// Saves a moment's definition text: a new version when it differs
+    /// from the live one (which stops taking entrants; its customers walk
+    /// on), the same version otherwise.
+    pub fn save_moment(
+        &mut self,
+        name: &str,
+        source: &str,
+        origin: &str,
+        now_ms: i64,
+    ) -> Result<SavedMoment, StoreError> {
+        self.transact(now_ms, |tx| {
+            let live = tx.db.query_one(
+                "SELECT version, source, active FROM moments WHERE name = ?1
+                 ORDER BY version DESC LIMIT 1",
+                vals![name],
+            )?;
+            let (last, previous) = match &live {
+                Some(r) if r.text(1) == source && r.bool(2) => {
+                    return Ok(SavedMoment {
+                        version: r.i64(0) as u32,
+                        changed: false,
+                        previous: None,
+                    });
+                }
+                Some(r) => (r.i64(0), r.bool(2).then(|| r.text(1))),
+                None => (0, None),
+            };
+            tx.db
+                .exec("UPDATE moments SET active = 0 WHERE name = ?1", vals![name])?;
+            let version = last + 1;
+            tx.db.exec(
+                "INSERT INTO moments (name, version, source, origin, created_ms, active)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+                vals![name, version, source, origin, now_ms],
+            )?;
+            Ok(SavedMoment {
+                version: version.clamp(0, i64::from(u32::MAX)) as u32,
+                changed: true,
+                previous,
+            })
+        })
+    }
+
+    /// Stops a moment taking entrants (its customers walk on).
+    pub fn deactivate_moment(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "UPDATE moments SET active = 0 WHERE name = ?1 AND active = 1",
+            vals![name],
+        )? > 0)
+    }
+
+    /// Every stored version of every moment, by name and version.
+    pub fn moments(&mut self) -> Result<Vec<StoredMoment>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT name, version, source, origin, created_ms, active FROM moments
+                 ORDER BY name, version",
+                &[],
+            )?
+            .iter()
+            .map(|r| StoredMoment {
+                name: r.text(0),
+                version: r.i64(1).clamp(0, i64::from(u32::MAX)) as u32,
+                source: r.text(2),
+                origin: r.text(3),
+                created_ms: r.i64(4),
+                active: r.bool(5),
+            })
+            .collect())
+    }
+
+    /// The timer pass: every enrolment whose wait has ended by `now_ms`
+    /// (up to `limit`, earliest first, found through the due-time index)
+    /// walks on, in one transaction. On PostgreSQL the rows are locked
+    /// with `SKIP LOCKED`, so that instances share the work.
+    pub fn wake_journeys(
+        &mut self,
+        now_ms: i64,
+        limit: usize,
+        scorer: crate::live::Scorer<'_>,
+    ) -> Result<WakeStats, StoreError> {
+        let pg = self.db.is_postgres();
+        self.transact(now_ms, |tx| {
+            tx.queued = 0;
+            tx.enrolled = 0;
+            let lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" };
+            let rows = tx.db.query(
+                &format!(
+                    "SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE wake_ms IS NOT NULL AND wake_ms <= ?1
+                     ORDER BY wake_ms LIMIT ?2{lock}"
+                ),
+                vals![now_ms, limit as i64],
+            )?;
+            let journeys = Arc::clone(&tx.journeys);
+            let mut stats = WakeStats::default();
+            for row in &rows {
+                let mut s = enrolment_of(row);
+                stats.woken += 1;
+                let Some(m) = journeys.version(&s.e.moment, s.e.version) else {
+                    // The definition is gone: end the walk rather than spin.
+                    tx.db.exec(
+                        "UPDATE enrolments SET wake_ms = NULL, ended = 'removed', ended_ms = ?2 WHERE id = ?1",
+                        vals![s.id, now_ms],
+                    )?;
+                    continue;
+                };
+                let facts = tx.facts(&s.e.customer)?;
+                let lookup = |k: &str| facts.get(k);
+                let actions = journey::advance(&m, &mut s.e, now_ms, None, &lookup);
+                tx.apply(&m, &mut s, actions)?;
+            }
+            tx.run_journeys(scorer)?;
+            stats.queued = tx.queued;
+            stats.entered = tx.enrolled;
+            Ok(stats)
+        })
+    }
+
+    /// The earliest time an enrolment waits for, if any.
+    pub fn next_wake(&mut self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .row(
+                "SELECT MIN(wake_ms) FROM enrolments WHERE wake_ms IS NOT NULL",
+                &[],
+            )?
+            .and_then(|r| r.opt_i64(0)))
+    }
+
+    /// Leases up to `limit` queued sends due by `now_ms` (highest priority
+    /// first, then oldest) for `lease_ms`: another caller (another
+    /// instance) does not get them until the lease runs out.
+    pub fn claim_outbox(
+        &mut self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let lock = if self.db.is_postgres() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE outbox SET lease_ms = ?2 WHERE key IN (
+               SELECT key FROM outbox WHERE status = 'queued' AND due_ms <= ?1
+                 AND (lease_ms IS NULL OR lease_ms <= ?1)
+               ORDER BY priority DESC, due_ms, key LIMIT ?3{lock})
+             RETURNING {OUTBOX_COLUMNS}"
+        );
+        let mut items: Vec<OutboxItem> = self.transact(now_ms, |tx| {
+            Ok(tx
+                .db
+                .query(&sql, vals![now_ms, now_ms + lease_ms, limit as i64])?
+                .iter()
+                .map(outbox_of)
+                .collect())
+        })?;
+        items.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.due_ms.cmp(&b.due_ms))
+                .then(a.key.cmp(&b.key))
+        });
+        Ok(items)
+    }
+
+    /// Records how a leased send ended.
+    pub fn finish_outbox(
+        &mut self,
+        key: &str,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (status, due, sent, detail, attempt): (&str, Option<i64>, Option<i64>, &str, i64) =
+            match outcome {
+                Outcome::Sent { detail } => ("sent", None, Some(now_ms), detail, 1),
+                Outcome::Retry { at_ms, error } => ("queued", Some(*at_ms), None, error, 1),
+                Outcome::Failed { error } => ("failed", None, None, error, 1),
+                Outcome::Suppressed { reason } => ("suppressed", None, None, reason, 0),
+                Outcome::Deferred { until_ms, reason } => {
+                    ("queued", Some(*until_ms), None, reason, 0)
+                }
+            };
+        self.exec(
+            "UPDATE outbox SET status = ?2, due_ms = COALESCE(?3, due_ms), sent_ms = ?4,
+               detail = ?5, attempts = attempts + ?6, lease_ms = NULL WHERE key = ?1",
+            vals![key, status, due, sent, detail, attempt],
+        )?;
+        Ok(())
+    }
+
+    /// Messages sent to the customer on the channel since `since_ms`
+    /// (frequency caps).
+    pub fn sent_since(
+        &mut self,
+        customer: &str,
+        channel: &str,
+        since_ms: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(self
+            .row(
+                "SELECT COUNT(*) FROM outbox WHERE customer_id = ?1 AND channel = ?2
+                 AND status = 'sent' AND sent_ms >= ?3",
+                vals![customer, channel, since_ms],
+            )?
+            .map(|r| r.i64(0))
+            .unwrap_or(0))
+    }
+
+    /// A customer's profile and traits (for rendering a message).
+    pub fn customer_context(
+        &mut self,
+        customer: &str,
+    ) -> Result<(Option<ProfileRow>, Map<String, Value>), StoreError> {
+        let now = 0;
+        self.transact(now, |tx| {
+            let f = tx.facts(customer)?;
+            Ok((f.profile, f.traits))
+        })
+    }
+
+    /// Whether the customer consents to the channel (see the README).
+    pub fn consents(&mut self, customer: &str, channel: Channel) -> Result<bool, StoreError> {
+        self.transact(0, |tx| Ok(tx.facts(customer)?.consents(channel)))
+    }
+
+    /// A customer's enrolments, newest first.
+    pub fn enrolments(&mut self, customer: &str) -> Result<Vec<EnrolmentRow>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT id, moment, version, entered_ms, step, wake_ms, held_out, global_control,
+                   ended, ended_ms, goal_ms, goal_value
+                 FROM enrolments WHERE customer_id = ?1 ORDER BY entered_ms DESC, id DESC",
+                vals![customer],
+            )?
+            .iter()
+            .map(|r| EnrolmentRow {
+                id: r.i64(0),
+                moment: r.text(1),
+                version: r.i64(2).clamp(0, i64::from(u32::MAX)) as u32,
+                entered_ms: r.i64(3),
+                step: r.i64(4),
+                wake_ms: r.opt_i64(5),
+                held_out: r.bool(6),
+                global_control: r.bool(7),
+                ended: r.opt_text(8),
+                ended_ms: r.opt_i64(9),
+                goal_ms: r.opt_i64(10),
+                goal_value: r.opt_f64(11),
+            })
+            .collect())
+    }
+
+    /// A customer's messages (queued, sent, failed, suppressed, held out), newest first.
+    pub fn messages(&mut self, customer: &str) -> Result<Vec<MessageRow>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT key, moment, version, step, channel, template, status, created_ms, due_ms,
+                   sent_ms, attempts, detail
+                 FROM outbox WHERE customer_id = ?1 ORDER BY created_ms DESC, key DESC",
+                vals![customer],
+            )?
+            .iter()
+            .map(|r| MessageRow {
+                key: r.text(0),
+                moment: r.text(1),
+                version: r.i64(2).clamp(0, i64::from(u32::MAX)) as u32,
+                step: r.i64(3),
+                channel: r.text(4),
+                template: r.text(5),
+                status: r.text(6),
+                created_ms: r.i64(7),
+                due_ms: r.i64(8),
+                sent_ms: r.opt_i64(9),
+                attempts: r.i64(10),
+                detail: r.opt_text(11),
+            })
+            .collect())
+    }
+
+    /// A moment's enrolment, goal and message counts (all versions).
+    pub fn moment_counts(&mut self, name: &str) -> Result<MomentCounts, StoreError> {
+        let mut c = MomentCounts::default();
+        if let Some(r) = self.row(
+            "SELECT COUNT(*),
+               CAST(COALESCE(SUM(holdout), 0) AS BIGINT),
+               CAST(COALESCE(SUM(global_control), 0) AS BIGINT),
+               CAST(COALESCE(SUM(CASE WHEN ended IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT),
+               CAST(COALESCE(SUM(CASE WHEN goal_ms IS NOT NULL AND held_out = 0 THEN 1 ELSE 0 END), 0) AS BIGINT),
+               CAST(COALESCE(SUM(CASE WHEN goal_ms IS NOT NULL AND held_out = 1 THEN 1 ELSE 0 END), 0) AS BIGINT),
+               COALESCE(SUM(CASE WHEN held_out = 0 THEN goal_value ELSE 0.0 END), 0.0),
+               COALESCE(SUM(CASE WHEN held_out = 1 THEN goal_value ELSE 0.0 END), 0.0)
+             FROM enrolments WHERE moment = ?1",
+            vals![name],
+        )? {
+            c.enrolled = r.i64(0);
+            c.holdout = r.i64(1);
+            c.global_control = r.i64(2);
+            c.active = r.i64(3);
+            c.goals_treated = r.i64(4);
+            c.goals_held_out = r.i64(5);
+            c.goal_value_treated = r.f64(6);
+            c.goal_value_held_out = r.f64(7);
+        }
+        c.messages = self
+            .rows(
+                "SELECT status, COUNT(*) FROM outbox WHERE moment = ?1 GROUP BY status ORDER BY status",
+                vals![name],
+            )?
+            .iter()
+            .map(|r| (r.text(0), r.i64(1)))
+            .collect();
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::live::{CustomerFacts, NewEvent};
+    use crate::{StoreUrl, testing};
+    use lifecycle_moments::{Audience, EventFilter, Goal, LabeledStep, Step};
+
+    /// The segment is the `segment` trait (Visitors without one).
+    fn scorer(f: &CustomerFacts<'_>) -> ProfileRow {
+        let segment = f
+            .traits
+            .and_then(|t| t.get("segment"))
+            .and_then(Value::as_str)
+            .unwrap_or("Visitors")
+            .to_string();
+        ProfileRow {
+            n_orders: f.entries.len() as i64,
+            segment,
+            phase: "P".into(),
+            ..ProfileRow::default()
+        }
+    }
+
+    fn win_back(reentry: Reentry) -> Moment {
+        let step = |step| LabeledStep { label: None, step };
+        Moment {
+            name: "Win back".into(),
+            version: 1,
+            goal: Goal {
+                event: EventFilter {
+                    event: "Order Completed".into(),
+                    properties: vec![],
+                },
+                within_days: 30,
+                exits: true,
+            },
+            trigger: Trigger::SegmentEntered("At Risk".into()),
+            audience: Audience {
+                consent: vec![Channel::Email],
+                ..Audience::default()
+            },
+            reentry,
+            holdout: 0.1,
+            priority: 0,
+            steps: vec![
+                step(Step::Send {
+                    channel: Channel::Email,
+                    template: "winback.html".into(),
+                    subject: Some("We miss you".into()),
+                }),
+                step(Step::Wait {
+                    days: 7.0,
+                    until: None,
+                }),
+                step(Step::Send {
+                    channel: Channel::Email,
+                    template: "reminder.html".into(),
+                    subject: None,
+                }),
+            ],
+        }
+    }
+
+    fn identify(user: &str, id: &str, traits: Value) -> NewEvent {
+        NewEvent {
+            user_id: Some(user.into()),
+            message_id: id.into(),
+            kind: "identify".into(),
+            payload: "{}".into(),
+            traits: traits.as_object().cloned(),
+            ..NewEvent::default()
+        }
+    }
+
+    fn order(user: &str, id: &str, at_ms: i64) -> NewEvent {
+        NewEvent {
+            user_id: Some(user.into()),
+            message_id: id.into(),
+            kind: "track".into(),
+            event: Some("Order Completed".into()),
+            at_ms,
+            payload: r#"{"properties":{"revenue":25.5}}"#.into(),
+            ..NewEvent::default()
+        }
+    }
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn both(name: &str, body: impl Fn(StoreUrl)) {
+        let dir = tempfile::tempdir().unwrap();
+        body(StoreUrl::Sqlite(dir.path().join(format!("{name}.db"))));
+        let pg = testing::postgres_database()
+            .unwrap_or_else(|e| panic!("no PostgreSQL for the tests: {e}"));
+        body(StoreUrl::Postgres(pg));
+    }
+
+    /// Customers entering At Risk enrol (holdout and global control by
+    /// their hash), sends are queued for the treated only, a goal ends the
+    /// walk and is counted for both groups, the timer pass finds the
+    /// waits, and `once` keeps a customer from entering twice.
+    #[test]
+    fn enrol_send_wait_goal_and_reentry() {
+        both("j", |url| {
+            let mut store = Store::open(&url).unwrap();
+            store.set_journeys(Journeys::new(vec![win_back(Reentry::Once)], vec![], 0.05));
+            let s: crate::live::Scorer<'_> = &scorer;
+            let n = 300;
+            let users: Vec<String> = (0..n).map(|i| format!("u{i}")).collect();
+            // One without an email (no consent) and everyone else.
+            let batch: Vec<NewEvent> = users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| {
+                    let traits = if i == 0 {
+                        serde_json::json!({"segment": "At Risk"})
+                    } else {
+                        serde_json::json!({"segment": "At Risk", "email": format!("{u}@x.org")})
+                    };
+                    identify(u, &format!("i-{u}"), traits)
+                })
+                .collect();
+            store.ingest(&[batch], s, T0).unwrap();
+            let global: Vec<bool> = users
+                .iter()
+                .map(|u| assignment::held_out("global", u, 0.05))
+                .collect();
+            let holdout: Vec<bool> = users
+                .iter()
+                .map(|u| assignment::held_out("Win back:1", u, 0.1))
+                .collect();
+            let entered = n - 1;
+            let held = (1..n).filter(|&i| global[i] || holdout[i]).count() as i64;
+            let c = store.moment_counts("Win back").unwrap();
+            assert_eq!(c.enrolled, entered as i64);
+            assert_eq!(
+                c.global_control,
+                (1..n).filter(|&i| global[i]).count() as i64
+            );
+            assert_eq!(
+                c.holdout,
+                (1..n).filter(|&i| holdout[i] && !global[i]).count() as i64
+            );
+            assert!(held > 10 && held < 80, "{held}");
+            let count =
+                |c: &MomentCounts, s: &str| c.messages.iter().find(|m| m.0 == s).map_or(0, |m| m.1);
+            assert_eq!(count(&c, "queued"), entered as i64 - held);
+            assert_eq!(count(&c, "held_out"), held);
+            assert_eq!(store.enrolments("u0").unwrap().len(), 0);
+
+            // Orders of the first 50 a day later: goals (both groups), walks end.
+            let orders: Vec<NewEvent> = users[..50]
+                .iter()
+                .map(|u| order(u, &format!("o-{u}"), T0 + DAY_MS))
+                .collect();
+            store.ingest(&[orders], s, T0 + DAY_MS).unwrap();
+            let c = store.moment_counts("Win back").unwrap();
+            let goals_treated = (1..50).filter(|&i| !(global[i] || holdout[i])).count() as i64;
+            assert_eq!(c.goals_treated, goals_treated);
+            assert_eq!(c.goals_held_out, 49 - goals_treated);
+            assert!((c.goal_value_treated - 25.5 * goals_treated as f64).abs() < 1e-9);
+            assert_eq!(c.active, entered as i64 - 49);
+            let e = store.enrolments("u1").unwrap();
+            assert_eq!(e[0].ended.as_deref(), Some("goal"));
+
+            // Nothing is due before the wait ends; then the rest walk on.
+            let none = store.wake_journeys(T0 + 6 * DAY_MS, 1000, s).unwrap();
+            assert_eq!(none.woken, 0);
+            assert_eq!(store.next_wake().unwrap(), Some(T0 + 7 * DAY_MS));
+            let woke = store.wake_journeys(T0 + 7 * DAY_MS, 1000, s).unwrap();
+            assert_eq!(woke.woken, entered as u64 - 49);
+            let treated_left = (50..n).filter(|&i| !(global[i] || holdout[i])).count() as u64;
+            assert_eq!(woke.queued, treated_left);
+            let c = store.moment_counts("Win back").unwrap();
+            assert_eq!(c.active, 0);
+            assert_eq!(store.next_wake().unwrap(), None);
+
+            // Leaving and re-entering At Risk: `once` keeps them out.
+            let flip = |seg: &str, tag: &str| -> Vec<NewEvent> {
+                users[1..10]
+                    .iter()
+                    .map(|u| {
+                        identify(
+                            u,
+                            &format!("{tag}-{u}"),
+                            serde_json::json!({"segment": seg}),
+                        )
+                    })
+                    .collect()
+            };
+            store
+                .ingest(&[flip("Loyal", "a")], s, T0 + 8 * DAY_MS)
+                .unwrap();
+            store
+                .ingest(&[flip("At Risk", "b")], s, T0 + 9 * DAY_MS)
+                .unwrap();
+            assert_eq!(
+                store.moment_counts("Win back").unwrap().enrolled,
+                entered as i64
+            );
+
+            // The outbox: leases keep a claimed send from a second claimer.
+            let a = store.claim_outbox(T0 + 10 * DAY_MS, 60_000, 10).unwrap();
+            let b = store.claim_outbox(T0 + 10 * DAY_MS, 60_000, 1000).unwrap();
+            assert_eq!(a.len(), 10);
+            assert!(b.iter().all(|x| a.iter().all(|y| y.key != x.key)));
+            let queued_total = (entered as i64 - held) + treated_left as i64;
+            assert_eq!((a.len() + b.len()) as i64, queued_total);
+            let first = &a[0];
+            store
+                .finish_outbox(
+                    &first.key,
+                    &Outcome::Sent {
+                        detail: "250 ok".into(),
+                    },
+                    T0 + 10 * DAY_MS,
+                )
+                .unwrap();
+            assert_eq!(
+                store.sent_since(&first.customer_id, "email", T0).unwrap(),
+                1
+            );
+            // An expired lease is claimable again; a finished send is not.
+            let again = store
+                .claim_outbox(T0 + 10 * DAY_MS + 60_000, 60_000, 10_000)
+                .unwrap();
+            assert_eq!(again.len() as i64, queued_total - 1);
+            let m = store.messages(&first.customer_id).unwrap();
+            assert!(m.iter().any(|x| x.status == "sent" && x.key == first.key));
+        });
+    }
+
+    /// A new definition text is a new version; the same text is not.
+    #[test]
+    fn moment_versions() {
+        both("v", |url| {
+            let mut store = Store::open(&url).unwrap();
+            let a = store.save_moment("m", "name = \"m\"", "f.toml", 1).unwrap();
+            assert_eq!((a.version, a.changed), (1, true));
+            let b = store.save_moment("m", "name = \"m\"", "f.toml", 2).unwrap();
+            assert_eq!((b.version, b.changed), (1, false));
+            let c = store
+                .save_moment("m", "name = \"m\" # v2", "api", 3)
+                .unwrap();
+            assert_eq!((c.version, c.changed), (2, true));
+            assert_eq!(c.previous.as_deref(), Some("name = \"m\""));
+            let all = store.moments().unwrap();
+            assert_eq!(all.len(), 2);
+            assert!(!all[0].active && all[1].active);
+        });
+    }
+}
