@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// aggregates are kept)
     #[arg(long, value_name = "DAYS")]
     pub event_retention_days: Option<u32>,
+    /// The folder of moment definitions (*.toml) and their templates; it is
+    /// watched for changes
+    #[arg(long, env = "LIFECYCLE_MOMENTS", value_name = "DIR")]
+    pub moments: Option<PathBuf>,
 }
 
 /// `lifecycle.toml`.
@@ -55,6 +59,39 @@ struct ConfigFile {
     #[serde(default)]
     engine: EngineSection,
     currency: Option<CurrencySection>,
+    #[serde(default)]
+    moments: MomentsSection,
+    #[serde(default)]
+    channels: ChannelsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MomentsSection {
+    /// The folder of definitions, relative to the file.
+    dir: Option<PathBuf>,
+    /// Share of all customers never messaged (default 0.05).
+    global_control: Option<f64>,
+    /// Daily window in the customer's time zone, e.g. "21:00-08:00".
+    quiet_hours: Option<String>,
+    /// Channel → "N per D days", across moments.
+    #[serde(default)]
+    caps: std::collections::BTreeMap<String, String>,
+    /// Seconds between checks of the folder (0: not watched).
+    watch_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelsSection {
+    email: Option<EmailSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailSection {
+    smtp: String,
+    from: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +102,8 @@ struct ServerSection {
     refit_every: Option<String>,
     metrics_open: Option<bool>,
     event_retention_days: Option<u32>,
+    /// How customers reach this server (links in messages).
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +323,57 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             Some(lifecycle_server::Currency { base, rates })
         }
     };
+    let m = &file.moments;
+    let global_control = m.global_control.unwrap_or(0.05);
+    if !(0.0..0.5).contains(&global_control) {
+        return Err(input_err(format!(
+            "{}: [moments] global_control = {global_control} must be at least 0 and below 0.5",
+            file_name.display()
+        )));
+    }
+    let quiet_hours = match &m.quiet_hours {
+        Some(q) => Some(
+            lifecycle_deliver::policy::QuietHours::parse(q).map_err(|e| {
+                input_err(format!(
+                    "{}: [moments] quiet_hours: {e}",
+                    file_name.display()
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    let mut caps = Vec::new();
+    for (channel, cap) in &m.caps {
+        caps.push(
+            lifecycle_deliver::policy::Cap::parse(channel, cap).map_err(|e| {
+                input_err(format!(
+                    "{}: [moments.caps] {channel}: {e}",
+                    file_name.display()
+                ))
+            })?,
+        );
+    }
+    let journeys = lifecycle_server::JourneyOptions {
+        dir: args.moments.clone().or_else(|| m.dir.as_ref().map(in_dir)),
+        global_control,
+        email: file
+            .channels
+            .email
+            .as_ref()
+            .map(|e| lifecycle_server::EmailOptions {
+                smtp: e.smtp.clone(),
+                from: e.from.clone(),
+            }),
+        public_url: file.server.public_url.clone(),
+        caps,
+        quiet_hours,
+        watch_every: match m.watch_seconds {
+            Some(0) => None,
+            Some(s) => Some(Duration::from_secs(s)),
+            None => Some(Duration::from_secs(2)),
+        },
+        ..lifecycle_server::JourneyOptions::default()
+    };
     let options = ServeOptions {
         listen: args
             .listen
@@ -308,6 +398,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             scoring,
             valuation,
             custom,
+            journeys,
         },
         timezone,
         currency,

@@ -796,6 +796,70 @@ fn step_of(t: &toml::Table, i: usize) -> Result<lifecycle_moments::LabeledStep, 
     Ok(LabeledStep { label, step })
 }
 
+/// One moment read from a folder: its definition, text and file.
+#[derive(Debug, Clone)]
+pub struct MomentFileEntry {
+    pub moment: lifecycle_moments::Moment,
+    pub source: String,
+    pub path: std::path::PathBuf,
+}
+
+/// The moment files (`*.toml`) of a folder, sorted by name.
+pub fn moment_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, IngestError> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| IngestError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads and validates every moment of a folder: the moments, or every
+/// problem found (each prefixed by its file, then its line), including a
+/// name used by two files.
+pub fn read_moment_dir(
+    dir: &Path,
+    table: &SegmentTable,
+) -> Result<Vec<MomentFileEntry>, Vec<String>> {
+    let files = moment_files(dir).map_err(|e| vec![e.to_string()])?;
+    let mut out: Vec<MomentFileEntry> = Vec::new();
+    let mut problems = Vec::new();
+    for path in files {
+        let source = match std::fs::read_to_string(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        match parse_moment(&source, table) {
+            Ok(moment) => {
+                if let Some(other) = out.iter().find(|o| o.moment.name == moment.name) {
+                    problems.push(format!(
+                        "{}: the name \"{}\" is already used by {}",
+                        path.display(),
+                        moment.name,
+                        other.path.display()
+                    ));
+                } else {
+                    out.push(MomentFileEntry {
+                        moment,
+                        source,
+                        path,
+                    });
+                }
+            }
+            Err(ps) => problems.extend(ps.into_iter().map(|p| format!("{}: {p}", path.display()))),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
 /// Parses one moment (TOML) and validates it against the segment table;
 /// every message names the line and the field.
 pub fn parse_moment(

@@ -7,18 +7,21 @@
 //! and its answer is sent only after the commit: an acknowledged event is
 //! on disk, and its customer's profile, scores and segment are current.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
 use lifecycle_engine::{ModelRun, RunConfig, live_profile, segment_of, tripwires};
+use lifecycle_moments::Channel;
 use lifecycle_rfm::{CustomerSummary, Day, Scoring, SegmentTable};
 use lifecycle_store::{
     CustomerFacts, EventStats, NewEvent, ProfileRow, Rescored, Store, StoreError, StoreUrl,
     TripwireRow,
 };
 use lifecycle_tripwires::{CustomTripwire, Happening, History, Start};
-use serde_json::json;
+use serde_json::{Value, json};
+
+use crate::journeys::{JourneyOptions, diff, journeys_from, sync_folder};
 
 /// At most this many events are committed in one transaction.
 const GROUP_EVENTS: usize = 20_000;
@@ -53,6 +56,11 @@ impl Clock {
         jiff::civil::date(1970, 1, 1)
             .until(date)
             .map_or(0, |span| span.get_days())
+    }
+
+    /// The store's time zone.
+    pub fn tz(&self) -> &jiff::tz::TimeZone {
+        &self.tz
     }
 
     pub fn is_simulated(&self) -> bool {
@@ -109,6 +117,12 @@ pub struct Counters {
     pub commits: AtomicU64,
     pub due_rescored: AtomicU64,
     pub refits: AtomicU64,
+    pub journeys_woken: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub messages_failed: AtomicU64,
+    pub messages_retried: AtomicU64,
+    pub messages_suppressed: AtomicU64,
+    pub messages_deferred: AtomicU64,
 }
 
 /// What the writer does.
@@ -120,6 +134,19 @@ enum Job {
     Merge(String, String, Reply<u64>),
     Audit(String, String, Reply<()>),
     Expire(i64, Reply<u64>),
+    Moments(MomentsJob, Reply<Value>),
+    Consent(String, Channel, bool, String, Reply<bool>),
+}
+
+/// A change to the moments.
+pub enum MomentsJob {
+    /// Store the folder's definitions (new versions where changed).
+    SyncFolder,
+    /// A definition from the API; `name`: the one it must have (PUT).
+    Save {
+        source: String,
+        name: Option<String>,
+    },
 }
 
 type Reply<T> = tokio::sync::oneshot::Sender<Result<T, StoreError>>;
@@ -132,6 +159,8 @@ pub struct Settings {
     pub valuation: RunConfig,
     /// Custom tripwires (`[engine] tripwires` in lifecycle.toml).
     pub custom: Vec<CustomTripwire>,
+    /// Moments, channels and delivery policy.
+    pub journeys: JourneyOptions,
 }
 
 impl Default for Settings {
@@ -141,7 +170,26 @@ impl Default for Settings {
             scoring: Scoring::Quintiles,
             valuation: RunConfig::default(),
             custom: Vec::new(),
+            journeys: JourneyOptions::default(),
         }
+    }
+}
+
+/// Says on the operator's log what a folder sync changed.
+fn log_sync(sync: &crate::journeys::FolderSync) {
+    for c in &sync.changed {
+        match &c.previous {
+            Some(p) => eprintln!(
+                "moment \"{}\" is now version {} (entrants of the previous version walk on):\n{}",
+                c.name,
+                c.version,
+                crate::journeys::diff(p, &c.source)
+            ),
+            None => eprintln!("moment \"{}\" version {} loaded", c.name, c.version),
+        }
+    }
+    for name in &sync.removed {
+        eprintln!("moment \"{name}\": its file is gone; it takes no new entrants");
     }
 }
 
@@ -165,6 +213,12 @@ pub struct Engine {
     pub clock: Clock,
     pub counters: Counters,
     pub config: RunConfig,
+    pub journey_options: JourneyOptions,
+    /// Set when the server shuts down (the delivery thread stops).
+    pub stopping: AtomicBool,
+    /// Bumped whenever the moments change (templates are re-read).
+    pub moments_generation: AtomicU64,
+    delivery: Mutex<Option<std::thread::JoinHandle<()>>>,
     url: StoreUrl,
 }
 
@@ -232,6 +286,23 @@ impl Engine {
         }
         writer_store.watch_events(watched);
         writer_store.want_first_seen(needs_first_seen(&current.run));
+        let options = settings.journeys.clone();
+        if let Some(dir) = &options.dir {
+            let sync =
+                sync_folder(&mut writer_store, dir, &table, clock.now_ms()).map_err(|p| {
+                    StoreError::Refused(format!(
+                        "the moments in {} have problems:\n{p}",
+                        dir.display()
+                    ))
+                })?;
+            log_sync(&sync);
+        }
+        let (journeys, problems) =
+            journeys_from(&writer_store.moments()?, &table, options.global_control);
+        for p in problems {
+            eprintln!("warning: {p}");
+        }
+        writer_store.set_journeys(journeys);
         let (tx, rx) = mpsc::channel();
         let engine = Arc::new(Engine {
             jobs: Mutex::new(Some(tx)),
@@ -245,6 +316,10 @@ impl Engine {
             clock,
             counters: Counters::default(),
             config,
+            journey_options: options,
+            stopping: AtomicBool::new(false),
+            moments_generation: AtomicU64::new(0),
+            delivery: Mutex::new(None),
             url: url.clone(),
         });
         let worker = engine.clone();
@@ -265,6 +340,7 @@ impl Engine {
     /// Stops taking jobs and waits for the writer to finish the queued
     /// ones (graceful shutdown).
     pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
         }
@@ -272,6 +348,74 @@ impl Engine {
         if let Some(h) = handle {
             let _ = h.join();
         }
+        let handle = self.delivery.lock().ok().and_then(|mut w| w.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    /// Opens the delivery thread's connection and reads the key that signs
+    /// links (blocking: call it outside the async runtime).
+    pub fn prepare_delivery(&self) -> Result<(Store, String), StoreError> {
+        let mut store = Store::open(&self.url)?;
+        let secret = store.secret("links")?;
+        Ok((store, secret))
+    }
+
+    /// Starts the delivery thread on the prepared connection.
+    pub fn start_delivery(
+        self: &Arc<Self>,
+        store: Store,
+        secret: &str,
+        public_url: String,
+    ) -> Result<(), StoreError> {
+        let deliverer = crate::journeys::Deliverer::new(
+            &self.journey_options,
+            secret,
+            public_url,
+            self.clock.tz().clone(),
+        )
+        .map_err(|e| StoreError::Refused(e.to_string()))?;
+        let engine = self.clone();
+        let poll = self.journey_options.poll_every;
+        let handle = std::thread::Builder::new()
+            .name("lifecycle-delivery".into())
+            .spawn(move || crate::journeys::delivery_loop(engine, store, deliverer, poll))
+            .map_err(|e| StoreError::Refused(format!("cannot start the delivery thread: {e}")))?;
+        if let Ok(mut d) = self.delivery.lock() {
+            *d = Some(handle);
+        }
+        Ok(())
+    }
+
+    pub fn count_delivery(&self, o: &lifecycle_store::Outcome) {
+        use lifecycle_store::Outcome;
+        let c = &self.counters;
+        let counter = match o {
+            Outcome::Sent { .. } => &c.messages_sent,
+            Outcome::Failed { .. } => &c.messages_failed,
+            Outcome::Retry { .. } => &c.messages_retried,
+            Outcome::Suppressed { .. } => &c.messages_suppressed,
+            Outcome::Deferred { .. } => &c.messages_deferred,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Applies a change to the moments; answers with what was stored.
+    pub async fn moments(&self, job: MomentsJob) -> Result<Value, EngineError> {
+        self.submit(|r| Job::Moments(job, r)).await
+    }
+
+    /// Records a consent change (unsubscribe link, provider notification).
+    pub async fn consent(
+        &self,
+        customer: String,
+        channel: Channel,
+        granted: bool,
+        source: String,
+    ) -> Result<bool, EngineError> {
+        self.submit(|r| Job::Consent(customer, channel, granted, source, r))
+            .await
     }
 
     /// Runs `f` on a read connection.
@@ -610,6 +754,14 @@ impl Engine {
                 Job::Expire(cutoff, reply) => {
                     let _ = reply.send(store.expire_events(cutoff));
                 }
+                Job::Moments(job, reply) => {
+                    let _ = reply.send(self.change_moments(&mut store, job, now_ms));
+                }
+                Job::Consent(customer, channel, granted, source, reply) => {
+                    let result =
+                        store.record_consent(&customer, channel, granted, &source, &scorer, now_ms);
+                    let _ = reply.send(result);
+                }
             }
         }
     }
@@ -650,7 +802,99 @@ impl Engine {
             moved += ids.len() as u64;
             last = ids;
         }
+        // Journeys whose waits have ended (the due-time index of enrolments).
+        loop {
+            let w = store.wake_journeys(now_ms, 5_000, scorer)?;
+            self.counters
+                .journeys_woken
+                .fetch_add(w.woken, Ordering::Relaxed);
+            if w.woken < 5_000 {
+                break;
+            }
+        }
         Ok(moved)
+    }
+
+    fn change_moments(
+        &self,
+        store: &mut Store,
+        job: MomentsJob,
+        now_ms: i64,
+    ) -> Result<Value, StoreError> {
+        let answer = match job {
+            MomentsJob::SyncFolder => {
+                let Some(dir) = &self.journey_options.dir else {
+                    return Ok(json!({"changed": []}));
+                };
+                let sync = sync_folder(store, dir, &self.table, now_ms).map_err(|p| {
+                    StoreError::Refused(format!(
+                        "the moments in {} have problems (the running versions are kept):\n{p}",
+                        dir.display()
+                    ))
+                })?;
+                log_sync(&sync);
+                for c in &sync.changed {
+                    store.audit(
+                        now_ms,
+                        "moment saved",
+                        &json!({"moment": c.name, "version": c.version, "origin": "folder"})
+                            .to_string(),
+                    )?;
+                }
+                json!({
+                    "changed": sync.changed.iter().map(|c| json!({"name": c.name, "version": c.version})).collect::<Vec<_>>(),
+                    "removed": sync.removed,
+                })
+            }
+            MomentsJob::Save { source, name } => {
+                let m = lifecycle_ingest::config::parse_moment(&source, &self.table)
+                    .map_err(|ps| StoreError::Refused(ps.join("\n")))?;
+                if let Some(n) = name
+                    && n != m.name
+                {
+                    return Err(StoreError::Refused(format!(
+                        "the definition is named \"{}\", not \"{n}\"",
+                        m.name
+                    )));
+                }
+                if let Some(dir) = &self.journey_options.dir {
+                    let templates = lifecycle_deliver::templates::Templates::new(dir);
+                    for s in &m.steps {
+                        if let lifecycle_moments::Step::Send { template, .. } = &s.step {
+                            templates
+                                .check(template)
+                                .map_err(|e| StoreError::Refused(e.to_string()))?;
+                        }
+                    }
+                }
+                let saved = store.save_moment(&m.name, &source, "api", now_ms)?;
+                if saved.changed {
+                    store.audit(
+                        now_ms,
+                        "moment saved",
+                        &json!({"moment": m.name, "version": saved.version, "origin": "api"})
+                            .to_string(),
+                    )?;
+                }
+                json!({
+                    "name": m.name,
+                    "version": saved.version,
+                    "changed": saved.changed,
+                    "diff": saved.previous.as_deref().map(|p| diff(p, &source)),
+                })
+            }
+        };
+        let (journeys, problems) = journeys_from(
+            &store.moments()?,
+            &self.table,
+            self.journey_options.global_control,
+        );
+        for p in problems {
+            eprintln!("warning: {p}");
+        }
+        store.set_journeys(journeys);
+        self.moments_generation.fetch_add(1, Ordering::SeqCst);
+        Ok(answer)
     }
 
     /// Switches to the store's latest run when it is newer than ours.

@@ -25,7 +25,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use base64::Engine as _;
 use lifecycle_store::{
     CustomerRecord, EventOrder, KeyKind, NewEvent, ProfileFilter, ProfileRow, StoreError, StoreUrl,
@@ -107,6 +107,8 @@ struct App {
     keys: Arc<RwLock<HashMap<String, KeyKind>>>,
     metrics_open: bool,
     currency: Option<Arc<Currency>>,
+    /// Checks unsubscribe links.
+    signer: Option<lifecycle_deliver::links::Signer>,
 }
 
 /// Who may call a path.
@@ -123,6 +125,9 @@ pub enum Access {
 pub fn access_of(path: &str) -> Access {
     if path.starts_with("/v1/") {
         Access::Write
+    } else if path.starts_with("/u/") {
+        // The signed token is the authority.
+        Access::Open
     } else if path.starts_with("/api/") {
         Access::Secret
     } else if path == "/metrics" {
@@ -149,6 +154,7 @@ pub fn serve(
     // threads, never on an async worker.)
     let needs_first_run =
         engine.current_run().id.is_none() && engine.read(|s| s.counts())?.orders > 0;
+    let (delivery_store, secret) = engine.prepare_delivery()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -160,12 +166,20 @@ pub fn serve(
                 source,
             })?;
         let addr = listener.local_addr()?;
+        let public_url = options
+            .settings
+            .journeys
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        engine.start_delivery(delivery_store, &secret, public_url)?;
         let app = App {
             engine: engine.clone(),
             metrics: Arc::new(Metrics::default()),
             keys: Arc::new(RwLock::new(HashMap::new())),
             metrics_open: options.metrics_open,
             currency: options.currency.clone().map(Arc::new),
+            signer: Some(lifecycle_deliver::links::Signer::new(secret.as_bytes())),
         };
         // A first run when the store has history but no run yet.
         if needs_first_run {
@@ -201,6 +215,29 @@ fn spawn_schedules(engine: &Arc<Engine>, options: &ServeOptions) {
             }
         }
     });
+    if let (Some(dir), Some(every)) = (
+        options.settings.journeys.dir.clone(),
+        options.settings.journeys.watch_every,
+    ) {
+        let watch = engine.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            let mut seen = folder_fingerprint(&dir);
+            loop {
+                tick.tick().await;
+                let now = folder_fingerprint(&dir);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match watch.moments(crate::engine::MomentsJob::SyncFolder).await {
+                    Ok(_) => {}
+                    Err(crate::engine::EngineError::ShuttingDown) => return,
+                    Err(e) => eprintln!("{e}"),
+                }
+            }
+        });
+    }
     if let Some(every) = options.refit_every {
         let refit = engine.clone();
         tokio::spawn(async move {
@@ -218,14 +255,39 @@ fn spawn_schedules(engine: &Arc<Engine>, options: &ServeOptions) {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 tick.tick().await;
-                // Received times are the system's, so is the cut-off.
-                let cutoff = jiff::Timestamp::now().as_millisecond() - keep.as_millis() as i64;
+                // Received times are the engine clock's, so is the cut-off.
+                let cutoff = expire.clock.now_ms() - keep.as_millis() as i64;
                 if expire.expire_events(cutoff).await.is_err() {
                     return;
                 }
             }
         });
     }
+}
+
+/// The moment files and templates of a folder with their sizes and
+/// modification times: a change in any of them is a change of the folder.
+fn folder_fingerprint(
+    dir: &std::path::Path,
+) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path, meta.len(), meta.modified().ok()));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 async fn shutdown() {
@@ -325,6 +387,42 @@ pub fn endpoints() -> Vec<Endpoint> {
             docs::clock(),
         ),
         endpoint(Method::GET, "/api/v1/audit", get(audit), docs::audit()),
+        endpoint(
+            Method::GET,
+            "/api/v1/moments",
+            get(list_moments),
+            docs::list_moments(),
+        ),
+        endpoint(
+            Method::POST,
+            "/api/v1/moments",
+            post(post_moment),
+            docs::save_moment(),
+        ),
+        endpoint(
+            Method::GET,
+            "/api/v1/moments/{name}",
+            get(get_moment),
+            docs::get_moment(),
+        ),
+        endpoint(
+            Method::PUT,
+            "/api/v1/moments/{name}",
+            put(put_moment),
+            docs::put_moment(),
+        ),
+        endpoint(
+            Method::GET,
+            "/u/{token}",
+            get(unsubscribe),
+            docs::unsubscribe(),
+        ),
+        endpoint(
+            Method::POST,
+            "/u/{token}",
+            post(unsubscribe),
+            docs::unsubscribe(),
+        ),
     ]
 }
 
@@ -575,10 +673,15 @@ async fn ingest(
         Ok(b) => b,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
+    // Clock skew is corrected against the system's time of receipt; a
+    // message without a timestamp happens now on the engine's clock (the
+    // system's, or the simulated one of a replay).
     let received_at = jiff::Timestamp::now();
+    let clock_now =
+        jiff::Timestamp::from_millisecond(app.engine.clock.now_ms()).unwrap_or(received_at);
     let messages = match kind_of {
-        Some(k) => segment::single(&body, k, received_at).map(|m| vec![m]),
-        None => segment::batch(&body, received_at),
+        Some(k) => segment::single(&body, k, received_at, clock_now).map(|m| vec![m]),
+        None => segment::batch(&body, received_at, clock_now),
     };
     let messages = match messages {
         Ok(m) => m,
@@ -715,8 +818,49 @@ async fn blocking<T: Send + 'static>(
 async fn get_customer(State(app): State<App>, Path(id): Path<String>) -> Response {
     let engine = app.engine.clone();
     let lookup = id.clone();
-    match blocking(move || engine.read(|s| s.customer(&lookup, 50))).await {
-        Ok(Some(c)) => axum::Json(record_json(&app, &c)).into_response(),
+    let found = blocking(move || {
+        engine.read(|s| {
+            let Some(c) = s.customer(&lookup, 50)? else {
+                return Ok(None);
+            };
+            let enrolments = s.enrolments(&c.customer_id)?;
+            let messages = s.messages(&c.customer_id)?;
+            Ok(Some((c, enrolments, messages)))
+        })
+    })
+    .await;
+    match found {
+        Ok(Some((c, enrolments, messages))) => {
+            let mut v = record_json(&app, &c);
+            v["journeys"] = Value::Array(
+                enrolments
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "moment": e.moment, "version": e.version, "entered": time(e.entered_ms),
+                            "step": e.step, "next_step_at": e.wake_ms.map(time),
+                            "group": if e.global_control { "global control" } else if e.held_out { "holdout" } else { "treatment" },
+                            "ended": e.ended, "ended_at": e.ended_ms.map(time),
+                            "goal_reached_at": e.goal_ms.map(time), "goal_value": e.goal_value,
+                        })
+                    })
+                    .collect(),
+            );
+            v["messages"] = Value::Array(
+                messages
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "key": m.key, "moment": m.moment, "version": m.version, "step": m.step,
+                            "channel": m.channel, "template": m.template, "status": m.status,
+                            "created": time(m.created_ms), "due": time(m.due_ms),
+                            "sent": m.sent_ms.map(time), "attempts": m.attempts, "detail": m.detail,
+                        })
+                    })
+                    .collect(),
+            );
+            axum::Json(v).into_response()
+        }
         Ok(None) => error(StatusCode::NOT_FOUND, "no such customer"),
         Err(r) => r,
     }
@@ -975,6 +1119,121 @@ async fn clock(State(app): State<App>, body: Bytes) -> Response {
     }
 }
 
+async fn list_moments(State(app): State<App>) -> Response {
+    let engine = app.engine.clone();
+    let result = blocking(move || {
+        engine.read(|s| {
+            let stored = s.moments()?;
+            let mut out = Vec::new();
+            for m in stored.iter().filter(|m| m.active) {
+                let counts = s.moment_counts(&m.name)?;
+                out.push((m.clone(), counts));
+            }
+            Ok((stored, out))
+        })
+    })
+    .await;
+    match result {
+        Ok((stored, live)) => {
+            let table = &app.engine.table;
+            let moments: Vec<Value> = live
+                .iter()
+                .filter_map(|(m, counts)| {
+                    let mut parsed =
+                        lifecycle_ingest::config::parse_moment(&m.source, table).ok()?;
+                    parsed.version = m.version;
+                    Some(crate::journeys::moment_json(&parsed, &stored, counts))
+                })
+                .collect();
+            axum::Json(json!({"moments": moments})).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn get_moment(State(app): State<App>, Path(name): Path<String>) -> Response {
+    let engine = app.engine.clone();
+    let lookup = name.clone();
+    let result = blocking(move || {
+        engine.read(|s| {
+            let stored = s.moments()?;
+            let counts = s.moment_counts(&lookup)?;
+            Ok((stored, counts))
+        })
+    })
+    .await;
+    match result {
+        Ok((stored, counts)) => {
+            let Some(latest) = stored.iter().rev().find(|m| m.name == name) else {
+                return error(StatusCode::NOT_FOUND, format!("no moment \"{name}\""));
+            };
+            match lifecycle_ingest::config::parse_moment(&latest.source, &app.engine.table) {
+                Ok(mut m) => {
+                    m.version = latest.version;
+                    let mut v = crate::journeys::moment_json(&m, &stored, &counts);
+                    v["active"] = json!(latest.active);
+                    axum::Json(v).into_response()
+                }
+                Err(ps) => error(StatusCode::INTERNAL_SERVER_ERROR, ps.join("; ")),
+            }
+        }
+        Err(r) => r,
+    }
+}
+
+async fn save_moment(app: App, body: Bytes, name: Option<String>) -> Response {
+    let Ok(source) = String::from_utf8(body.to_vec()) else {
+        return error(StatusCode::BAD_REQUEST, "the definition is not UTF-8 text");
+    };
+    match app
+        .engine
+        .moments(crate::engine::MomentsJob::Save { source, name })
+        .await
+    {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn post_moment(State(app): State<App>, body: Bytes) -> Response {
+    save_moment(app, body, None).await
+}
+
+async fn put_moment(State(app): State<App>, Path(name): Path<String>, body: Bytes) -> Response {
+    save_moment(app, body, Some(name)).await
+}
+
+async fn unsubscribe(State(app): State<App>, Path(token): Path<String>) -> Response {
+    let signer = match app.signer.as_ref() {
+        Some(s) => s.clone(),
+        None => return error(StatusCode::NOT_FOUND, "not a valid link"),
+    };
+    let Some((customer, channel)) = signer.verify(&token) else {
+        return error(StatusCode::NOT_FOUND, "not a valid link");
+    };
+    let Some(ch) = lifecycle_moments::Channel::parse(&channel) else {
+        return error(StatusCode::NOT_FOUND, "not a valid link");
+    };
+    match app
+        .engine
+        .consent(customer, ch, false, "unsubscribe link".into())
+        .await
+    {
+        Ok(true) => {
+            let mut r = Response::new(Body::from(format!(
+                "<!doctype html><meta charset=utf-8><title>Unsubscribed</title><p>You are unsubscribed: no more {channel} messages from us.</p>"
+            )));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        Ok(false) => error(StatusCode::NOT_FOUND, "not a valid link"),
+        Err(e) => engine_error(e),
+    }
+}
+
 async fn audit(State(app): State<App>) -> Response {
     let engine = app.engine.clone();
     match blocking(move || engine.read(|s| s.audit_log(500))).await {
@@ -1038,6 +1297,36 @@ async fn metrics(State(app): State<App>) -> Response {
             &c.due_rescored,
         ),
         ("lifecycle_refits_total", "Model runs", &c.refits),
+        (
+            "lifecycle_journey_wakes_total",
+            "Journey waits ended by the timer pass",
+            &c.journeys_woken,
+        ),
+        (
+            "lifecycle_messages_sent_total",
+            "Messages handed to a channel",
+            &c.messages_sent,
+        ),
+        (
+            "lifecycle_messages_failed_total",
+            "Messages given up (dead letters)",
+            &c.messages_failed,
+        ),
+        (
+            "lifecycle_messages_retried_total",
+            "Delivery attempts that failed and will be retried",
+            &c.messages_retried,
+        ),
+        (
+            "lifecycle_messages_suppressed_total",
+            "Messages not sent on purpose (consent, frequency cap)",
+            &c.messages_suppressed,
+        ),
+        (
+            "lifecycle_messages_deferred_total",
+            "Messages deferred by quiet hours",
+            &c.messages_deferred,
+        ),
     ];
     let mut out = String::new();
     for (name, help, v) in counters {

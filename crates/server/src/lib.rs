@@ -12,6 +12,7 @@
 
 pub mod engine;
 pub mod http;
+pub mod journeys;
 pub mod metrics;
 pub mod openapi;
 pub mod runs;
@@ -19,3 +20,4 @@ pub mod segment;
 
 pub use engine::Settings;
 pub use http::{Currency, ServeError, ServeOptions, serve};
+pub use journeys::{EmailOptions, JourneyOptions};

@@ -164,6 +164,7 @@ pub fn message(
     kind: Option<Kind>,
     sent_at: Option<Timestamp>,
     received_at: Timestamp,
+    clock_now: Timestamp,
 ) -> Result<Message, MessageError> {
     let invalid = |message: String| MessageError::Invalid { index, message };
     let Value::Object(m) = raw else {
@@ -213,7 +214,7 @@ pub fn message(
             received_at.checked_sub(skew).unwrap_or(received_at)
         }
         (Some(t), None) => t,
-        (None, _) => received_at,
+        (None, _) => clock_now,
     };
     let message_id = match id(m.get("messageId"), index, "messageId")? {
         Some(mid) => mid,
@@ -227,7 +228,7 @@ pub fn message(
         previous_id,
         event,
         timestamp,
-        received_at,
+        received_at: clock_now,
         traits: object(m.get("traits"), index, "traits")?,
         properties: object(m.get("properties"), index, "properties")?,
         context: object(m.get("context"), index, "context")?,
@@ -235,7 +236,12 @@ pub fn message(
 }
 
 /// A single-message request body (`/v1/track` etc.).
-pub fn single(body: &[u8], kind: Kind, received_at: Timestamp) -> Result<Message, MessageError> {
+pub fn single(
+    body: &[u8],
+    kind: Kind,
+    received_at: Timestamp,
+    clock_now: Timestamp,
+) -> Result<Message, MessageError> {
     if body.len() > MAX_MESSAGE_BYTES {
         return Err(MessageError::MessageTooLarge {
             index: 0,
@@ -244,12 +250,16 @@ pub fn single(body: &[u8], kind: Kind, received_at: Timestamp) -> Result<Message
     }
     let raw: Value =
         serde_json::from_slice(body).map_err(|e| MessageError::NotJson(e.to_string()))?;
-    message(&raw, 0, Some(kind), None, received_at)
+    message(&raw, 0, Some(kind), None, received_at, clock_now)
 }
 
 /// A `/v1/batch` request body: every message validated, or the first
 /// error (the request is all or nothing).
-pub fn batch(body: &[u8], received_at: Timestamp) -> Result<Vec<Message>, MessageError> {
+pub fn batch(
+    body: &[u8],
+    received_at: Timestamp,
+    clock_now: Timestamp,
+) -> Result<Vec<Message>, MessageError> {
     if body.len() > MAX_BATCH_BYTES {
         return Err(MessageError::BatchTooLarge { size: body.len() });
     }
@@ -266,13 +276,41 @@ pub fn batch(body: &[u8], received_at: Timestamp) -> Result<Vec<Message>, Messag
     items
         .iter()
         .enumerate()
-        .map(|(i, m)| message(m, i, None, sent_at, received_at))
+        .map(|(i, m)| message(m, i, None, sent_at, received_at, clock_now))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The engine's clock is the system's.
+    fn single(body: &[u8], kind: Kind, t: Timestamp) -> Result<Message, MessageError> {
+        super::single(body, kind, t, t)
+    }
+
+    fn batch(body: &[u8], t: Timestamp) -> Result<Vec<Message>, MessageError> {
+        super::batch(body, t, t)
+    }
+
+    /// On a simulated clock, a message without a timestamp happens at the
+    /// clock's now; skew is still corrected against the system's receipt.
+    #[test]
+    fn simulated_clock_times() {
+        let system = at("2026-11-29T12:00:00Z");
+        let clock = at("2024-01-01T00:00:00Z");
+        let m =
+            super::single(br#"{"userId":"u","event":"x"}"#, Kind::Track, system, clock).unwrap();
+        assert_eq!((m.timestamp, m.received_at), (clock, clock));
+        let m = super::single(
+            br#"{"userId":"u","event":"x","timestamp":"2023-12-20T00:00:00Z","sentAt":"2026-11-29T11:59:59Z"}"#,
+            Kind::Track,
+            system,
+            clock,
+        )
+        .unwrap();
+        assert_eq!(m.timestamp, at("2023-12-20T00:00:01Z"));
+    }
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()

@@ -134,19 +134,24 @@ impl Facts {
         }
     }
 
-    /// Consent for a channel: an explicit `consent_<channel>` trait (set by
-    /// identify, or by `Subscribed` / `Unsubscribed` events) decides;
-    /// otherwise email needs an address, the others are allowed.
-    pub fn consents(&self, channel: Channel) -> bool {
-        match self.traits.get(&format!("consent_{}", channel.name())) {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => !matches!(s.as_str(), "false" | "no" | "unsubscribed"),
-            _ => match channel {
-                Channel::Email => self.traits.get("email").and_then(Value::as_str).is_some(),
-                Channel::Sms => self.traits.get("phone").and_then(Value::as_str).is_some(),
-                _ => true,
-            },
-        }
+    fn consents(&self, channel: Channel) -> bool {
+        consents(&self.traits, channel)
+    }
+}
+
+/// Consent for a channel: an explicit `consent_<channel>` trait (set by
+/// identify, or by `Subscribed` / `Unsubscribed` events) decides;
+/// otherwise email needs an address and SMS a phone number, the other
+/// channels are allowed.
+pub fn consents(traits: &Map<String, Value>, channel: Channel) -> bool {
+    match traits.get(&format!("consent_{}", channel.name())) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => !matches!(s.as_str(), "false" | "no" | "unsubscribed"),
+        _ => match channel {
+            Channel::Email => traits.get("email").and_then(Value::as_str).is_some(),
+            Channel::Sms => traits.get("phone").and_then(Value::as_str).is_some(),
+            _ => true,
+        },
     }
 }
 
@@ -633,6 +638,55 @@ impl Store {
         })
     }
 
+    /// Records a customer's consent on a channel (an unsubscribe link, a
+    /// bounce or complaint from the provider) as a `Subscribed` /
+    /// `Unsubscribed` event and the consent trait it sets. `false` when
+    /// the customer is unknown.
+    pub fn record_consent(
+        &mut self,
+        customer: &str,
+        channel: Channel,
+        granted: bool,
+        source: &str,
+        scorer: crate::live::Scorer<'_>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.transact(now_ms, |tx| {
+            let exists = tx
+                .db
+                .query_one(
+                    "SELECT 1 FROM customers WHERE customer_id = ?1",
+                    vals![customer],
+                )?
+                .is_some();
+            if !exists {
+                return Ok(false);
+            }
+            let name = if granted {
+                "Subscribed"
+            } else {
+                "Unsubscribed"
+            };
+            let e = crate::live::NewEvent {
+                message_id: format!("{}:{}:{now_ms}", name.to_lowercase(), channel.name()),
+                kind: "track".into(),
+                event: Some(name.into()),
+                at_ms: now_ms,
+                received_ms: now_ms,
+                payload:
+                    serde_json::json!({"properties": {"channel": channel.name(), "source": source}})
+                        .to_string(),
+                ..crate::live::NewEvent::default()
+            };
+            tx.insert_event(customer, &e)?;
+            let mut t = Map::new();
+            t.insert(format!("consent_{}", channel.name()), Value::Bool(granted));
+            tx.apply_traits(customer, &t)?;
+            tx.run_journeys(scorer)?;
+            Ok(true)
+        })
+    }
+
     /// Stops a moment taking entrants (its customers walk on).
     pub fn deactivate_moment(&mut self, name: &str) -> Result<bool, StoreError> {
         Ok(self.exec(
@@ -809,11 +863,6 @@ impl Store {
             let f = tx.facts(customer)?;
             Ok((f.profile, f.traits))
         })
-    }
-
-    /// Whether the customer consents to the channel (see the README).
-    pub fn consents(&mut self, customer: &str, channel: Channel) -> Result<bool, StoreError> {
-        self.transact(0, |tx| Ok(tx.facts(customer)?.consents(channel)))
     }
 
     /// A customer's enrolments, newest first.

@@ -21,7 +21,7 @@ mod live;
 pub use db::DbError;
 pub use journeys::{
     EnrolmentRow, Journeys, MessageRow, MomentCounts, OutboxItem, Outcome, SavedMoment,
-    StoredMoment, VALUE_DECLINE_EVENT, WakeStats,
+    StoredMoment, VALUE_DECLINE_EVENT, WakeStats, consents,
 };
 pub use live::{
     CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
@@ -273,7 +273,11 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX outbox_due ON outbox (due_ms) WHERE status = 'queued';
     CREATE INDEX outbox_by_customer ON outbox (customer_id, channel, sent_ms);
-    CREATE INDEX outbox_by_moment ON outbox (moment, status);",
+    CREATE INDEX outbox_by_moment ON outbox (moment, status);
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];
 
 /// The same migrations for PostgreSQL: integers are BIGINT, reals DOUBLE
@@ -422,7 +426,11 @@ const PG_MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_due ON outbox (due_ms) WHERE status = 'queued';
     CREATE INDEX outbox_by_customer ON outbox (customer_id, channel, sent_ms);
-    CREATE INDEX outbox_by_moment ON outbox (moment, status);",
+    CREATE INDEX outbox_by_moment ON outbox (moment, status);
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];
 
 /// The kinds of API key (who may call what: see the README's access table).
@@ -748,6 +756,29 @@ impl Store {
             vals![key_hash(&key), kind.name()],
         )?;
         Ok(key)
+    }
+
+    /// A random secret kept in the store under `name` (made on first use,
+    /// the same for every instance): e.g. the key that signs unsubscribe
+    /// links.
+    pub fn secret(&mut self, name: &str) -> Result<String, StoreError> {
+        use std::io::Read;
+        if let Some(r) = self.row("SELECT value FROM secrets WHERE name = ?1", vals![name])? {
+            return Ok(r.text(0));
+        }
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(|e| StoreError::Random(e.to_string()))?;
+        let value: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        self.exec(
+            "INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            vals![name, &value],
+        )?;
+        // Another instance may have made it first: theirs wins.
+        Ok(self
+            .row("SELECT value FROM secrets WHERE name = ?1", vals![name])?
+            .map_or(value, |r| r.text(0)))
     }
 
     /// The kind of `key`, or `None` for an unknown key.

@@ -628,7 +628,7 @@ impl Tx<'_> {
         )))
     }
 
-    fn insert_event(&mut self, customer: &str, e: &NewEvent) -> Result<bool, Failure> {
+    pub(crate) fn insert_event(&mut self, customer: &str, e: &NewEvent) -> Result<bool, Failure> {
         let n = self.db.exec(
             "INSERT INTO events (customer_id, message_id, kind, event, at_ms, received_ms, payload)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",

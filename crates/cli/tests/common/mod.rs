@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: run the real binary.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod smtp;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

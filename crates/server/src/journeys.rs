@@ -1,0 +1,479 @@
+//! Moments in the running server: definitions from a watched folder and
+//! the API (stored as versions), the journeys the store runs, and the
+//! delivery thread that drains the outbox through the channels.
+//!
+//! Delivery guarantee: a send is in the outbox under a deterministic key
+//! (moment, version, customer, entry, step) in the same commit as the step
+//! that made it, so no step sends twice with different keys. The delivery
+//! thread leases a send, hands it to the channel, then records the outcome;
+//! a crash between the two re-sends it after the lease (at least once).
+//! Webhooks carry the key as their idempotency key, so the receiver drops
+//! the repeat; SMTP cannot de-duplicate, so a repeat email carries the same
+//! `Message-ID` and at most one repeat per crash happens per leased batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use lifecycle_deliver::DeliverError;
+use lifecycle_deliver::email::{Email, Smtp};
+use lifecycle_deliver::links::Signer;
+use lifecycle_deliver::policy::{Cap, QuietHours};
+use lifecycle_deliver::templates::Templates;
+use lifecycle_moments::{Channel, Moment};
+use lifecycle_rfm::SegmentTable;
+use lifecycle_store::{Journeys, OutboxItem, Outcome, Store, StoreError, StoredMoment};
+use serde_json::{Value, json};
+
+use crate::engine::Engine;
+
+/// How moments run (`[moments]` and `[channels]` in lifecycle.toml).
+#[derive(Debug, Clone)]
+pub struct JourneyOptions {
+    /// The folder of moment definitions (watched) and their templates.
+    pub dir: Option<PathBuf>,
+    /// Share of all customers never messaged by any moment.
+    pub global_control: f64,
+    pub email: Option<EmailOptions>,
+    /// The server's address as customers reach it (unsubscribe links).
+    pub public_url: Option<String>,
+    pub caps: Vec<Cap>,
+    pub quiet_hours: Option<QuietHours>,
+    /// How often the folder is checked for changes (`None`: never).
+    pub watch_every: Option<Duration>,
+    /// How often the outbox is polled when it is empty.
+    pub poll_every: Duration,
+}
+
+impl Default for JourneyOptions {
+    fn default() -> Self {
+        JourneyOptions {
+            dir: None,
+            global_control: 0.05,
+            email: None,
+            public_url: None,
+            caps: Vec::new(),
+            quiet_hours: None,
+            watch_every: Some(Duration::from_secs(2)),
+            poll_every: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The SMTP relay and the sender.
+#[derive(Debug, Clone)]
+pub struct EmailOptions {
+    /// `smtp://host:port`, `smtp://host?tls=required`, `smtps://user:pass@host`.
+    pub smtp: String,
+    pub from: String,
+}
+
+/// The journeys of every stored version that parses; the newest active
+/// version of each name takes entrants.
+pub fn journeys_from(
+    stored: &[StoredMoment],
+    table: &SegmentTable,
+    global_control: f64,
+) -> (Journeys, Vec<String>) {
+    let mut live = Vec::new();
+    let mut older = Vec::new();
+    let mut problems = Vec::new();
+    for s in stored {
+        match lifecycle_ingest::config::parse_moment(&s.source, table) {
+            Ok(mut m) => {
+                m.version = s.version;
+                if s.active {
+                    live.push(m);
+                } else {
+                    older.push(m);
+                }
+            }
+            Err(ps) => problems.push(format!(
+                "moment {} version {}: {}",
+                s.name,
+                s.version,
+                ps.join("; ")
+            )),
+        }
+    }
+    (Journeys::new(live, older, global_control), problems)
+}
+
+/// A new version of a moment.
+#[derive(Debug)]
+pub struct Changed {
+    pub name: String,
+    pub version: u32,
+    pub source: String,
+    /// The replaced version's text.
+    pub previous: Option<String>,
+}
+
+/// What syncing the folder did.
+#[derive(Debug, Default)]
+pub struct FolderSync {
+    /// Each new version.
+    pub changed: Vec<Changed>,
+    /// Moments whose file is gone: they stop taking entrants.
+    pub removed: Vec<String>,
+}
+
+/// Stores every moment of the folder (a new version when its text
+/// changed) and retires the ones whose file is gone. Nothing is stored
+/// when any file has a problem.
+pub fn sync_folder(
+    store: &mut Store,
+    dir: &Path,
+    table: &SegmentTable,
+    now_ms: i64,
+) -> Result<FolderSync, String> {
+    let entries =
+        lifecycle_ingest::config::read_moment_dir(dir, table).map_err(|ps| ps.join("\n"))?;
+    let templates = Templates::new(dir);
+    let mut problems = Vec::new();
+    for e in &entries {
+        for s in &e.moment.steps {
+            if let lifecycle_moments::Step::Send { template, .. } = &s.step
+                && let Err(err) = templates.check(template)
+            {
+                problems.push(format!("{}: {err}", e.path.display()));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    let mut out = FolderSync::default();
+    for e in &entries {
+        let saved = store
+            .save_moment(
+                &e.moment.name,
+                &e.source,
+                &e.path.display().to_string(),
+                now_ms,
+            )
+            .map_err(|err| err.to_string())?;
+        if saved.changed {
+            out.changed.push(Changed {
+                name: e.moment.name.clone(),
+                version: saved.version,
+                source: e.source.clone(),
+                previous: saved.previous,
+            });
+        }
+    }
+    let dir_text = dir.display().to_string();
+    for m in store.moments().map_err(|e| e.to_string())? {
+        let from_folder =
+            Path::new(&m.origin).parent() == Some(dir) || m.origin.starts_with(&dir_text);
+        if m.active && from_folder && !entries.iter().any(|e| e.moment.name == m.name) {
+            store
+                .deactivate_moment(&m.name)
+                .map_err(|e| e.to_string())?;
+            out.removed.push(m.name);
+        }
+    }
+    Ok(out)
+}
+
+/// A line diff of two definitions (`-` removed, `+` added), for the log
+/// and the API when a live moment changes.
+pub fn diff(old: &str, new: &str) -> String {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    // Longest common subsequence table (definitions are small).
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = String::new();
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push_str(&format!("- {}\n", a[i]));
+            i += 1;
+        } else {
+            out.push_str(&format!("+ {}\n", b[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+/// Turns outbox rows into messages.
+pub struct Deliverer {
+    templates: Templates,
+    smtp: Option<Smtp>,
+    signer: Signer,
+    public_url: String,
+    caps: Vec<Cap>,
+    quiet_hours: Option<QuietHours>,
+    tz: jiff::tz::TimeZone,
+}
+
+/// Tries after a transient failure: 1, 2, 4, … minutes, then a dead letter.
+const MAX_ATTEMPTS: i64 = 8;
+
+impl Deliverer {
+    pub fn new(
+        options: &JourneyOptions,
+        secret: &str,
+        public_url: String,
+        tz: jiff::tz::TimeZone,
+    ) -> Result<Deliverer, DeliverError> {
+        let dir = options.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        let smtp = match &options.email {
+            Some(e) => Some(Smtp::new(&e.smtp, &e.from)?),
+            None => None,
+        };
+        Ok(Deliverer {
+            templates: Templates::new(&dir),
+            smtp,
+            signer: Signer::new(secret.as_bytes()),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            caps: options.caps.clone(),
+            quiet_hours: options.quiet_hours,
+            tz,
+        })
+    }
+
+    /// Reads the templates afresh (the folder changed).
+    pub fn reload_templates(&mut self) {
+        self.templates = Templates::new(self.templates.dir());
+    }
+
+    fn unsubscribe_url(&self, customer: &str, channel: Channel) -> String {
+        format!(
+            "{}/u/{}",
+            self.public_url,
+            self.signer.sign(customer, channel.name())
+        )
+    }
+
+    /// Delivers one leased send and says how it ended.
+    pub fn deliver(&self, store: &mut Store, item: &OutboxItem, now_ms: i64) -> Outcome {
+        match self.try_deliver(store, item, now_ms) {
+            Ok(o) => o,
+            Err(Failure::Store(e)) => Outcome::Retry {
+                at_ms: now_ms + 60_000,
+                error: format!("the store: {e}"),
+            },
+            Err(Failure::Deliver(e)) if e.is_transient() && item.attempts + 1 < MAX_ATTEMPTS => {
+                let backoff = 60_000i64 << item.attempts.clamp(0, 10);
+                Outcome::Retry {
+                    at_ms: now_ms + backoff,
+                    error: e.to_string(),
+                }
+            }
+            Err(Failure::Deliver(e)) => Outcome::Failed {
+                error: e.to_string(),
+            },
+        }
+    }
+
+    fn try_deliver(
+        &self,
+        store: &mut Store,
+        item: &OutboxItem,
+        now_ms: i64,
+    ) -> Result<Outcome, Failure> {
+        let Some(channel) = Channel::parse(&item.channel) else {
+            return Ok(Outcome::Failed {
+                error: format!("unknown channel {}", item.channel),
+            });
+        };
+        let (profile, traits) = store.customer_context(&item.customer_id)?;
+        if !lifecycle_store::consents(&traits, channel) {
+            return Ok(Outcome::Suppressed {
+                reason: format!("consent: no {} consent", channel.name()),
+            });
+        }
+        for cap in self.caps.iter().filter(|c| c.channel == channel) {
+            let sent = store.sent_since(&item.customer_id, channel.name(), cap.since_ms(now_ms))?;
+            if sent >= i64::from(cap.max) {
+                return Ok(Outcome::Suppressed {
+                    reason: format!(
+                        "cap: {} {} per {} days reached",
+                        cap.max,
+                        channel.name(),
+                        cap.days
+                    ),
+                });
+            }
+        }
+        if let Some(q) = &self.quiet_hours {
+            let tz = traits
+                .get("timezone")
+                .and_then(Value::as_str)
+                .and_then(|name| jiff::tz::TimeZone::get(name).ok())
+                .unwrap_or_else(|| self.tz.clone());
+            if let Some(until) = q.deferred_until(now_ms, &tz) {
+                return Ok(Outcome::Deferred {
+                    until_ms: until,
+                    reason: "quiet hours".into(),
+                });
+            }
+        }
+        let unsubscribe = self.unsubscribe_url(&item.customer_id, channel);
+        let ctx = json!({
+            "customer_id": item.customer_id,
+            "traits": traits,
+            "profile": profile.as_ref().map(|p| json!({
+                "segment": p.segment, "phase": p.phase, "clv": p.clv, "p_alive": p.p_alive,
+                "orders": p.n_orders, "total_spend": p.total_spend,
+                "r": p.r, "f": p.f, "m": p.m,
+            })),
+            "moment": item.moment,
+            "unsubscribe_url": unsubscribe,
+        });
+        match channel {
+            Channel::Email => {
+                let Some(smtp) = &self.smtp else {
+                    return Ok(Outcome::Failed {
+                        error: "no email channel: set [channels.email] smtp and from".into(),
+                    });
+                };
+                let Some(to) = traits.get("email").and_then(Value::as_str) else {
+                    return Ok(Outcome::Suppressed {
+                        reason: "consent: no email address".into(),
+                    });
+                };
+                let html = self.templates.render(&item.template, &ctx)?;
+                let text = self.templates.render_text(&item.template, &html, &ctx)?;
+                let subject = match &item.subject {
+                    Some(s) => self.templates.render_line("subject", s, &ctx)?,
+                    None => item.moment.clone(),
+                };
+                let answer = smtp.send(&Email {
+                    to,
+                    subject: &subject,
+                    html: &html,
+                    text: &text,
+                    key: &item.key,
+                    unsubscribe: Some(&unsubscribe),
+                })?;
+                Ok(Outcome::Sent { detail: answer })
+            }
+            other => Ok(Outcome::Failed {
+                error: format!("the {} channel is not configured", other.name()),
+            }),
+        }
+    }
+}
+
+enum Failure {
+    Store(StoreError),
+    Deliver(DeliverError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<DeliverError> for Failure {
+    fn from(e: DeliverError) -> Self {
+        Failure::Deliver(e)
+    }
+}
+
+/// Drains the outbox until the engine stops: leases due sends (highest
+/// priority first), delivers them one by one, records each outcome.
+pub fn delivery_loop(
+    engine: Arc<Engine>,
+    mut store: Store,
+    mut deliverer: Deliverer,
+    poll: Duration,
+) {
+    let mut generation = engine.moments_generation.load(Ordering::SeqCst);
+    while !engine.stopping.load(Ordering::SeqCst) {
+        let g = engine.moments_generation.load(Ordering::SeqCst);
+        if g != generation {
+            generation = g;
+            deliverer.reload_templates();
+        }
+        let now = engine.clock.now_ms();
+        let items = match store.claim_outbox(now, 120_000, 200) {
+            Ok(items) => items,
+            Err(e) => {
+                eprintln!("delivery: {e}");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if items.is_empty() {
+            std::thread::sleep(poll);
+            continue;
+        }
+        for item in &items {
+            let now = engine.clock.now_ms();
+            let outcome = deliverer.deliver(&mut store, item, now);
+            engine.count_delivery(&outcome);
+            if let Err(e) = store.finish_outbox(&item.key, &outcome, now) {
+                // The lease runs out and the send is tried again.
+                eprintln!("delivery: {}: {e}", item.key);
+            }
+        }
+    }
+}
+
+/// A moment's definition and counts for the API.
+pub fn moment_json(
+    m: &Moment,
+    stored: &[StoredMoment],
+    counts: &lifecycle_store::MomentCounts,
+) -> Value {
+    let versions: Vec<Value> = stored
+        .iter()
+        .filter(|s| s.name == m.name)
+        .map(|s| json!({"version": s.version, "active": s.active, "origin": s.origin, "created_ms": s.created_ms}))
+        .collect();
+    let source = stored
+        .iter()
+        .rev()
+        .find(|s| s.name == m.name && s.version == m.version)
+        .map(|s| s.source.clone());
+    json!({
+        "name": m.name,
+        "version": m.version,
+        "holdout": m.holdout,
+        "priority": m.priority,
+        "steps": m.steps.len(),
+        "definition": source,
+        "versions": versions,
+        "counts": {
+            "enrolled": counts.enrolled,
+            "holdout": counts.holdout,
+            "global_control": counts.global_control,
+            "active": counts.active,
+            "goals_treated": counts.goals_treated,
+            "goals_held_out": counts.goals_held_out,
+            "goal_value_treated": counts.goal_value_treated,
+            "goal_value_held_out": counts.goal_value_held_out,
+            "messages": counts.messages.iter().map(|(s, n)| (s.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diffs_show_changed_lines() {
+        assert_eq!(diff("a\nb\nc\n", "a\nx\nc\n"), "- b\n+ x\n");
+        assert_eq!(diff("", "a\n"), "+ a\n");
+        assert_eq!(diff("a\n", "a\n"), "");
+    }
+}
