@@ -356,16 +356,19 @@ impl Engine {
 
     /// Opens the delivery thread's connection and reads the key that signs
     /// links (blocking: call it outside the async runtime).
-    pub fn prepare_delivery(&self) -> Result<(Store, String), StoreError> {
-        let mut store = Store::open(&self.url)?;
-        let secret = store.secret("links")?;
-        Ok((store, secret))
+    pub fn prepare_delivery(&self) -> Result<(Vec<Store>, String), StoreError> {
+        let mut stores = Vec::new();
+        for _ in 0..self.journey_options.workers.max(1) {
+            stores.push(Store::open(&self.url)?);
+        }
+        let secret = stores[0].secret("links")?;
+        Ok((stores, secret))
     }
 
     /// Starts the delivery thread on the prepared connection.
     pub fn start_delivery(
         self: &Arc<Self>,
-        store: Store,
+        stores: Vec<Store>,
         secret: &str,
         public_url: String,
     ) -> Result<(), StoreError> {
@@ -380,7 +383,7 @@ impl Engine {
         let poll = self.journey_options.poll_every;
         let handle = std::thread::Builder::new()
             .name("lifecycle-delivery".into())
-            .spawn(move || crate::journeys::delivery_loop(engine, store, deliverer, poll))
+            .spawn(move || crate::journeys::delivery_loop(engine, stores, deliverer, poll))
             .map_err(|e| StoreError::Refused(format!("cannot start the delivery thread: {e}")))?;
         if let Ok(mut d) = self.delivery.lock() {
             *d = Some(handle);

@@ -44,6 +44,8 @@ pub struct JourneyOptions {
     pub watch_every: Option<Duration>,
     /// How often the outbox is polled when it is empty.
     pub poll_every: Duration,
+    /// Sends in flight at once (each on its own store connection).
+    pub workers: usize,
 }
 
 impl Default for JourneyOptions {
@@ -57,6 +59,7 @@ impl Default for JourneyOptions {
             quiet_hours: None,
             watch_every: Some(Duration::from_secs(2)),
             poll_every: Duration::from_millis(200),
+            workers: 8,
         }
     }
 }
@@ -389,22 +392,29 @@ impl From<DeliverError> for Failure {
 }
 
 /// Drains the outbox until the engine stops: leases due sends (highest
-/// priority first), delivers them one by one, records each outcome.
+/// priority first) and delivers them on several connections at once (a
+/// provider's answer takes tens of milliseconds); one customer's sends stay
+/// on one connection, in order, so that frequency caps count what went
+/// before.
 pub fn delivery_loop(
     engine: Arc<Engine>,
-    mut store: Store,
+    mut stores: Vec<Store>,
     mut deliverer: Deliverer,
     poll: Duration,
 ) {
     let mut generation = engine.moments_generation.load(Ordering::SeqCst);
+    let workers = stores.len().max(1);
     while !engine.stopping.load(Ordering::SeqCst) {
         let g = engine.moments_generation.load(Ordering::SeqCst);
         if g != generation {
             generation = g;
             deliverer.reload_templates();
         }
+        let Some(first) = stores.first_mut() else {
+            return;
+        };
         let now = engine.clock.now_ms();
-        let items = match store.claim_outbox(now, 120_000, 200) {
+        let items = match first.claim_outbox(now, 120_000, 25 * workers) {
             Ok(items) => items,
             Err(e) => {
                 eprintln!("delivery: {e}");
@@ -416,15 +426,31 @@ pub fn delivery_loop(
             std::thread::sleep(poll);
             continue;
         }
+        let mut parts: Vec<Vec<&OutboxItem>> = vec![Vec::new(); workers];
         for item in &items {
-            let now = engine.clock.now_ms();
-            let outcome = deliverer.deliver(&mut store, item, now);
-            engine.count_delivery(&outcome);
-            if let Err(e) = store.finish_outbox(&item.key, &outcome, now) {
-                // The lease runs out and the send is tried again.
-                eprintln!("delivery: {}: {e}", item.key);
-            }
+            let k = lifecycle_moments::assignment::position("delivery", &item.customer_id);
+            parts[((k * workers as f64) as usize).min(workers - 1)].push(item);
         }
+        let deliverer = &deliverer;
+        let engine = &engine;
+        std::thread::scope(|scope| {
+            for (store, part) in stores.iter_mut().zip(parts) {
+                if part.is_empty() {
+                    continue;
+                }
+                scope.spawn(move || {
+                    for item in part {
+                        let now = engine.clock.now_ms();
+                        let outcome = deliverer.deliver(store, item, now);
+                        engine.count_delivery(&outcome);
+                        if let Err(e) = store.finish_outbox(&item.key, &outcome, now) {
+                            // The lease runs out and the send is tried again.
+                            eprintln!("delivery: {}: {e}", item.key);
+                        }
+                    }
+                });
+            }
+        });
     }
 }
 

@@ -119,6 +119,7 @@ impl SmtpSink {
 }
 
 fn session(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
     let mut out = stream.try_clone()?;
     let mut lines = BufReader::new(stream);
     out.write_all(b"220 sink ESMTP ready\r\n")?;
