@@ -32,13 +32,7 @@ pub fn run(command: MomentsCommand) -> Result<()> {
 }
 
 fn moment_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| input_err(format!("{}: {e}", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    Ok(files)
+    lifecycle_ingest::config::moment_files(dir).map_err(|e| input_err(e.to_string()))
 }
 
 fn check(dir: &Path, table: &SegmentTable) -> Result<()> {
@@ -51,6 +45,7 @@ fn check(dir: &Path, table: &SegmentTable) -> Result<()> {
     }
     let mut bad = 0;
     let mut names: Vec<(String, PathBuf)> = Vec::new();
+    let templates = lifecycle_deliver::templates::Templates::new(dir);
     for f in &files {
         let text = std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?;
         match parse_moment(&text, table) {
@@ -63,10 +58,29 @@ fn check(dir: &Path, table: &SegmentTable) -> Result<()> {
                         m.name,
                         other.display()
                     );
-                } else {
-                    println!("ok  {} ({}, {} steps)", f.display(), m.name, m.steps.len());
-                    names.push((m.name, f.clone()));
+                    continue;
                 }
+                let missing: Vec<String> = m
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| match &s.step {
+                        lifecycle_moments::Step::Send { template, .. } => templates
+                            .check(template)
+                            .err()
+                            .map(|e| format!("step[{}].send.template: {e}", i + 1)),
+                        _ => None,
+                    })
+                    .collect();
+                if missing.is_empty() {
+                    println!("ok  {} ({}, {} steps)", f.display(), m.name, m.steps.len());
+                } else {
+                    bad += 1;
+                    for p in missing {
+                        eprintln!("{}: {p}", f.display());
+                    }
+                }
+                names.push((m.name, f.clone()));
             }
             Err(problems) => {
                 bad += 1;
@@ -101,6 +115,71 @@ fn slug(name: &str) -> String {
 struct Play {
     file: String,
     text: String,
+}
+
+/// The email template a play sends: personalised with the customer's
+/// traits and scores, with the unsubscribe link every email must carry.
+fn template(heading: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html><body style=\"font-family: sans-serif; max-width: 36em\">\n\
+<h1>{heading}</h1>\n\
+<p>Hi {{{{ traits.first_name | default(\"there\") }}}},</p>\n\
+<p>{body}</p>\n\
+<p style=\"color: #777; font-size: small\">You receive this because you are a customer of ours.\n\
+<a href=\"{{{{ unsubscribe_url }}}}\">Unsubscribe</a>.</p>\n\
+</body></html>\n"
+    )
+}
+
+/// The templates the playbook's moments name (`templates/NAME.html`).
+fn playbook_templates(table: &SegmentTable) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = table
+        .segments()
+        .iter()
+        .map(|seg| {
+            let campaign = seg.campaigns.first().cloned().unwrap_or_default();
+            (
+                format!("templates/{}.html", slug(&seg.name)),
+                template(
+                    &campaign,
+                    &format!(
+                        "{} (Edit this message: it goes to {} customers.)",
+                        seg.goal, seg.name
+                    ),
+                ),
+            )
+        })
+        .collect();
+    for (name, heading, body) in [
+        (
+            "second-order",
+            "Something you may like",
+            "Most of our regular customers came back for a second order about now. Here is what others bought next.",
+        ),
+        (
+            "value-decline",
+            "We have missed you",
+            "It has been a while. Here is a small thank-you for being with us.",
+        ),
+        (
+            "cart",
+            "Your cart is waiting",
+            "You left something in your cart. It is still there.",
+        ),
+        (
+            "birthday",
+            "Happy birthday",
+            "A little treat from us on your birthday.",
+        ),
+        (
+            "anniversary",
+            "One year together",
+            "A year ago you placed your first order with us. Thank you.",
+        ),
+    ] {
+        out.push((format!("templates/{name}.html"), template(heading, body)));
+    }
+    out
 }
 
 fn play(name: &str, goal_comment: &str, trigger: &str, audience: &str, steps: &str) -> Play {
@@ -167,19 +246,23 @@ fn playbook(table: &SegmentTable) -> Vec<Play> {
 }
 
 fn init(dir: &Path, table: &SegmentTable) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("templates")).with_context(|| format!("{}", dir.display()))?;
     let mut written = 0;
-    for p in playbook(table) {
-        let path = dir.join(&p.file);
+    let files = playbook(table)
+        .into_iter()
+        .map(|p| (p.file, p.text))
+        .chain(playbook_templates(table));
+    for (file, text) in files {
+        let path = dir.join(&file);
         if path.exists() {
             eprintln!("kept {} (exists)", path.display());
             continue;
         }
-        std::fs::write(&path, &p.text).with_context(|| format!("{}", path.display()))?;
+        std::fs::write(&path, &text).with_context(|| format!("{}", path.display()))?;
         written += 1;
     }
     println!(
-        "wrote {written} moments to {}; edit them, then `lifecycle moments check {}`",
+        "wrote {written} files (moments and their templates) to {}; edit them, then `lifecycle moments check {}`",
         dir.display(),
         dir.display()
     );

@@ -81,4 +81,39 @@ split = [{ weight = 0.5, to = "a" }, { weight = 0.4, to = "b" }]
         e.contains("split.toml: line 15: step[2].split.arms: no step labelled \"b\""),
         "{e}"
     );
+
+    // A valid definition whose templates are missing or broken.
+    let t = dir.path().join("templates");
+    std::fs::create_dir_all(t.join("templates")).unwrap();
+    std::fs::write(
+        t.join("m.toml"),
+        r#"name = "m"
+
+[goal]
+event = "Order Completed"
+within_days = 30
+
+[trigger]
+segment_entered = "At Risk"
+
+[[step]]
+send = { channel = "email", template = "templates/missing.html" }
+
+[[step]]
+send = { channel = "email", template = "templates/broken.html" }
+"#,
+    )
+    .unwrap();
+    std::fs::write(t.join("templates/broken.html"), "<p>\n{{ traits.name </p>").unwrap();
+    let o = lifecycle(&["moments", "check", t.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("m.toml: step[1].send.template: template templates/missing.html:"),
+        "{e}"
+    );
+    assert!(
+        e.contains("m.toml: step[2].send.template: template templates/broken.html: line 2:"),
+        "{e}"
+    );
 }
