@@ -12,174 +12,34 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
+use common::moments::*;
 use common::smtp::SmtpSink;
 use common::*;
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::Value;
 
-fn bearer(key: &str) -> (&'static str, String) {
-    ("Authorization", format!("Bearer {key}"))
-}
-
-fn get(addr: &str, path: &str, key: &str) -> Value {
-    let (status, body) = request(addr, "GET", path, &[bearer(key)], b"");
-    assert_eq!(status, 200, "{path}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-fn post(addr: &str, path: &str, key: &str, body: &str) -> Value {
-    let (status, text) = request(addr, "POST", path, &[bearer(key)], body.as_bytes());
-    assert_eq!(status, 200, "{path}: {text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-/// The recency score of `days` on the run's scale.
-fn r_score(run: &Value, days: i64) -> u8 {
-    for s in run["params"]["scales"]["recency_days"].as_array().unwrap() {
-        let bound = match &s["bound"] {
-            Value::String(t) if t == "inf" => f64::INFINITY,
-            b => b.as_f64().unwrap(),
-        };
-        if days as f64 <= bound {
-            return s["score"].as_u64().unwrap() as u8;
-        }
-    }
-    unreachable!("the last bound is infinite")
-}
-
-pub const WIN_BACK: &str = r#"# Win back good customers who stopped buying.
-name = "Win back"
-holdout = 0.1
-reentry = "once"
-
-[goal]
-event = "Order Completed"
-within_days = 30
-
-[trigger]
-segment_entered = "At Risk"
-
-[audience]
-consent = ["email"]
-
-[[step]]
-send = { channel = "email", template = "templates/win-back.html", subject = "{{ traits.first_name }}, we miss you" }
-
-[[step]]
-wait = { days = 14, until = "Order Completed" }
-
-[[step]]
-send = { channel = "email", template = "templates/reminder.html", subject = "Still thinking of you" }
-"#;
-
-/// Background: single-order customers (never At Risk) spread over 400
-/// days; targets: 1,000 customers with five orders, the last one ten days
-/// before the clock starts (2024-01-01).
-fn orders_file(path: &std::path::Path) -> Vec<String> {
-    let mut csv = String::from("customer_id,order_id,order_date,amount\n");
-    let day = |d: i64| {
-        jiff::civil::date(2024, 1, 1)
-            .checked_sub(jiff::Span::new().days(d))
-            .unwrap()
-            .to_string()
-    };
-    for i in 0..3_000 {
-        writeln!(csv, "B{i:05},b{i},{},{}", day(1 + i % 400), 20 + i % 50).unwrap();
-    }
-    let mut targets = Vec::new();
-    for i in 0..1_000 {
-        let id = format!("T{i:05}");
-        for k in 0..5 {
-            writeln!(csv, "{id},t{i}-{k},{},{}", day(10 + 60 * k), 40 + i % 30).unwrap();
-        }
-        targets.push(id);
-    }
-    std::fs::write(path, csv).unwrap();
-    targets
-}
-
 #[test]
 fn win_back_journey_on_a_simulated_clock() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("m.db").display());
-    let orders = dir.path().join("orders.csv");
-    let targets = orders_file(&orders);
-    let o = lifecycle(&["import", orders.to_str().unwrap(), "--db", &db]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let key = |kind: &str| {
-        let o = lifecycle(&["keys", "create", "--kind", kind, "--db", &db]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        stdout(&o).trim().to_string()
-    };
-    let (secret, write) = (key("secret"), key("write"));
-
-    let moments = dir.path().join("moments");
-    std::fs::create_dir_all(moments.join("templates")).unwrap();
-    std::fs::write(moments.join("win-back.toml"), WIN_BACK).unwrap();
-    std::fs::write(
-        moments.join("templates/win-back.html"),
-        "<p>Hi {{ traits.first_name }},</p><p>you were one of our best ({{ profile.segment }}).</p>\
-         <p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>",
-    )
-    .unwrap();
-    std::fs::write(
-        moments.join("templates/reminder.html"),
-        "<p>A last word, {{ traits.first_name }}.</p>",
-    )
-    .unwrap();
     let sink = SmtpSink::start();
-    let config = dir.path().join("lifecycle.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[moments]\ndir = \"moments\"\nglobal_control = 0.05\n\n[channels.email]\nsmtp = \"{}\"\nfrom = \"Shop <shop@example.com>\"\n",
-            sink.url()
-        ),
-    )
-    .unwrap();
-
-    let server = start(
-        &db,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--simulated-clock",
-            "2024-01-01",
-            "--refit-every",
-            "off",
-        ],
-    );
+    let f = fixture(None, &sink.url(), "");
+    let (secret, write, targets) = (&f.secret, &f.write, &f.targets);
+    let args = serve_args(&f);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = start(&f.db, &args);
     let addr = server.addr.as_str();
-
-    // Everyone leaves an email address (identify).
-    let mut batch = Vec::new();
-    for (i, t) in targets.iter().enumerate() {
-        batch.push(serde_json::json!({
-            "type": "identify", "userId": t, "messageId": format!("id-{t}"),
-            "traits": {"email": format!("{}@example.org", t.to_lowercase()), "first_name": format!("Ann{i}")},
-        }));
-    }
-    let body = serde_json::json!({"batch": batch}).to_string();
-    let (status, text) = request(addr, "POST", "/v1/batch", &[basic(&write)], body.as_bytes());
-    assert_eq!(status, 200, "{text}");
+    identify_targets(addr, &f);
 
     // The moment is loaded from the folder.
-    let m = get(addr, "/api/v1/moments/Win%20back", &secret);
+    let m = get(addr, "/api/v1/moments/Win%20back", secret);
     assert_eq!(m["version"], 1, "{m}");
     assert_eq!(m["counts"]["enrolled"], 0);
 
     // The day the targets' recency scores 2 on the run's bands.
-    let run = get(addr, "/api/v1/models/runs", &secret)["runs"][0].clone();
-    let mut recency = 10;
-    while r_score(&run, recency) > 2 {
-        recency += 1;
-    }
-    assert_eq!(r_score(&run, recency), 2, "the R=2 band is empty");
-    let before = get(addr, "/api/v1/segments", &secret);
+    let days = days_to_at_risk(addr, secret);
+    let before = get(addr, "/api/v1/segments", secret);
     let at_risk = |v: &Value| {
         v["segments"]
             .as_array()
@@ -189,17 +49,12 @@ fn win_back_journey_on_a_simulated_clock() {
             .map_or(0, |s| s["customers"].as_u64().unwrap())
     };
     assert_eq!(at_risk(&before), 0);
-    post(
-        addr,
-        "/api/v1/admin/clock",
-        &secret,
-        &format!("{{\"advance_days\": {}}}", recency - 10),
-    );
-    let after = get(addr, "/api/v1/segments", &secret);
+    advance_days(addr, secret, days as f64);
+    let after = get(addr, "/api/v1/segments", secret);
     assert_eq!(at_risk(&after), 1_000, "{after}");
 
     // Enrolment: every target, the groups by their recorded assignment.
-    let m = get(addr, "/api/v1/moments/Win%20back", &secret);
+    let m = get(addr, "/api/v1/moments/Win%20back", secret);
     let counts = &m["counts"];
     assert_eq!(counts["enrolled"], 1_000, "{m}");
     let holdout = counts["holdout"].as_i64().unwrap();
@@ -218,8 +73,8 @@ fn win_back_journey_on_a_simulated_clock() {
     assert_eq!(sink.settle(Duration::from_millis(1500)), treated as usize);
     let mails = sink.mails();
     let mut group: HashMap<String, String> = HashMap::new();
-    for t in &targets {
-        let v = get(addr, &format!("/api/v1/customers/{t}"), &secret);
+    for t in targets {
+        let v = get(addr, &format!("/api/v1/customers/{t}"), secret);
         let j = &v["journeys"][0];
         assert_eq!(j["moment"], "Win back", "{v}");
         group.insert(
@@ -261,7 +116,7 @@ fn win_back_journey_on_a_simulated_clock() {
         })
         .collect();
     let body = serde_json::json!({"batch": batch}).to_string();
-    let (status, text) = request(addr, "POST", "/v1/batch", &[basic(&write)], body.as_bytes());
+    let (status, text) = request(addr, "POST", "/v1/batch", &[basic(write)], body.as_bytes());
     assert_eq!(status, 200, "{text}");
     let buyer_emails: HashSet<String> = buyers
         .iter()
@@ -271,7 +126,7 @@ fn win_back_journey_on_a_simulated_clock() {
         .iter()
         .filter(|e| group[*e] == "treatment")
         .count() as i64;
-    let m = get(addr, "/api/v1/moments/Win%20back", &secret);
+    let m = get(addr, "/api/v1/moments/Win%20back", secret);
     assert_eq!(m["counts"]["goals_treated"], goals_treated, "{m}");
     assert_eq!(m["counts"]["goals_held_out"], 100 - goals_treated, "{m}");
     assert_eq!(m["counts"]["active"], 900, "{m}");
@@ -304,7 +159,7 @@ fn win_back_journey_on_a_simulated_clock() {
     post(
         addr,
         "/api/v1/admin/clock",
-        &secret,
+        secret,
         r#"{"advance_days": 14}"#,
     );
     assert!(
@@ -316,7 +171,7 @@ fn win_back_journey_on_a_simulated_clock() {
         sink.settle(Duration::from_millis(1500)),
         sent_before + reminders
     );
-    let m = get(addr, "/api/v1/moments/Win%20back", &secret);
+    let m = get(addr, "/api/v1/moments/Win%20back", secret);
     assert_eq!(m["counts"]["active"], 0, "{m}");
     assert_eq!(m["counts"]["messages"]["suppressed"], 1, "{m}");
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: run the real binary.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod moments;
 pub mod smtp;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -47,6 +47,8 @@ impl Mail {
 struct Shared {
     mails: Mutex<Vec<Mail>>,
     fail_next: AtomicUsize,
+    /// Milliseconds to wait before accepting a message.
+    delay_ms: AtomicUsize,
 }
 
 /// The running sink (it stops with the test process).
@@ -88,6 +90,13 @@ impl SmtpSink {
     /// Answers the next `n` messages with 451 (try again later).
     pub fn fail_next(&self, n: usize) {
         self.shared.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Takes this long to accept each message (a slow provider).
+    pub fn set_delay(&self, d: Duration) {
+        self.shared
+            .delay_ms
+            .store(d.as_millis() as usize, Ordering::SeqCst);
     }
 
     /// Waits until at least `n` messages arrived; false after `timeout`.
@@ -156,6 +165,10 @@ fn session(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 }
                 let l = line.strip_prefix('.').unwrap_or(&line);
                 data.push_str(l);
+            }
+            let delay = shared.delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                std::thread::sleep(Duration::from_millis(delay as u64));
             }
             let failing = shared
                 .fail_next
