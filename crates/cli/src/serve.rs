@@ -85,6 +85,43 @@ struct MomentsSection {
 #[serde(deny_unknown_fields)]
 struct ChannelsSection {
     email: Option<EmailSection>,
+    webhook: Option<WebhookSection>,
+    sms: Option<SmsSection>,
+    push: Option<PushSection>,
+    audience: Option<AudienceSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookSection {
+    url: String,
+    secret: String,
+    #[serde(default)]
+    allow_private: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmsSection {
+    base_url: String,
+    account: String,
+    token: String,
+    from: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushSection {
+    base_url: String,
+    project: String,
+    token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AudienceSection {
+    /// Where the audience files are written, relative to the file.
+    dir: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -364,6 +401,33 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 smtp: e.smtp.clone(),
                 from: e.from.clone(),
             }),
+        webhook: file.channels.webhook.as_ref().map(|w| {
+            lifecycle_server::journeys::WebhookOptions {
+                url: w.url.clone(),
+                secret: w.secret.clone(),
+                allow_private: w.allow_private.clone(),
+            }
+        }),
+        sms: file
+            .channels
+            .sms
+            .as_ref()
+            .map(|o| lifecycle_server::journeys::SmsOptions {
+                base_url: o.base_url.clone(),
+                account: o.account.clone(),
+                token: o.token.clone(),
+                from: o.from.clone(),
+            }),
+        push: file
+            .channels
+            .push
+            .as_ref()
+            .map(|o| lifecycle_server::journeys::PushOptions {
+                base_url: o.base_url.clone(),
+                project: o.project.clone(),
+                token: o.token.clone(),
+            }),
+        audience_dir: file.channels.audience.as_ref().map(|a| in_dir(&a.dir)),
         public_url: file.server.public_url.clone(),
         caps,
         quiet_hours,

@@ -1,7 +1,10 @@
 //! Delivery: turning a queued send into a message on a channel. It owns
 //! message templates ([`templates`]: minijinja files next to the moments,
 //! personalised with traits, scores and segment), email over SMTP
-//! ([`email`], `lettre`), signed links for unsubscribing ([`links`]), and
+//! ([`email`], `lettre`), signed webhooks ([`webhook`]: HMAC-SHA256, an
+//! idempotency key, private addresses refused), SMS and push through
+//! providers' HTTP APIs ([`providers`]), signed links for unsubscribing
+//! ([`links`]), and
 //! the send-time policy ([`policy`]: quiet hours in the customer's time
 //! zone, frequency caps).
 //!
@@ -10,10 +13,13 @@
 //! records the outcome) and never decides who gets what: that is the
 //! journeys' business (`lifecycle-moments`).
 
+pub mod audiences;
 pub mod email;
 pub mod links;
 pub mod policy;
+pub mod providers;
 pub mod templates;
+pub mod webhook;
 
 /// Why a message could not be prepared or sent.
 #[derive(Debug, thiserror::Error)]

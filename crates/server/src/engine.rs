@@ -175,6 +175,15 @@ impl Default for Settings {
     }
 }
 
+/// The delivery thread's connections and channels, made before the
+/// server starts.
+pub struct Delivery {
+    stores: Vec<Store>,
+    deliverer: crate::journeys::Deliverer,
+    /// Signs unsubscribe links.
+    pub secret: String,
+}
+
 /// Says on the operator's log what a folder sync changed.
 fn log_sync(sync: &crate::journeys::FolderSync) {
     for c in &sync.changed {
@@ -354,33 +363,42 @@ impl Engine {
         }
     }
 
-    /// Opens the delivery thread's connection and reads the key that signs
-    /// links (blocking: call it outside the async runtime).
-    pub fn prepare_delivery(&self) -> Result<(Vec<Store>, String), StoreError> {
+    /// Opens the delivery connections, reads the key that signs links and
+    /// sets the channels up (blocking: call it outside the async runtime).
+    pub fn prepare_delivery(&self) -> Result<Delivery, StoreError> {
         let mut stores = Vec::new();
         for _ in 0..self.journey_options.workers.max(1) {
             stores.push(Store::open(&self.url)?);
         }
         let secret = stores[0].secret("links")?;
-        Ok((stores, secret))
-    }
-
-    /// Starts the delivery thread on the prepared connection.
-    pub fn start_delivery(
-        self: &Arc<Self>,
-        stores: Vec<Store>,
-        secret: &str,
-        public_url: String,
-    ) -> Result<(), StoreError> {
         let deliverer = crate::journeys::Deliverer::new(
             &self.journey_options,
-            secret,
-            public_url,
+            &secret,
+            self.journey_options.public_url.clone().unwrap_or_default(),
             self.clock.tz().clone(),
         )
         .map_err(|e| StoreError::Refused(e.to_string()))?;
+        Ok(Delivery {
+            stores,
+            deliverer,
+            secret,
+        })
+    }
+
+    /// Starts the delivery thread; `public_url` is used when none is set.
+    pub fn start_delivery(
+        self: &Arc<Self>,
+        mut delivery: Delivery,
+        public_url: String,
+    ) -> Result<(), StoreError> {
+        if self.journey_options.public_url.is_none() {
+            delivery.deliverer.set_public_url(&public_url);
+        }
         let engine = self.clone();
         let poll = self.journey_options.poll_every;
+        let Delivery {
+            stores, deliverer, ..
+        } = delivery;
         let handle = std::thread::Builder::new()
             .name("lifecycle-delivery".into())
             .spawn(move || crate::journeys::delivery_loop(engine, stores, deliverer, poll))

@@ -119,12 +119,29 @@ pub enum Access {
     Secret,
     /// `/metrics`: secret key unless opened by configuration.
     Metrics,
+    /// On-site messages: a public key (safe in a web page) or a secret
+    /// one; answered with CORS headers.
+    Public,
+}
+
+/// `/api/v1/customers/{id}/messages` and `.../messages/{key}/dismiss`.
+fn is_onsite_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/api/v1/customers/") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    matches!(
+        parts.as_slice(),
+        [_, "messages"] | [_, "messages", _, "dismiss"]
+    )
 }
 
 /// The access table: the one place that decides who may call what.
 pub fn access_of(path: &str) -> Access {
     if path.starts_with("/v1/") {
         Access::Write
+    } else if is_onsite_path(path) {
+        Access::Public
     } else if path.starts_with("/u/") {
         // The signed token is the authority.
         Access::Open
@@ -154,7 +171,11 @@ pub fn serve(
     // threads, never on an async worker.)
     let needs_first_run =
         engine.current_run().id.is_none() && engine.read(|s| s.counts())?.orders > 0;
-    let (delivery_store, secret) = engine.prepare_delivery()?;
+    let delivery = engine.prepare_delivery()?;
+    let secret = delivery.secret.clone();
+    // Kept outside the runtime until started: its HTTP clients must not be
+    // dropped inside it (an early error leaves it here).
+    let delivery = std::sync::Mutex::new(Some(delivery));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -166,13 +187,9 @@ pub fn serve(
                 source,
             })?;
         let addr = listener.local_addr()?;
-        let public_url = options
-            .settings
-            .journeys
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
-        engine.start_delivery(delivery_store, &secret, public_url)?;
+        if let Some(d) = delivery.lock().ok().and_then(|mut d| d.take()) {
+            engine.start_delivery(d, format!("http://{addr}"))?;
+        }
         let app = App {
             engine: engine.clone(),
             metrics: Arc::new(Metrics::default()),
@@ -413,6 +430,31 @@ pub fn endpoints() -> Vec<Endpoint> {
         ),
         endpoint(
             Method::GET,
+            "/api/v1/customers/{id}/messages",
+            get(onsite_messages),
+            docs::onsite_messages(),
+        ),
+        endpoint(
+            Method::POST,
+            "/api/v1/customers/{id}/messages/{key}/dismiss",
+            post(dismiss_message),
+            docs::dismiss_message(),
+        ),
+        endpoint(Method::GET, "/onsite.js", get(onsite_js), docs::onsite_js()),
+        endpoint(
+            Method::GET,
+            "/api/v1/moments/{name}/audience",
+            get(moment_audience),
+            docs::moment_audience(),
+        ),
+        endpoint(
+            Method::GET,
+            "/api/v1/messages",
+            get(list_messages),
+            docs::list_messages(),
+        ),
+        endpoint(
+            Method::GET,
             "/u/{token}",
             get(unsubscribe),
             docs::unsubscribe(),
@@ -504,19 +546,33 @@ async fn guard(State(app): State<App>, request: Request, next: Next) -> Response
         Access::Metrics => Access::Secret,
         other => other,
     };
+    if needed == Access::Public && request.method() == Method::OPTIONS {
+        // A browser's CORS preflight.
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        cors(&mut r);
+        return r;
+    }
     if needed != Access::Open {
-        let want = if needed == Access::Write {
-            KeyKind::Write
-        } else {
-            KeyKind::Secret
+        let want: &[KeyKind] = match needed {
+            Access::Write => &[KeyKind::Write],
+            Access::Public => &[KeyKind::Public, KeyKind::Secret],
+            _ => &[KeyKind::Secret],
         };
-        let ok = match presented_key(request.headers()) {
-            Some(key) => key_kind(&app, key).await == Some(want),
+        let presented = presented_key(request.headers()).or_else(|| {
+            (needed == Access::Public)
+                .then(|| query_key(request.uri().query()))
+                .flatten()
+        });
+        let ok = match presented {
+            Some(key) => key_kind(&app, key).await.is_some_and(|k| want.contains(&k)),
             None => false,
         };
         if !ok {
             app.metrics.rejected("unauthorized");
             let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
+            if needed == Access::Public {
+                cors(&mut r);
+            }
             if needed == Access::Write {
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
@@ -531,12 +587,45 @@ async fn guard(State(app): State<App>, request: Request, next: Next) -> Response
         Access::Secret => "api",
         _ => "other",
     };
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if needed == Access::Public {
+        cors(&mut response);
+    }
     if response.status() == StatusCode::BAD_REQUEST {
         app.metrics.rejected("bad_request");
     }
     app.metrics.observe(class, started.elapsed());
     response
+}
+
+/// CORS headers for the on-site endpoints (called from shop pages).
+fn cors(r: &mut Response) {
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+}
+
+/// `key=` in a query string (the on-site snippet's public key).
+fn query_key(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("key="))
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
 }
 
 /// The body, gunzipped when `Content-Encoding: gzip` (never more than the
@@ -1201,6 +1290,107 @@ async fn post_moment(State(app): State<App>, body: Bytes) -> Response {
 
 async fn put_moment(State(app): State<App>, Path(name): Path<String>, body: Bytes) -> Response {
     save_moment(app, body, Some(name)).await
+}
+
+async fn onsite_messages(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let engine = app.engine.clone();
+    let since = app.engine.clock.now_ms() - 7 * 86_400_000;
+    let found = blocking(move || {
+        engine.read(|s| match s.find_customer(&id)? {
+            Some(c) => s.onsite_messages(&c, since).map(|m| Some((c, m))),
+            None => Ok(None),
+        })
+    })
+    .await;
+    match found {
+        Ok(Some((customer, messages))) => axum::Json(json!({
+            "customer_id": customer,
+            "messages": messages.iter().map(|(key, moment, content)| json!({
+                "key": key, "moment": moment, "html": content,
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Ok(None) => axum::Json(json!({"messages": []})).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn dismiss_message(
+    State(app): State<App>,
+    Path((id, key)): Path<(String, String)>,
+) -> Response {
+    let engine = app.engine.clone();
+    let done = blocking(move || {
+        engine.read(|s| match s.find_customer(&id)? {
+            Some(c) => s.dismiss(&c, &key),
+            None => Ok(false),
+        })
+    })
+    .await;
+    match done {
+        Ok(true) => axum::Json(json!({"success": true})).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, "no such message"),
+        Err(r) => r,
+    }
+}
+
+/// The embeddable snippet that shows a customer's on-site messages.
+const ONSITE_JS: &str = include_str!("onsite.js");
+
+async fn onsite_js() -> Response {
+    let mut r = Response::new(Body::from(ONSITE_JS));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r
+}
+
+async fn moment_audience(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    use lifecycle_deliver::audiences::{Platform, audience_csv};
+    let platform = match q.get("platform").map(String::as_str) {
+        None => Platform::Meta,
+        Some(p) => match Platform::parse(p) {
+            Some(p) => p,
+            None => return error(StatusCode::BAD_REQUEST, "platform must be meta or google"),
+        },
+    };
+    let engine = app.engine.clone();
+    match blocking(move || engine.read(|s| s.audience_members(&name))).await {
+        Ok(members) => csv_response(
+            audience_csv(platform, &members),
+            &format!("audience-{}.csv", platform.name()),
+        ),
+        Err(r) => r,
+    }
+}
+
+async fn list_messages(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let status = q.get("status").cloned().unwrap_or_else(|| "failed".into());
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(100)
+        .min(10_000);
+    let engine = app.engine.clone();
+    match blocking(move || engine.read(|s| s.messages_by_status(&status, limit))).await {
+        Ok(rows) => axum::Json(json!({
+            "messages": rows.iter().map(|(customer, m)| json!({
+                "customer_id": customer, "key": m.key, "moment": m.moment, "version": m.version,
+                "step": m.step, "channel": m.channel, "status": m.status,
+                "created": time(m.created_ms), "attempts": m.attempts, "detail": m.detail,
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
 }
 
 async fn unsubscribe(State(app): State<App>, Path(token): Path<String>) -> Response {

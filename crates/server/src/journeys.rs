@@ -20,7 +20,9 @@ use lifecycle_deliver::DeliverError;
 use lifecycle_deliver::email::{Email, Smtp};
 use lifecycle_deliver::links::Signer;
 use lifecycle_deliver::policy::{Cap, QuietHours};
+use lifecycle_deliver::providers::{Push, Sms};
 use lifecycle_deliver::templates::Templates;
+use lifecycle_deliver::webhook::{AllowList, Webhook};
 use lifecycle_moments::{Channel, Moment};
 use lifecycle_rfm::SegmentTable;
 use lifecycle_store::{Journeys, OutboxItem, Outcome, Store, StoreError, StoredMoment};
@@ -36,6 +38,11 @@ pub struct JourneyOptions {
     /// Share of all customers never messaged by any moment.
     pub global_control: f64,
     pub email: Option<EmailOptions>,
+    pub webhook: Option<WebhookOptions>,
+    pub sms: Option<SmsOptions>,
+    pub push: Option<PushOptions>,
+    /// Where ad-audience files are written (`<moment>-meta.csv`, `-google.csv`).
+    pub audience_dir: Option<PathBuf>,
     /// The server's address as customers reach it (unsubscribe links).
     pub public_url: Option<String>,
     pub caps: Vec<Cap>,
@@ -54,6 +61,10 @@ impl Default for JourneyOptions {
             dir: None,
             global_control: 0.05,
             email: None,
+            webhook: None,
+            sms: None,
+            push: None,
+            audience_dir: None,
             public_url: None,
             caps: Vec::new(),
             quiet_hours: None,
@@ -70,6 +81,33 @@ pub struct EmailOptions {
     /// `smtp://host:port`, `smtp://host?tls=required`, `smtps://user:pass@host`.
     pub smtp: String,
     pub from: String,
+}
+
+/// A webhook endpoint: signed JSON POSTs.
+#[derive(Debug, Clone)]
+pub struct WebhookOptions {
+    pub url: String,
+    /// Signs every request (HMAC-SHA256).
+    pub secret: String,
+    /// Internal addresses that may be called (`127.0.0.1`, `10.0.0.0/8`).
+    pub allow_private: Vec<String>,
+}
+
+/// A Twilio-style SMS API.
+#[derive(Debug, Clone)]
+pub struct SmsOptions {
+    pub base_url: String,
+    pub account: String,
+    pub token: String,
+    pub from: String,
+}
+
+/// An FCM-style push API.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    pub base_url: String,
+    pub project: String,
+    pub token: String,
 }
 
 /// The journeys of every stored version that parses; the newest active
@@ -217,6 +255,9 @@ pub fn diff(old: &str, new: &str) -> String {
 pub struct Deliverer {
     templates: Templates,
     smtp: Option<Smtp>,
+    webhook: Option<Webhook>,
+    sms: Option<Sms>,
+    push: Option<Push>,
     signer: Signer,
     public_url: String,
     caps: Vec<Cap>,
@@ -239,15 +280,40 @@ impl Deliverer {
             Some(e) => Some(Smtp::new(&e.smtp, &e.from)?),
             None => None,
         };
+        let webhook = match &options.webhook {
+            Some(w) => Some(Webhook::new(
+                &w.url,
+                &w.secret,
+                AllowList::parse(&w.allow_private)
+                    .map_err(|e| DeliverError::Config(format!("webhook allow_private: {e}")))?,
+            )?),
+            None => None,
+        };
+        let sms = match &options.sms {
+            Some(o) => Some(Sms::new(&o.base_url, &o.account, &o.token, &o.from)?),
+            None => None,
+        };
+        let push = match &options.push {
+            Some(o) => Some(Push::new(&o.base_url, &o.project, &o.token)?),
+            None => None,
+        };
         Ok(Deliverer {
             templates: Templates::new(&dir),
             smtp,
+            webhook,
+            sms,
+            push,
             signer: Signer::new(secret.as_bytes()),
             public_url: public_url.trim_end_matches('/').to_string(),
             caps: options.caps.clone(),
             quiet_hours: options.quiet_hours,
             tz,
         })
+    }
+
+    /// Where customers reach the server (links in messages).
+    pub fn set_public_url(&mut self, url: &str) {
+        self.public_url = url.trim_end_matches('/').to_string();
     }
 
     /// Reads the templates afresh (the folder changed).
@@ -339,12 +405,34 @@ impl Deliverer {
             "moment": item.moment,
             "unsubscribe_url": unsubscribe,
         });
+        let subject = match &item.subject {
+            Some(s) => self.templates.render_line("subject", s, &ctx)?,
+            None => item.moment.clone(),
+        };
+        let text_of = |t: &Templates| -> Result<String, DeliverError> {
+            let rendered = t.render(&item.template, &ctx)?;
+            if item.template.ends_with(".html") {
+                t.render_text(&item.template, &rendered, &ctx)
+            } else {
+                Ok(rendered)
+            }
+        };
+        let not_configured = |c: Channel, section: &str| {
+            Ok(Outcome::Failed {
+                error: format!(
+                    "the {} channel is not configured ([channels.{section}])",
+                    c.name()
+                ),
+            })
+        };
+        let sent = |detail: String| Outcome::Sent {
+            detail,
+            content: None,
+        };
         match channel {
             Channel::Email => {
                 let Some(smtp) = &self.smtp else {
-                    return Ok(Outcome::Failed {
-                        error: "no email channel: set [channels.email] smtp and from".into(),
-                    });
+                    return not_configured(channel, "email");
                 };
                 let Some(to) = traits.get("email").and_then(Value::as_str) else {
                     return Ok(Outcome::Suppressed {
@@ -353,10 +441,6 @@ impl Deliverer {
                 };
                 let html = self.templates.render(&item.template, &ctx)?;
                 let text = self.templates.render_text(&item.template, &html, &ctx)?;
-                let subject = match &item.subject {
-                    Some(s) => self.templates.render_line("subject", s, &ctx)?,
-                    None => item.moment.clone(),
-                };
                 let answer = smtp.send(&Email {
                     to,
                     subject: &subject,
@@ -365,11 +449,64 @@ impl Deliverer {
                     key: &item.key,
                     unsubscribe: Some(&unsubscribe),
                 })?;
-                Ok(Outcome::Sent { detail: answer })
+                Ok(sent(answer))
             }
-            other => Ok(Outcome::Failed {
-                error: format!("the {} channel is not configured", other.name()),
-            }),
+            Channel::Webhook => {
+                let Some(hook) = &self.webhook else {
+                    return not_configured(channel, "webhook");
+                };
+                let content = self.templates.render(&item.template, &ctx)?;
+                let body = json!({
+                    "id": item.key,
+                    "type": "moment.message",
+                    "moment": item.moment,
+                    "version": item.version,
+                    "step": item.step,
+                    "template": item.template,
+                    "subject": subject,
+                    "content": content,
+                    "customer": {"id": item.customer_id, "traits": ctx["traits"], "profile": ctx["profile"]},
+                    "created_at": jiff::Timestamp::from_millisecond(item.created_ms).ok().map(|t| t.to_string()),
+                });
+                let answer = hook.send(
+                    &item.key,
+                    body.to_string().as_bytes(),
+                    now_ms.div_euclid(1000),
+                )?;
+                Ok(sent(answer))
+            }
+            Channel::Sms => {
+                let Some(sms) = &self.sms else {
+                    return not_configured(channel, "sms");
+                };
+                let Some(phone) = traits.get("phone").and_then(Value::as_str) else {
+                    return Ok(Outcome::Suppressed {
+                        reason: "consent: no phone number".into(),
+                    });
+                };
+                let text = text_of(&self.templates)?;
+                Ok(sent(sms.send(phone, &text)?))
+            }
+            Channel::Push => {
+                let Some(push) = &self.push else {
+                    return not_configured(channel, "push");
+                };
+                let Some(device) = traits.get("push_token").and_then(Value::as_str) else {
+                    return Ok(Outcome::Suppressed {
+                        reason: "consent: no push token".into(),
+                    });
+                };
+                let text = text_of(&self.templates)?;
+                Ok(sent(push.send(device, &subject, &text, &item.key)?))
+            }
+            Channel::OnSite => {
+                let content = self.templates.render(&item.template, &ctx)?;
+                Ok(Outcome::Sent {
+                    detail: "on-site".into(),
+                    content: Some(content),
+                })
+            }
+            Channel::Audience => Ok(sent("in the audience".into())),
         }
     }
 }
@@ -431,6 +568,15 @@ pub fn delivery_loop(
             let k = lifecycle_moments::assignment::position("delivery", &item.customer_id);
             parts[((k * workers as f64) as usize).min(workers - 1)].push(item);
         }
+        let audiences: Vec<String> = {
+            let mut m: Vec<String> = items
+                .iter()
+                .filter(|i| i.channel == "audience")
+                .map(|i| i.moment.clone())
+                .collect();
+            m.dedup();
+            m
+        };
         let deliverer = &deliverer;
         let engine = &engine;
         std::thread::scope(|scope| {
@@ -451,7 +597,41 @@ pub fn delivery_loop(
                 });
             }
         });
+        if let (Some(dir), Some(store)) = (&engine.journey_options.audience_dir, stores.first_mut())
+        {
+            for moment in &audiences {
+                if let Err(e) = write_audience_files(store, dir, moment) {
+                    eprintln!("audience {moment}: {e}");
+                }
+            }
+        }
     }
+}
+
+/// Writes a moment's ad-audience files (`<moment>-meta.csv`,
+/// `<moment>-google.csv`), replacing them atomically.
+pub fn write_audience_files(store: &mut Store, dir: &Path, moment: &str) -> Result<(), String> {
+    use lifecycle_deliver::audiences::{Platform, audience_csv};
+    let members = store.audience_members(moment).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let slug: String = moment
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    for p in [Platform::Meta, Platform::Google] {
+        let path = dir.join(format!("{slug}-{}.csv", p.name()));
+        let tmp = dir.join(format!(".{slug}-{}.csv.tmp", p.name()));
+        std::fs::write(&tmp, audience_csv(p, &members))
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// A moment's definition and counts for the API.

@@ -248,6 +248,70 @@ pub mod docs {
             responses: vec![(200, "Unsubscribed"), (404, "Not a valid link")],
         }
     }
+    pub fn onsite_messages() -> Doc {
+        Doc {
+            summary: "A customer's on-site messages",
+            description: "The on-site messages (banners, pop-ups) moments sent the customer in the last 7 days and not dismissed, as HTML. Called from shop pages by /onsite.js with a public key (`?key=pk_...` or Bearer); answered with CORS headers.",
+            params: vec![
+                path("id", "Customer id, userId, anonymousId or email"),
+                query("key", "A public key (instead of the Authorization header)"),
+            ],
+            body: None,
+            responses: vec![
+                (200, "{customer_id, messages: [{key, moment, html}]}"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
+    pub fn dismiss_message() -> Doc {
+        Doc {
+            summary: "Dismiss an on-site message",
+            description: "The customer closed the message: it is not shown again.",
+            params: vec![
+                path("id", "Customer id, userId, anonymousId or email"),
+                path("key", "The message's key"),
+                query("key", "A public key (instead of the Authorization header)"),
+            ],
+            body: None,
+            responses: vec![(200, "{success}"), (404, "No such message"), UNAUTHORIZED],
+        }
+    }
+    pub fn onsite_js() -> Doc {
+        Doc {
+            summary: "The on-site snippet",
+            description: "JavaScript to embed in shop pages: <script src=\"/onsite.js\" data-key=\"pk_...\" data-customer=\"ID\"></script> shows the customer's on-site messages with a close button.",
+            params: vec![],
+            body: None,
+            responses: vec![(200, "JavaScript")],
+        }
+    }
+    pub fn moment_audience() -> Doc {
+        Doc {
+            summary: "A moment's ad audience",
+            description: "The customers in the moment's audience now (their audience step delivered, their journey not ended) as a Meta Custom Audiences or Google Customer Match upload: emails and phones normalised by the platform's rules and SHA-256 hashed.",
+            params: vec![
+                path("name", "The moment's name"),
+                query("platform", "meta (default) or google"),
+            ],
+            body: None,
+            responses: vec![(200, "CSV"), (400, "Bad platform"), UNAUTHORIZED],
+        }
+    }
+    pub fn list_messages() -> Doc {
+        Doc {
+            summary: "Messages by status (dead letters)",
+            description: "Outbox messages with a status, newest first: failed (the dead-letter list: given up after retries or refused), suppressed, queued, sent, held_out.",
+            params: vec![
+                query(
+                    "status",
+                    "failed (default), suppressed, queued, sent, held_out",
+                ),
+                query("limit", "At most this many (default 100)"),
+            ],
+            body: None,
+            responses: vec![(200, "{messages: [...]}"), UNAUTHORIZED],
+        }
+    }
     pub fn audit() -> Doc {
         Doc {
             summary: "Audit log",
@@ -286,6 +350,7 @@ pub fn document() -> Value {
             Access::Open => json!([]),
             Access::Write => json!([{"writeKey": []}]),
             Access::Secret | Access::Metrics => json!([{"secretKey": []}]),
+            Access::Public => json!([{"publicKey": []}, {"secretKey": []}]),
         };
         let mut op = json!({
             "summary": d.summary,
@@ -314,6 +379,7 @@ pub fn document() -> Value {
         "components": {"securitySchemes": {
             "writeKey": {"type": "http", "scheme": "basic", "description": "A write key as the user name, empty password (Segment's convention)"},
             "secretKey": {"type": "http", "scheme": "bearer", "description": "A secret key (Basic with the key as user name works too)"},
+            "publicKey": {"type": "apiKey", "in": "query", "name": "key", "description": "A public key (safe in a web page): on-site messages only"},
         }},
     })
 }

@@ -481,8 +481,12 @@ pub struct OutboxItem {
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Handed to the channel; `detail` is the provider's answer.
-    Sent { detail: String },
+    /// Handed to the channel; `detail` is the provider's answer; `content`
+    /// is kept when the message is shown later (on-site).
+    Sent {
+        detail: String,
+        content: Option<String>,
+    },
     /// Not sent, tried again at `at_ms` (the error is kept).
     Retry { at_ms: i64, error: String },
     /// Not sent, never retried (dead letter).
@@ -563,6 +567,23 @@ pub struct SavedMoment {
     pub changed: bool,
     /// The replaced live version's text, for a diff.
     pub previous: Option<String>,
+}
+
+fn message_of(r: &Row) -> MessageRow {
+    MessageRow {
+        key: r.text(0),
+        moment: r.text(1),
+        version: r.i64(2).clamp(0, i64::from(u32::MAX)) as u32,
+        step: r.i64(3),
+        channel: r.text(4),
+        template: r.text(5),
+        status: r.text(6),
+        created_ms: r.i64(7),
+        due_ms: r.i64(8),
+        sent_ms: r.opt_i64(9),
+        attempts: r.i64(10),
+        detail: r.opt_text(11),
+    }
 }
 
 const OUTBOX_COLUMNS: &str = "key, enrolment_id, customer_id, moment, version, step, channel, template, subject, priority, created_ms, due_ms, attempts";
@@ -817,9 +838,13 @@ impl Store {
         outcome: &Outcome,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        let content = match outcome {
+            Outcome::Sent { content, .. } => content.as_deref(),
+            _ => None,
+        };
         let (status, due, sent, detail, attempt): (&str, Option<i64>, Option<i64>, &str, i64) =
             match outcome {
-                Outcome::Sent { detail } => ("sent", None, Some(now_ms), detail, 1),
+                Outcome::Sent { detail, .. } => ("sent", None, Some(now_ms), detail, 1),
                 Outcome::Retry { at_ms, error } => ("queued", Some(*at_ms), None, error, 1),
                 Outcome::Failed { error } => ("failed", None, None, error, 1),
                 Outcome::Suppressed { reason } => ("suppressed", None, None, reason, 0),
@@ -829,8 +854,8 @@ impl Store {
             };
         self.exec(
             "UPDATE outbox SET status = ?2, due_ms = COALESCE(?3, due_ms), sent_ms = ?4,
-               detail = ?5, attempts = attempts + ?6, lease_ms = NULL WHERE key = ?1",
-            vals![key, status, due, sent, detail, attempt],
+               detail = ?5, attempts = attempts + ?6, lease_ms = NULL, content = ?7 WHERE key = ?1",
+            vals![key, status, due, sent, detail, attempt, content],
         )?;
         Ok(())
     }
@@ -902,19 +927,76 @@ impl Store {
                 vals![customer],
             )?
             .iter()
-            .map(|r| MessageRow {
-                key: r.text(0),
-                moment: r.text(1),
-                version: r.i64(2).clamp(0, i64::from(u32::MAX)) as u32,
-                step: r.i64(3),
-                channel: r.text(4),
-                template: r.text(5),
-                status: r.text(6),
-                created_ms: r.i64(7),
-                due_ms: r.i64(8),
-                sent_ms: r.opt_i64(9),
-                attempts: r.i64(10),
-                detail: r.opt_text(11),
+            .map(message_of)
+            .collect())
+    }
+
+    /// A customer's on-site messages sent since `since_ms` and not
+    /// dismissed: (key, moment, content), newest first.
+    pub fn onsite_messages(
+        &mut self,
+        customer: &str,
+        since_ms: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT key, moment, content FROM outbox WHERE customer_id = ?1 AND channel = 'onsite'
+                 AND status = 'sent' AND sent_ms >= ?2 ORDER BY sent_ms DESC, key",
+                vals![customer, since_ms],
+            )?
+            .iter()
+            .map(|r| (r.text(0), r.text(1), r.opt_text(2).unwrap_or_default()))
+            .collect())
+    }
+
+    /// Messages with a status (e.g. the dead letters: `failed`), newest
+    /// first, with their customer.
+    pub fn messages_by_status(
+        &mut self,
+        status: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, MessageRow)>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT key, moment, version, step, channel, template, status, created_ms, due_ms,
+                   sent_ms, attempts, detail, customer_id
+                 FROM outbox WHERE status = ?1 ORDER BY created_ms DESC, key LIMIT ?2",
+                vals![status, limit as i64],
+            )?
+            .iter()
+            .map(|r| (r.text(12), message_of(r)))
+            .collect())
+    }
+
+    /// Marks a customer's on-site message as dismissed.
+    pub fn dismiss(&mut self, customer: &str, key: &str) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "UPDATE outbox SET status = 'dismissed' WHERE customer_id = ?1 AND key = ?2
+             AND channel = 'onsite' AND status = 'sent'",
+            vals![customer, key],
+        )? > 0)
+    }
+
+    /// The traits of every customer in a moment's ad audience now: their
+    /// audience step was delivered and their enrolment has not ended.
+    pub fn audience_members(
+        &mut self,
+        moment: &str,
+    ) -> Result<Vec<Map<String, Value>>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT DISTINCT t.customer_id, t.traits FROM outbox o
+                 JOIN enrolments e ON e.id = o.enrolment_id
+                 JOIN traits t ON t.customer_id = o.customer_id
+                 WHERE o.moment = ?1 AND o.channel = 'audience' AND o.status = 'sent'
+                   AND e.ended IS NULL
+                 ORDER BY t.customer_id",
+                vals![moment],
+            )?
+            .iter()
+            .filter_map(|r| match serde_json::from_str(&r.text(1)) {
+                Ok(Value::Object(m)) => Some(m),
+                _ => None,
             })
             .collect())
     }
@@ -1169,6 +1251,7 @@ mod tests {
                     &first.key,
                     &Outcome::Sent {
                         detail: "250 ok".into(),
+                        content: None,
                     },
                     T0 + 10 * DAY_MS,
                 )

@@ -269,7 +269,8 @@ const MIGRATIONS: &[&str] = &[
         attempts INTEGER NOT NULL,
         lease_ms INTEGER,
         sent_ms INTEGER,
-        detail TEXT
+        detail TEXT,
+        content TEXT
     ) WITHOUT ROWID;
     CREATE INDEX outbox_due ON outbox (due_ms) WHERE status = 'queued';
     CREATE INDEX outbox_by_customer ON outbox (customer_id, channel, sent_ms);
@@ -422,7 +423,8 @@ const PG_MIGRATIONS: &[&str] = &[
         attempts BIGINT NOT NULL,
         lease_ms BIGINT,
         sent_ms BIGINT,
-        detail TEXT
+        detail TEXT,
+        content TEXT
     );
     CREATE INDEX outbox_due ON outbox (due_ms) WHERE status = 'queued';
     CREATE INDEX outbox_by_customer ON outbox (customer_id, channel, sent_ms);

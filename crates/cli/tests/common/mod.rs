@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: run the real binary.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod http_fake;
 pub mod moments;
 pub mod smtp;
 
