@@ -230,15 +230,15 @@ fn playbook(table: &SegmentTable) -> Vec<Play> {
     ));
     plays.push(play(
         "Birthday",
-        "A birthday treat (date trait `birthday`).",
+        "A birthday treat (date trait `birthday`, YYYY-MM-DD; fires every year on the day plus offset_days).",
         "date_trait = \"birthday\"\noffset_days = 0",
         "",
         "[[step]]\nsend = { channel = \"email\", template = \"templates/birthday.html\", subject = \"Happy birthday\" }\n\n[[step]]\nexit = true\n",
     ));
     plays.push(play(
         "First-order anniversary",
-        "A year with us (date trait `first_order_date`).",
-        "date_trait = \"first_order_date\"\noffset_days = 365",
+        "Every year since the first order (date trait `first_order_date`, sent with identify; date triggers recur yearly).",
+        "date_trait = \"first_order_date\"\noffset_days = 0",
         "",
         "[[step]]\nsend = { channel = \"email\", template = \"templates/anniversary.html\", subject = \"One year together\" }\n\n[[step]]\nexit = true\n",
     ));

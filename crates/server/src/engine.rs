@@ -296,6 +296,7 @@ impl Engine {
         writer_store.watch_events(watched);
         writer_store.want_first_seen(needs_first_seen(&current.run));
         let options = settings.journeys.clone();
+        let mut changed = Vec::new();
         if let Some(dir) = &options.dir {
             let sync =
                 sync_folder(&mut writer_store, dir, &table, clock.now_ms()).map_err(|p| {
@@ -305,6 +306,7 @@ impl Engine {
                     ))
                 })?;
             log_sync(&sync);
+            changed = sync.changed.into_iter().map(|c| c.name).collect();
         }
         let (journeys, problems) =
             journeys_from(&writer_store.moments()?, &table, options.global_control);
@@ -312,6 +314,9 @@ impl Engine {
             eprintln!("warning: {p}");
         }
         writer_store.set_journeys(journeys);
+        for name in &changed {
+            writer_store.arm_timers(name, clock.now_ms())?;
+        }
         let (tx, rx) = mpsc::channel();
         let engine = Arc::new(Engine {
             jobs: Mutex::new(Some(tx)),
@@ -842,6 +847,7 @@ impl Engine {
         job: MomentsJob,
         now_ms: i64,
     ) -> Result<Value, StoreError> {
+        let mut changed: Vec<String> = Vec::new();
         let answer = match job {
             MomentsJob::SyncFolder => {
                 let Some(dir) = &self.journey_options.dir else {
@@ -854,6 +860,7 @@ impl Engine {
                     ))
                 })?;
                 log_sync(&sync);
+                changed.extend(sync.changed.iter().map(|c| c.name.clone()));
                 for c in &sync.changed {
                     store.audit(
                         now_ms,
@@ -890,6 +897,7 @@ impl Engine {
                 }
                 let saved = store.save_moment(&m.name, &source, "api", now_ms)?;
                 if saved.changed {
+                    changed.push(m.name.clone());
                     store.audit(
                         now_ms,
                         "moment saved",
@@ -914,6 +922,9 @@ impl Engine {
             eprintln!("warning: {p}");
         }
         store.set_journeys(journeys);
+        for name in &changed {
+            store.arm_timers(name, now_ms)?;
+        }
         self.moments_generation.fetch_add(1, Ordering::SeqCst);
         Ok(answer)
     }

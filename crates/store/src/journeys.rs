@@ -197,6 +197,64 @@ fn triggers(t: &Trigger, e: &journey::Event<'_>) -> bool {
     }
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The year of a day count.
+fn year_of(days: i64) -> i64 {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    yoe + era * 400 + i64::from(m <= 2)
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+/// The month and day of a date trait: `1990-05-17`, or a date-time whose
+/// first ten characters are one.
+fn month_day(v: &Value) -> Option<(u32, u32)> {
+    let s = v.as_str()?.get(..10)?;
+    let mut parts = s.split('-');
+    let _y: i64 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((m, d))
+}
+
+/// The first day on or after `today` that is a yearly recurrence of
+/// (month, day) shifted by `offset` days (29 February is the 28th in other
+/// years).
+pub fn next_yearly(month: u32, day: u32, offset: i32, today: i64) -> i64 {
+    let year = year_of(today);
+    (year - 2..=year + 2)
+        .map(|y| {
+            let d = if month == 2 && day == 29 && !is_leap(y) {
+                28
+            } else {
+                day
+            };
+            days_from_civil(y, month, d) + i64::from(offset)
+        })
+        .filter(|&c| c >= today)
+        .min()
+        .unwrap_or(today)
+}
+
 /// The event a re-score emits when a customer's value is flagged as declining.
 pub const VALUE_DECLINE_EVENT: &str = "Value Decline Flagged";
 
@@ -297,10 +355,63 @@ impl Tx<'_> {
                 self.apply(&m, &mut s, actions)?;
             }
         }
-        // Triggers: who enters now.
+        // Triggers: who enters now; absence timers re-armed by the event.
         for m in journeys.live() {
             if triggers(&m.trigger, &ev) {
                 self.enrol(m, &f.customer)?;
+            }
+            if let Trigger::Absence { event, days } = &m.trigger
+                && event.matches(&ev)
+            {
+                let due = f.at_ms + i64::from(*days) * DAY_MS;
+                self.set_timer(&m.name, &f.customer, due, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Arms a moment's timer for a customer: `later_only` keeps a later
+    /// one (absence: the last event counts).
+    fn set_timer(
+        &mut self,
+        moment: &str,
+        customer: &str,
+        due_ms: i64,
+        later_only: bool,
+    ) -> Result<(), Failure> {
+        let sql = if later_only {
+            "INSERT INTO moment_timers (moment, customer_id, due_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (moment, customer_id) DO UPDATE SET due_ms = excluded.due_ms
+             WHERE excluded.due_ms > moment_timers.due_ms"
+        } else {
+            "INSERT INTO moment_timers (moment, customer_id, due_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (moment, customer_id) DO UPDATE SET due_ms = excluded.due_ms"
+        };
+        self.db.exec(sql, vals![moment, customer, due_ms])?;
+        Ok(())
+    }
+
+    /// Date-trait moments: the next yearly occurrence of the customer's
+    /// date (plus the offset) from their traits, on or after `today`.
+    /// Only dates that differ from `previous` (when given) are re-armed.
+    pub(crate) fn date_trait_timers(
+        &mut self,
+        customer: &str,
+        traits: &Map<String, Value>,
+        previous: Option<&Map<String, Value>>,
+        from_day: i64,
+    ) -> Result<(), Failure> {
+        let journeys = Arc::clone(&self.journeys);
+        for m in journeys.live() {
+            if let Trigger::DateTrait {
+                trait_name,
+                offset_days,
+            } = &m.trigger
+                && previous.is_none_or(|p| p.get(trait_name) != traits.get(trait_name))
+                && let Some((month, day)) = traits.get(trait_name).and_then(month_day)
+            {
+                let due = next_yearly(month, day, *offset_days, from_day) * DAY_MS;
+                self.set_timer(&m.name, customer, due, false)?;
             }
         }
         Ok(())
@@ -708,6 +819,65 @@ impl Store {
         })
     }
 
+    /// Arms a live moment's timers for the customers already known when it
+    /// is launched: an absence from each customer's last such event (and,
+    /// for `Order Completed`, their last imported order), a date trait's
+    /// next occurrence. Customers already absent longer than the moment's
+    /// days do not enter (a segment trigger reaches them). Returns the
+    /// timers armed.
+    pub fn arm_timers(&mut self, moment: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let Some(m) = self
+            .journeys
+            .live()
+            .iter()
+            .find(|m| m.name == moment)
+            .cloned()
+        else {
+            return Ok(0);
+        };
+        self.transact(now_ms, |tx| {
+            let mut armed = 0;
+            match &m.trigger {
+                Trigger::Absence { event, days } => {
+                    let span = i64::from(*days) * DAY_MS;
+                    if event.properties.is_empty() {
+                        armed += tx.db.exec(
+                            "INSERT INTO moment_timers (moment, customer_id, due_ms)
+                             SELECT ?1, customer_id, MAX(at_ms) + ?2 FROM events WHERE event = ?3
+                             GROUP BY customer_id HAVING MAX(at_ms) + ?2 > ?4
+                             ON CONFLICT DO NOTHING",
+                            vals![&m.name, span, &event.event, now_ms],
+                        )?;
+                    }
+                    if event.event == "Order Completed" && event.properties.is_empty() {
+                        armed += tx.db.exec(
+                            "INSERT INTO moment_timers (moment, customer_id, due_ms)
+                             SELECT ?1, customer_id, (last_order + 1) * ?3 + ?2 FROM profiles
+                             WHERE last_order IS NOT NULL AND (last_order + 1) * ?3 + ?2 > ?4
+                             ON CONFLICT (moment, customer_id) DO UPDATE SET due_ms = excluded.due_ms
+                             WHERE excluded.due_ms > moment_timers.due_ms",
+                            vals![&m.name, span, DAY_MS, now_ms],
+                        )?;
+                    }
+                }
+                Trigger::DateTrait { trait_name, .. } => {
+                    let rows = tx.db.query("SELECT customer_id, traits FROM traits", &[])?;
+                    let today = now_ms.div_euclid(DAY_MS);
+                    for r in &rows {
+                        if let Ok(Value::Object(t)) = serde_json::from_str::<Value>(&r.text(1))
+                            && t.contains_key(trait_name)
+                        {
+                            tx.date_trait_timers(&r.text(0), &t, None, today)?;
+                            armed += 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            Ok(armed)
+        })
+    }
+
     /// Stops a moment taking entrants (its customers walk on).
     pub fn deactivate_moment(&mut self, name: &str) -> Result<bool, StoreError> {
         Ok(self.exec(
@@ -775,6 +945,31 @@ impl Store {
                 let lookup = |k: &str| facts.get(k);
                 let actions = journey::advance(&m, &mut s.e, now_ms, None, &lookup);
                 tx.apply(&m, &mut s, actions)?;
+            }
+            // Moment timers: absences that lasted, dates that came.
+            let timers = tx.db.query(
+                &format!(
+                    "SELECT moment, customer_id FROM moment_timers WHERE due_ms <= ?1
+                     ORDER BY due_ms LIMIT ?2{lock}"
+                ),
+                vals![now_ms, limit as i64],
+            )?;
+            for r in &timers {
+                let (name, customer) = (r.text(0), r.text(1));
+                tx.db.exec(
+                    "DELETE FROM moment_timers WHERE moment = ?1 AND customer_id = ?2",
+                    vals![&name, &customer],
+                )?;
+                stats.woken += 1;
+                let Some(m) = journeys.live().iter().find(|m| m.name == name).cloned() else {
+                    continue;
+                };
+                tx.enrol(&m, &customer)?;
+                if matches!(m.trigger, Trigger::DateTrait { .. }) {
+                    // Next year's occurrence.
+                    let traits = tx.traits_of(&customer)?.map(|t| t.0).unwrap_or_default();
+                    tx.date_trait_timers(&customer, &traits, None, now_ms.div_euclid(DAY_MS) + 1)?;
+                }
             }
             tx.run_journeys(scorer)?;
             stats.queued = tx.queued;
@@ -1267,6 +1462,106 @@ mod tests {
             assert_eq!(again.len() as i64, queued_total - 1);
             let m = store.messages(&first.customer_id).unwrap();
             assert!(m.iter().any(|x| x.status == "sent" && x.key == first.key));
+        });
+    }
+
+    #[test]
+    fn yearly_dates() {
+        // 2024-01-20 is day 19742; 2024-02-29 day 19782.
+        assert_eq!(days_from_civil(2024, 1, 20), 19_742);
+        assert_eq!(year_of(19_742), 2024);
+        assert_eq!(year_of(days_from_civil(2023, 12, 31)), 2023);
+        assert_eq!(next_yearly(1, 20, 0, 19_700), 19_742);
+        assert_eq!(next_yearly(1, 20, 0, 19_742), 19_742);
+        assert_eq!(next_yearly(1, 20, -7, 19_740), days_from_civil(2025, 1, 13));
+        assert_eq!(
+            next_yearly(2, 29, 0, days_from_civil(2025, 1, 1)),
+            days_from_civil(2025, 2, 28)
+        );
+        assert_eq!(next_yearly(2, 29, 0, 19_750), 19_782);
+    }
+
+    fn single_send(name: &str, trigger: Trigger) -> Moment {
+        Moment {
+            name: name.into(),
+            trigger,
+            reentry: Reentry::EveryTime,
+            holdout: 0.0,
+            audience: Audience::default(),
+            ..win_back(Reentry::EveryTime)
+        }
+    }
+
+    /// An absence enters the customer when the days pass without the
+    /// event (a new event re-arms it); a date trait on its yearly date.
+    #[test]
+    fn absence_and_date_trait_timers() {
+        both("t", |url| {
+            let mut store = Store::open(&url).unwrap();
+            let lapsed = single_send(
+                "Lapsed",
+                Trigger::Absence {
+                    event: EventFilter {
+                        event: "Order Completed".into(),
+                        properties: vec![],
+                    },
+                    days: 45,
+                },
+            );
+            let birthday = single_send(
+                "Birthday",
+                Trigger::DateTrait {
+                    trait_name: "birthday".into(),
+                    offset_days: 0,
+                },
+            );
+            store.set_journeys(Journeys::new(vec![lapsed, birthday], vec![], 0.0));
+            let s: crate::live::Scorer<'_> = &scorer;
+            store
+                .ingest(
+                    &[vec![
+                        identify(
+                            "u",
+                            "i1",
+                            serde_json::json!({"email": "u@x.org", "birthday": "1990-06-20"}),
+                        ),
+                        order("u", "o1", T0),
+                    ]],
+                    s,
+                    T0,
+                )
+                .unwrap();
+            let count = |store: &mut Store, m: &str| store.moment_counts(m).unwrap().enrolled;
+            store.wake_journeys(T0 + 44 * DAY_MS, 100, s).unwrap();
+            assert_eq!(count(&mut store, "Lapsed"), 0);
+            store.wake_journeys(T0 + 45 * DAY_MS, 100, s).unwrap();
+            assert_eq!(count(&mut store, "Lapsed"), 1);
+            // A new order re-arms the absence.
+            store
+                .ingest(
+                    &[vec![order("u", "o2", T0 + 50 * DAY_MS)]],
+                    s,
+                    T0 + 50 * DAY_MS,
+                )
+                .unwrap();
+            store.wake_journeys(T0 + 94 * DAY_MS, 100, s).unwrap();
+            assert_eq!(count(&mut store, "Lapsed"), 1);
+            store.wake_journeys(T0 + 95 * DAY_MS, 100, s).unwrap();
+            assert_eq!(count(&mut store, "Lapsed"), 2);
+            // T0 is 2023-11-14: the birthday comes on 2024-06-20.
+            let bday = days_from_civil(2024, 6, 20) * DAY_MS;
+            assert_eq!(count(&mut store, "Birthday"), 0);
+            store.wake_journeys(bday - 1, 100, s).unwrap();
+            assert_eq!(count(&mut store, "Birthday"), 0);
+            store.wake_journeys(bday, 100, s).unwrap();
+            assert_eq!(count(&mut store, "Birthday"), 1);
+            // And again a year later, not before.
+            store.wake_journeys(bday + 300 * DAY_MS, 100, s).unwrap();
+            assert_eq!(count(&mut store, "Birthday"), 1);
+            store
+                .wake_journeys(days_from_civil(2025, 6, 20) * DAY_MS, 100, s)
+                .unwrap();
+            assert_eq!(count(&mut store, "Birthday"), 2);
         });
     }
 

@@ -278,7 +278,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE secrets (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL
-    );",
+    );
+    CREATE TABLE moment_timers (
+        moment TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        due_ms INTEGER NOT NULL,
+        PRIMARY KEY (moment, customer_id)
+    );
+    CREATE INDEX moment_timers_due ON moment_timers (due_ms);",
 ];
 
 /// The same migrations for PostgreSQL: integers are BIGINT, reals DOUBLE
@@ -432,7 +439,14 @@ const PG_MIGRATIONS: &[&str] = &[
     CREATE TABLE secrets (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL
-    );",
+    );
+    CREATE TABLE moment_timers (
+        moment TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        due_ms BIGINT NOT NULL,
+        PRIMARY KEY (moment, customer_id)
+    );
+    CREATE INDEX moment_timers_due ON moment_timers (due_ms);",
 ];
 
 /// The kinds of API key (who may call what: see the README's access table).

@@ -716,6 +716,10 @@ impl Tx<'_> {
             )?;
         }
         let has_email = had_email || email.is_some();
+        if current != before && !self.journeys.is_empty() {
+            let today = self.now_ms.div_euclid(86_400_000);
+            self.date_trait_timers(customer, &current, Some(&before), today)?;
+        }
         if current != before || has_email != had_email {
             self.save_traits(customer, &current, has_email)?;
             // Traits feed the profile (email: the visitor segments; dates:
