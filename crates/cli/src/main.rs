@@ -13,6 +13,7 @@ mod moments;
 mod predict;
 mod select;
 mod serve;
+mod simulate;
 mod tripwires;
 mod value;
 

@@ -16,6 +16,9 @@ pub enum MomentsCommand {
         /// The folder of moment definitions
         dir: PathBuf,
     },
+    /// Dry run: replay history through draft moments (who enters, which
+    /// messages on which days after caps and quiet hours, the goal rate)
+    Simulate(crate::simulate::SimulateArgs),
     /// Write ready-to-edit moments for the classic lifecycle plays
     Init {
         /// The folder to write (created; existing files are kept)
@@ -28,6 +31,7 @@ pub fn run(command: MomentsCommand) -> Result<()> {
     match command {
         MomentsCommand::Check { dir } => check(&dir, &table),
         MomentsCommand::Init { dir } => init(&dir, &table),
+        MomentsCommand::Simulate(args) => crate::simulate::run(args),
     }
 }
 

@@ -53,21 +53,21 @@ pub struct ServeArgs {
 /// `lifecycle.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ConfigFile {
+pub(crate) struct ConfigFile {
     #[serde(default)]
     server: ServerSection,
     #[serde(default)]
     engine: EngineSection,
     currency: Option<CurrencySection>,
     #[serde(default)]
-    moments: MomentsSection,
+    pub(crate) moments: MomentsSection,
     #[serde(default)]
     channels: ChannelsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MomentsSection {
+pub(crate) struct MomentsSection {
     /// The folder of definitions, relative to the file.
     dir: Option<PathBuf>,
     /// Share of all customers never messaged (default 0.05).
@@ -171,8 +171,50 @@ struct CurrencySection {
     rates: HashMap<String, f64>,
 }
 
+/// The `[moments]` send policy: the global control share, quiet hours and
+/// frequency caps, checked.
+pub(crate) fn moments_policy(
+    m: &MomentsSection,
+    file_name: &Path,
+) -> Result<(
+    f64,
+    Option<lifecycle_deliver::policy::QuietHours>,
+    Vec<lifecycle_deliver::policy::Cap>,
+)> {
+    let global_control = m.global_control.unwrap_or(0.05);
+    if !(0.0..0.5).contains(&global_control) {
+        return Err(input_err(format!(
+            "{}: [moments] global_control = {global_control} must be at least 0 and below 0.5",
+            file_name.display()
+        )));
+    }
+    let quiet_hours = match &m.quiet_hours {
+        Some(q) => Some(
+            lifecycle_deliver::policy::QuietHours::parse(q).map_err(|e| {
+                input_err(format!(
+                    "{}: [moments] quiet_hours: {e}",
+                    file_name.display()
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    let mut caps = Vec::new();
+    for (channel, cap) in &m.caps {
+        caps.push(
+            lifecycle_deliver::policy::Cap::parse(channel, cap).map_err(|e| {
+                input_err(format!(
+                    "{}: [moments.caps] {channel}: {e}",
+                    file_name.display()
+                ))
+            })?,
+        );
+    }
+    Ok((global_control, quiet_hours, caps))
+}
+
 /// Reads the settings file: `path`, or `./lifecycle.toml` if it exists.
-fn read_config(path: Option<&Path>) -> Result<(ConfigFile, PathBuf)> {
+pub(crate) fn read_config(path: Option<&Path>) -> Result<(ConfigFile, PathBuf)> {
     let (path, required) = match path {
         Some(p) => (p.to_path_buf(), true),
         None => (PathBuf::from("lifecycle.toml"), false),
@@ -361,35 +403,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         }
     };
     let m = &file.moments;
-    let global_control = m.global_control.unwrap_or(0.05);
-    if !(0.0..0.5).contains(&global_control) {
-        return Err(input_err(format!(
-            "{}: [moments] global_control = {global_control} must be at least 0 and below 0.5",
-            file_name.display()
-        )));
-    }
-    let quiet_hours = match &m.quiet_hours {
-        Some(q) => Some(
-            lifecycle_deliver::policy::QuietHours::parse(q).map_err(|e| {
-                input_err(format!(
-                    "{}: [moments] quiet_hours: {e}",
-                    file_name.display()
-                ))
-            })?,
-        ),
-        None => None,
-    };
-    let mut caps = Vec::new();
-    for (channel, cap) in &m.caps {
-        caps.push(
-            lifecycle_deliver::policy::Cap::parse(channel, cap).map_err(|e| {
-                input_err(format!(
-                    "{}: [moments.caps] {channel}: {e}",
-                    file_name.display()
-                ))
-            })?,
-        );
-    }
+    let (global_control, quiet_hours, caps) = moments_policy(m, &file_name)?;
     let journeys = lifecycle_server::JourneyOptions {
         dir: args.moments.clone().or_else(|| m.dir.as_ref().map(in_dir)),
         global_control,

@@ -117,3 +117,63 @@ send = { channel = "email", template = "templates/broken.html" }
         "{e}"
     );
 }
+
+/// `moments simulate` replays a year through the win-back moment: the
+/// 1,000 frequent buyers drift into At Risk on one day and enter (none of
+/// the single-order customers), each treated one gets the email and the
+/// reminder 14 days later, held-out ones none; nobody orders, so the
+/// historical goal rate is 0.
+#[test]
+fn simulate_replays_history_through_a_draft_moment() {
+    use common::moments::{WIN_BACK, orders_file};
+    let dir = tempfile::tempdir().unwrap();
+    let orders = dir.path().join("orders.csv");
+    orders_file(&orders);
+    let m = dir.path().join("m");
+    std::fs::create_dir_all(m.join("templates")).unwrap();
+    std::fs::write(m.join("win-back.toml"), WIN_BACK).unwrap();
+    std::fs::write(m.join("templates/win-back.html"), "<p>hi</p>").unwrap();
+    std::fs::write(m.join("templates/reminder.html"), "<p>again</p>").unwrap();
+    let out = dir.path().join("out");
+    let o = lifecycle(&[
+        "moments",
+        "simulate",
+        m.to_str().unwrap(),
+        "--from",
+        orders.to_str().unwrap(),
+        "--since",
+        "2024-01-01",
+        "--until",
+        "2024-10-31",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let w = &v["moments"][0];
+    assert_eq!(w["moment"], "Win back", "{v}");
+    let entered = &w["entered"];
+    let treated = entered["treatment"].as_u64().unwrap();
+    let total = treated
+        + entered["holdout"].as_u64().unwrap()
+        + entered["global_control"].as_u64().unwrap();
+    assert_eq!(total, 1_000, "{v}");
+    assert_eq!(w["goal_rate"], 0.0);
+    let sent: u64 = w["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["status"] == "sent")
+        .map(|m| m["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sent, 2 * treated, "{v}");
+    let (_, rows) = read_csv(&out.join("entrants.csv"));
+    assert_eq!(rows.len(), 1_000);
+    assert!(
+        rows.iter().all(|r| r[0].starts_with('T')),
+        "only the targets"
+    );
+    let days: std::collections::HashSet<&String> = rows.iter().map(|r| &r[2]).collect();
+    assert_eq!(days.len(), 1, "they all drift in on one day: {days:?}");
+}

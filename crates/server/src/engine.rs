@@ -142,6 +142,9 @@ enum Job {
 pub enum MomentsJob {
     /// Store the folder's definitions (new versions where changed).
     SyncFolder,
+    /// The same from another folder (a simulation loads its drafts after
+    /// the first model run).
+    SyncFrom(std::path::PathBuf),
     /// A definition from the API; `name`: the one it must have (PUT).
     Save {
         source: String,
@@ -308,11 +311,12 @@ impl Engine {
             log_sync(&sync);
             changed = sync.changed.into_iter().map(|c| c.name).collect();
         }
-        let (journeys, problems) =
+        let (mut journeys, problems) =
             journeys_from(&writer_store.moments()?, &table, options.global_control);
         for p in problems {
             eprintln!("warning: {p}");
         }
+        journeys.assume_consent = options.assume_consent;
         writer_store.set_journeys(journeys);
         for name in &changed {
             writer_store.arm_timers(name, clock.now_ms())?;
@@ -848,9 +852,13 @@ impl Engine {
         now_ms: i64,
     ) -> Result<Value, StoreError> {
         let mut changed: Vec<String> = Vec::new();
-        let answer = match job {
-            MomentsJob::SyncFolder => {
-                let Some(dir) = &self.journey_options.dir else {
+        let answer = match &job {
+            MomentsJob::SyncFolder | MomentsJob::SyncFrom(_) => {
+                let from = match &job {
+                    MomentsJob::SyncFrom(d) => Some(d),
+                    _ => self.journey_options.dir.as_ref(),
+                };
+                let Some(dir) = from else {
                     return Ok(json!({"changed": []}));
                 };
                 let sync = sync_folder(store, dir, &self.table, now_ms).map_err(|p| {
@@ -875,10 +883,10 @@ impl Engine {
                 })
             }
             MomentsJob::Save { source, name } => {
-                let m = lifecycle_ingest::config::parse_moment(&source, &self.table)
+                let m = lifecycle_ingest::config::parse_moment(source, &self.table)
                     .map_err(|ps| StoreError::Refused(ps.join("\n")))?;
                 if let Some(n) = name
-                    && n != m.name
+                    && *n != m.name
                 {
                     return Err(StoreError::Refused(format!(
                         "the definition is named \"{}\", not \"{n}\"",
@@ -895,7 +903,7 @@ impl Engine {
                         }
                     }
                 }
-                let saved = store.save_moment(&m.name, &source, "api", now_ms)?;
+                let saved = store.save_moment(&m.name, source, "api", now_ms)?;
                 if saved.changed {
                     changed.push(m.name.clone());
                     store.audit(
@@ -909,11 +917,11 @@ impl Engine {
                     "name": m.name,
                     "version": saved.version,
                     "changed": saved.changed,
-                    "diff": saved.previous.as_deref().map(|p| diff(p, &source)),
+                    "diff": saved.previous.as_deref().map(|p| diff(p, source)),
                 })
             }
         };
-        let (journeys, problems) = journeys_from(
+        let (mut journeys, problems) = journeys_from(
             &store.moments()?,
             &self.table,
             self.journey_options.global_control,
@@ -921,6 +929,7 @@ impl Engine {
         for p in problems {
             eprintln!("warning: {p}");
         }
+        journeys.assume_consent = self.journey_options.assume_consent;
         store.set_journeys(journeys);
         for name in &changed {
             store.arm_timers(name, now_ms)?;

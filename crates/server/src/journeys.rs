@@ -53,6 +53,8 @@ pub struct JourneyOptions {
     pub poll_every: Duration,
     /// Sends in flight at once (each on its own store connection).
     pub workers: usize,
+    /// Audiences' consent conditions hold for everyone (`moments simulate`).
+    pub assume_consent: bool,
 }
 
 impl Default for JourneyOptions {
@@ -71,6 +73,7 @@ impl Default for JourneyOptions {
             watch_every: Some(Duration::from_secs(2)),
             poll_every: Duration::from_millis(200),
             workers: 8,
+            assume_consent: false,
         }
     }
 }
@@ -350,6 +353,74 @@ impl Deliverer {
         }
     }
 
+    /// What the policy makes of a send due now: `Some` when it must not go
+    /// now (consent, a frequency cap, quiet hours). A dry run (`moments
+    /// simulate`) only honours an explicit refusal of consent, as history
+    /// has no contact details.
+    fn policy(
+        &self,
+        store: &mut Store,
+        item: &OutboxItem,
+        channel: Channel,
+        traits: &serde_json::Map<String, Value>,
+        now_ms: i64,
+        dry_run: bool,
+    ) -> Result<Option<Outcome>, Failure> {
+        let refused = traits
+            .get(&format!("consent_{}", channel.name()))
+            .is_some_and(|v| v == &Value::Bool(false));
+        if (dry_run && refused) || (!dry_run && !lifecycle_store::consents(traits, channel)) {
+            return Ok(Some(Outcome::Suppressed {
+                reason: format!("consent: no {} consent", channel.name()),
+            }));
+        }
+        for cap in self.caps.iter().filter(|c| c.channel == channel) {
+            let sent = store.sent_since(&item.customer_id, channel.name(), cap.since_ms(now_ms))?;
+            if sent >= i64::from(cap.max) {
+                return Ok(Some(Outcome::Suppressed {
+                    reason: format!(
+                        "cap: {} {} per {} days reached",
+                        cap.max,
+                        channel.name(),
+                        cap.days
+                    ),
+                }));
+            }
+        }
+        if let Some(q) = &self.quiet_hours {
+            let tz = traits
+                .get("timezone")
+                .and_then(Value::as_str)
+                .and_then(|name| jiff::tz::TimeZone::get(name).ok())
+                .unwrap_or_else(|| self.tz.clone());
+            if let Some(until) = q.deferred_until(now_ms, &tz) {
+                return Ok(Some(Outcome::Deferred {
+                    until_ms: until,
+                    reason: "quiet hours".into(),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A dry run of one send: the policy's verdict, or "sent" (simulated).
+    pub fn simulate(&self, store: &mut Store, item: &OutboxItem, now_ms: i64) -> Outcome {
+        let result = (|| -> Result<Outcome, Failure> {
+            let channel = Channel::parse(&item.channel).unwrap_or(Channel::Email);
+            let (_, traits) = store.customer_context(&item.customer_id)?;
+            Ok(self
+                .policy(store, item, channel, &traits, now_ms, true)?
+                .unwrap_or(Outcome::Sent {
+                    detail: "simulated".into(),
+                    content: None,
+                }))
+        })();
+        result.unwrap_or_else(|_| Outcome::Retry {
+            at_ms: now_ms + 60_000,
+            error: "the store".into(),
+        })
+    }
+
     fn try_deliver(
         &self,
         store: &mut Store,
@@ -362,36 +433,8 @@ impl Deliverer {
             });
         };
         let (profile, traits) = store.customer_context(&item.customer_id)?;
-        if !lifecycle_store::consents(&traits, channel) {
-            return Ok(Outcome::Suppressed {
-                reason: format!("consent: no {} consent", channel.name()),
-            });
-        }
-        for cap in self.caps.iter().filter(|c| c.channel == channel) {
-            let sent = store.sent_since(&item.customer_id, channel.name(), cap.since_ms(now_ms))?;
-            if sent >= i64::from(cap.max) {
-                return Ok(Outcome::Suppressed {
-                    reason: format!(
-                        "cap: {} {} per {} days reached",
-                        cap.max,
-                        channel.name(),
-                        cap.days
-                    ),
-                });
-            }
-        }
-        if let Some(q) = &self.quiet_hours {
-            let tz = traits
-                .get("timezone")
-                .and_then(Value::as_str)
-                .and_then(|name| jiff::tz::TimeZone::get(name).ok())
-                .unwrap_or_else(|| self.tz.clone());
-            if let Some(until) = q.deferred_until(now_ms, &tz) {
-                return Ok(Outcome::Deferred {
-                    until_ms: until,
-                    reason: "quiet hours".into(),
-                });
-            }
+        if let Some(blocked) = self.policy(store, item, channel, &traits, now_ms, false)? {
+            return Ok(blocked);
         }
         let unsubscribe = self.unsubscribe_url(&item.customer_id, channel);
         let ctx = json!({

@@ -30,6 +30,9 @@ pub struct Journeys {
     live: Vec<Arc<Moment>>,
     /// Share of all customers in the global control group (never messaged).
     pub global_control: f64,
+    /// Audiences' consent conditions hold for everyone (a dry run on
+    /// history, which has no contact details).
+    pub assume_consent: bool,
 }
 
 impl Journeys {
@@ -45,6 +48,7 @@ impl Journeys {
             versions,
             live,
             global_control,
+            assume_consent: false,
         }
     }
 
@@ -156,7 +160,7 @@ pub fn consents(traits: &Map<String, Value>, channel: Channel) -> bool {
 }
 
 /// Whether the moment's audience admits the customer.
-fn admits(m: &Moment, f: &Facts) -> bool {
+fn admits(m: &Moment, f: &Facts, assume_consent: bool) -> bool {
     let a = &m.audience;
     let p = f.profile.as_ref();
     let segment = p.map(|p| p.segment.as_str()).unwrap_or("");
@@ -167,7 +171,7 @@ fn admits(m: &Moment, f: &Facts) -> bool {
             .is_none_or(|min| p.and_then(|p| p.clv).is_some_and(|v| v >= min))
         && a.min_p_alive
             .is_none_or(|min| p.and_then(|p| p.p_alive).is_some_and(|v| v >= min))
-        && a.consent.iter().all(|c| f.consents(*c))
+        && (assume_consent || a.consent.iter().all(|c| f.consents(*c)))
         && a.traits
             .iter()
             .all(|(k, v)| f.traits.get(k).and_then(text_of).as_deref() == Some(v.as_str()))
@@ -438,7 +442,7 @@ impl Tx<'_> {
             }
         }
         let facts = self.facts(customer)?;
-        if !admits(m, &facts) {
+        if !admits(m, &facts, self.journeys.assume_consent) {
             return Ok(false);
         }
         let global = self.journeys.in_global_control(customer);
@@ -658,6 +662,12 @@ pub struct MomentCounts {
     /// Outbox rows by status.
     pub messages: Vec<(String, i64)>,
 }
+
+/// (moment, channel, status, day since 1970-01-01 UTC, messages).
+pub type OutboxDay = (String, String, String, i64, i64);
+
+/// (customer, moment, entered at ms, group, goal reached at ms).
+pub type EnrolmentSummary = (String, String, i64, String, Option<i64>);
 
 /// A stored version of a moment's definition.
 #[derive(Debug, Clone, PartialEq)]
@@ -1160,6 +1170,49 @@ impl Store {
             )?
             .iter()
             .map(|r| (r.text(12), message_of(r)))
+            .collect())
+    }
+
+    /// Outbox rows by moment, channel, status and day (the day sent, or
+    /// due): (moment, channel, status, day since 1970-01-01 UTC, count).
+    pub fn outbox_days(&mut self) -> Result<Vec<OutboxDay>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT moment, channel, status, CAST(COALESCE(sent_ms, due_ms) / 86400000 AS BIGINT) AS d,
+                   COUNT(*) FROM outbox GROUP BY moment, channel, status, d
+                 ORDER BY d, moment, channel, status",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.text(0), r.text(1), r.text(2), r.i64(3), r.i64(4)))
+            .collect())
+    }
+
+    /// Every enrolment: (customer, moment, entered, group, goal reached).
+    pub fn all_enrolments(&mut self) -> Result<Vec<EnrolmentSummary>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT customer_id, moment, entered_ms, global_control, holdout, goal_ms
+                 FROM enrolments ORDER BY entered_ms, customer_id, moment",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                let group = if r.bool(3) {
+                    "global control"
+                } else if r.bool(4) {
+                    "holdout"
+                } else {
+                    "treatment"
+                };
+                (
+                    r.text(0),
+                    r.text(1),
+                    r.i64(2),
+                    group.to_string(),
+                    r.opt_i64(5),
+                )
+            })
             .collect())
     }
 

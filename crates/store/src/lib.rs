@@ -20,8 +20,8 @@ mod live;
 
 pub use db::DbError;
 pub use journeys::{
-    EnrolmentRow, Journeys, MessageRow, MomentCounts, OutboxItem, Outcome, SavedMoment,
-    StoredMoment, VALUE_DECLINE_EVENT, WakeStats, consents,
+    EnrolmentRow, EnrolmentSummary, Journeys, MessageRow, MomentCounts, OutboxDay, OutboxItem,
+    Outcome, SavedMoment, StoredMoment, VALUE_DECLINE_EVENT, WakeStats, consents,
 };
 pub use live::{
     CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
