@@ -4,6 +4,7 @@
 
 mod analyze;
 mod bench;
+mod bench_journeys;
 mod bench_serve;
 mod decline;
 mod fit;
@@ -117,6 +118,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Load-test `serve` on loopback: events/s through /v1/batch, customer-view latency at a fixed rate
     BenchServe(bench_serve::BenchServeArgs),
+    /// Journeys at scale: enrolment, the timer pass with every wait due at once, delivery
+    BenchJourneys(bench_journeys::BenchJourneysArgs),
 }
 
 fn main() -> ExitCode {
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchServe(args) => bench_serve::run(args),
+        Command::BenchJourneys(args) => bench_journeys::run(args),
         Command::Import(args) => import::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Keys { command } => serve::keys(command),

@@ -272,7 +272,7 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT,
         content TEXT
     ) WITHOUT ROWID;
-    CREATE INDEX outbox_due ON outbox (due_ms) WHERE status = 'queued';
+    CREATE INDEX outbox_due ON outbox (priority DESC, due_ms, key) WHERE status = 'queued';
     CREATE INDEX outbox_by_customer ON outbox (customer_id, channel, sent_ms);
     CREATE INDEX outbox_by_moment ON outbox (moment, status);
     CREATE TABLE secrets (
@@ -433,7 +433,7 @@ const PG_MIGRATIONS: &[&str] = &[
         detail TEXT,
         content TEXT
     );
-    CREATE INDEX outbox_due ON outbox (due_ms) WHERE status = 'queued';
+    CREATE INDEX outbox_due ON outbox (priority DESC, due_ms, key) WHERE status = 'queued';
     CREATE INDEX outbox_by_customer ON outbox (customer_id, channel, sent_ms);
     CREATE INDEX outbox_by_moment ON outbox (moment, status);
     CREATE TABLE secrets (
