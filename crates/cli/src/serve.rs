@@ -79,6 +79,8 @@ pub(crate) struct MomentsSection {
     caps: std::collections::BTreeMap<String, String>,
     /// Seconds between checks of the folder (0: not watched).
     watch_seconds: Option<u64>,
+    /// The product catalogue (CSV) for suggestions in messages, relative to the file.
+    catalogue: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -442,6 +444,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 token: o.token.clone(),
             }),
         audience_dir: file.channels.audience.as_ref().map(|a| in_dir(&a.dir)),
+        catalogue: m.catalogue.as_ref().map(in_dir),
         public_url: file.server.public_url.clone(),
         caps,
         quiet_hours,

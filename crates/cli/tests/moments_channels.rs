@@ -86,7 +86,12 @@ fn webhook_sms_push_onsite_and_audiences() {
     std::fs::write(m.join("push.txt"), "Your welcome gift is waiting").unwrap();
     std::fs::write(
         m.join("banner.html"),
-        "<b>Welcome, {{ traits.first_name }}!</b>",
+        "<b>Welcome, {{ traits.first_name }}!</b>{% for p in products %} <a href=\"{{ p.url }}\">{{ p.name }}</a>{% endfor %}",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("products.csv"),
+        "id,name,url,price,category\np1,Green tea,https://s/p1,4.5,tea\np2,Mug,https://s/p2,9,kitchen\np3,Black tea,https://s/p3,5,tea\np4,Pot,https://s/p4,20,kitchen\n",
     )
     .unwrap();
     std::fs::write(m.join("none.txt"), "").unwrap();
@@ -98,6 +103,7 @@ fn webhook_sms_push_onsite_and_audiences() {
             r#"[moments]
 dir = "moments"
 global_control = 0
+catalogue = "products.csv"
 
 [channels.webhook]
 url = "{base}/hook"
@@ -143,9 +149,12 @@ dir = "audiences"
     // The receiver is down for the first webhook; a second customer's
     // webhook is refused for good (400).
     fake.respond("/hook", &[503, 400]);
+    // c1 bought green tea (the Segment e-commerce spec's products).
     let signup = |c: &str, traits: Value| {
         let body = json!({"batch": [
             {"type": "identify", "userId": c, "messageId": format!("i-{c}"), "traits": traits},
+            {"type": "track", "userId": c, "event": "Order Completed", "messageId": format!("o-{c}"),
+             "properties": {"order_id": format!("o-{c}"), "revenue": 4.5, "products": [{"product_id": "p1"}]}},
             {"type": "track", "userId": c, "event": "Signed Up", "messageId": format!("s-{c}")},
         ]})
         .to_string();
@@ -231,7 +240,14 @@ dir = "audiences"
     );
     assert_eq!(status, 200, "{text}");
     let banners: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(banners["messages"][0]["html"], "<b>Welcome, Ann!</b>");
+    // Suggestions: not what she bought, her category (tea) first.
+    assert_eq!(
+        banners["messages"][0]["html"]
+            .as_str()
+            .unwrap()
+            .replace("&#x2f;", "/"),
+        "<b>Welcome, Ann!</b> <a href=\"https://s/p3\">Black tea</a> <a href=\"https://s/p2\">Mug</a> <a href=\"https://s/p4\">Pot</a>"
+    );
     let (status, _) = request(addr, "GET", "/api/v1/customers/c1", &[bearer(&public)], b"");
     assert_eq!(status, 401, "a public key reads nothing else");
     let (status, _) = request(addr, "OPTIONS", "/api/v1/customers/c1/messages", &[], b"");

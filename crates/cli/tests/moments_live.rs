@@ -148,13 +148,55 @@ fn win_back_journey_on_a_simulated_clock() {
     let (status, _) = request(addr, "POST", &format!("{path}x"), &[], b"");
     assert_eq!(status, 404, "a forged link");
 
+    // Another one's address hard-bounces (the provider's webhook,
+    // SendGrid's shape): consent withdrawn, the address suppressed.
+    let bounced = mails
+        .iter()
+        .find(|m| !buyer_emails.contains(&m.to[0]) && m.to[0] != unsubscriber.to[0])
+        .unwrap();
+    let body = serde_json::json!([{"email": bounced.to[0], "event": "bounce"}]).to_string();
+    let v = post(addr, "/api/v1/providers/email/events", secret, &body);
+    assert_eq!(v["customers_unsubscribed"], 1, "{v}");
+
+    // A tracked link: UTM parameters added, the click recorded, redirected.
+    let text = unsubscriber.decoded();
+    let at = text.find("/c/").unwrap();
+    let end = at + text[at..].find('"').unwrap();
+    let (status, _, location) = {
+        let path = &text[at..end];
+        let (status, body) = request(addr, "GET", path, &[], b"");
+        (status, body, raw_location(addr, path))
+    };
+    assert_eq!(status, 302);
+    assert_eq!(
+        location,
+        "https://shop.example/back?x=1&utm_source=lifecycle&utm_medium=email&utm_campaign=win-back&utm_content=step-1"
+    );
+    let who = targets
+        .iter()
+        .find(|t| email_of(t) == unsubscriber.to[0])
+        .unwrap();
+    let v = get(addr, &format!("/api/v1/customers/{who}"), secret);
+    assert!(
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "Email Link Clicked"
+                && e["properties"]["url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://shop.example/back")),
+        "{v}"
+    );
+
     // After the wait: the reminder to treated non-buyers, but not to the
-    // one who unsubscribed (suppressed, recorded).
+    // one who unsubscribed nor the bounced one (suppressed, recorded).
     let reminders = group
         .iter()
         .filter(|(e, g)| *g == "treatment" && !buyer_emails.contains(*e))
         .count()
-        - 1;
+        - 2;
     let sent_before = sink.count();
     post(
         addr,
@@ -173,7 +215,7 @@ fn win_back_journey_on_a_simulated_clock() {
     );
     let m = get(addr, "/api/v1/moments/Win%20back", secret);
     assert_eq!(m["counts"]["active"], 0, "{m}");
-    assert_eq!(m["counts"]["messages"]["suppressed"], 1, "{m}");
+    assert_eq!(m["counts"]["messages"]["suppressed"], 2, "{m}");
     assert_eq!(
         m["counts"]["messages"]["sent"],
         (treated as usize + reminders) as i64,
@@ -182,6 +224,55 @@ fn win_back_journey_on_a_simulated_clock() {
     assert!(
         sink.mails()[sent_before..]
             .iter()
-            .all(|m| m.to[0] != unsubscriber.to[0])
+            .all(|m| m.to[0] != unsubscriber.to[0] && m.to[0] != bounced.to[0])
     );
+
+    // A test send of step 1 to a seed address, with a customer's data.
+    let before = sink.count();
+    let v = post(
+        addr,
+        "/api/v1/moments/Win%20back/test",
+        secret,
+        r#"{"step": 1, "to": ["seed@example.com"], "customer": "T00000"}"#,
+    );
+    assert_eq!(v["success"], true, "{v}");
+    assert!(sink.wait_for(before + 1, Duration::from_secs(10)));
+    let seed = &sink.mails()[before];
+    assert_eq!(seed.to, vec!["seed@example.com".to_string()]);
+    assert!(
+        seed.data.contains("[test] Ann0, we miss you"),
+        "{}",
+        seed.data
+    );
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/api/v1/moments/Win%20back/test",
+        &[bearer(secret)],
+        br#"{"step": 2, "to": ["seed@example.com"]}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("not an email send"), "{body}");
+}
+
+/// The Location header of a GET.
+fn raw_location(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }

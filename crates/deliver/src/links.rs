@@ -50,6 +50,42 @@ impl Signer {
         )
     }
 
+    /// A token for any parts (a tracked link: customer, moment, key, URL).
+    pub fn sign_parts(&self, parts: &[&str]) -> String {
+        let mac = self.mac(parts);
+        let mut out: Vec<String> = parts.iter().map(|p| URL_SAFE_NO_PAD.encode(p)).collect();
+        out.push(URL_SAFE_NO_PAD.encode(&mac[..mac.len().min(18)]));
+        out.join(".")
+    }
+
+    /// The parts of a genuine token of `n` parts.
+    pub fn verify_parts(&self, token: &str, n: usize) -> Option<Vec<String>> {
+        let pieces: Vec<&str> = token.split('.').collect();
+        if pieces.len() != n + 1 {
+            return None;
+        }
+        let parts: Vec<String> = pieces[..n]
+            .iter()
+            .map(|p| {
+                URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+            })
+            .collect::<Option<Vec<String>>>()?;
+        let mac = URL_SAFE_NO_PAD.decode(pieces[n]).ok()?;
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let want = self.mac(&refs);
+        if mac.len() != 18 || want.len() < 18 {
+            return None;
+        }
+        let diff = want[..18]
+            .iter()
+            .zip(&mac)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        (diff == 0).then_some(parts)
+    }
+
     /// The (customer, channel) of a genuine token.
     pub fn verify(&self, token: &str) -> Option<(String, String)> {
         let mut parts = token.split('.');
@@ -89,5 +125,18 @@ mod tests {
         assert_eq!(Signer::new(b"other").verify(&t), None);
         assert_eq!(s.verify("x"), None);
         assert_eq!(s.verify(""), None);
+        let link = s.sign_parts(&["c1", "Win back", "k", "https://shop.example/a?b=1"]);
+        assert_eq!(
+            s.verify_parts(&link, 4).unwrap(),
+            vec!["c1", "Win back", "k", "https://shop.example/a?b=1"]
+        );
+        assert_eq!(s.verify_parts(&link, 3), None);
+        let other = s.sign_parts(&["c1", "Win back", "k", "https://evil.example/"]);
+        let forged = format!(
+            "{}.{}",
+            other.rsplit_once('.').unwrap().0,
+            link.rsplit_once('.').unwrap().1
+        );
+        assert_eq!(s.verify_parts(&forged, 4), None);
     }
 }

@@ -81,6 +81,104 @@ impl Templates {
     }
 }
 
+/// Rewrites every `href="http(s)://…"` of an HTML body (except `keep`,
+/// the unsubscribe link) through `wrap`, after adding the UTM parameters
+/// the URL does not already carry.
+pub fn track_links(
+    html: &str,
+    utm: &[(&str, &str)],
+    keep: &str,
+    wrap: impl Fn(&str) -> String,
+) -> String {
+    let mut out = String::with_capacity(html.len() + 256);
+    let mut rest = html;
+    while let Some(i) = rest.find("href=\"") {
+        let start = i + 6;
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find('"') else {
+            rest = &rest[start..];
+            break;
+        };
+        let raw = &rest[start..start + len];
+        // Attribute values are HTML-escaped (minijinja writes / as &#x2f;).
+        let url = unescape_attr(raw);
+        if (url.starts_with("http://") || url.starts_with("https://")) && url != keep {
+            let (base, fragment) = match url.split_once('#') {
+                Some((b, f)) => (b.to_string(), format!("#{f}")),
+                None => (url.clone(), String::new()),
+            };
+            let mut with = base;
+            for (k, v) in utm {
+                if !with.contains(&format!("{k}=")) {
+                    with.push(if with.contains('?') { '&' } else { '?' });
+                    with.push_str(&format!("{k}={}", percent(v)));
+                }
+            }
+            with.push_str(&fragment);
+            out.push_str(&wrap(&with).replace('&', "&amp;"));
+        } else {
+            out.push_str(raw);
+        }
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An attribute value with its character references decoded (numeric,
+/// and amp, quot, apos, lt, gt).
+pub fn unescape_attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let Some(end) = tail.find(';').filter(|&e| e <= 10) else {
+            out.push('&');
+            rest = &tail[1..];
+            continue;
+        };
+        let name = &tail[1..end];
+        let decoded = match name {
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            n if n.starts_with("#x") || n.starts_with("#X") => u32::from_str_radix(&n[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Percent-encodes all but unreserved characters.
+pub fn percent(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// minijinja's message with its line, when it has one.
 fn detailed(e: &minijinja::Error) -> String {
     match e.line() {
@@ -199,6 +297,24 @@ mod tests {
                 .unwrap(),
             "For <Ann> !"
         );
+    }
+
+    #[test]
+    fn links_get_utm_and_go_through_the_redirect() {
+        assert_eq!(
+            unescape_attr("https:&#x2f;&#47;a&amp;b&bogus;&"),
+            "https://a&b&bogus;&"
+        );
+        let html = r#"<a href="https:&#x2f;&#x2f;shop.example/p?id=1&amp;x=2#top">p</a> <a href="https://u.example/u/t">unsub</a> <a href="mailto:a@b.c">m</a>"#;
+        let out = track_links(
+            html,
+            &[("utm_source", "lifecycle"), ("utm_campaign", "win back")],
+            "https://u.example/u/t",
+            |u| format!("https://l.example/c/{}", percent(u)),
+        );
+        assert!(out.starts_with(r#"<a href="https://l.example/c/https%3A%2F%2Fshop.example%2Fp%3Fid%3D1%26x%3D2%26utm_source%3Dlifecycle%26utm_campaign%3Dwin%2520back%23top">"#), "{out}");
+        assert!(out.contains(r#"href="https://u.example/u/t""#), "{out}");
+        assert!(out.contains(r#"href="mailto:a@b.c""#), "{out}");
     }
 
     #[test]

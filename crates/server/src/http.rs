@@ -25,7 +25,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use base64::Engine as _;
 use lifecycle_store::{
     CustomerRecord, EventOrder, KeyKind, NewEvent, ProfileFilter, ProfileRow, StoreError, StoreUrl,
@@ -142,7 +142,7 @@ pub fn access_of(path: &str) -> Access {
         Access::Write
     } else if is_onsite_path(path) {
         Access::Public
-    } else if path.starts_with("/u/") {
+    } else if path.starts_with("/u/") || path.starts_with("/c/") {
         // The signed token is the authority.
         Access::Open
     } else if path.starts_with("/api/") {
@@ -452,6 +452,37 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/api/v1/messages",
             get(list_messages),
             docs::list_messages(),
+        ),
+        endpoint(
+            Method::GET,
+            "/api/v1/suppressions",
+            get(list_suppressions),
+            docs::list_suppressions(),
+        ),
+        endpoint(
+            Method::PUT,
+            "/api/v1/suppressions/{list}",
+            put(add_suppressions),
+            docs::add_suppressions(),
+        ),
+        endpoint(
+            Method::DELETE,
+            "/api/v1/suppressions/{list}",
+            delete(remove_suppressions),
+            docs::remove_suppressions(),
+        ),
+        endpoint(
+            Method::POST,
+            "/api/v1/providers/email/events",
+            post(email_events),
+            docs::email_events(),
+        ),
+        endpoint(Method::GET, "/c/{token}", get(click), docs::click()),
+        endpoint(
+            Method::POST,
+            "/api/v1/moments/{name}/test",
+            post(test_send),
+            docs::test_send(),
         ),
         endpoint(
             Method::GET,
@@ -1393,6 +1424,240 @@ async fn list_messages(
     }
 }
 
+/// A list's values from a body: a JSON array of strings, or one per line.
+fn values_of(body: &[u8]) -> Result<Vec<String>, String> {
+    let text = String::from_utf8_lossy(body);
+    if text.trim_start().starts_with('[') {
+        return serde_json::from_str::<Vec<String>>(&text)
+            .map_err(|e| format!("the body must be a JSON array of strings: {e}"));
+    }
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+async fn list_suppressions(State(app): State<App>) -> Response {
+    let engine = app.engine.clone();
+    match blocking(move || engine.read(|s| s.suppression_lists())).await {
+        Ok(lists) => axum::Json(json!({
+            "lists": lists.iter().map(|(l, n)| json!({"list": l, "values": n})).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn add_suppressions(
+    State(app): State<App>,
+    Path(list): Path<String>,
+    body: Bytes,
+) -> Response {
+    let values = match values_of(&body) {
+        Ok(v) => v,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let engine = app.engine.clone();
+    let now = app.engine.clock.now_ms();
+    match blocking(move || engine.read(|s| s.suppress(&list, &values, now))).await {
+        Ok(n) => axum::Json(json!({"success": true, "added": n})).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn remove_suppressions(
+    State(app): State<App>,
+    Path(list): Path<String>,
+    body: Bytes,
+) -> Response {
+    let values = match values_of(&body) {
+        Ok(v) => v,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let engine = app.engine.clone();
+    match blocking(move || engine.read(|s| s.unsuppress(&list, &values))).await {
+        Ok(n) => axum::Json(json!({"success": true, "removed": n})).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Hard bounces and complaints in the shapes providers post: a generic
+/// `{"type": "bounce"|"complaint", "email"}`, SendGrid's event array
+/// (`bounce`, `dropped`, `spamreport`), Mailgun's `event-data` (`failed`
+/// with `severity: permanent`, `complained`) and Amazon SES's
+/// notifications (`Bounce` of type `Permanent`, `Complaint`).
+fn provider_events(v: &Value) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut push = |kind: &'static str, email: Option<&str>| {
+        if let Some(e) = email
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| e.contains('@'))
+        {
+            out.push((kind, e));
+        }
+    };
+    let items: Vec<&Value> = match v {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    for item in items {
+        if let Some(d) = item.get("event-data") {
+            let recipient = d["recipient"].as_str();
+            match (d["event"].as_str(), d["severity"].as_str()) {
+                (Some("failed"), Some("permanent")) => push("bounce", recipient),
+                (Some("complained"), _) => push("complaint", recipient),
+                _ => {}
+            }
+            continue;
+        }
+        if let Some(t) = item["notificationType"].as_str() {
+            match t {
+                "Bounce" if item["bounce"]["bounceType"] == "Permanent" => {
+                    for r in item["bounce"]["bouncedRecipients"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        push("bounce", r["emailAddress"].as_str());
+                    }
+                }
+                "Complaint" => {
+                    for r in item["complaint"]["complainedRecipients"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        push("complaint", r["emailAddress"].as_str());
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let kind = item["type"].as_str().or_else(|| item["event"].as_str());
+        match kind {
+            Some("bounce" | "dropped") => push("bounce", item["email"].as_str()),
+            Some("complaint" | "spamreport") => push("complaint", item["email"].as_str()),
+            _ => {}
+        }
+    }
+    out
+}
+
+async fn email_events(State(app): State<App>, body: Bytes) -> Response {
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "the body must be JSON");
+    };
+    let events = provider_events(&v);
+    let mut suppressed = 0;
+    for (kind, email) in &events {
+        let engine = app.engine.clone();
+        let (list, address) = (format!("email-{kind}s"), email.clone());
+        let now = app.engine.clock.now_ms();
+        let found = blocking(move || {
+            engine.read(|s| {
+                s.suppress(&list, std::slice::from_ref(&address), now)?;
+                s.find_customer(&address)
+            })
+        })
+        .await;
+        match found {
+            Ok(Some(customer)) => {
+                match app
+                    .engine
+                    .consent(
+                        customer,
+                        lifecycle_moments::Channel::Email,
+                        false,
+                        (*kind).into(),
+                    )
+                    .await
+                {
+                    Ok(_) => suppressed += 1,
+                    Err(e) => return engine_error(e),
+                }
+            }
+            Ok(None) => {}
+            Err(r) => return r,
+        }
+    }
+    axum::Json(
+        json!({"success": true, "events": events.len(), "customers_unsubscribed": suppressed}),
+    )
+    .into_response()
+}
+
+async fn test_send(State(app): State<App>, Path(name): Path<String>, body: Bytes) -> Response {
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body must be {\"step\": N, \"to\": [\"seed@example.com\"], \"customer\": \"optional id\"}",
+        );
+    };
+    let step = v["step"].as_u64().unwrap_or(1) as usize;
+    let to: Vec<String> = v["to"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    let customer = v["customer"].as_str().map(str::to_string);
+    let engine = app.engine.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let options = engine.journey_options.clone();
+        let table = engine.table.clone();
+        engine.read(|s| {
+            Ok(crate::journeys::test_send(
+                &options,
+                s,
+                &table,
+                &name,
+                step,
+                &to,
+                customer.as_deref(),
+            ))
+        })
+    })
+    .await;
+    match result {
+        Ok(Ok(Ok(sent))) => axum::Json(json!({"success": true, "sent": sent})).into_response(),
+        Ok(Ok(Err(message))) => error(StatusCode::BAD_REQUEST, message),
+        Ok(Err(e)) => engine_error(EngineError::Store(e)),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"),
+    }
+}
+
+/// A tracked link: records `Email Link Clicked` for the customer, then
+/// redirects to the (signed, so never an open redirect) URL.
+async fn click(State(app): State<App>, Path(token): Path<String>) -> Response {
+    let Some(parts) = app.signer.as_ref().and_then(|s| s.verify_parts(&token, 4)) else {
+        return error(StatusCode::NOT_FOUND, "not a valid link");
+    };
+    let [customer, moment, key, url] = [&parts[0], &parts[1], &parts[2], &parts[3]];
+    let now = app.engine.clock.now_ms();
+    let event = NewEvent {
+        user_id: Some(customer.clone()),
+        message_id: format!("click:{key}:{now}"),
+        kind: "track".into(),
+        event: Some("Email Link Clicked".into()),
+        at_ms: now,
+        received_ms: now,
+        payload: json!({"properties": {"url": url, "moment": moment, "message": key}}).to_string(),
+        ..NewEvent::default()
+    };
+    if let Err(e) = app.engine.ingest(vec![event]).await {
+        // The customer still gets where they clicked.
+        eprintln!("click {key}: {e}");
+    }
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(url) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
 async fn unsubscribe(State(app): State<App>, Path(token): Path<String>) -> Response {
     let signer = match app.signer.as_ref() {
         Some(s) => s.clone(),
@@ -1564,5 +1829,56 @@ mod tests {
         assert_eq!(access_of("/v1/batch"), Access::Write);
         assert_eq!(access_of("/api/v1/customers/x"), Access::Secret);
         assert_eq!(access_of("/metrics"), Access::Metrics);
+    }
+
+    #[test]
+    fn on_site_paths_are_public() {
+        assert_eq!(access_of("/api/v1/customers/c1/messages"), Access::Public);
+        assert_eq!(
+            access_of("/api/v1/customers/c1/messages/k/dismiss"),
+            Access::Public
+        );
+        assert_eq!(access_of("/api/v1/customers/c1/merge"), Access::Secret);
+        assert_eq!(access_of("/u/token"), Access::Open);
+        assert_eq!(access_of("/c/token"), Access::Open);
+    }
+
+    #[test]
+    fn provider_notifications() {
+        let sendgrid = json!([
+            {"email": "A@x.org", "event": "bounce"},
+            {"email": "b@x.org", "event": "spamreport"},
+            {"email": "c@x.org", "event": "delivered"},
+        ]);
+        assert_eq!(
+            provider_events(&sendgrid),
+            vec![
+                ("bounce", "a@x.org".to_string()),
+                ("complaint", "b@x.org".to_string())
+            ]
+        );
+        let mailgun = json!({"event-data": {"event": "failed", "severity": "permanent", "recipient": "d@x.org"}});
+        assert_eq!(
+            provider_events(&mailgun),
+            vec![("bounce", "d@x.org".to_string())]
+        );
+        let soft = json!({"event-data": {"event": "failed", "severity": "temporary", "recipient": "d@x.org"}});
+        assert!(provider_events(&soft).is_empty());
+        let ses = json!({"notificationType": "Bounce", "bounce": {"bounceType": "Permanent",
+            "bouncedRecipients": [{"emailAddress": "e@x.org"}]}});
+        assert_eq!(
+            provider_events(&ses),
+            vec![("bounce", "e@x.org".to_string())]
+        );
+        let ses_complaint = json!({"notificationType": "Complaint", "complaint": {
+            "complainedRecipients": [{"emailAddress": "f@x.org"}]}});
+        assert_eq!(
+            provider_events(&ses_complaint),
+            vec![("complaint", "f@x.org".to_string())]
+        );
+        assert_eq!(
+            provider_events(&json!({"type": "bounce", "email": "g@x.org"})),
+            vec![("bounce", "g@x.org".to_string())]
+        );
     }
 }

@@ -53,6 +53,9 @@ pub struct JourneyOptions {
     pub poll_every: Duration,
     /// Sends in flight at once (each on its own store connection).
     pub workers: usize,
+    /// The product catalogue (CSV: id, name, url, and optionally image,
+    /// price, category) templates draw suggestions from.
+    pub catalogue: Option<PathBuf>,
     /// Audiences' consent conditions hold for everyone (`moments simulate`).
     pub assume_consent: bool,
 }
@@ -73,6 +76,7 @@ impl Default for JourneyOptions {
             watch_every: Some(Duration::from_secs(2)),
             poll_every: Duration::from_millis(200),
             workers: 8,
+            catalogue: None,
             assume_consent: false,
         }
     }
@@ -111,6 +115,104 @@ pub struct PushOptions {
     pub base_url: String,
     pub project: String,
     pub token: String,
+}
+
+/// A product of the catalogue.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Product {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub image: String,
+    pub price: Option<f64>,
+    pub category: String,
+}
+
+/// Reads the catalogue CSV (a header naming id, name, url; image, price
+/// and category when present), in the merchant's order (best first).
+pub fn read_catalogue(path: &Path) -> Result<Vec<Product>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines().enumerate();
+    let Some((_, header)) = lines.next() else {
+        return Ok(Vec::new());
+    };
+    let cols: Vec<String> = split_csv(header)
+        .iter()
+        .map(|c| c.trim().to_lowercase())
+        .collect();
+    let at = |name: &str| cols.iter().position(|c| c == name);
+    let (Some(id), Some(name), Some(url)) = (at("id"), at("name"), at("url")) else {
+        return Err(format!(
+            "{}: the header must name id, name and url (and may name image, price, category)",
+            path.display()
+        ));
+    };
+    let (image, price, category) = (at("image"), at("price"), at("category"));
+    let mut out = Vec::new();
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f = split_csv(line);
+        let get = |k: Option<usize>| k.and_then(|k| f.get(k)).cloned().unwrap_or_default();
+        let price = match get(price) {
+            p if p.trim().is_empty() => None,
+            p => Some(p.trim().parse::<f64>().map_err(|_| {
+                format!(
+                    "{} line {}: price \"{p}\" is not a number",
+                    path.display(),
+                    i + 1
+                )
+            })?),
+        };
+        if get(Some(id)).is_empty() {
+            return Err(format!("{} line {}: id is empty", path.display(), i + 1));
+        }
+        out.push(Product {
+            id: get(Some(id)),
+            name: get(Some(name)),
+            url: get(Some(url)),
+            image: get(image),
+            price,
+            category: get(category),
+        });
+    }
+    Ok(out)
+}
+
+/// One CSV line's fields (double quotes, "" inside quotes).
+fn split_csv(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    out.push(field);
+    out
+}
+
+/// Up to `n` suggestions: products the customer has not bought, those of
+/// the category of their latest purchase first, then the catalogue's order.
+pub fn suggestions(catalogue: &[Product], bought: &[String], n: usize) -> Vec<Product> {
+    let last_category = bought
+        .iter()
+        .find_map(|b| catalogue.iter().find(|p| &p.id == b))
+        .map(|p| p.category.clone())
+        .filter(|c| !c.is_empty());
+    let fresh = catalogue.iter().filter(|p| !bought.contains(&p.id));
+    let (same, other): (Vec<&Product>, Vec<&Product>) =
+        fresh.partition(|p| last_category.as_ref() == Some(&p.category));
+    same.into_iter().chain(other).take(n).cloned().collect()
 }
 
 /// The journeys of every stored version that parses; the newest active
@@ -257,6 +359,7 @@ pub fn diff(old: &str, new: &str) -> String {
 /// Turns outbox rows into messages.
 pub struct Deliverer {
     templates: Templates,
+    catalogue: Vec<Product>,
     smtp: Option<Smtp>,
     webhook: Option<Webhook>,
     sms: Option<Sms>,
@@ -300,8 +403,13 @@ impl Deliverer {
             Some(o) => Some(Push::new(&o.base_url, &o.project, &o.token)?),
             None => None,
         };
+        let catalogue = match &options.catalogue {
+            Some(p) => read_catalogue(p).map_err(DeliverError::Config)?,
+            None => Vec::new(),
+        };
         Ok(Deliverer {
             templates: Templates::new(&dir),
+            catalogue,
             smtp,
             webhook,
             sms,
@@ -311,6 +419,37 @@ impl Deliverer {
             caps: options.caps.clone(),
             quiet_hours: options.quiet_hours,
             tz,
+        })
+    }
+
+    /// The HTML with every link carrying UTM parameters and going through
+    /// the click redirect (`/c/{token}`, which records `Email Link Clicked`).
+    fn tracked(&self, html: &str, item: &OutboxItem, channel: Channel, keep: &str) -> String {
+        let campaign: String = item
+            .moment
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let content = format!("step-{}", item.step + 1);
+        let utm = [
+            ("utm_source", "lifecycle"),
+            ("utm_medium", channel.name()),
+            ("utm_campaign", campaign.as_str()),
+            ("utm_content", content.as_str()),
+        ];
+        lifecycle_deliver::templates::track_links(html, &utm, keep, |url| {
+            format!(
+                "{}/c/{}",
+                self.public_url,
+                self.signer
+                    .sign_parts(&[&item.customer_id, &item.moment, &item.key, url])
+            )
         })
     }
 
@@ -447,6 +586,11 @@ impl Deliverer {
             })),
             "moment": item.moment,
             "unsubscribe_url": unsubscribe,
+            "products": if self.catalogue.is_empty() {
+                Vec::new()
+            } else {
+                suggestions(&self.catalogue, &store.bought_products(&item.customer_id)?, 3)
+            },
         });
         let subject = match &item.subject {
             Some(s) => self.templates.render_line("subject", s, &ctx)?,
@@ -484,6 +628,7 @@ impl Deliverer {
                 };
                 let html = self.templates.render(&item.template, &ctx)?;
                 let text = self.templates.render_text(&item.template, &html, &ctx)?;
+                let html = self.tracked(&html, item, channel, &unsubscribe);
                 let answer = smtp.send(&Email {
                     to,
                     subject: &subject,
@@ -677,6 +822,98 @@ pub fn write_audience_files(store: &mut Store, dir: &Path, moment: &str) -> Resu
     Ok(())
 }
 
+/// Sends a moment's email step (1-based) to seed addresses now: the
+/// template rendered with a customer's data when one is named (else
+/// empty traits), "[test]" before the subject. Returns the SMTP answers.
+#[allow(clippy::too_many_arguments)]
+pub fn test_send(
+    options: &JourneyOptions,
+    store: &mut Store,
+    table: &SegmentTable,
+    name: &str,
+    step: usize,
+    to: &[String],
+    customer: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let stored = store.moments().map_err(|e| e.to_string())?;
+    let Some(latest) = stored.iter().rev().find(|m| m.name == name) else {
+        return Err(format!("no moment \"{name}\""));
+    };
+    let m =
+        lifecycle_ingest::config::parse_moment(&latest.source, table).map_err(|p| p.join("; "))?;
+    let Some(s) = step.checked_sub(1).and_then(|i| m.steps.get(i)) else {
+        return Err(format!(
+            "\"{name}\" has no step {step} (it has {})",
+            m.steps.len()
+        ));
+    };
+    let lifecycle_moments::Step::Send {
+        channel: Channel::Email,
+        template,
+        subject,
+    } = &s.step
+    else {
+        return Err(format!("step {step} of \"{name}\" is not an email send"));
+    };
+    let Some(email) = &options.email else {
+        return Err("no email channel: set [channels.email] smtp and from".into());
+    };
+    if to.is_empty() || to.len() > 50 {
+        return Err("\"to\" must list 1 to 50 seed addresses".into());
+    }
+    let smtp = Smtp::new(&email.smtp, &email.from).map_err(|e| e.to_string())?;
+    let templates = Templates::new(options.dir.as_deref().unwrap_or(Path::new(".")));
+    let (profile, traits) = match customer {
+        Some(c) => {
+            let id = store
+                .find_customer(c)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no customer {c}"))?;
+            store.customer_context(&id).map_err(|e| e.to_string())?
+        }
+        None => (None, serde_json::Map::new()),
+    };
+    let ctx = json!({
+        "customer_id": customer,
+        "traits": traits,
+        "profile": profile.as_ref().map(|p| json!({
+            "segment": p.segment, "phase": p.phase, "clv": p.clv, "p_alive": p.p_alive,
+            "orders": p.n_orders, "total_spend": p.total_spend, "r": p.r, "f": p.f, "m": p.m,
+        })),
+        "moment": name,
+        "unsubscribe_url": "#test-send",
+        "products": [],
+    });
+    let html = templates
+        .render(template, &ctx)
+        .map_err(|e| e.to_string())?;
+    let text = templates
+        .render_text(template, &html, &ctx)
+        .map_err(|e| e.to_string())?;
+    let subject = match subject {
+        Some(s) => templates
+            .render_line("subject", s, &ctx)
+            .map_err(|e| e.to_string())?,
+        None => name.to_string(),
+    };
+    let subject = format!("[test] {subject}");
+    let mut answers = Vec::new();
+    for seed in to {
+        let answer = smtp
+            .send(&Email {
+                to: seed,
+                subject: &subject,
+                html: &html,
+                text: &text,
+                key: &format!("test:{name}:{step}:{seed}"),
+                unsubscribe: None,
+            })
+            .map_err(|e| format!("{seed}: {e}"))?;
+        answers.push(format!("{seed}: {answer}"));
+    }
+    Ok(answers)
+}
+
 /// A moment's definition and counts for the API.
 pub fn moment_json(
     m: &Moment,
@@ -718,6 +955,32 @@ pub fn moment_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalogue_and_suggestions() {
+        let dir = std::env::temp_dir().join(format!("lc-cat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or(());
+        let path = dir.join("products.csv");
+        std::fs::write(
+            &path,
+            "id,name,url,price,category\np1,\"Tea, green\",https://s/p1,4.5,tea\np2,Mug,https://s/p2,,kitchen\np3,Black tea,https://s/p3,5,tea\n",
+        )
+        .unwrap_or(());
+        let c = read_catalogue(&path).unwrap_or_default();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].name, "Tea, green");
+        assert_eq!(c[1].price, None);
+        let s = suggestions(&c, &["p1".to_string()], 2);
+        let ids: Vec<&str> = s.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["p3", "p2"],
+            "same category first, then the catalogue's order"
+        );
+        std::fs::write(&path, "sku,title\n").unwrap_or(());
+        assert!(read_catalogue(&path).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn diffs_show_changed_lines() {

@@ -312,6 +312,73 @@ pub mod docs {
             responses: vec![(200, "{messages: [...]}"), UNAUTHORIZED],
         }
     }
+    pub fn list_suppressions() -> Doc {
+        Doc {
+            summary: "Suppression lists",
+            description: "Every suppression list with its size. Moments name lists in `audience.suppression_lists`; a customer whose id or email address is on one does not enter. Bounces and complaints fill `email-bounces` and `email-complaints`.",
+            params: vec![],
+            body: None,
+            responses: vec![(200, "{lists: [{list, values}]}"), UNAUTHORIZED],
+        }
+    }
+    pub fn add_suppressions() -> Doc {
+        Doc {
+            summary: "Add to a suppression list",
+            description: "Customer ids or email addresses (lower-cased), as a JSON array of strings or one per line.",
+            params: vec![path("list", "The list's name")],
+            body: Some("[\"a@example.com\", \"customer-7\"] or one value per line"),
+            responses: vec![(200, "{success, added}"), (400, "Bad body"), UNAUTHORIZED],
+        }
+    }
+    pub fn remove_suppressions() -> Doc {
+        Doc {
+            summary: "Remove from a suppression list",
+            description: "As PUT: the values to remove.",
+            params: vec![path("list", "The list's name")],
+            body: Some("[\"a@example.com\"] or one value per line"),
+            responses: vec![(200, "{success, removed}"), (400, "Bad body"), UNAUTHORIZED],
+        }
+    }
+    pub fn email_events() -> Doc {
+        Doc {
+            summary: "Bounces and complaints from the email provider",
+            description: "Hard bounces and complaints (generic {type, email}, SendGrid's event array, Mailgun's event-data, Amazon SES notifications): the address goes on email-bounces / email-complaints and its customer's email consent is withdrawn (an Unsubscribed event), so no moment emails them again. Point the provider's webhook here with a secret key as HTTP Basic user.",
+            params: vec![],
+            body: Some("The provider's JSON notification"),
+            responses: vec![
+                (200, "{success, events, customers_unsubscribed}"),
+                (400, "Not JSON"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
+    pub fn test_send() -> Doc {
+        Doc {
+            summary: "Test-send a step to seed addresses",
+            description: "Sends an email step of the moment now to 1 to 50 seed addresses, rendered with a customer's data when `customer` names one, with \"[test]\" before the subject. Nothing is recorded for any customer.",
+            params: vec![path("name", "The moment's name")],
+            body: Some(
+                "{\"step\": 1, \"to\": [\"seed@example.com\"], \"customer\": \"optional id or email\"}",
+            ),
+            responses: vec![
+                (200, "{success, sent: [answers]}"),
+                (
+                    400,
+                    "Not an email step, no such step or moment, no email channel",
+                ),
+                UNAUTHORIZED,
+            ],
+        }
+    }
+    pub fn click() -> Doc {
+        Doc {
+            summary: "Tracked link",
+            description: "Every link of an email goes through here (with utm_source, utm_medium, utm_campaign and utm_content added): records an Email Link Clicked event (url, moment, message) for the customer and redirects (302) to the signed URL.",
+            params: vec![path("token", "The signed token of the link")],
+            body: None,
+            responses: vec![(302, "Redirect to the link"), (404, "Not a valid link")],
+        }
+    }
     pub fn audit() -> Doc {
         Doc {
             summary: "Audit log",

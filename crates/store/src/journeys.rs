@@ -295,6 +295,30 @@ impl Tx<'_> {
         Ok(Facts { profile, traits })
     }
 
+    /// Whether the customer (by id or email address) is on one of the lists.
+    fn suppressed(
+        &mut self,
+        lists: &[String],
+        customer: &str,
+        facts: &Facts,
+    ) -> Result<bool, Failure> {
+        let email = facts
+            .traits
+            .get("email")
+            .and_then(Value::as_str)
+            .map(|e| e.trim().to_lowercase());
+        for list in lists {
+            let hit = self.db.query_one(
+                "SELECT 1 FROM suppressions WHERE list = ?1 AND (value = ?2 OR value = ?3)",
+                vals![list, customer, email.as_deref().unwrap_or(customer)],
+            )?;
+            if hit.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Runs the events recorded so far through the journeys (and the
     /// events that running them records, a few rounds deep).
     pub(crate) fn run_journeys(&mut self, scorer: crate::live::Scorer<'_>) -> Result<(), Failure> {
@@ -443,6 +467,9 @@ impl Tx<'_> {
         }
         let facts = self.facts(customer)?;
         if !admits(m, &facts, self.journeys.assume_consent) {
+            return Ok(false);
+        }
+        if self.suppressed(&m.audience.suppression_lists, customer, &facts)? {
             return Ok(false);
         }
         let global = self.journeys.in_global_control(customer);
@@ -888,6 +915,61 @@ impl Store {
         })
     }
 
+    /// Adds values (customer ids or email addresses, lower-cased) to a
+    /// suppression list; returns how many were new.
+    pub fn suppress(
+        &mut self,
+        list: &str,
+        values: &[String],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.transact(now_ms, |tx| {
+            let mut added = 0;
+            for v in values {
+                let v = v.trim();
+                if v.is_empty() {
+                    continue;
+                }
+                let v = if v.contains('@') { v.to_lowercase() } else { v.to_string() };
+                added += tx.db.exec(
+                    "INSERT INTO suppressions (list, value, at_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    vals![list, &v, now_ms],
+                )?;
+            }
+            Ok(added)
+        })
+    }
+
+    /// Removes values from a suppression list; returns how many were there.
+    pub fn unsuppress(&mut self, list: &str, values: &[String]) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for v in values {
+            let v = v.trim();
+            let v = if v.contains('@') {
+                v.to_lowercase()
+            } else {
+                v.to_string()
+            };
+            removed += self.exec(
+                "DELETE FROM suppressions WHERE list = ?1 AND value = ?2",
+                vals![list, &v],
+            )?;
+        }
+        Ok(removed)
+    }
+
+    /// Every suppression list with its size.
+    pub fn suppression_lists(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT list, COUNT(*) FROM suppressions GROUP BY list ORDER BY list",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.text(0), r.i64(1)))
+            .collect())
+    }
+
     /// Stops a moment taking entrants (its customers walk on).
     pub fn deactivate_moment(&mut self, name: &str) -> Result<bool, StoreError> {
         Ok(self.exec(
@@ -1214,6 +1296,34 @@ impl Store {
                 )
             })
             .collect())
+    }
+
+    /// The product ids of a customer's `Order Completed` events (the
+    /// Segment e-commerce spec's `products[].product_id`), latest first.
+    pub fn bought_products(&mut self, customer: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.rows(
+            "SELECT payload FROM events WHERE customer_id = ?1 AND event = 'Order Completed'
+             ORDER BY at_ms DESC LIMIT 200",
+            vals![customer],
+        )?;
+        let mut out: Vec<String> = Vec::new();
+        for r in &rows {
+            let Ok(v) = serde_json::from_str::<Value>(&r.text(0)) else {
+                continue;
+            };
+            for p in v["properties"]["products"].as_array().into_iter().flatten() {
+                let id = p
+                    .get("product_id")
+                    .or_else(|| p.get("sku"))
+                    .and_then(text_of);
+                if let Some(id) = id
+                    && !out.contains(&id)
+                {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Marks a customer's on-site message as dismissed.
@@ -1615,6 +1725,44 @@ mod tests {
                 .wake_journeys(days_from_civil(2025, 6, 20) * DAY_MS, 100, s)
                 .unwrap();
             assert_eq!(count(&mut store, "Birthday"), 2);
+        });
+    }
+
+    /// A customer on a suppression list the audience names (by id or by
+    /// email address, any case) does not enter.
+    #[test]
+    fn suppression_lists_keep_customers_out() {
+        both("s", |url| {
+            let mut store = Store::open(&url).unwrap();
+            let mut m = win_back(Reentry::Once);
+            m.audience.suppression_lists = vec!["dnc".into()];
+            store.set_journeys(Journeys::new(vec![m], vec![], 0.0));
+            let s: crate::live::Scorer<'_> = &scorer;
+            assert_eq!(
+                store
+                    .suppress("dnc", &["U1@X.org".into(), "u2".into(), " ".into()], T0)
+                    .unwrap(),
+                2
+            );
+            let batch: Vec<NewEvent> = ["u1", "u2", "u3"]
+                .iter()
+                .map(|u| {
+                    identify(
+                        u,
+                        &format!("i-{u}"),
+                        serde_json::json!({"segment": "At Risk", "email": format!("{u}@x.org")}),
+                    )
+                })
+                .collect();
+            store.ingest(&[batch], s, T0).unwrap();
+            assert_eq!(store.enrolments("u1").unwrap().len(), 0, "by email");
+            assert_eq!(store.enrolments("u2").unwrap().len(), 0, "by id");
+            assert_eq!(store.enrolments("u3").unwrap().len(), 1);
+            assert_eq!(
+                store.suppression_lists().unwrap(),
+                vec![("dnc".to_string(), 2)]
+            );
+            assert_eq!(store.unsuppress("dnc", &["u1@x.org".into()]).unwrap(), 1);
         });
     }
 

@@ -285,7 +285,13 @@ const MIGRATIONS: &[&str] = &[
         due_ms INTEGER NOT NULL,
         PRIMARY KEY (moment, customer_id)
     );
-    CREATE INDEX moment_timers_due ON moment_timers (due_ms);",
+    CREATE INDEX moment_timers_due ON moment_timers (due_ms);
+    CREATE TABLE suppressions (
+        list TEXT NOT NULL,
+        value TEXT NOT NULL,         -- a customer id or a lower-case email address
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (list, value)
+    );",
 ];
 
 /// The same migrations for PostgreSQL: integers are BIGINT, reals DOUBLE
@@ -446,7 +452,13 @@ const PG_MIGRATIONS: &[&str] = &[
         due_ms BIGINT NOT NULL,
         PRIMARY KEY (moment, customer_id)
     );
-    CREATE INDEX moment_timers_due ON moment_timers (due_ms);",
+    CREATE INDEX moment_timers_due ON moment_timers (due_ms);
+    CREATE TABLE suppressions (
+        list TEXT NOT NULL,
+        value TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (list, value)
+    );",
 ];
 
 /// The kinds of API key (who may call what: see the README's access table).

@@ -124,6 +124,7 @@ pub fn fixture(db: Option<&str>, smtp: &str, extra: &str) -> Fixture {
     std::fs::write(
         moments.join("templates/win-back.html"),
         "<p>Hi {{ traits.first_name }},</p><p>you were one of our best ({{ profile.segment }}).</p>\
+         <p><a href=\"https://shop.example/back?x=1\">Come back</a></p>\
          <p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>",
     )
     .unwrap();

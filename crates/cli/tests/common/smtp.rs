@@ -19,6 +19,27 @@ pub struct Mail {
 }
 
 impl Mail {
+    /// The data with quoted-printable undone (soft breaks, =XX).
+    pub fn decoded(&self) -> String {
+        let d = self.data.replace("=\r\n", "");
+        let bytes = d.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'='
+                && i + 2 < bytes.len()
+                && let Ok(b) = u8::from_str_radix(&d[i + 1..i + 3], 16)
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// A header's value (unfolded), if present.
     pub fn header(&self, name: &str) -> Option<String> {
         let head = self.data.split("\r\n\r\n").next()?;
