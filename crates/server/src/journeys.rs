@@ -729,11 +729,45 @@ pub fn delivery_loop(
 ) {
     let mut generation = engine.moments_generation.load(Ordering::SeqCst);
     let workers = stores.len().max(1);
+    let mut audiences_at = std::time::Instant::now();
     while !engine.stopping.load(Ordering::SeqCst) {
         let g = engine.moments_generation.load(Ordering::SeqCst);
         if g != generation {
             generation = g;
             deliverer.reload_templates();
+        }
+        // Audience files follow exits too (journeys that ended since).
+        if audiences_at.elapsed() >= Duration::from_secs(60)
+            && let (Some(dir), Some(store)) =
+                (&engine.journey_options.audience_dir, stores.first_mut())
+        {
+            audiences_at = std::time::Instant::now();
+            if let Ok(all) = store.moments() {
+                let sends_audience = |source: &str| {
+                    lifecycle_ingest::config::parse_moment(source, &engine.table).is_ok_and(|m| {
+                        m.steps.iter().any(|s| {
+                            matches!(
+                                s.step,
+                                lifecycle_moments::Step::Send {
+                                    channel: Channel::Audience,
+                                    ..
+                                }
+                            )
+                        })
+                    })
+                };
+                let mut names: Vec<String> = all
+                    .into_iter()
+                    .filter(|m| sends_audience(&m.source))
+                    .map(|m| m.name)
+                    .collect();
+                names.dedup();
+                for name in &names {
+                    if let Err(e) = write_audience_files(store, dir, name) {
+                        eprintln!("audience {name}: {e}");
+                    }
+                }
+            }
         }
         let Some(first) = stores.first_mut() else {
             return;
