@@ -40,6 +40,9 @@ pub struct BenchServeArgs {
     /// Where the store goes
     #[arg(long, default_value = "lifecycle-bench-serve")]
     pub dir: PathBuf,
+    /// Run serve with these moments (to measure what journeys cost ingestion)
+    #[arg(long, value_name = "DIR")]
+    pub moments: Option<PathBuf>,
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -166,16 +169,20 @@ pub fn run(args: BenchServeArgs) -> Result<()> {
     };
     let write = key(&exe, &db, "write")?;
     let secret = key(&exe, &db, "secret")?;
-    let mut child = Command::new(&exe)
-        .args([
-            "serve",
-            "--db",
-            &db,
-            "--listen",
-            "127.0.0.1:0",
-            "--refit-every",
-            "off",
-        ])
+    let mut serve = Command::new(&exe);
+    serve.args([
+        "serve",
+        "--db",
+        &db,
+        "--listen",
+        "127.0.0.1:0",
+        "--refit-every",
+        "off",
+    ]);
+    if let Some(m) = &args.moments {
+        serve.arg("--moments").arg(m);
+    }
+    let mut child = serve
         .stdout(Stdio::piped())
         .spawn()
         .context("starting lifecycle serve")?;

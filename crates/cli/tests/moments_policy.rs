@@ -178,3 +178,118 @@ fn caps_priorities_quiet_hours_and_reentry() {
     assert_eq!(sink.settle(Duration::from_millis(1000)), 3);
     assert_eq!(sink.mails()[2].to, vec!["c1@example.org".to_string()]);
 }
+
+/// Moments through the API (create, change with a diff, errors by line)
+/// and the watched folder (an edited file becomes a new version; customers
+/// already in keep theirs).
+#[test]
+fn moments_api_and_folder_watch() {
+    let sink = SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("a.db").display());
+    let moments = dir.path().join("moments");
+    std::fs::create_dir_all(&moments).unwrap();
+    std::fs::write(moments.join("a.toml"), coupon("Coupon A", 10, "a.html")).unwrap();
+    std::fs::write(moments.join("a.html"), "<p>A</p>").unwrap();
+    let config = dir.path().join("lifecycle.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[moments]\ndir = \"moments\"\nwatch_seconds = 1\n\n[channels.email]\nsmtp = \"{}\"\nfrom = \"shop@example.com\"\n",
+            sink.url()
+        ),
+    )
+    .unwrap();
+    let o = lifecycle(&["keys", "create", "--kind", "secret", "--db", &db]);
+    let secret = stdout(&o).trim().to_string();
+    let server = start(
+        &db,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--simulated-clock",
+            "2024-01-01",
+        ],
+    );
+    let addr = server.addr.as_str();
+
+    // The API: a new moment, then a change (a new version with its diff).
+    let created = post(
+        addr,
+        "/api/v1/moments",
+        &secret,
+        &coupon("Coupon C", 1, "a.html"),
+    );
+    assert_eq!(
+        (created["version"].as_u64(), created["changed"].as_bool()),
+        (Some(1), Some(true))
+    );
+    let (status, text) = request(
+        addr,
+        "PUT",
+        "/api/v1/moments/Coupon%20C",
+        &[bearer(&secret)],
+        coupon("Coupon C", 5, "a.html").as_bytes(),
+    );
+    assert_eq!(status, 200, "{text}");
+    let changed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(changed["version"], 2);
+    assert_eq!(changed["diff"], "- priority = 1\n+ priority = 5\n");
+    let (status, text) = request(
+        addr,
+        "PUT",
+        "/api/v1/moments/Other",
+        &[bearer(&secret)],
+        coupon("Coupon C", 5, "a.html").as_bytes(),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        text.contains("named \\\"Coupon C\\\", not \\\"Other\\\""),
+        "{text}"
+    );
+    let bad = coupon("Bad", 1, "a.html").replace("within_days = 7", "within_days = 0");
+    let (status, text) = request(
+        addr,
+        "POST",
+        "/api/v1/moments",
+        &[bearer(&secret)],
+        bad.as_bytes(),
+    );
+    assert_eq!(status, 400);
+    assert!(text.contains("line 8: goal.within_days"), "{text}");
+    let (status, text) = request(
+        addr,
+        "POST",
+        "/api/v1/moments",
+        &[bearer(&secret)],
+        coupon("Bad", 1, "missing.html").as_bytes(),
+    );
+    assert_eq!(status, 400);
+    assert!(text.contains("template missing.html"), "{text}");
+    let listed = get(addr, "/api/v1/moments", &secret);
+    let names: Vec<&str> = listed["moments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Coupon A", "Coupon C"]);
+
+    // The folder: an edited file is a new version within the watch period.
+    std::fs::write(moments.join("a.toml"), coupon("Coupon A", 3, "a.html")).unwrap();
+    let mut version = Value::Null;
+    for _ in 0..100 {
+        version = get(addr, "/api/v1/moments/Coupon%20A", &secret)["version"].clone();
+        if version == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(version, 2, "the edit was not picked up");
+    let v = get(addr, "/api/v1/moments/Coupon%20A", &secret);
+    assert!(
+        v["definition"].as_str().unwrap().contains("priority = 3"),
+        "{v}"
+    );
+    assert_eq!(v["versions"].as_array().unwrap().len(), 2);
+}
