@@ -81,6 +81,8 @@ pub(crate) struct MomentsSection {
     watch_seconds: Option<u64>,
     /// The product catalogue (CSV) for suggestions in messages, relative to the file.
     catalogue: Option<PathBuf>,
+    /// Sends in flight at once, each on its own store connection (default 8).
+    delivery_workers: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -445,6 +447,16 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             }),
         audience_dir: file.channels.audience.as_ref().map(|a| in_dir(&a.dir)),
         catalogue: m.catalogue.as_ref().map(in_dir),
+        workers: match m.delivery_workers {
+            Some(n) if !(1..=64).contains(&n) => {
+                return Err(input_err(format!(
+                    "{}: [moments] delivery_workers = {n} must be 1 to 64",
+                    file_name.display()
+                )));
+            }
+            Some(n) => n,
+            None => 8,
+        },
         public_url: file.server.public_url.clone(),
         caps,
         quiet_hours,

@@ -1766,6 +1766,42 @@ mod tests {
         });
     }
 
+    /// A customer keeps walking the version they entered with after a new
+    /// version goes live; new entrants walk the new one.
+    #[test]
+    fn running_customers_keep_their_version() {
+        both("k", |url| {
+            let mut store = Store::open(&url).unwrap();
+            let v1 = win_back(Reentry::Once);
+            store.set_journeys(Journeys::new(vec![v1.clone()], vec![], 0.0));
+            let s: crate::live::Scorer<'_> = &scorer;
+            let at_risk = |u: &str| {
+                identify(
+                    u,
+                    &format!("i-{u}"),
+                    serde_json::json!({"segment": "At Risk", "email": format!("{u}@x.org")}),
+                )
+            };
+            store.ingest(&[vec![at_risk("old")]], s, T0).unwrap();
+            let mut v2 = v1.clone();
+            v2.version = 2;
+            if let Step::Send { template, .. } = &mut v2.steps[2].step {
+                *template = "reminder-v2.html".into();
+            }
+            store.set_journeys(Journeys::new(vec![v2], vec![v1], 0.0));
+            store
+                .ingest(&[vec![at_risk("new")]], s, T0 + DAY_MS)
+                .unwrap();
+            store.wake_journeys(T0 + 30 * DAY_MS, 100, s).unwrap();
+            let last = |u: &str, store: &mut Store| {
+                let m = store.messages(u).unwrap();
+                (m[0].version, m[0].template.clone(), m.len())
+            };
+            assert_eq!(last("old", &mut store), (1, "reminder.html".into(), 2));
+            assert_eq!(last("new", &mut store), (2, "reminder-v2.html".into(), 2));
+        });
+    }
+
     /// A new definition text is a new version; the same text is not.
     #[test]
     fn moment_versions() {
