@@ -10,6 +10,7 @@ mod decline;
 mod fit;
 mod generate;
 mod import;
+mod lift;
 mod moments;
 mod predict;
 mod select;
@@ -120,6 +121,8 @@ enum Command {
     BenchServe(bench_serve::BenchServeArgs),
     /// Journeys at scale: enrolment, the timer pass with every wait due at once, delivery
     BenchJourneys(bench_journeys::BenchJourneysArgs),
+    /// Lift readout: per arm and metric, lift with intervals, p-value or chance to win, incremental totals; SRM first
+    Lift(lift::LiftArgs),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +135,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::BenchServe(args) => bench_serve::run(args),
         Command::BenchJourneys(args) => bench_journeys::run(args),
+        Command::Lift(args) => lift::run(args),
         Command::Import(args) => import::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Keys { command } => serve::keys(command),
