@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lifecycle_lift::bayes::{Prior, posterior};
+use lifecycle_lift::bayes::Prior;
+use lifecycle_lift::readout::{Method, Stat, readout};
 use lifecycle_lift::{
-    Arm, CupedKind, CupedSums, Effect, RatioSums, Scale, TestResult, cuped_effect, effect,
-    incremental_total, multiple, sequential, srm, t_test, winsor,
+    Arm, CupedKind, CupedSums, RatioSums, TestResult, multiple, sequential, srm, winsor,
 };
 use serde_json::{Value, json};
 
@@ -256,39 +256,6 @@ fn arm_stat(table: &Table, m: &MetricSpec, arm: u32, kind: CupedKind) -> Result<
     }
 }
 
-enum Stat {
-    Plain(Arm),
-    Ratio(RatioSums),
-    Cuped(CupedSums, CupedKind),
-}
-
-impl Stat {
-    fn n(&self) -> u64 {
-        match self {
-            Stat::Plain(a) => a.n as u64,
-            Stat::Ratio(r) => r.n,
-            Stat::Cuped(c, _) => c.n,
-        }
-    }
-
-    fn mean(&self) -> Option<f64> {
-        match self {
-            Stat::Plain(a) => (a.n > 0.0).then_some(a.mean),
-            Stat::Ratio(r) => (r.d_sum != 0.0).then(|| r.m_sum / r.d_sum),
-            Stat::Cuped(c, _) => (c.n > 0).then(|| c.y_sum / c.n as f64),
-        }
-    }
-}
-
-fn effect_of(control: &Stat, treatment: &Stat, scale: Scale) -> Option<Effect> {
-    match (control, treatment) {
-        (Stat::Plain(a), Stat::Plain(b)) => effect(a, b, scale),
-        (Stat::Ratio(a), Stat::Ratio(b)) => effect(&Arm::ratio(a)?, &Arm::ratio(b)?, scale),
-        (Stat::Cuped(a, k), Stat::Cuped(b, _)) => cuped_effect(a, b, *k, scale),
-        _ => None,
-    }
-}
-
 fn num(v: f64) -> Value {
     if v.is_finite() {
         json!(v)
@@ -466,50 +433,24 @@ pub fn run(args: LiftArgs) -> Result<()> {
                 continue;
             }
             let t = arm_stat(&table, m, k as u32, kind)?;
-            let abs = effect_of(&c, &t, Scale::Absolute);
-            let rel = effect_of(&c, &t, Scale::Relative);
-            let n_total = (c.n() + t.n()) as f64;
-            let test = |e: &Effect| match method {
-                "sequential" => {
-                    sequential::test(e, n_total, args.alpha, sequential::DEFAULT_TUNING)
-                }
-                _ => t_test(e, args.alpha),
+            let how = match method {
+                "sequential" => Method::Sequential(sequential::DEFAULT_TUNING),
+                "bayesian" => Method::Bayesian(prior),
+                _ => Method::Frequentist,
             };
-            let (absolute, relative) = (abs.as_ref().and_then(test), rel.as_ref().and_then(test));
-            let bayes = (method == "bayesian")
-                .then(|| {
-                    rel.as_ref()
-                        .and_then(|e| posterior(e, Scale::Relative, prior, m.inverse, args.alpha))
-                })
-                .flatten();
-            let (relative, chance_to_win, risk) = match (&bayes, relative) {
-                (Some(b), Some(r)) => (
-                    Some(TestResult {
-                        estimate: b.mean,
-                        se: b.sd,
-                        ci: b.ci,
-                        p_value: f64::NAN,
-                        dof: r.dof,
-                    }),
-                    Some(b.chance_to_win),
-                    Some(b.risk),
-                ),
-                (_, r) => (r, None, None),
-            };
+            let r = readout(&c, &t, how, args.alpha, m.inverse);
             rows.push(Row {
                 metric: m.name.clone(),
                 arm: arm.clone(),
-                n: t.n(),
-                mean: t.mean(),
-                control_n: c.n(),
-                control_mean: c.mean(),
-                total: absolute
-                    .as_ref()
-                    .map(|a| incremental_total(a, t.n() as f64)),
-                absolute,
-                relative,
-                chance_to_win,
-                risk,
+                n: r.n,
+                mean: r.mean,
+                control_n: r.control_n,
+                control_mean: r.control_mean,
+                total: r.incremental_total,
+                absolute: r.absolute,
+                relative: r.relative,
+                chance_to_win: r.chance_to_win,
+                risk: r.risk,
                 inverse: m.inverse,
             });
         }
