@@ -135,6 +135,72 @@ fn win_back_journey_on_a_simulated_clock() {
             < 1e-6
     );
 
+    // The live readout: treated vs held out, exact counts and means; the
+    // export gives the same numbers through `lifecycle lift`.
+    let res = get(addr, "/api/v1/moments/Win%20back/results", secret);
+    let held_n = holdout + global;
+    assert_eq!(res["arms"][0]["n"], treated, "{res}");
+    assert_eq!(res["arms"][1]["n"], held_n, "{res}");
+    assert_eq!(res["srm"]["flagged"], false, "{res}");
+    let metric = |name: &str| {
+        res["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == name)
+            .unwrap()
+            .clone()
+    };
+    let conv = metric("converted");
+    assert!((conv["mean"].as_f64().unwrap() - goals_treated as f64 / treated as f64).abs() < 1e-12);
+    assert!(
+        (conv["control_mean"].as_f64().unwrap() - (100 - goals_treated) as f64 / held_n as f64)
+            .abs()
+            < 1e-12
+    );
+    let rev = metric("revenue");
+    assert!(
+        (rev["mean"].as_f64().unwrap() - 30.0 * goals_treated as f64 / treated as f64).abs() < 1e-9
+    );
+    assert!(
+        conv["sequential"]["relative"]["ci"][0].as_f64().unwrap()
+            <= conv["relative"]["ci"][0].as_f64().unwrap()
+    );
+    let (status, csv) = request(
+        addr,
+        "GET",
+        "/api/v1/moments/Win%20back/export",
+        &[bearer(secret)],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(csv.lines().count(), 1 + 1_000);
+    let export = dir_of(&f).join("export.csv");
+    std::fs::write(&export, &csv).unwrap();
+    let o = lifecycle(&[
+        "lift",
+        export.to_str().unwrap(),
+        "--metric",
+        "converted:proportion",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let offline: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in ["estimate", "se"] {
+        let (a, b) = (
+            offline["results"][0]["relative"][k].as_f64().unwrap(),
+            conv["relative"][k].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-12, "{k}: {a} vs {b}");
+    }
+
+    // All lifecycle marketing vs none: every customer in one arm or the other.
+    let g = get(addr, "/api/v1/results/global?days=30", secret);
+    let n = |i: usize| g["arms"][i]["n"].as_u64().unwrap();
+    assert_eq!(n(0) + n(1), 4_000, "{g}");
+    assert_eq!(g["srm"]["flagged"], false, "{g}");
+    assert_eq!(g["metrics"].as_array().unwrap().len(), 3);
+
     // One treated non-buyer unsubscribes through the link in the email.
     let unsubscriber = mails
         .iter()
@@ -253,6 +319,10 @@ fn win_back_journey_on_a_simulated_clock() {
     );
     assert_eq!(status, 400);
     assert!(body.contains("not an email send"), "{body}");
+}
+
+fn dir_of(f: &Fixture) -> std::path::PathBuf {
+    f.dir.path().to_path_buf()
 }
 
 /// The Location header of a GET.

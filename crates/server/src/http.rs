@@ -479,6 +479,24 @@ pub fn endpoints() -> Vec<Endpoint> {
         ),
         endpoint(Method::GET, "/c/{token}", get(click), docs::click()),
         endpoint(
+            Method::GET,
+            "/api/v1/moments/{name}/results",
+            get(moment_results),
+            docs::moment_results(),
+        ),
+        endpoint(
+            Method::GET,
+            "/api/v1/moments/{name}/export",
+            get(moment_export),
+            docs::moment_export(),
+        ),
+        endpoint(
+            Method::GET,
+            "/api/v1/results/global",
+            get(global_results),
+            docs::global_results(),
+        ),
+        endpoint(
             Method::POST,
             "/api/v1/moments/{name}/test",
             post(test_send),
@@ -1626,6 +1644,112 @@ async fn test_send(State(app): State<App>, Path(name): Path<String>, body: Bytes
         Ok(Ok(Err(message))) => error(StatusCode::BAD_REQUEST, message),
         Ok(Err(e)) => engine_error(EngineError::Store(e)),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"),
+    }
+}
+
+fn alpha_of(q: &HashMap<String, String>) -> Result<f64, String> {
+    match q.get("alpha") {
+        None => Ok(0.05),
+        Some(a) => a
+            .parse::<f64>()
+            .ok()
+            .filter(|a| *a > 0.0 && *a < 0.5)
+            .ok_or_else(|| format!("alpha={a}: expected a level between 0 and 0.5")),
+    }
+}
+
+/// The rows of a moment and its live definition (holdout, goal window).
+async fn moment_rows(
+    app: &App,
+    name: String,
+) -> Result<(Vec<lifecycle_store::MomentRow>, lifecycle_moments::Moment), Response> {
+    let engine = app.engine.clone();
+    let table = app.engine.table.clone();
+    let found = blocking(move || {
+        engine.read(|s| {
+            let Some(latest) = s.moments()?.into_iter().rev().find(|m| m.name == name) else {
+                return Ok(None);
+            };
+            let Ok(m) = lifecycle_ingest::config::parse_moment(&latest.source, &table) else {
+                return Ok(None);
+            };
+            let rows = s.moment_rows(&name, i64::from(m.goal.within_days))?;
+            Ok(Some((rows, m)))
+        })
+    })
+    .await?;
+    found.ok_or_else(|| error(StatusCode::NOT_FOUND, "no such moment"))
+}
+
+async fn moment_results(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let alpha = match alpha_of(&q) {
+        Ok(a) => a,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let (rows, m) = match moment_rows(&app, name).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let mut v = crate::results::moment_results(
+        &rows,
+        m.holdout,
+        app.engine.journey_options.global_control,
+        alpha,
+    );
+    v["moment"] = json!(m.name);
+    v["window_days"] = json!(m.goal.within_days);
+    axum::Json(v).into_response()
+}
+
+async fn moment_export(State(app): State<App>, Path(name): Path<String>) -> Response {
+    match moment_rows(&app, name).await {
+        Ok((rows, m)) => csv_response(
+            crate::results::moment_csv(&rows),
+            &format!(
+                "{}-customers.csv",
+                m.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+            ),
+        ),
+        Err(r) => r,
+    }
+}
+
+async fn global_results(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let alpha = match alpha_of(&q) {
+        Ok(a) => a,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let days = match q.get("days").map(|d| d.parse::<i64>()) {
+        None => 90,
+        Some(Ok(d)) if (1..=3650).contains(&d) => d,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "days: expected 1 to 3650"),
+    };
+    let since = i64::from(app.engine.clock.today()) - days;
+    let share = app.engine.journey_options.global_control;
+    let engine = app.engine.clone();
+    match blocking(move || engine.read(|s| s.customer_activity(since))).await {
+        Ok(rows) => {
+            let rows: Vec<(bool, f64, f64, Option<f64>)> = rows
+                .into_iter()
+                .map(|(id, rev, orders, clv)| {
+                    (
+                        lifecycle_moments::assignment::held_out("global", &id, share),
+                        rev,
+                        orders,
+                        clv,
+                    )
+                })
+                .collect();
+            axum::Json(crate::results::global_results(&rows, share, alpha, days)).into_response()
+        }
+        Err(r) => r,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod http;
 pub mod journeys;
 pub mod metrics;
 pub mod openapi;
+pub mod results;
 pub mod runs;
 pub mod segment;
 

@@ -370,6 +370,47 @@ pub mod docs {
             ],
         }
     }
+    pub fn moment_results() -> Doc {
+        Doc {
+            summary: "A moment's lift",
+            description: "Treated customers against held-out ones (the moment's holdout and the global control group, never messaged), each customer's first entry, outcomes within the goal's window: goal conversion, revenue, orders, visits, and predicted CLV adjusted by the CLV at entry (CUPED). Per metric: n, means, absolute and relative lift with t intervals and sequential (always-valid) intervals, p-values, the incremental total; SRM against the expected split.",
+            params: vec![
+                path("name", "The moment's name"),
+                query("alpha", "Significance level (default 0.05)"),
+            ],
+            body: None,
+            responses: vec![
+                (200, "{arms, srm, metrics: [...]}"),
+                (404, "No such moment"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
+    pub fn moment_export() -> Doc {
+        Doc {
+            summary: "A moment's per-customer rows",
+            description: "customer_id, arm (treatment/control), converted, revenue, orders, visits, pclv, pre_pclv, goal_value, global_control: the shape `lifecycle lift` reads.",
+            params: vec![path("name", "The moment's name")],
+            body: None,
+            responses: vec![(200, "CSV"), (404, "No such moment"), UNAUTHORIZED],
+        }
+    }
+    pub fn global_results() -> Doc {
+        Doc {
+            summary: "All lifecycle marketing vs none",
+            description: "The global control group (never messaged by any moment) against every other customer: revenue and orders over the last `days` days and predicted CLV, with t and sequential intervals and SRM.",
+            params: vec![
+                query("days", "The period (default 90)"),
+                query("alpha", "Significance level (default 0.05)"),
+            ],
+            body: None,
+            responses: vec![
+                (200, "{arms, srm, metrics: [...]}"),
+                (400, "Bad parameter"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
     pub fn click() -> Doc {
         Doc {
             summary: "Tracked link",

@@ -478,8 +478,8 @@ impl Tx<'_> {
             .db
             .query_one(
                 "INSERT INTO enrolments (moment, version, customer_id, entered_ms, step, held_out,
-                   global_control, holdout)
-                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7) RETURNING id",
+                   global_control, holdout, clv_at_entry)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8) RETURNING id",
                 vals![
                     &m.name,
                     i64::from(m.version),
@@ -487,7 +487,8 @@ impl Tx<'_> {
                     e.entered_ms,
                     e.held_out,
                     global,
-                    e.held_out && !global
+                    e.held_out && !global,
+                    facts.profile.as_ref().and_then(|p| p.clv)
                 ],
             )?
             .map(|r| r.i64(0))
@@ -688,6 +689,29 @@ pub struct MomentCounts {
     pub goal_value_held_out: f64,
     /// Outbox rows by status.
     pub messages: Vec<(String, i64)>,
+}
+
+/// (customer, revenue, orders, predicted CLV) over a period.
+pub type Activity = (String, f64, f64, Option<f64>);
+
+/// One customer's row of a moment's readout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MomentRow {
+    pub customer_id: String,
+    /// In the moment's holdout or the global control group (no message).
+    pub held_out: bool,
+    pub global_control: bool,
+    pub entered_ms: i64,
+    /// The goal reached within its window.
+    pub converted: bool,
+    pub goal_value: f64,
+    pub clv_at_entry: Option<f64>,
+    pub clv_now: Option<f64>,
+    /// Net order amounts within the window after entry.
+    pub revenue: f64,
+    pub orders: i64,
+    /// Page and screen events within the window.
+    pub visits: i64,
 }
 
 /// (moment, channel, status, day since 1970-01-01 UTC, messages).
@@ -1267,6 +1291,70 @@ impl Store {
             )?
             .iter()
             .map(|r| (r.text(0), r.text(1), r.text(2), r.i64(3), r.i64(4)))
+            .collect())
+    }
+
+    /// A moment's readout rows: each customer's first enrolment, their
+    /// group, goal, and what happened within `window_days` after entering
+    /// (revenue and orders from the order history, visits as page and
+    /// screen events), with their predicted CLV at entry and now.
+    pub fn moment_rows(
+        &mut self,
+        moment: &str,
+        window_days: i64,
+    ) -> Result<Vec<MomentRow>, StoreError> {
+        let rows = self.rows(
+            "SELECT e.customer_id, e.held_out, e.global_control, e.entered_ms, e.goal_ms, e.goal_value,
+               e.clv_at_entry, p.clv,
+               (SELECT COALESCE(SUM(o.amount), 0.0) FROM orders o WHERE o.customer_id = e.customer_id
+                  AND o.day >= e.entered_ms / ?2 AND o.day <= e.entered_ms / ?2 + ?3),
+               (SELECT COUNT(*) FROM orders o WHERE o.customer_id = e.customer_id AND o.is_order = 1
+                  AND o.day >= e.entered_ms / ?2 AND o.day <= e.entered_ms / ?2 + ?3),
+               (SELECT COUNT(*) FROM events v WHERE v.customer_id = e.customer_id
+                  AND v.kind IN ('page', 'screen') AND v.at_ms >= e.entered_ms
+                  AND v.at_ms <= e.entered_ms + ?3 * ?2)
+             FROM enrolments e LEFT JOIN profiles p ON p.customer_id = e.customer_id
+             WHERE e.moment = ?1 ORDER BY e.customer_id, e.entered_ms",
+            vals![moment, DAY_MS, window_days],
+        )?;
+        let mut out: Vec<MomentRow> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let customer = r.text(0);
+            if out.last().is_some_and(|l| l.customer_id == customer) {
+                continue; // a re-entry: the first enrolment is the unit
+            }
+            out.push(MomentRow {
+                customer_id: customer,
+                held_out: r.bool(1),
+                global_control: r.bool(2),
+                entered_ms: r.i64(3),
+                converted: r.opt_i64(4).is_some(),
+                goal_value: r.opt_f64(5).unwrap_or(0.0),
+                clv_at_entry: r.opt_f64(6),
+                clv_now: r.opt_f64(7),
+                revenue: r.f64(8),
+                orders: r.i64(9),
+                visits: r.i64(10),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every customer's revenue and orders from day `since_day` on, with
+    /// their predicted CLV: (customer, revenue, orders, clv).
+    pub fn customer_activity(&mut self, since_day: i64) -> Result<Vec<Activity>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT c.customer_id,
+                   (SELECT COALESCE(SUM(o.amount), 0.0) FROM orders o WHERE o.customer_id = c.customer_id AND o.day >= ?1),
+                   (SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.customer_id AND o.day >= ?1 AND o.is_order = 1),
+                   p.clv
+                 FROM customers c LEFT JOIN profiles p ON p.customer_id = c.customer_id
+                 ORDER BY c.customer_id",
+                vals![since_day],
+            )?
+            .iter()
+            .map(|r| (r.text(0), r.f64(1), r.i64(2) as f64, r.opt_f64(3)))
             .collect())
     }
 

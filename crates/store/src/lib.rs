@@ -20,8 +20,9 @@ mod live;
 
 pub use db::DbError;
 pub use journeys::{
-    EnrolmentRow, EnrolmentSummary, Journeys, MessageRow, MomentCounts, OutboxDay, OutboxItem,
-    Outcome, SavedMoment, StoredMoment, VALUE_DECLINE_EVENT, WakeStats, consents,
+    Activity, EnrolmentRow, EnrolmentSummary, Journeys, MessageRow, MomentCounts, MomentRow,
+    OutboxDay, OutboxItem, Outcome, SavedMoment, StoredMoment, VALUE_DECLINE_EVENT, WakeStats,
+    consents,
 };
 pub use live::{
     CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
@@ -248,6 +249,7 @@ const MIGRATIONS: &[&str] = &[
         ended_ms INTEGER,
         goal_ms INTEGER,             -- the goal reached within its window
         goal_value REAL,
+        clv_at_entry REAL,           -- predicted CLV when entering (the readout's covariate)
         UNIQUE (moment, customer_id, entered_ms)
     );
     CREATE INDEX enrolments_due ON enrolments (wake_ms) WHERE wake_ms IS NOT NULL;
@@ -415,6 +417,7 @@ const PG_MIGRATIONS: &[&str] = &[
         ended_ms BIGINT,
         goal_ms BIGINT,
         goal_value DOUBLE PRECISION,
+        clv_at_entry DOUBLE PRECISION,
         UNIQUE (moment, customer_id, entered_ms)
     );
     CREATE INDEX enrolments_due ON enrolments (wake_ms) WHERE wake_ms IS NOT NULL;

@@ -1,0 +1,185 @@
+//! Live lift readouts: a moment's treated customers against its held-out
+//! ones (the moment's holdout and the global control group, neither
+//! messaged), and the global control group against everyone else ("all
+//! lifecycle marketing vs none"), with the statistics of `lifecycle-lift`:
+//! fixed-horizon and sequential intervals (so results can be watched while
+//! a moment runs), SRM, incremental totals.
+
+use lifecycle_lift::readout::{Method, MetricReadout, Stat, readout};
+use lifecycle_lift::{Arm, CupedKind, CupedSums, TestResult, sequential, srm};
+use lifecycle_store::MomentRow;
+use serde_json::{Value, json};
+
+fn num(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else if v.is_nan() {
+        Value::Null
+    } else if v > 0.0 {
+        json!("inf")
+    } else {
+        json!("-inf")
+    }
+}
+
+fn test_json(t: Option<&TestResult>) -> Value {
+    t.map_or(Value::Null, |t| {
+        json!({"estimate": num(t.estimate), "se": num(t.se), "ci": [num(t.ci.0), num(t.ci.1)], "p_value": num(t.p_value)})
+    })
+}
+
+fn metric_json(name: &str, fixed: &MetricReadout, seq: &MetricReadout) -> Value {
+    json!({
+        "metric": name,
+        "n": fixed.n, "mean": fixed.mean.map(num),
+        "control_n": fixed.control_n, "control_mean": fixed.control_mean.map(num),
+        "absolute": test_json(fixed.absolute.as_ref()),
+        "relative": test_json(fixed.relative.as_ref()),
+        "sequential": {"absolute": test_json(seq.absolute.as_ref()), "relative": test_json(seq.relative.as_ref())},
+        "incremental_total": fixed.incremental_total.map(|(e, (lo, hi))| json!({"estimate": num(e), "ci": [num(lo), num(hi)]})),
+    })
+}
+
+fn plain(values: impl Iterator<Item = f64>, proportion: bool) -> Stat {
+    let (mut n, mut s, mut q) = (0u64, 0.0, 0.0);
+    for v in values {
+        n += 1;
+        s += v;
+        q += v * v;
+    }
+    Stat::Plain(if proportion {
+        Arm::proportion(n, s)
+    } else {
+        Arm::mean(n, s, q)
+    })
+}
+
+fn cuped(pairs: impl Iterator<Item = (f64, f64)>) -> Stat {
+    let mut c = CupedSums::default();
+    for (y, x) in pairs {
+        c.n += 1;
+        c.y_sum += y;
+        c.y_sum_squares += y * y;
+        c.x_sum += x;
+        c.x_sum_squares += x * x;
+        c.xy_sum += x * y;
+    }
+    Stat::Cuped(c, CupedKind::Means)
+}
+
+/// Both readouts of one metric: fixed horizon and sequential.
+fn both(control: &Stat, treatment: &Stat, alpha: f64) -> (MetricReadout, MetricReadout) {
+    (
+        readout(control, treatment, Method::Frequentist, alpha, false),
+        readout(
+            control,
+            treatment,
+            Method::Sequential(sequential::DEFAULT_TUNING),
+            alpha,
+            false,
+        ),
+    )
+}
+
+/// A moment's readout: treated vs held out. `holdout` is the moment's
+/// share, `global` the global control share (the expected split for SRM).
+pub fn moment_results(rows: &[MomentRow], holdout: f64, global: f64, alpha: f64) -> Value {
+    let (treated, held): (Vec<&MomentRow>, Vec<&MomentRow>) =
+        rows.iter().partition(|r| !r.held_out);
+    let expected_held = global + (1.0 - global) * holdout;
+    let counts = [treated.len() as u64, held.len() as u64];
+    let srm_p = srm::p_value(&counts, &[1.0 - expected_held, expected_held]);
+    let mut metrics = Vec::new();
+    type Get = fn(&MomentRow) -> f64;
+    let simple: [(&str, Get, bool); 4] = [
+        ("converted", |r| f64::from(u8::from(r.converted)), true),
+        ("revenue", |r| r.revenue, false),
+        ("orders", |r| r.orders as f64, false),
+        ("visits", |r| r.visits as f64, false),
+    ];
+    for (name, get, proportion) in simple {
+        let c = plain(held.iter().map(|r| get(r)), proportion);
+        let t = plain(treated.iter().map(|r| get(r)), proportion);
+        let (fixed, seq) = both(&c, &t, alpha);
+        metrics.push(metric_json(name, &fixed, &seq));
+    }
+    // Predicted CLV now, adjusted by the predicted CLV at entry (CUPED).
+    let with_clv = |rs: &[&MomentRow]| -> Vec<(f64, f64)> {
+        rs.iter()
+            .filter_map(|r| Some((r.clv_now?, r.clv_at_entry?)))
+            .collect()
+    };
+    let (cc, tc) = (with_clv(&held), with_clv(&treated));
+    if !cc.is_empty() && !tc.is_empty() {
+        let (fixed, seq) = both(&cuped(cc.into_iter()), &cuped(tc.into_iter()), alpha);
+        metrics.push(metric_json("pclv", &fixed, &seq));
+    }
+    json!({
+        "arms": [{"arm": "treatment", "n": counts[0]}, {"arm": "control", "n": counts[1], "note": "the moment's holdout and the global control group"}],
+        "expected_control_share": expected_held,
+        "srm": {"p_value": num(srm_p), "flagged": srm_p < srm::FLAG_BELOW},
+        "alpha": alpha,
+        "metrics": metrics,
+    })
+}
+
+/// The per-customer rows of a moment in the shape `lifecycle lift` reads.
+pub fn moment_csv(rows: &[MomentRow]) -> String {
+    let mut out = String::from(
+        "customer_id,arm,converted,revenue,orders,visits,pclv,pre_pclv,goal_value,global_control\n",
+    );
+    let f = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
+    for r in rows {
+        let id = if r.customer_id.contains([',', '"', '\n']) {
+            format!("\"{}\"", r.customer_id.replace('"', "\"\""))
+        } else {
+            r.customer_id.clone()
+        };
+        out.push_str(&format!(
+            "{id},{},{},{},{},{},{},{},{},{}\n",
+            if r.held_out { "control" } else { "treatment" },
+            u8::from(r.converted),
+            r.revenue,
+            r.orders,
+            r.visits,
+            f(r.clv_now),
+            f(r.clv_at_entry),
+            r.goal_value,
+            u8::from(r.global_control)
+        ));
+    }
+    out
+}
+
+/// The global control group against everyone else: (revenue, orders, CLV)
+/// per customer over the period.
+pub fn global_results(
+    rows: &[(bool, f64, f64, Option<f64>)],
+    share: f64,
+    alpha: f64,
+    days: i64,
+) -> Value {
+    let (control, rest): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.0);
+    let counts = [rest.len() as u64, control.len() as u64];
+    let srm_p = srm::p_value(&counts, &[1.0 - share, share]);
+    let mut metrics = Vec::new();
+    type Get = fn(&&(bool, f64, f64, Option<f64>)) -> f64;
+    let simple: [(&str, Get); 3] = [
+        ("revenue", |r| r.1),
+        ("orders", |r| r.2),
+        ("pclv", |r| r.3.unwrap_or(0.0)),
+    ];
+    for (name, get) in simple {
+        let c = plain(control.iter().map(get), false);
+        let t = plain(rest.iter().map(get), false);
+        let (fixed, seq) = both(&c, &t, alpha);
+        metrics.push(metric_json(name, &fixed, &seq));
+    }
+    json!({
+        "days": days,
+        "arms": [{"arm": "marketed", "n": counts[0]}, {"arm": "global control", "n": counts[1]}],
+        "srm": {"p_value": num(srm_p), "flagged": srm_p < srm::FLAG_BELOW},
+        "alpha": alpha,
+        "metrics": metrics,
+    })
+}
