@@ -19,9 +19,13 @@ use serde_json::{Value, json};
 use crate::input_err;
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct LiftArgs {
+    #[command(subcommand)]
+    pub plan: Option<LiftCommand>,
     /// One row per customer: an arm column and metric columns (CSV)
-    pub customers: PathBuf,
+    #[arg(required = true)]
+    pub customers: Option<PathBuf>,
     /// The column naming each customer's arm
     #[arg(long, default_value = "arm")]
     pub arm_col: String,
@@ -29,7 +33,7 @@ pub struct LiftArgs {
     #[arg(long, default_value = "control")]
     pub control: String,
     /// A metric: COLUMN:proportion, COLUMN:mean or NUM/DEN:ratio (repeat)
-    #[arg(long = "metric", value_name = "SPEC", required = true)]
+    #[arg(long = "metric", value_name = "SPEC")]
     pub metrics: Vec<String>,
     /// Regression adjustment: METRIC=PRE_PERIOD_COLUMN (repeat)
     #[arg(long, value_name = "METRIC=COLUMN")]
@@ -60,6 +64,171 @@ pub struct LiftArgs {
     /// Print JSON instead of the table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum LiftCommand {
+    /// Power and minimum detectable effect for a planned moment, from history
+    Plan(PlanArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Orders history (any format `analyze` reads): the baseline conversion
+    /// and revenue of a window
+    #[arg(long, value_name = "ORDERS")]
+    pub baseline_from: PathBuf,
+    /// Customers the moment will reach (treated and held out)
+    #[arg(long)]
+    pub audience: u64,
+    /// The share held out (the moment's holdout plus the global control)
+    #[arg(long, default_value_t = 0.145)]
+    pub holdout: f64,
+    /// The goal's window in days (the baseline is measured over the last
+    /// window of the history, among customers who bought before it)
+    #[arg(long, default_value_t = 30)]
+    pub window_days: i32,
+    /// The relative effect to plan for (0.05 = +5%)
+    #[arg(long, default_value_t = 0.05)]
+    pub effect: f64,
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// The power wanted
+    #[arg(long, default_value_t = 0.8)]
+    pub power: f64,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `lifecycle lift plan`.
+pub fn plan(args: PlanArgs) -> Result<()> {
+    use lifecycle_lift::power;
+    if !(args.holdout > 0.0 && args.holdout < 1.0) || args.audience < 2 || args.window_days < 1 {
+        return Err(input_err(
+            "--holdout must be in (0, 1), --audience at least 2, --window-days at least 1",
+        ));
+    }
+    if !(args.alpha > 0.0 && args.alpha < 0.5 && args.power > 0.0 && args.power < 1.0) {
+        return Err(input_err(
+            "--alpha must be in (0, 0.5) and --power in (0, 1)",
+        ));
+    }
+    let input = lifecycle_ingest::read_orders(
+        &args.baseline_from,
+        &lifecycle_ingest::ReadOptions::default(),
+    )?;
+    let end = input
+        .builder
+        .last_order_day()
+        .ok_or_else(|| input_err(format!("{}: no orders", args.baseline_from.display())))?;
+    let start = end - args.window_days + 1;
+    // Customers who bought before the window: did they order in it, and for how much?
+    let (mut n, mut conv, mut s, mut q) = (0u64, 0.0, 0.0, 0.0);
+    input.builder.for_each_customer_orders(end, |_, entries| {
+        if !entries.iter().any(|e| e.day < start && e.is_order) {
+            return;
+        }
+        let revenue: f64 = entries
+            .iter()
+            .filter(|e| e.day >= start)
+            .map(|e| e.amount)
+            .sum();
+        let ordered = entries.iter().any(|e| e.day >= start && e.is_order);
+        n += 1;
+        conv += f64::from(u8::from(ordered));
+        s += revenue;
+        q += revenue * revenue;
+    });
+    if n < 2 {
+        return Err(input_err(format!(
+            "{}: fewer than two customers bought before the last {} days",
+            args.baseline_from.display(),
+            args.window_days
+        )));
+    }
+    let p = Arm::proportion(n, conv);
+    let r = Arm::mean(n, s, q);
+    let n_control = args.audience as f64 * args.holdout;
+    let n_treated = args.audience as f64 - n_control;
+    let row = |name: &str, a: &Arm| {
+        let pw = |seq| {
+            power::power_split(
+                a.mean,
+                a.var,
+                n_control,
+                n_treated,
+                args.effect,
+                args.alpha,
+                seq,
+            )
+        };
+        let mde = |seq| {
+            power::mde_split(
+                a.mean, a.var, n_control, n_treated, args.alpha, args.power, seq,
+            )
+        };
+        json!({
+            "metric": name, "baseline_mean": num(a.mean), "unit_variance": num(a.var),
+            "power": pw(None).map(num), "mde": mde(None).map(num),
+            "sequential": {"power": pw(Some(sequential::DEFAULT_TUNING)).map(num), "mde": mde(Some(sequential::DEFAULT_TUNING)).map(num)},
+        })
+    };
+    let metrics = vec![row("converted", &p), row("revenue", &r)];
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "history_customers": n, "window_days": args.window_days,
+                "audience": args.audience, "treated": n_treated, "held_out": n_control,
+                "effect": args.effect, "alpha": args.alpha, "target_power": args.power,
+                "metrics": metrics,
+            }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "Baseline: {n} customers who bought before the last {} days of {}",
+        args.window_days,
+        args.baseline_from.display()
+    );
+    println!(
+        "Plan: {} customers, {:.0} treated, {:.0} held out; effect {:+.1}%, alpha {}, power wanted {:.0}%",
+        args.audience,
+        n_treated,
+        n_control,
+        100.0 * args.effect,
+        args.alpha,
+        100.0 * args.power
+    );
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or_else(|| "-".to_string(), |x| format!("{:.1}%", 100.0 * x))
+    };
+    println!();
+    println!(
+        "{:<10} {:>12} {:>16} {:>12} {:>12} {:>18} {:>16}",
+        "metric",
+        "baseline",
+        "sd per customer",
+        "power",
+        "MDE",
+        "power (sequential)",
+        "MDE (sequential)"
+    );
+    for m in &metrics {
+        println!(
+            "{:<10} {:>12.4} {:>16.4} {:>12} {:>12} {:>18} {:>16}",
+            m["metric"].as_str().unwrap_or(""),
+            m["baseline_mean"].as_f64().unwrap_or(f64::NAN),
+            m["unit_variance"].as_f64().unwrap_or(f64::NAN).sqrt(),
+            pct(&m["power"]),
+            pct(&m["mde"]),
+            pct(&m["sequential"]["power"]),
+            pct(&m["sequential"]["mde"]),
+        );
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +279,10 @@ struct Table {
 }
 
 fn read_table(args: &LiftArgs, needed: &[String]) -> Result<Table> {
-    let path = &args.customers;
+    let path = args
+        .customers
+        .as_deref()
+        .unwrap_or(std::path::Path::new("-"));
     let mut r = csv::ReaderBuilder::new()
         .flexible(false)
         .from_path(path)
@@ -278,7 +450,17 @@ fn test_json(t: Option<&TestResult>) -> Value {
     }
 }
 
-pub fn run(args: LiftArgs) -> Result<()> {
+pub fn run(mut args: LiftArgs) -> Result<()> {
+    if let Some(LiftCommand::Plan(p)) = args.plan.take() {
+        return plan(p);
+    }
+    let Some(customers) = args.customers.clone() else {
+        return Err(input_err("lift: give CUSTOMERS.csv (or `lift plan`)"));
+    };
+    if args.metrics.is_empty() {
+        return Err(input_err("lift: give at least one --metric"));
+    }
+    let _ = &customers;
     if !(args.alpha > 0.0 && args.alpha < 0.5) {
         return Err(input_err(format!(
             "--alpha {}: expected a level between 0 and 0.5 (e.g. 0.05)",
@@ -349,12 +531,12 @@ pub fn run(args: LiftArgs) -> Result<()> {
             }
         }
     }
-    let mut table = read_table(&args, &needed)
-        .with_context(|| format!("reading {}", args.customers.display()))?;
+    let mut table =
+        read_table(&args, &needed).with_context(|| format!("reading {}", customers.display()))?;
     let Some(control) = table.arms.iter().position(|a| a == &args.control) else {
         return Err(input_err(format!(
             "{}: no arm \"{}\" in column {} (the arms are {})",
-            args.customers.display(),
+            customers.display(),
             args.control,
             args.arm_col,
             table.arms.join(", ")

@@ -166,3 +166,70 @@ fn readout_json_srm_and_errors() {
     ]);
     assert!(stderr(&o).contains("no arm \"holdout\""), "{}", stderr(&o));
 }
+
+/// `lifecycle lift plan`: the baseline from history (customers who bought
+/// before the last window; who ordered in it, for how much), power and MDE
+/// for a planned audience; more customers, more power; sequential testing
+/// costs power.
+#[test]
+fn plan_from_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = dir.path().join("orders.csv");
+    let mut csv = String::from("customer_id,order_id,order_date,amount\n");
+    for i in 0..10 {
+        writeln!(csv, "c{i},a{i},2024-01-0{},20", 1 + i % 5).unwrap();
+        if i < 4 {
+            writeln!(csv, "c{i},b{i},2024-03-2{},{}", i, 10 * (i + 1)).unwrap();
+        }
+    }
+    // A customer whose first order is inside the window is not in the baseline.
+    writeln!(csv, "new,n1,2024-03-25,99").unwrap();
+    std::fs::write(&orders, csv).unwrap();
+    let plan = |audience: &str| {
+        lift(&[
+            "lift",
+            "plan",
+            "--baseline-from",
+            orders.to_str().unwrap(),
+            "--audience",
+            audience,
+            "--window-days",
+            "30",
+            "--effect",
+            "0.2",
+            "--json",
+        ])
+    };
+    let small = plan("2000");
+    assert_eq!(small["history_customers"], 10, "{small}");
+    let conv = &small["metrics"][0];
+    assert!(
+        (conv["baseline_mean"].as_f64().unwrap() - 0.4).abs() < 1e-12,
+        "{conv}"
+    );
+    let rev = &small["metrics"][1];
+    assert!(
+        (rev["baseline_mean"].as_f64().unwrap() - 10.0).abs() < 1e-12,
+        "{rev}"
+    );
+    let big = plan("200000");
+    let p = |v: &Value, key: &str| v["metrics"][0][key].as_f64().unwrap();
+    assert!(p(&big, "power") > p(&small, "power"));
+    assert!(p(&big, "mde") < p(&small, "mde"));
+    let seq = small["metrics"][0]["sequential"]["mde"].as_f64().unwrap();
+    assert!(
+        seq > p(&small, "mde"),
+        "sequential testing needs a larger effect"
+    );
+    let o = lifecycle(&[
+        "lift",
+        "plan",
+        "--baseline-from",
+        orders.to_str().unwrap(),
+        "--audience",
+        "1000",
+        "--holdout",
+        "1.5",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -458,6 +458,12 @@ pub fn incremental_total(absolute: &TestResult, n_treated: f64) -> (f64, (f64, f
     )
 }
 
+/// F19b, GrowthBook main's scaled impact per day: the absolute effect
+/// times the units of all arms, over the traffic share and the days.
+pub fn scaled_impact(absolute: f64, n_all_arms: f64, traffic: f64, days: f64) -> Option<f64> {
+    (positive(traffic) && positive(days)).then(|| absolute * n_all_arms / traffic / days)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,3 +49,13 @@ pub fn adjusted_ci(lift: f64, p_adjusted: f64, alpha: f64) -> Option<(f64, f64)>
     let q = normal_quantile(1.0 - alpha / 2.0);
     Some((lift - q * sd, lift + q * sd))
 }
+
+/// Eppo's preferential Bonferroni: `(α_primary, α_other) = (γα/k,
+/// (1 − γ)α/(k(m − 1)))` for k treatments and m metrics (m ≥ 2).
+pub fn eppo_preferential(alpha: f64, gamma: f64, k: u32, m: u32) -> Option<(f64, f64)> {
+    if !(in_unit(alpha) && in_unit(gamma)) || k == 0 || m < 2 {
+        return None;
+    }
+    let (k, m) = (f64::from(k), f64::from(m));
+    Some((gamma * alpha / k, (1.0 - gamma) * alpha / (k * (m - 1.0))))
+}

@@ -3,10 +3,10 @@
 
 use crate::{in_unit, normal_cdf, normal_quantile, positive, sequential};
 
-/// The standard error of the relative effect `e` with `n` units per arm,
-/// baseline mean `mu` and unit variance `v`.
-fn se(mu: f64, v: f64, n: f64, e: f64) -> f64 {
-    (v / (mu * mu * n) + v * (mu * (1.0 + e)).powi(2) / (mu.powi(4) * n)).sqrt()
+/// The standard error of the relative effect `e` with `n_a` control and
+/// `n_b` treated units, baseline mean `mu` and unit variance `v`.
+fn se(mu: f64, v: f64, n_a: f64, n_b: f64, e: f64) -> f64 {
+    (v / (mu * mu * n_a) + v * (mu * (1.0 + e)).powi(2) / (mu.powi(4) * n_b)).sqrt()
 }
 
 /// The sequential variance inflation `(z_seq/z)²` for `n` units in all.
@@ -19,12 +19,25 @@ fn inflation(n_total: f64, alpha: f64, tuning: f64) -> f64 {
 /// The power to detect the relative effect `e` with `n` units per arm;
 /// `sequential`: with GrowthBook's sequential testing (tuning N*).
 pub fn power(mu: f64, v: f64, n: f64, e: f64, alpha: f64, sequential: Option<f64>) -> Option<f64> {
-    if mu == 0.0 || !(positive(n) && v >= 0.0 && in_unit(alpha)) {
+    power_split(mu, v, n, n, e, alpha, sequential)
+}
+
+/// [`power`] with `n_a` control and `n_b` treated units (a holdout).
+pub fn power_split(
+    mu: f64,
+    v: f64,
+    n_a: f64,
+    n_b: f64,
+    e: f64,
+    alpha: f64,
+    sequential: Option<f64>,
+) -> Option<f64> {
+    if mu == 0.0 || !(positive(n_a) && positive(n_b) && v >= 0.0 && in_unit(alpha)) {
         return None;
     }
-    let mut s = se(mu, v, n, e);
+    let mut s = se(mu, v, n_a, n_b, e);
     if let Some(t) = sequential {
-        s *= inflation(2.0 * n, alpha, t).sqrt();
+        s *= inflation(n_a + n_b, alpha, t).sqrt();
     }
     if !positive(s) {
         return None;
@@ -43,20 +56,35 @@ pub fn mde(
     target: f64,
     sequential: Option<f64>,
 ) -> Option<f64> {
-    if mu == 0.0 || !(positive(n) && in_unit(alpha) && in_unit(target)) {
+    mde_split(mu, v, n, n, alpha, target, sequential)
+}
+
+/// [`mde`] with `n_a` control and `n_b` treated units: the larger root of
+/// `(μ² − k²v/n_B) μ_B² − 2μ³ μ_B + (μ⁴ − k²vμ²/n_A) = 0` (F16's
+/// quadratic divided by n when the arms are equal).
+pub fn mde_split(
+    mu: f64,
+    v: f64,
+    n_a: f64,
+    n_b: f64,
+    alpha: f64,
+    target: f64,
+    sequential: Option<f64>,
+) -> Option<f64> {
+    if mu == 0.0 || !(positive(n_a) && positive(n_b) && in_unit(alpha) && in_unit(target)) {
         return None;
     }
     let v = match sequential {
-        Some(t) => v * inflation(2.0 * n, alpha, t),
+        Some(t) => v * inflation(n_a + n_b, alpha, t),
         None => v,
     };
     let k = normal_quantile(1.0 - alpha / 2.0) - normal_quantile(1.0 - target);
-    let a = n * mu * mu - k * k * v;
+    let a = mu * mu - k * k * v / n_b;
     if a <= 0.0 {
         return None;
     }
-    let b = -2.0 * n * mu.powi(3);
-    let c = n * mu.powi(4) - k * k * v * mu * mu;
+    let b = -2.0 * mu.powi(3);
+    let c = mu.powi(4) - k * k * v * mu * mu / n_a;
     let disc = b * b - 4.0 * a * c;
     if disc < 0.0 {
         return None;
