@@ -64,6 +64,9 @@ pub struct LiftArgs {
     /// Print JSON instead of the table
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML report (forest plot and table) here
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -673,6 +676,81 @@ pub fn run(mut args: LiftArgs) -> Result<()> {
         }
     }
 
+    if let Some(path) = &args.html {
+        let srm_line = if srm_flagged {
+            format!(
+                "!! Sample ratio mismatch (p = {srm_p:.2e}): the arms' sizes do not match the split; fix the assignment before trusting any lift."
+            )
+        } else {
+            format!("Sample ratio: ok (p = {srm_p:.4}).")
+        };
+        let context = vec![
+            format!(
+                "{}: {} ({}), method {method}, alpha {}, correction {correction}.",
+                customers.display(),
+                table
+                    .arms
+                    .iter()
+                    .zip(&counts)
+                    .map(|(a, n)| format!("{a} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                args.arm_col,
+                args.alpha
+            ),
+            srm_line,
+        ];
+        let forest: Vec<lifecycle_report::ForestRow> = rows
+            .iter()
+            .filter_map(|r| {
+                let t = r.relative?;
+                Some(lifecycle_report::ForestRow {
+                    label: format!("{} · {}", r.metric, r.arm),
+                    estimate: t.estimate,
+                    ci: t.ci,
+                    note: match r.chance_to_win {
+                        Some(c) => format!("P(win) {:.0}%", 100.0 * c),
+                        None => format!("p {:.3}", t.p_value),
+                    },
+                })
+            })
+            .collect();
+        let mut cells = vec![vec![
+            "metric".to_string(),
+            "arm".into(),
+            "n".into(),
+            "mean".into(),
+            "control".into(),
+            "absolute lift".into(),
+            "relative lift".into(),
+            "interval".into(),
+            "incremental total".into(),
+        ]];
+        for r in &rows {
+            let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+            cells.push(vec![
+                r.metric.clone(),
+                r.arm.clone(),
+                r.n.to_string(),
+                f(r.mean),
+                f(r.control_mean),
+                r.absolute
+                    .map_or_else(|| "-".into(), |t| format!("{:+.4}", t.estimate)),
+                r.relative
+                    .map_or_else(|| "-".into(), |t| format!("{:+.2}%", 100.0 * t.estimate)),
+                r.relative.map_or_else(
+                    || "-".into(),
+                    |t| format!("[{:+.2}%, {:+.2}%]", 100.0 * t.ci.0, 100.0 * t.ci.1),
+                ),
+                r.total.map_or_else(
+                    || "-".into(),
+                    |(e, (lo, hi))| format!("{e:+.1} [{lo:+.1}, {hi:+.1}]"),
+                ),
+            ]);
+        }
+        let page = lifecycle_report::lift_html("Lift readout", &context, &forest, &cells);
+        std::fs::write(path, page).with_context(|| format!("{}", path.display()))?;
+    }
     if args.json {
         let results: Vec<Value> = rows
             .iter()

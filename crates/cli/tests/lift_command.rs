@@ -134,6 +134,27 @@ fn readout_json_srm_and_errors() {
     let p = |v: &Value, i: usize| v["results"][i]["relative"]["p_value"].as_f64().unwrap();
     assert!(p(&holm, 0) >= p(&plain, 0) && p(&holm, 1) >= p(&plain, 1));
 
+    // The HTML report: a forest plot, the table, the SRM warning.
+    let html = dir.path().join("lift.html");
+    let o = lifecycle(&[
+        "lift",
+        f,
+        "--metric",
+        "converted:proportion",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<svg") && page.contains("converted · treatment"),
+        "{page}"
+    );
+    assert!(
+        page.contains("class=\"warn\">Sample ratio mismatch"),
+        "{page}"
+    );
+
     // Errors: the column, the line.
     let o = lifecycle(&["lift", f, "--metric", "orders:mean"]);
     assert_eq!(o.status.code(), Some(2));

@@ -703,3 +703,110 @@ pub fn paired_bars_svg(
     );
     out
 }
+
+/// One row of a forest plot: a label, the estimate and its interval (all
+/// relative lifts, fractions), and whether it is significant.
+pub struct ForestRow {
+    pub label: String,
+    pub estimate: f64,
+    pub ci: (f64, f64),
+    pub note: String,
+}
+
+/// A forest plot of relative lifts with their intervals around 0 (green
+/// when the interval is above 0, red below, grey across).
+pub fn forest_svg(rows: &[ForestRow]) -> String {
+    let (w, row_h, left, right) = (760.0, 30.0, 220.0, 150.0);
+    let h = 50.0 + row_h * rows.len() as f64;
+    let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+    let lo = rows
+        .iter()
+        .map(|r| finite(r.ci.0).min(finite(r.estimate)))
+        .fold(0.0f64, f64::min);
+    let hi = rows
+        .iter()
+        .map(|r| finite(r.ci.1).max(finite(r.estimate)))
+        .fold(0.0f64, f64::max);
+    let pad = ((hi - lo) * 0.1).max(0.01);
+    let (lo, hi) = (lo - pad, hi + pad);
+    let x = |v: f64| left + (w - left - right) * (v.clamp(lo, hi) - lo) / (hi - lo);
+    let mut out = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<line x1="{x0:.1}" y1="20" x2="{x0:.1}" y2="{yb:.1}" stroke="#888" stroke-dasharray="4 3"/>
+<text x="{x0:.1}" y="14" text-anchor="middle" fill="#555">0%</text>
+"##,
+        x0 = x(0.0),
+        yb = h - 20.0
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let y = 35.0 + row_h * i as f64;
+        let colour = if r.ci.0 > 0.0 {
+            "#2e7d32"
+        } else if r.ci.1 < 0.0 {
+            "#c62828"
+        } else {
+            "#757575"
+        };
+        let _ = writeln!(
+            out,
+            r##"<text x="8" y="{ty:.1}">{label}</text><line x1="{a:.1}" y1="{y:.1}" x2="{b:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="3"><title>{ci_lo:+.2}% to {ci_hi:+.2}%</title></line><circle cx="{e:.1}" cy="{y:.1}" r="5" fill="{colour}"/><text x="{tx:.1}" y="{ty:.1}">{est:+.2}% {note}</text>"##,
+            ty = y + 4.0,
+            label = esc(&r.label),
+            a = x(r.ci.0),
+            b = x(r.ci.1),
+            e = x(r.estimate),
+            ci_lo = 100.0 * r.ci.0,
+            ci_hi = 100.0 * r.ci.1,
+            tx = w - right + 10.0,
+            est = 100.0 * r.estimate,
+            note = esc(&r.note),
+        );
+    }
+    let _ = write!(
+        out,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{:+.1}%</text><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{:+.1}%</text>
+</svg>
+"##,
+        x(lo),
+        h - 4.0,
+        100.0 * lo,
+        x(hi),
+        h - 4.0,
+        100.0 * hi
+    );
+    out
+}
+
+/// A self-contained lift report page: a title, lines of context, the
+/// forest plot and a table (already escaped HTML rows are not accepted:
+/// every cell is text).
+pub fn lift_html(
+    title: &str,
+    context: &[String],
+    rows: &[ForestRow],
+    table: &[Vec<String>],
+) -> String {
+    let mut out = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}td:first-child,th:first-child{{text-align:left}}.warn{{background:#fdecea;border:1px solid #c62828;padding:8px}}</style></head><body><h1>{t}</h1>\n",
+        t = esc(title)
+    );
+    for c in context {
+        if let Some(w) = c.strip_prefix("!! ") {
+            let _ = writeln!(out, "<p class=\"warn\">{}</p>", esc(w));
+        } else {
+            let _ = writeln!(out, "<p>{}</p>", esc(c));
+        }
+    }
+    out.push_str(&forest_svg(rows));
+    out.push_str("<table>\n");
+    for (i, row) in table.iter().enumerate() {
+        let tag = if i == 0 { "th" } else { "td" };
+        out.push_str("<tr>");
+        for cell in row {
+            let _ = write!(out, "<{tag}>{}</{tag}>", esc(cell));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table></body></html>\n");
+    out
+}
