@@ -1702,6 +1702,15 @@ async fn moment_results(
     );
     v["moment"] = json!(m.name);
     v["window_days"] = json!(m.goal.within_days);
+    if q.get("format").map(String::as_str) == Some("html") {
+        let page = crate::results::readout_html(&format!("{}: lift", m.name), &v);
+        let mut r = Response::new(Body::from(page));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        return r;
+    }
     axum::Json(v).into_response()
 }
 

@@ -183,3 +183,69 @@ pub fn global_results(
         "metrics": metrics,
     })
 }
+
+/// A readout (the JSON of [`moment_results`] or [`global_results`]) as a
+/// self-contained HTML page: a forest plot of the relative lifts (fixed
+/// horizon; the sequential interval in the table) and the table.
+pub fn readout_html(title: &str, v: &Value) -> String {
+    let f = |x: &Value| x.as_f64();
+    let pct = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{:+.2}%", 100.0 * x));
+    let arms: Vec<String> = v["arms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| format!("{} {}", a["arm"].as_str().unwrap_or(""), a["n"]))
+        .collect();
+    let srm_p = f(&v["srm"]["p_value"]).unwrap_or(1.0);
+    let mut context = vec![format!("Arms: {}.", arms.join(", "))];
+    context.push(if v["srm"]["flagged"] == true {
+        format!("!! Sample ratio mismatch (p = {srm_p:.2e}): the arms' sizes do not match the expected split; check the assignment before trusting the lift.")
+    } else {
+        format!("Sample ratio: ok (p = {srm_p:.4}).")
+    });
+    let mut forest = Vec::new();
+    let mut table = vec![vec![
+        "metric".to_string(),
+        "n".into(),
+        "mean".into(),
+        "control".into(),
+        "relative lift".into(),
+        "interval".into(),
+        "sequential interval".into(),
+        "p-value".into(),
+        "incremental total".into(),
+    ]];
+    for m in v["metrics"].as_array().into_iter().flatten() {
+        let name = m["metric"].as_str().unwrap_or("").to_string();
+        let rel = &m["relative"];
+        let ci = (f(&rel["ci"][0]), f(&rel["ci"][1]));
+        if let (Some(e), (Some(lo), Some(hi))) = (f(&rel["estimate"]), ci) {
+            forest.push(lifecycle_report::ForestRow {
+                label: name.clone(),
+                estimate: e,
+                ci: (lo, hi),
+                note: f(&rel["p_value"]).map_or_else(String::new, |p| format!("p {p:.3}")),
+            });
+        }
+        let seq = &m["sequential"]["relative"]["ci"];
+        table.push(vec![
+            name,
+            m["n"].to_string(),
+            f(&m["mean"]).map_or_else(|| "-".into(), |x| format!("{x:.4}")),
+            f(&m["control_mean"]).map_or_else(|| "-".into(), |x| format!("{x:.4}")),
+            pct(f(&rel["estimate"])),
+            format!("[{}, {}]", pct(ci.0), pct(ci.1)),
+            format!("[{}, {}]", pct(f(&seq[0])), pct(f(&seq[1]))),
+            f(&rel["p_value"]).map_or_else(|| "-".into(), |p| format!("{p:.4}")),
+            match (
+                f(&m["incremental_total"]["estimate"]),
+                f(&m["incremental_total"]["ci"][0]),
+                f(&m["incremental_total"]["ci"][1]),
+            ) {
+                (Some(e), Some(lo), Some(hi)) => format!("{e:+.1} [{lo:+.1}, {hi:+.1}]"),
+                _ => "-".into(),
+            },
+        ]);
+    }
+    lifecycle_report::lift_html(title, &context, &forest, &table)
+}
