@@ -666,10 +666,26 @@ pub fn run(mut args: LiftArgs) -> Result<()> {
         })
     };
     if let Some(adj) = &adjusted {
+        let m = rows.len().max(1) as f64;
         for (r, &p) in rows.iter_mut().zip(adj) {
+            let n_total = (r.n + r.control_n) as f64;
             if let Some(t) = r.relative.as_mut() {
                 t.p_value = p;
-                if let Some(ci) = multiple::adjusted_ci(t.estimate, p, args.alpha) {
+                let ci = if correction == "bonferroni" {
+                    // F15: the interval of the test itself at alpha/m.
+                    let a = args.alpha / m;
+                    let half = if method == "sequential" {
+                        (t.se * t.se * n_total).sqrt()
+                            * sequential::factor(n_total, a, sequential::DEFAULT_TUNING)
+                    } else {
+                        lifecycle_lift::t_quantile(1.0 - a / 2.0, t.dof) * t.se
+                    };
+                    Some((t.estimate - half, t.estimate + half))
+                } else {
+                    // GrowthBook's interval for an adjusted p-value.
+                    multiple::adjusted_ci(t.estimate, p, args.alpha)
+                };
+                if let Some(ci) = ci.filter(|c| c.0.is_finite() && c.1.is_finite()) {
                     t.ci = ci;
                 }
             }

@@ -133,6 +133,24 @@ fn readout_json_srm_and_errors() {
     ]);
     let p = |v: &Value, i: usize| v["results"][i]["relative"]["p_value"].as_f64().unwrap();
     assert!(p(&holm, 0) >= p(&plain, 0) && p(&holm, 1) >= p(&plain, 1));
+    // Bonferroni: p·2 and the t interval at alpha/2 (wider).
+    let bonf = lift(&[
+        "lift",
+        f,
+        "--metric",
+        "converted:proportion",
+        "--metric",
+        "revenue:mean",
+        "--correction",
+        "bonferroni",
+        "--json",
+    ]);
+    assert!((p(&bonf, 0) - (2.0 * p(&plain, 0)).min(1.0)).abs() < 1e-12);
+    let width = |v: &Value| {
+        let ci = &v["results"][0]["relative"]["ci"];
+        ci[1].as_f64().unwrap() - ci[0].as_f64().unwrap()
+    };
+    assert!(width(&bonf) > width(&plain));
 
     // The HTML report: a forest plot, the table, the SRM warning.
     let html = dir.path().join("lift.html");
