@@ -71,6 +71,11 @@ pub struct AnalyzeArgs {
     /// every customer at warning or tripped: tripwires.csv and a report section
     #[arg(long)]
     pub tripwires: bool,
+    /// Also compute the KPIs: cohorts by acquisition month (cohorts.csv),
+    /// monthly retention (retention.csv), repeat rate, value concentration
+    /// (Pareto share, Gini), time between orders
+    #[arg(long)]
+    pub kpis: bool,
     /// CLV horizon (with --clv), e.g. 52w, 12m
     #[arg(long, default_value = "52w")]
     pub horizon: String,
@@ -215,6 +220,11 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     let tripwire_data = args
         .tripwires
         .then(|| crate::tripwires::loaded_from_builder(&builder, as_of_day));
+    let kpis = args.kpis.then(|| {
+        let mut k = lifecycle_kpis::KpiBuilder::new();
+        builder.for_each_customer_orders(as_of_day, |_, entries| k.add(entries));
+        k.finish()
+    });
     let (summaries, finish) = builder.finish(as_of_day);
     let t_finish = started.elapsed();
     let config = AnalysisConfig {
@@ -255,6 +265,9 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             &table,
             &args.out.join("tripwires.csv"),
         )?);
+    }
+    if let Some(k) = &kpis {
+        summary.kpis = Some(crate::kpis::write(k, &args.out)?);
     }
     let written = write_all(&args.out, &analysis, &table, &summary, &extras)?;
     let t_write = started.elapsed();

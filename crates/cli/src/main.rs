@@ -10,6 +10,7 @@ mod decline;
 mod fit;
 mod generate;
 mod import;
+mod kpis;
 mod lift;
 mod moments;
 mod predict;

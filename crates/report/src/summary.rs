@@ -44,6 +44,9 @@ pub struct Summary {
     /// `analyze --tripwires`: norms, backtests and flag counts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tripwires: Option<serde_json::Value>,
+    /// `analyze --kpis`: retention, cohorts, repeat rate, concentration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kpis: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -307,5 +310,6 @@ pub fn build_summary(a: &Analysis, table: &SegmentTable, run: &RunInfo) -> Summa
         notes,
         clv: None,
         tripwires: None,
+        kpis: None,
     }
 }

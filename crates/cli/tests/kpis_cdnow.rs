@@ -1,0 +1,101 @@
+//! `analyze --kpis` on CDNOW against an independent computation: the
+//! cohort matrix (cohorts.csv) and monthly retention (retention.csv), the
+//! repeat rate, the top 20%'s share of revenue, the Gini coefficient and
+//! the time between orders, as computed by pandas and DuckDB (three routes
+//! agreeing to the cent) in `crates/kpis/tests/fixtures/cdnow_kpis.py`.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::*;
+
+use serde_json::Value;
+
+fn reference() -> Value {
+    let text =
+        std::fs::read_to_string(repo().join("crates/kpis/tests/fixtures/cdnow_kpis.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[track_caller]
+fn close(got: f64, want: f64, tol: f64, what: &str) {
+    assert!((got - want).abs() <= tol, "{what}: got {got}, want {want}");
+}
+
+#[test]
+fn cohorts_retention_and_concentration_match_pandas_and_duckdb() {
+    let r = reference();
+    let (summary, out) = analyze_json(&data("CDNOW_master.txt"), &["--kpis"]);
+    let k = &summary["kpis"];
+    assert_eq!(k["customers"], r["customers"]);
+    close(
+        k["repeat_rate"].as_f64().unwrap(),
+        r["repeat_rate"].as_f64().unwrap(),
+        1e-12,
+        "repeat rate",
+    );
+    close(
+        k["pareto_top20_share"].as_f64().unwrap(),
+        r["pareto_top20_share"].as_f64().unwrap(),
+        1e-9,
+        "pareto",
+    );
+    assert_eq!(k["pareto_top_n"], r["pareto_top_n"]);
+    close(
+        k["gini"].as_f64().unwrap(),
+        r["gini"].as_f64().unwrap(),
+        1e-9,
+        "gini",
+    );
+    for q in ["count", "mean", "p25", "p50", "p75", "p90"] {
+        close(
+            k["days_between_orders"][q].as_f64().unwrap(),
+            r["gaps"][q].as_f64().unwrap(),
+            1e-9,
+            q,
+        );
+    }
+
+    // cohorts.csv: one row per cohort and month since acquisition.
+    let (header, rows) = read_csv(&out.path().join("cohorts.csv"));
+    assert_eq!(
+        header,
+        [
+            "cohort",
+            "size",
+            "months_since",
+            "active",
+            "retention",
+            "revenue"
+        ]
+    );
+    let mut checked = 0;
+    for c in r["cohorts"].as_array().unwrap() {
+        let name = c["cohort"].as_str().unwrap();
+        let ours: Vec<&Vec<String>> = rows.iter().filter(|row| row[0] == name).collect();
+        let active = c["active"].as_array().unwrap();
+        assert_eq!(ours.len(), active.len(), "{name}: months");
+        for (k, row) in ours.iter().enumerate() {
+            assert_eq!(row[1], c["size"].to_string(), "{name} size");
+            assert_eq!(row[2], k.to_string());
+            assert_eq!(row[3], active[k].to_string(), "{name}+{k} active");
+            close(
+                row[5].parse().unwrap(),
+                c["revenue"][k].as_f64().unwrap(),
+                0.005 + 1e-9,
+                &format!("{name}+{k} revenue"),
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, rows.len());
+
+    // retention.csv: of the customers active in a month, those active in the next.
+    let (_, rows) = read_csv(&out.path().join("retention.csv"));
+    let want = r["period_retention"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len());
+    for (row, w) in rows.iter().zip(want) {
+        assert_eq!(row[0], w["month"].as_str().unwrap());
+        assert_eq!(row[1], w["previous_active"].to_string());
+        assert_eq!(row[2], w["retained"].to_string());
+    }
+}

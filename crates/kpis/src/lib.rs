@@ -1,0 +1,370 @@
+//! Customer KPIs from order histories: the cohort matrix by acquisition
+//! month (customers active and revenue per month since acquisition),
+//! period retention (of the customers active in a month, the share active
+//! in the next), the repeat-purchase rate, value concentration (the top
+//! 20%'s share of revenue, the Gini coefficient) and the distribution of
+//! the time between orders.
+//!
+//! It owns the definitions of these KPIs and computes them in one pass
+//! over customers' consolidated orders (`lifecycle_rfm::OrderEntry`, as
+//! `SummaryBuilder::for_each_customer_orders` yields them). It is pure: no
+//! IO, no clock (the last day is an argument); it depends only on
+//! `lifecycle-rfm` and must never depend on readers, the store or the CLI.
+
+use lifecycle_rfm::{Day, OrderEntry};
+
+/// A calendar month as months since 1970-01 (0 = January 1970).
+pub type Month = i32;
+
+/// The (year, month 1..=12) of a day since 1970-01-01 (H. Hinnant's
+/// `civil_from_days`).
+pub fn civil(day: Day) -> (i32, u32) {
+    let z = i64::from(day) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y as i32, m as u32)
+}
+
+/// The month of a day.
+pub fn month_of(day: Day) -> Month {
+    let (y, m) = civil(day);
+    (y - 1970) * 12 + m as i32 - 1
+}
+
+/// `YYYY-MM`.
+pub fn month_label(m: Month) -> String {
+    format!("{:04}-{:02}", 1970 + m.div_euclid(12), m.rem_euclid(12) + 1)
+}
+
+/// One acquisition cohort.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cohort {
+    pub month: Month,
+    pub size: u64,
+    /// Customers with an order in each month since acquisition (offset 0 first).
+    pub active: Vec<u64>,
+    /// Net order amounts of the cohort's customers in each month since acquisition.
+    pub revenue: Vec<f64>,
+}
+
+/// Retention from one month to the next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeriodRetention {
+    pub month: Month,
+    /// Customers active in the month before and in this one.
+    pub retained: u64,
+    /// Customers active in the month before.
+    pub previous_active: u64,
+}
+
+impl PeriodRetention {
+    pub fn rate(&self) -> Option<f64> {
+        (self.previous_active > 0).then(|| self.retained as f64 / self.previous_active as f64)
+    }
+}
+
+/// The time between consecutive purchase days, pooled over customers.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Gaps {
+    pub count: u64,
+    pub mean: f64,
+    pub p25: f64,
+    pub p50: f64,
+    pub p75: f64,
+    pub p90: f64,
+}
+
+/// Every KPI of this crate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kpis {
+    /// Customers with at least one order.
+    pub customers: u64,
+    pub cohorts: Vec<Cohort>,
+    pub period_retention: Vec<PeriodRetention>,
+    /// Share of customers with at least two purchase days.
+    pub repeat_rate: f64,
+    /// The top 20% of customers (⌈0.2·N⌉ by revenue) and their share of revenue.
+    pub pareto_top_n: u64,
+    pub pareto_top20_share: Option<f64>,
+    pub gini: Option<f64>,
+    pub gaps: Gaps,
+}
+
+/// Accumulates customers one at a time.
+#[derive(Debug, Default)]
+pub struct KpiBuilder {
+    first: Option<Month>,
+    last: Option<Month>,
+    /// (cohort month, offset) → (active, revenue), grown as needed.
+    cells: Vec<(Month, Vec<u64>, Vec<f64>, u64)>,
+    /// Active customers by month, and those also active the month before.
+    active: Vec<(Month, u64, u64)>,
+    customers: u64,
+    repeaters: u64,
+    totals: Vec<f64>,
+    gaps: Vec<f64>,
+}
+
+impl KpiBuilder {
+    pub fn new() -> KpiBuilder {
+        KpiBuilder::default()
+    }
+
+    fn cohort(&mut self, month: Month) -> usize {
+        match self.cells.iter().position(|c| c.0 == month) {
+            Some(i) => i,
+            None => {
+                self.cells.push((month, Vec::new(), Vec::new(), 0));
+                self.cells.len() - 1
+            }
+        }
+    }
+
+    fn active_slot(&mut self, month: Month) -> usize {
+        match self.active.iter().position(|a| a.0 == month) {
+            Some(i) => i,
+            None => {
+                self.active.push((month, 0, 0));
+                self.active.len() - 1
+            }
+        }
+    }
+
+    /// One customer's consolidated orders and refunds (sorted by day).
+    pub fn add(&mut self, entries: &[OrderEntry]) {
+        let Some(first_order) = entries.iter().filter(|e| e.is_order).map(|e| e.day).min() else {
+            return;
+        };
+        self.customers += 1;
+        let cohort_month = month_of(first_order);
+        let k = self.cohort(cohort_month);
+        self.cells[k].3 += 1;
+        let mut months: Vec<Month> = Vec::new();
+        let mut days: Vec<Day> = Vec::new();
+        let mut total = 0.0;
+        for e in entries {
+            let m = month_of(e.day);
+            let offset = (m - cohort_month).max(0) as usize;
+            let cell = &mut self.cells[k];
+            if cell.2.len() <= offset {
+                cell.1.resize(offset + 1, 0);
+                cell.2.resize(offset + 1, 0.0);
+            }
+            cell.2[offset] += e.amount;
+            total += e.amount;
+            if e.is_order {
+                if !months.contains(&m) {
+                    months.push(m);
+                }
+                if days.last() != Some(&e.day) {
+                    days.push(e.day);
+                }
+            }
+            self.first = Some(self.first.map_or(m, |f| f.min(m)));
+            self.last = Some(self.last.map_or(m, |l| l.max(m)));
+        }
+        months.sort_unstable();
+        for (i, &m) in months.iter().enumerate() {
+            let offset = (m - cohort_month).max(0) as usize;
+            self.cells[k].1[offset] += 1;
+            let s = self.active_slot(m);
+            self.active[s].1 += 1;
+            if i > 0 && months[i - 1] == m - 1 {
+                self.active[s].2 += 1;
+            }
+        }
+        days.sort_unstable();
+        days.dedup();
+        if days.len() >= 2 {
+            self.repeaters += 1;
+        }
+        self.gaps
+            .extend(days.windows(2).map(|w| f64::from(w[1] - w[0])));
+        self.totals.push(total);
+    }
+
+    /// The KPIs up to the last month seen.
+    pub fn finish(mut self) -> Kpis {
+        let (first, last) = match (self.first, self.last) {
+            (Some(f), Some(l)) => (f, l),
+            _ => {
+                return Kpis {
+                    customers: 0,
+                    cohorts: Vec::new(),
+                    period_retention: Vec::new(),
+                    repeat_rate: 0.0,
+                    pareto_top_n: 0,
+                    pareto_top20_share: None,
+                    gini: None,
+                    gaps: Gaps::default(),
+                };
+            }
+        };
+        self.cells.sort_by_key(|c| c.0);
+        let cohorts = self
+            .cells
+            .into_iter()
+            .map(|(month, mut active, mut revenue, size)| {
+                let span = (last - month + 1).max(0) as usize;
+                active.resize(span, 0);
+                revenue.resize(span, 0.0);
+                Cohort {
+                    month,
+                    size,
+                    active,
+                    revenue,
+                }
+            })
+            .collect();
+        let count = |m: Month, v: &[(Month, u64, u64)]| {
+            v.iter().find(|a| a.0 == m).map_or((0, 0), |a| (a.1, a.2))
+        };
+        let period_retention = (first + 1..=last)
+            .map(|m| PeriodRetention {
+                month: m,
+                retained: count(m, &self.active).1,
+                previous_active: count(m - 1, &self.active).0,
+            })
+            .collect();
+        let n = self.totals.len();
+        let mut totals = self.totals;
+        totals.sort_by(|a, b| b.total_cmp(a));
+        let sum: f64 = totals.iter().sum();
+        let top_n = (0.2 * n as f64).ceil() as usize;
+        let pareto = (sum != 0.0).then(|| totals[..top_n.min(n)].iter().sum::<f64>() / sum);
+        // Gini over ascending totals: Σ (2i − N − 1) x_i / (N Σx), i from 1.
+        let gini = (sum != 0.0 && n > 0).then(|| {
+            let nf = n as f64;
+            totals
+                .iter()
+                .rev()
+                .enumerate()
+                .map(|(i, x)| (2.0 * (i + 1) as f64 - nf - 1.0) * x)
+                .sum::<f64>()
+                / (nf * sum)
+        });
+        let mut gaps = self.gaps;
+        gaps.sort_by(f64::total_cmp);
+        let q = |p: f64| quantile(&gaps, p);
+        Kpis {
+            customers: self.customers,
+            cohorts,
+            period_retention,
+            repeat_rate: if self.customers > 0 {
+                self.repeaters as f64 / self.customers as f64
+            } else {
+                0.0
+            },
+            pareto_top_n: top_n as u64,
+            pareto_top20_share: pareto,
+            gini,
+            gaps: Gaps {
+                count: gaps.len() as u64,
+                mean: if gaps.is_empty() {
+                    0.0
+                } else {
+                    gaps.iter().sum::<f64>() / gaps.len() as f64
+                },
+                p25: q(0.25),
+                p50: q(0.5),
+                p75: q(0.75),
+                p90: q(0.9),
+            },
+        }
+    }
+}
+
+/// A quantile with numpy's default (linear) interpolation; 0 when empty.
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let h = (sorted.len() - 1) as f64 * p.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(day: Day, amount: f64) -> OrderEntry {
+        OrderEntry {
+            day,
+            key: day as u64,
+            amount,
+            rows: 1,
+            is_order: amount >= 0.0,
+        }
+    }
+
+    /// 1997-01-01 is day 9862.
+    const JAN: Day = 9862;
+
+    #[test]
+    fn months_and_labels() {
+        assert_eq!(civil(JAN), (1997, 1));
+        assert_eq!(month_label(month_of(JAN + 31)), "1997-02");
+        assert_eq!(month_label(month_of(0)), "1970-01");
+        assert_eq!(month_label(month_of(-1)), "1969-12");
+    }
+
+    /// Three customers by hand: A (Jan, Feb, Apr), B (Jan only, twice on
+    /// one day), C (Feb, Mar, with a refund in Mar).
+    #[test]
+    fn small_history_by_hand() {
+        let mut b = KpiBuilder::new();
+        b.add(&[e(JAN, 10.0), e(JAN + 35, 20.0), e(JAN + 95, 30.0)]);
+        b.add(&[
+            e(JAN + 3, 5.0),
+            OrderEntry {
+                key: 99,
+                ..e(JAN + 3, 5.0)
+            },
+        ]);
+        b.add(&[e(JAN + 40, 40.0), e(JAN + 60, 8.0), e(JAN + 61, -8.0)]);
+        let k = b.finish();
+        assert_eq!(k.customers, 3);
+        let jan = &k.cohorts[0];
+        assert_eq!(
+            (month_label(jan.month), jan.size),
+            ("1997-01".to_string(), 2)
+        );
+        assert_eq!(jan.active, vec![2, 1, 0, 1]);
+        assert_eq!(jan.revenue, vec![20.0, 20.0, 0.0, 30.0]);
+        let feb = &k.cohorts[1];
+        assert_eq!((feb.size, feb.active.clone()), (1, vec![1, 1, 0]));
+        assert_eq!(feb.revenue, vec![40.0, 0.0, 0.0]);
+        // Feb: of Jan's 2 active, A is active again; Mar: of Feb's 2 (A, C), C.
+        let r: Vec<(u64, u64)> = k
+            .period_retention
+            .iter()
+            .map(|p| (p.retained, p.previous_active))
+            .collect();
+        assert_eq!(r, vec![(1, 2), (1, 2), (0, 1)]);
+        // A and C have two purchase days or more; B one.
+        assert!((k.repeat_rate - 2.0 / 3.0).abs() < 1e-12);
+        // Totals 60, 10, 40: the top ⌈0.6⌉ = 1 customer has 60/110.
+        assert_eq!(k.pareto_top_n, 1);
+        assert!((k.pareto_top20_share.unwrap() - 60.0 / 110.0).abs() < 1e-12);
+        // Gini of (10, 40, 60): Σ(2i−4)x = −2·10 + 0 + 2·60 = 100; /(3·110).
+        assert!((k.gini.unwrap() - 100.0 / 330.0).abs() < 1e-12);
+        // Gaps: A 35, 60; C 20.
+        assert_eq!(k.gaps.count, 3);
+        assert!((k.gaps.mean - 115.0 / 3.0).abs() < 1e-12);
+        assert_eq!(k.gaps.p50, 35.0);
+    }
+
+    #[test]
+    fn nothing_is_defined() {
+        let k = KpiBuilder::new().finish();
+        assert_eq!(k.customers, 0);
+        assert!(k.pareto_top20_share.is_none() && k.gini.is_none());
+    }
+}
