@@ -89,6 +89,11 @@ fn cohorts_retention_and_concentration_match_pandas_and_duckdb() {
     }
     assert_eq!(checked, rows.len());
 
+    // The report's section: the heatmap and the curves.
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("<h2>Retention and concentration</h2>") && html.contains("class=heat"));
+    assert!(html.contains("<polyline"), "retention curves");
+
     // retention.csv: of the customers active in a month, those active in the next.
     let (_, rows) = read_csv(&out.path().join("retention.csv"));
     let want = r["period_retention"].as_array().unwrap();

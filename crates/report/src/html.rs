@@ -314,6 +314,9 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
     if let Some(t) = &s.tripwires {
         tripwires_section(&mut h, t);
     }
+    if let Some(k) = &s.kpis {
+        kpis_section(&mut h, k);
+    }
     h.push_str("<h2>Phases</h2><table><thead><tr><th>Phase</th><th>Segments</th><th class=n>Customers</th><th class=n>Revenue</th></tr></thead><tbody>");
     for p in &s.phases {
         let _ = write!(
@@ -375,6 +378,112 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
         esc(&s.lifecycle_version)
     );
     h
+}
+
+/// `analyze --kpis`: headline figures, the cohort heatmap (share of each
+/// acquisition cohort active in each month since) and retention curves.
+fn kpis_section(h: &mut String, k: &serde_json::Value) {
+    let pct = |v: &serde_json::Value| {
+        v.as_f64()
+            .map_or_else(|| "–".to_string(), |x| format!("{:.1}%", 100.0 * x))
+    };
+    let _ = write!(
+        h,
+        "<h2>Retention and concentration</h2><p class=meta>Repeat-purchase rate {}; last month's retention {} (churn {}); the top 20% of customers bring {} of revenue (Gini {:.3}); median {} days between orders (p90 {}). Every cell is in cohorts.csv, every month in retention.csv.</p>",
+        pct(&k["repeat_rate"]),
+        pct(&k["retention_rate_last_month"]),
+        pct(&k["churn_rate_last_month"]),
+        pct(&k["pareto_top20_share"]),
+        k["gini"].as_f64().unwrap_or(0.0),
+        k["days_between_orders"]["p50"],
+        k["days_between_orders"]["p90"],
+    );
+    let cohorts = k["cohorts"].as_array().cloned().unwrap_or_default();
+    let width = cohorts
+        .iter()
+        .map(|c| c["retention"].as_array().map_or(0, Vec::len))
+        .max()
+        .unwrap_or(0);
+    h.push_str("<table class=heat><thead><tr><th>Cohort</th><th class=n>Customers</th>");
+    for m in 0..width {
+        let _ = write!(h, "<th class=n>{m}</th>");
+    }
+    h.push_str("</tr></thead><tbody>");
+    for c in &cohorts {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=n>{}</td>",
+            esc(c["cohort"].as_str().unwrap_or("")),
+            c["size"]
+        );
+        for v in c["retention"].as_array().into_iter().flatten() {
+            let x = v.as_f64().unwrap_or(0.0);
+            // Months after the first: shade by retention (0–50% spans the scale).
+            let shade = (x.min(0.5) / 0.5 * 0.85).clamp(0.0, 0.85);
+            let _ = write!(
+                h,
+                "<td class=n style=\"background:rgba(31,95,168,{shade:.2});color:{}\">{:.1}%</td>",
+                if shade > 0.45 { "#fff" } else { "#222" },
+                100.0 * x
+            );
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</tbody></table>");
+    // Retention curves: months since acquisition on x, share active on y.
+    let (w, ht, left, bottom) = (720.0, 280.0, 50.0, 40.0);
+    let ymax = cohorts
+        .iter()
+        .flat_map(|c| {
+            c["retention"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .skip(1)
+                .filter_map(|v| v.as_f64())
+        })
+        .fold(0.0f64, f64::max)
+        .max(0.01);
+    let x = |m: usize| left + (w - left - 20.0) * m as f64 / (width.max(2) - 1) as f64;
+    let y = |v: f64| ht - bottom - (ht - bottom - 20.0) * (v / ymax).min(1.0);
+    let _ = write!(
+        h,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {ht}\" width=\"{w}\" height=\"{ht}\" font-family=\"sans-serif\" font-size=\"12\"><line x1=\"{left}\" y1=\"{yb}\" x2=\"{xr}\" y2=\"{yb}\" stroke=\"#888\"/><text x=\"{left}\" y=\"{ty}\">months since acquisition (from 1)</text><text x=\"4\" y=\"14\">share active (max {:.1}%)</text>",
+        100.0 * ymax,
+        yb = ht - bottom,
+        xr = w - 20.0,
+        ty = ht - 8.0,
+    );
+    let colours = [
+        "#1f5fa8", "#d2691e", "#2e7d32", "#8e24aa", "#c62828", "#00838f",
+    ];
+    for (i, c) in cohorts.iter().enumerate() {
+        let points: Vec<String> = c["retention"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .skip(1)
+            .filter_map(|(m, v)| v.as_f64().map(|v| format!("{:.1},{:.1}", x(m), y(v))))
+            .collect();
+        let colour = colours[i % colours.len()];
+        let _ = write!(
+            h,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>",
+            points.join(" "),
+            esc(c["cohort"].as_str().unwrap_or(""))
+        );
+        if i < 12 {
+            let _ = write!(
+                h,
+                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\">{}</text>",
+                w - 110.0,
+                30.0 + 14.0 * i as f64,
+                esc(c["cohort"].as_str().unwrap_or(""))
+            );
+        }
+    }
+    h.push_str("</svg>");
 }
 
 /// The value model of `analyze --clv`: parameters, totals and a bar chart of
