@@ -104,3 +104,55 @@ fn cohorts_retention_and_concentration_match_pandas_and_duckdb() {
         assert_eq!(row[2], w["retained"].to_string());
     }
 }
+
+/// The same KPIs live: CDNOW imported into a store, `GET /api/v1/kpis`.
+#[test]
+fn kpis_api_on_the_store() {
+    let r = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let o = lifecycle(&[
+        "import",
+        data("CDNOW_master.txt").to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lifecycle(&["keys", "create", "--kind", "secret", "--db", &db]);
+    let secret = stdout(&o).trim().to_string();
+    let server = start(
+        &db,
+        &["--simulated-clock", "1998-07-01", "--refit-every", "off"],
+    );
+    let (status, body) = request(
+        &server.addr,
+        "GET",
+        "/api/v1/kpis",
+        &[("Authorization", format!("Bearer {secret}"))],
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let k: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(k["customers"], r["customers"]);
+    close(
+        k["repeat_rate"].as_f64().unwrap(),
+        r["repeat_rate"].as_f64().unwrap(),
+        1e-12,
+        "repeat rate",
+    );
+    close(
+        k["gini"].as_f64().unwrap(),
+        r["gini"].as_f64().unwrap(),
+        1e-9,
+        "gini",
+    );
+    let cohorts = k["cohorts"].as_array().unwrap();
+    for (ours, want) in cohorts.iter().zip(r["cohorts"].as_array().unwrap()) {
+        assert_eq!(ours["cohort"], want["cohort"]);
+        assert_eq!(ours["size"], want["size"]);
+        // The clock is a day into July 1998: one more (empty) month.
+        let active = ours["active"].as_array().unwrap();
+        let want_active = want["active"].as_array().unwrap();
+        assert_eq!(&active[..want_active.len()], &want_active[..]);
+    }
+}

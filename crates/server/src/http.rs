@@ -478,6 +478,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             docs::email_events(),
         ),
         endpoint(Method::GET, "/c/{token}", get(click), docs::click()),
+        endpoint(Method::GET, "/api/v1/kpis", get(kpis), docs::kpis()),
         endpoint(
             Method::GET,
             "/api/v1/moments/{name}/results",
@@ -1644,6 +1645,43 @@ async fn test_send(State(app): State<App>, Path(name): Path<String>, body: Bytes
         Ok(Ok(Err(message))) => error(StatusCode::BAD_REQUEST, message),
         Ok(Err(e)) => engine_error(EngineError::Store(e)),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"),
+    }
+}
+
+/// Retention, cohorts and concentration over the stored orders, as of today.
+async fn kpis(State(app): State<App>) -> Response {
+    let engine = app.engine.clone();
+    let today = app.engine.clock.today();
+    let result = blocking(move || {
+        let builder = engine.read(|s| s.load())?;
+        let mut k = lifecycle_kpis::KpiBuilder::new();
+        builder.for_each_customer_orders(today, |_, entries| k.add(entries));
+        Ok(k.finish())
+    })
+    .await;
+    match result {
+        Ok(k) => {
+            let label = lifecycle_kpis::month_label;
+            axum::Json(json!({
+                "as_of": date(Some(today)),
+                "customers": k.customers,
+                "repeat_rate": k.repeat_rate,
+                "pareto_top20_share": k.pareto_top20_share,
+                "pareto_top_n": k.pareto_top_n,
+                "gini": k.gini,
+                "days_between_orders": {"count": k.gaps.count, "mean": k.gaps.mean, "p25": k.gaps.p25,
+                    "p50": k.gaps.p50, "p75": k.gaps.p75, "p90": k.gaps.p90},
+                "period_retention": k.period_retention.iter().map(|p| json!({
+                    "month": label(p.month), "previous_active": p.previous_active,
+                    "retained": p.retained, "rate": p.rate(),
+                })).collect::<Vec<_>>(),
+                "cohorts": k.cohorts.iter().map(|c| json!({
+                    "cohort": label(c.month), "size": c.size, "active": c.active, "revenue": c.revenue,
+                })).collect::<Vec<_>>(),
+            }))
+            .into_response()
+        }
+        Err(r) => r,
     }
 }
 

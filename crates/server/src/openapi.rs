@@ -411,6 +411,21 @@ pub mod docs {
             ],
         }
     }
+    pub fn kpis() -> Doc {
+        Doc {
+            summary: "Retention, cohorts and value concentration",
+            description: "Over the stored orders as of today: the cohort matrix by acquisition month (customers active and revenue per month since), monthly retention (of the customers active in a month, those active in the next), the repeat-purchase rate, the top 20%'s share of revenue, the Gini coefficient and the days between orders.",
+            params: vec![],
+            body: None,
+            responses: vec![
+                (
+                    200,
+                    "{customers, repeat_rate, pareto_top20_share, gini, days_between_orders, period_retention, cohorts}",
+                ),
+                UNAUTHORIZED,
+            ],
+        }
+    }
     pub fn click() -> Doc {
         Doc {
             summary: "Tracked link",
