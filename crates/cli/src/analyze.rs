@@ -76,6 +76,16 @@ pub struct AnalyzeArgs {
     /// (Pareto share, Gini), time between orders
     #[arg(long)]
     pub kpis: bool,
+    /// With --kpis: the customer attributes file (customer_id,
+    /// acquisition_cost, acquisition_channel, other columns such as
+    /// campaign): new-customer stickiness by channel and by every other
+    /// column (stickiness.csv)
+    #[arg(long, value_name = "FILE")]
+    pub attributes: Option<PathBuf>,
+    /// With --kpis: a second order within this many days makes a new
+    /// customer sticky
+    #[arg(long, default_value_t = 90, value_name = "DAYS")]
+    pub sticky_days: i32,
     /// CLV horizon (with --clv), e.g. 52w, 12m
     #[arg(long, default_value = "52w")]
     pub horizon: String,
@@ -220,10 +230,50 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     let tripwire_data = args
         .tripwires
         .then(|| crate::tripwires::loaded_from_builder(&builder, as_of_day));
+    let attributes = match (&args.attributes, args.kpis) {
+        (Some(p), true) => Some(lifecycle_ingest::attributes::read_attributes(p)?),
+        (Some(_), false) => return Err(input_err("--attributes goes with --kpis")),
+        _ => None,
+    };
+    if args.sticky_days < 1 {
+        return Err(input_err("--sticky-days must be at least 1"));
+    }
     let kpis = args.kpis.then(|| {
         let mut k = lifecycle_kpis::KpiBuilder::new();
-        builder.for_each_customer_orders(as_of_day, |_, entries| k.add(entries));
-        k.finish()
+        let columns: Vec<String> = attributes.as_ref().map_or_else(Vec::new, |a| {
+            std::iter::once("acquisition_channel".to_string())
+                .chain(a.other_columns.iter().cloned())
+                .collect()
+        });
+        let mut sticky: Vec<lifecycle_kpis::StickinessBuilder> = columns
+            .iter()
+            .map(|_| lifecycle_kpis::StickinessBuilder::new(as_of_day, args.sticky_days, 365))
+            .collect();
+        builder.for_each_customer_orders(as_of_day, |id, entries| {
+            k.add(entries);
+            if let Some(a) = &attributes {
+                let attr = a.customers.get(&crate::kpis::normalize_id(id));
+                for (i, s) in sticky.iter_mut().enumerate() {
+                    let value = attr.and_then(|at| {
+                        if i == 0 {
+                            at.acquisition_channel.as_deref()
+                        } else {
+                            at.other.get(i - 1).and_then(|v| v.as_deref())
+                        }
+                    });
+                    s.add(value, entries);
+                }
+            }
+        });
+        let sticky: Vec<(String, Vec<lifecycle_kpis::Stickiness>)> = columns
+            .into_iter()
+            .zip(
+                sticky
+                    .into_iter()
+                    .map(lifecycle_kpis::StickinessBuilder::finish),
+            )
+            .collect();
+        (k.finish(), sticky)
     });
     let (summaries, finish) = builder.finish(as_of_day);
     let t_finish = started.elapsed();
@@ -266,8 +316,13 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             &args.out.join("tripwires.csv"),
         )?);
     }
-    if let Some(k) = &kpis {
-        summary.kpis = Some(crate::kpis::write(k, &args.out)?);
+    if let Some((k, sticky)) = &kpis {
+        let mut section = crate::kpis::write(k, &args.out)?;
+        if attributes.is_some() {
+            section["stickiness"] =
+                crate::kpis::write_stickiness(sticky, args.sticky_days, &args.out)?;
+        }
+        summary.kpis = Some(section);
     }
     let written = write_all(&args.out, &analysis, &table, &summary, &extras)?;
     let t_write = started.elapsed();

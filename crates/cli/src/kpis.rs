@@ -63,3 +63,73 @@ pub fn write(k: &Kpis, out: &Path) -> Result<Value> {
         "files": ["cohorts.csv", "retention.csv"],
     }))
 }
+
+/// Ids as the attributes file keys them (emails lower-cased).
+pub fn normalize_id(s: &str) -> String {
+    let s = s.trim();
+    if s.contains('@') {
+        s.to_ascii_lowercase()
+    } else {
+        s.to_string()
+    }
+}
+
+/// stickiness.csv and its summary: per attribute column and value, the
+/// share of new customers who ordered again within the window (Wilson
+/// interval), their first-year value, and whether the rate differs from
+/// the other customers' (two-proportion z, Benjamini–Hochberg over every
+/// group of every column).
+pub fn write_stickiness(
+    columns: &[(String, Vec<lifecycle_kpis::Stickiness>)],
+    days: i32,
+    out: &Path,
+) -> Result<Value> {
+    let all = columns.first().and_then(|c| c.1.first());
+    let (n_all, k_all) = all.map_or((0, 0), |a| (a.new_customers, a.repeated));
+    let mut rows: Vec<(String, &lifecycle_kpis::Stickiness, Option<f64>)> = Vec::new();
+    for (column, groups) in columns {
+        for g in groups.iter().skip(1) {
+            // The group against everyone else.
+            let (n_rest, k_rest) = (n_all - g.new_customers, k_all - g.repeated);
+            let p =
+                lifecycle_lift::pooled_z(k_rest as f64, n_rest, g.repeated as f64, g.new_customers)
+                    .map(|(_, p)| p);
+            rows.push((column.clone(), g, p));
+        }
+    }
+    let ps: Vec<f64> = rows.iter().map(|r| r.2.unwrap_or(1.0)).collect();
+    let adjusted = lifecycle_lift::multiple::benjamini_hochberg(&ps);
+    let mut csv = format!(
+        "attribute,value,new_customers,repeated_within_{days}_days,rate,ci_low,ci_high,vs_others_p_adjusted,first_year_customers,first_year_value\n"
+    );
+    let mut groups = Vec::new();
+    for ((column, g, _), p) in rows.iter().zip(&adjusted) {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{}",
+            crate::csv_text(column),
+            crate::csv_text(&g.group),
+            g.new_customers,
+            g.repeated,
+            g.rate,
+            g.ci.0,
+            g.ci.1,
+            p,
+            g.value_customers,
+            g.value_mean.map_or_else(String::new, |v| format!("{v:.2}"))
+        );
+        groups.push(json!({
+            "attribute": column, "value": g.group, "new_customers": g.new_customers,
+            "rate": g.rate, "ci": [g.ci.0, g.ci.1], "p_adjusted": p,
+            "differs": *p < 0.05, "first_year_value": g.value_mean,
+        }));
+    }
+    let path = out.join("stickiness.csv");
+    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    Ok(json!({
+        "window_days": days,
+        "overall": all.map(|a| json!({"new_customers": a.new_customers, "rate": a.rate, "ci": [a.ci.0, a.ci.1], "first_year_value": a.value_mean})),
+        "groups": groups,
+        "file": "stickiness.csv",
+    }))
+}

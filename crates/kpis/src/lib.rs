@@ -368,3 +368,159 @@ mod tests {
         assert!(k.pareto_top20_share.is_none() && k.gini.is_none());
     }
 }
+
+/// New-customer stickiness for one group (an acquisition channel, a
+/// campaign): of the customers whose first order is at least `window` days
+/// before the analysis day, the share with another purchase day within the
+/// window (Wilson 95% interval), and the mean value of their first
+/// `value_days` (customers acquired at least that long ago).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stickiness {
+    pub group: String,
+    /// Customers whose window had closed by the analysis day.
+    pub new_customers: u64,
+    pub repeated: u64,
+    pub rate: f64,
+    pub ci: (f64, f64),
+    /// Customers old enough for the value window, and their mean value.
+    pub value_customers: u64,
+    pub value_mean: Option<f64>,
+}
+
+/// The Wilson score interval at 95% for k successes in n.
+pub fn wilson95(k: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.959_963_984_540_054_f64;
+    let (kf, nf) = (k as f64, n as f64);
+    let p = kf / nf;
+    let den = 1.0 + z * z / nf;
+    let centre = (p + z * z / (2.0 * nf)) / den;
+    let half = z * (p * (1.0 - p) / nf + z * z / (4.0 * nf * nf)).sqrt() / den;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// Accumulates stickiness by group.
+#[derive(Debug)]
+pub struct StickinessBuilder {
+    as_of: Day,
+    window: i32,
+    value_days: i32,
+    groups: Vec<(String, u64, u64, u64, f64)>,
+}
+
+impl StickinessBuilder {
+    /// `window`: days for the second order (e.g. 90); `value_days`: the
+    /// value window (e.g. 365).
+    pub fn new(as_of: Day, window: i32, value_days: i32) -> StickinessBuilder {
+        StickinessBuilder {
+            as_of,
+            window,
+            value_days,
+            groups: vec![("all".to_string(), 0, 0, 0, 0.0)],
+        }
+    }
+
+    fn slot(&mut self, group: &str) -> usize {
+        match self.groups.iter().position(|g| g.0 == group) {
+            Some(i) => i,
+            None => {
+                self.groups.push((group.to_string(), 0, 0, 0, 0.0));
+                self.groups.len() - 1
+            }
+        }
+    }
+
+    /// One customer of `group` (None: counted in "all" only).
+    pub fn add(&mut self, group: Option<&str>, entries: &[OrderEntry]) {
+        let Some(first) = entries.iter().filter(|e| e.is_order).map(|e| e.day).min() else {
+            return;
+        };
+        let closed = first + self.window <= self.as_of;
+        let repeated = entries
+            .iter()
+            .any(|e| e.is_order && e.day > first && e.day <= first + self.window);
+        let old = first + self.value_days <= self.as_of;
+        let value: f64 = entries
+            .iter()
+            .filter(|e| e.day >= first && e.day < first + self.value_days)
+            .map(|e| e.amount)
+            .sum();
+        let mut slots = vec![0];
+        if let Some(g) = group.map(str::trim).filter(|g| !g.is_empty()) {
+            slots.push(self.slot(g));
+        }
+        for s in slots {
+            let g = &mut self.groups[s];
+            if closed {
+                g.1 += 1;
+                g.2 += u64::from(repeated);
+            }
+            if old {
+                g.3 += 1;
+                g.4 += value;
+            }
+        }
+    }
+
+    /// "all" first, then the groups by size.
+    pub fn finish(self) -> Vec<Stickiness> {
+        let mut out: Vec<Stickiness> = self
+            .groups
+            .into_iter()
+            .map(|(group, n, k, vn, vs)| Stickiness {
+                group,
+                new_customers: n,
+                repeated: k,
+                rate: if n > 0 { k as f64 / n as f64 } else { 0.0 },
+                ci: wilson95(k, n),
+                value_customers: vn,
+                value_mean: (vn > 0).then(|| vs / vn as f64),
+            })
+            .collect();
+        out[1..].sort_by(|a, b| {
+            b.new_customers
+                .cmp(&a.new_customers)
+                .then(a.group.cmp(&b.group))
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+mod stickiness_tests {
+    use super::*;
+
+    fn e(day: Day, amount: f64) -> OrderEntry {
+        OrderEntry {
+            day,
+            key: day as u64,
+            amount,
+            rows: 1,
+            is_order: true,
+        }
+    }
+
+    #[test]
+    fn windows_are_censored_and_groups_compared() {
+        let mut s = StickinessBuilder::new(1000, 90, 365);
+        // Social: two customers, one back within 90 days; old enough for value.
+        s.add(Some("social"), &[e(100, 10.0), e(150, 20.0), e(600, 5.0)]);
+        s.add(Some("social"), &[e(200, 40.0)]);
+        // Search: back after the window; and one too recent to judge.
+        s.add(Some("search"), &[e(100, 30.0), e(300, 30.0)]);
+        s.add(Some("search"), &[e(950, 30.0), e(960, 30.0)]);
+        let rows = s.finish();
+        assert_eq!(rows[0].group, "all");
+        assert_eq!((rows[0].new_customers, rows[0].repeated), (3, 1));
+        let social = rows.iter().find(|r| r.group == "social").unwrap();
+        assert_eq!((social.new_customers, social.repeated), (2, 1));
+        assert_eq!(social.value_customers, 2);
+        assert_eq!(social.value_mean, Some((30.0 + 40.0) / 2.0));
+        let search = rows.iter().find(|r| r.group == "search").unwrap();
+        assert_eq!((search.new_customers, search.repeated), (1, 0));
+        // Wilson for 1/2 at 95%: (0.0945, 0.9055).
+        assert!((social.ci.0 - 0.094_531).abs() < 1e-5 && (social.ci.1 - 0.905_469).abs() < 1e-5);
+    }
+}

@@ -1,0 +1,99 @@
+//! New-customer stickiness by acquisition channel and campaign with a
+//! planted truth: "social" customers come back within 90 days far more
+//! often than the rest, "display" far less, "search" as everyone; the
+//! campaign column carries no effect. `analyze --kpis --attributes` finds
+//! the two planted effects and no other.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::*;
+
+use std::fmt::Write as _;
+
+#[test]
+fn planted_stickiness_is_found_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut orders, mut attrs) = (
+        String::from("customer_id,order_id,order_date,amount\n"),
+        String::from("customer_id,acquisition_cost,acquisition_channel,campaign\n"),
+    );
+    let day = |d: i64| {
+        jiff::civil::date(2023, 1, 1)
+            .checked_add(jiff::Span::new().days(d))
+            .unwrap()
+            .to_string()
+    };
+    for i in 0..1_500 {
+        let (channel, rate) = match i % 3 {
+            0 => ("social", 70),
+            1 => ("display", 15),
+            _ => ("search", 42),
+        };
+        // A deterministic spread of "random" draws per customer.
+        let draw = (i * 37 + 11) % 100;
+        let first = (i % 200) as i64;
+        writeln!(orders, "c{i},a{i},{},50", day(first)).unwrap();
+        if draw < rate {
+            writeln!(orders, "c{i},b{i},{},30", day(first + 20 + (i % 50) as i64)).unwrap();
+        }
+        let campaign = if (i / 3) % 2 == 0 { "spring" } else { "autumn" };
+        writeln!(attrs, "c{i},10,{channel},{campaign}").unwrap();
+    }
+    let o_path = dir.path().join("orders.csv");
+    let a_path = dir.path().join("attributes.csv");
+    std::fs::write(&o_path, orders).unwrap();
+    std::fs::write(&a_path, attrs).unwrap();
+    let (summary, out) = analyze_json(
+        &o_path,
+        &[
+            "--kpis",
+            "--attributes",
+            a_path.to_str().unwrap(),
+            "--as-of",
+            "2024-06-30",
+        ],
+    );
+    let s = &summary["kpis"]["stickiness"];
+    assert_eq!(s["window_days"], 90);
+    let groups = s["groups"].as_array().unwrap();
+    let find = |attr: &str, v: &str| {
+        groups
+            .iter()
+            .find(|g| g["attribute"] == attr && g["value"] == v)
+            .unwrap()
+            .clone()
+    };
+    let social = find("acquisition_channel", "social");
+    let display = find("acquisition_channel", "display");
+    assert!(
+        (social["rate"].as_f64().unwrap() - 0.70).abs() < 0.02,
+        "{social}"
+    );
+    assert!(
+        (display["rate"].as_f64().unwrap() - 0.15).abs() < 0.02,
+        "{display}"
+    );
+    let flagged: Vec<String> = groups
+        .iter()
+        .filter(|g| g["differs"] == true)
+        .map(|g| {
+            format!(
+                "{}={}",
+                g["attribute"].as_str().unwrap(),
+                g["value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        flagged.contains(&"acquisition_channel=social".to_string()),
+        "{flagged:?}"
+    );
+    assert!(
+        flagged.contains(&"acquisition_channel=display".to_string()),
+        "{flagged:?}"
+    );
+    assert_eq!(flagged.len(), 2, "only the planted effects: {flagged:?}");
+    let (header, rows) = read_csv(&out.path().join("stickiness.csv"));
+    assert_eq!(header[0], "attribute");
+    assert_eq!(rows.len(), 5, "3 channels and 2 campaigns");
+}
