@@ -318,9 +318,10 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     }
     if let Some((k, sticky)) = &kpis {
         let mut section = crate::kpis::write(k, &args.out)?;
-        if attributes.is_some() {
+        if let Some(a) = &attributes {
             section["stickiness"] =
                 crate::kpis::write_stickiness(sticky, args.sticky_days, &args.out)?;
+            section["anomalies"] = crate::kpis::write_anomalies(&analysis, &table, a, &args.out)?;
         }
         summary.kpis = Some(section);
     }

@@ -133,3 +133,104 @@ pub fn write_stickiness(
         "file": "stickiness.csv",
     }))
 }
+
+/// anomalies.csv and the headline findings: attribute values over- or
+/// under-represented in a segment (at least 30 customers with the value;
+/// Benjamini–Hochberg over everything tested).
+pub fn write_anomalies(
+    analysis: &lifecycle_rfm::Analysis,
+    table: &lifecycle_rfm::SegmentTable,
+    attributes: &lifecycle_ingest::attributes::AttributesFile,
+    out: &Path,
+) -> Result<Value> {
+    use std::collections::BTreeMap;
+    let segments = table.segments();
+    let k = segments.len();
+    let mut totals = vec![0u64; k];
+    let columns: Vec<String> = std::iter::once("acquisition_channel".to_string())
+        .chain(attributes.other_columns.iter().cloned())
+        .collect();
+    let mut counts: Vec<BTreeMap<String, Vec<u64>>> = vec![BTreeMap::new(); columns.len()];
+    for c in analysis.customers() {
+        let seg = c.segment.min(k.saturating_sub(1));
+        totals[seg] += 1;
+        let Some(a) = attributes
+            .customers
+            .get(&normalize_id(&c.summary.customer_id))
+        else {
+            continue;
+        };
+        for (i, map) in counts.iter_mut().enumerate() {
+            let value = if i == 0 {
+                a.acquisition_channel.as_deref()
+            } else {
+                a.other.get(i - 1).and_then(|v| v.as_deref())
+            };
+            if let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) {
+                map.entry(v.to_string()).or_insert_with(|| vec![0; k])[seg] += 1;
+            }
+        }
+    }
+    let input: Vec<lifecycle_kpis::AttributeCounts> = columns
+        .iter()
+        .zip(counts)
+        .map(|(c, m)| lifecycle_kpis::AttributeCounts {
+            attribute: c.clone(),
+            values: m.into_iter().collect(),
+        })
+        .collect();
+    let findings = lifecycle_kpis::anomalies(&input, &totals, 30);
+    let mut csv = String::from(
+        "attribute,value,segment,customers,in_segment,rate,rate_others,lift,ci_low,ci_high,p_value,p_adjusted\n",
+    );
+    for f in &findings {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{:.6},{:.6},{:.4},{},{},{:.6e},{:.6e}",
+            crate::csv_text(&f.attribute),
+            crate::csv_text(&f.value),
+            crate::csv_text(&segments[f.segment].name),
+            f.customers,
+            f.in_segment,
+            f.rate,
+            f.rate_others,
+            f.lift,
+            f.ci.map_or_else(String::new, |c| format!("{:.4}", c.0)),
+            f.ci.map_or_else(String::new, |c| format!("{:.4}", c.1)),
+            f.p_value,
+            f.p_adjusted
+        );
+    }
+    let path = out.join("anomalies.csv");
+    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    let headlines: Vec<Value> = findings
+        .iter()
+        .filter(|f| f.p_adjusted < 0.05 && f.in_segment >= 10 && f.lift.is_finite())
+        .take(10)
+        .map(|f| {
+            let who = if f.attribute == "acquisition_channel" {
+                format!("Customers acquired through {}", f.value)
+            } else {
+                format!("Customers with {} {}", f.attribute, f.value)
+            };
+            let text = if f.lift >= 1.0 {
+                format!(
+                    "{who} are {:.1}× as likely to be {} as the others.",
+                    f.lift, segments[f.segment].name
+                )
+            } else {
+                format!(
+                    "{who} are {:.1}× less likely to be {} than the others.",
+                    1.0 / f.lift,
+                    segments[f.segment].name
+                )
+            };
+            json!({
+                "text": text, "attribute": f.attribute, "value": f.value,
+                "segment": segments[f.segment].name, "lift": f.lift,
+                "ci": f.ci.map(|c| [c.0, c.1]), "p_adjusted": f.p_adjusted,
+            })
+        })
+        .collect();
+    Ok(json!({"tested": findings.len(), "headlines": headlines, "file": "anomalies.csv"}))
+}

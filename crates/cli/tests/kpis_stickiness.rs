@@ -97,3 +97,94 @@ fn planted_stickiness_is_found_and_nothing_else() {
     assert_eq!(header[0], "attribute");
     assert_eq!(rows.len(), 5, "3 channels and 2 campaigns");
 }
+
+/// Anomalies with a planted truth: customers in Lyon buy often, recently
+/// and much (Champions); gender carries no effect. The headlines name Lyon
+/// and Champions, and nothing about gender is significant.
+#[test]
+fn planted_anomaly_is_found_and_gender_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut orders, mut attrs) = (
+        String::from("customer_id,order_id,order_date,amount\n"),
+        String::from("customer_id,acquisition_cost,acquisition_channel,city,gender\n"),
+    );
+    let day = |d: i64| {
+        jiff::civil::date(2024, 6, 30)
+            .checked_sub(jiff::Span::new().days(d))
+            .unwrap()
+            .to_string()
+    };
+    for i in 0..1_000i64 {
+        let lyon = i % 5 == 0;
+        let city = if lyon {
+            "Lyon"
+        } else {
+            ["Paris", "Nice", "Lille", "Nantes"][(i % 4) as usize]
+        };
+        let gender = if (i / 5) % 2 == 0 { "F" } else { "M" };
+        if lyon {
+            for k in 0..5 {
+                writeln!(
+                    orders,
+                    "c{i},o{i}-{k},{},{}",
+                    day(5 + 15 * k + i % 7),
+                    90 + i % 20
+                )
+                .unwrap();
+            }
+        } else {
+            let n = 1 + i % 3;
+            for k in 0..n {
+                writeln!(
+                    orders,
+                    "c{i},o{i}-{k},{},{}",
+                    day(30 + (i * 13 + k * 97) % 700),
+                    20 + (i * 7) % 40
+                )
+                .unwrap();
+            }
+        }
+        writeln!(attrs, "c{i},5,web,{city},{gender}").unwrap();
+    }
+    let o_path = dir.path().join("orders.csv");
+    let a_path = dir.path().join("attributes.csv");
+    std::fs::write(&o_path, orders).unwrap();
+    std::fs::write(&a_path, attrs).unwrap();
+    let (summary, out) = analyze_json(
+        &o_path,
+        &[
+            "--kpis",
+            "--attributes",
+            a_path.to_str().unwrap(),
+            "--as-of",
+            "2024-06-30",
+        ],
+    );
+    let a = &summary["kpis"]["anomalies"];
+    let headlines = a["headlines"].as_array().unwrap();
+    assert!(!headlines.is_empty(), "{a}");
+    let top = &headlines[0];
+    assert_eq!(
+        (top["attribute"].as_str(), top["value"].as_str()),
+        (Some("city"), Some("Lyon")),
+        "{a}"
+    );
+    assert!(
+        headlines.iter().any(|h| h["value"] == "Lyon"
+            && h["segment"] == "Champions"
+            && h["lift"].as_f64().unwrap() > 2.0),
+        "{a}"
+    );
+    assert!(
+        top["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Customers with city Lyon are"),
+        "{top}"
+    );
+    let (_, rows) = read_csv(&out.path().join("anomalies.csv"));
+    for r in rows.iter().filter(|r| r[0] == "gender") {
+        let p: f64 = r[11].parse().unwrap();
+        assert!(p >= 0.05, "gender is not significant: {r:?}");
+    }
+}

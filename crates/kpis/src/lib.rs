@@ -5,11 +5,15 @@
 //! 20%'s share of revenue, the Gini coefficient) and the distribution of
 //! the time between orders.
 //!
+//! Also new-customer stickiness by group and anomalies: attribute values
+//! over- or under-represented in a segment.
+//!
 //! It owns the definitions of these KPIs and computes them in one pass
 //! over customers' consolidated orders (`lifecycle_rfm::OrderEntry`, as
 //! `SummaryBuilder::for_each_customer_orders` yields them). It is pure: no
 //! IO, no clock (the last day is an argument); it depends only on
-//! `lifecycle-rfm` and must never depend on readers, the store or the CLI.
+//! `lifecycle-rfm` and `lifecycle-lift` (tests, corrections) and must never
+//! depend on readers, the store or the CLI.
 
 use lifecycle_rfm::{Day, OrderEntry};
 
@@ -522,5 +526,147 @@ mod stickiness_tests {
         assert_eq!((search.new_customers, search.repeated), (1, 0));
         // Wilson for 1/2 at 95%: (0.0945, 0.9055).
         assert!((social.ci.0 - 0.094_531).abs() < 1e-5 && (social.ci.1 - 0.905_469).abs() < 1e-5);
+    }
+}
+
+/// One attribute's customers per segment: for each value, the count in
+/// each segment (parallel to the segment table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeCounts {
+    pub attribute: String,
+    pub values: Vec<(String, Vec<u64>)>,
+}
+
+/// An over- or under-representation of an attribute value in a segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub attribute: String,
+    pub value: String,
+    pub segment: usize,
+    /// Customers with the value, and how many of them are in the segment.
+    pub customers: u64,
+    pub in_segment: u64,
+    pub rate: f64,
+    /// The segment's share among the customers without the value.
+    pub rate_others: f64,
+    /// `rate / rate_others`: how many times as likely (Haldane-corrected
+    /// when a cell is zero).
+    pub lift: f64,
+    /// Katz's 95% interval of the risk ratio.
+    pub ci: Option<(f64, f64)>,
+    pub p_value: f64,
+    /// Benjamini–Hochberg over every value of every attribute and segment.
+    pub p_adjusted: f64,
+}
+
+/// Every (attribute value, segment) with at least `min_customers`
+/// customers having the value, against the customers without it, sorted by
+/// adjusted p-value then by how far the lift is from 1.
+pub fn anomalies(
+    counts: &[AttributeCounts],
+    segment_totals: &[u64],
+    min_customers: u64,
+) -> Vec<Finding> {
+    let total: u64 = segment_totals.iter().sum();
+    let mut out = Vec::new();
+    for a in counts {
+        for (value, per_segment) in &a.values {
+            let n: u64 = per_segment.iter().sum();
+            if n < min_customers || n >= total {
+                continue;
+            }
+            for (s, (&k, &seg_total)) in per_segment.iter().zip(segment_totals).enumerate() {
+                if seg_total == 0 {
+                    continue;
+                }
+                let (k_rest, n_rest) = (seg_total.saturating_sub(k), total - n);
+                let rate = k as f64 / n as f64;
+                let rate_others = k_rest as f64 / n_rest as f64;
+                if rate_others == 0.0 && rate == 0.0 {
+                    continue;
+                }
+                // With a zero cell, Haldane's correction (half a customer
+                // added to each cell) keeps the ratio and its interval finite.
+                let (kc, nc, krc, nrc) = if k == 0 || k_rest == 0 {
+                    (
+                        k as f64 + 0.5,
+                        n as f64 + 1.0,
+                        k_rest as f64 + 0.5,
+                        n_rest as f64 + 1.0,
+                    )
+                } else {
+                    (k as f64, n as f64, k_rest as f64, n_rest as f64)
+                };
+                let lift = (kc / nc) / (krc / nrc);
+                let se = (1.0 / kc - 1.0 / nc + 1.0 / krc - 1.0 / nrc)
+                    .max(0.0)
+                    .sqrt();
+                let z = 1.959_963_984_540_054;
+                let ci = Some(((lift.ln() - z * se).exp(), (lift.ln() + z * se).exp()));
+                let p_value = lifecycle_lift::pooled_z(k_rest as f64, n_rest, k as f64, n)
+                    .map_or(1.0, |(_, p)| p);
+                out.push(Finding {
+                    attribute: a.attribute.clone(),
+                    value: value.clone(),
+                    segment: s,
+                    customers: n,
+                    in_segment: k,
+                    rate,
+                    rate_others,
+                    lift,
+                    ci,
+                    p_value,
+                    p_adjusted: 1.0,
+                });
+            }
+        }
+    }
+    let p: Vec<f64> = out.iter().map(|f| f.p_value).collect();
+    for (f, adj) in out
+        .iter_mut()
+        .zip(lifecycle_lift::multiple::benjamini_hochberg(&p))
+    {
+        f.p_adjusted = adj;
+    }
+    out.sort_by(|a, b| {
+        a.p_adjusted
+            .total_cmp(&b.p_adjusted)
+            .then(b.lift.ln().abs().total_cmp(&a.lift.ln().abs()))
+    });
+    out
+}
+
+#[cfg(test)]
+mod anomaly_tests {
+    use super::*;
+
+    #[test]
+    fn an_over_represented_value_is_found_with_its_interval() {
+        // Two segments; Lyon: 100 customers, 60 in segment 0; others: 900, 180 in it.
+        let counts = [AttributeCounts {
+            attribute: "city".into(),
+            values: vec![
+                ("Lyon".into(), vec![60, 40]),
+                ("Paris".into(), vec![180, 720]),
+            ],
+        }];
+        let f = anomalies(&counts, &[240, 760], 30);
+        let lyon0 = f
+            .iter()
+            .find(|x| x.value == "Lyon" && x.segment == 0)
+            .unwrap();
+        assert!((lyon0.lift - 0.6 / 0.2).abs() < 1e-12);
+        let (lo, hi) = lyon0.ci.unwrap();
+        // Katz: se = sqrt(1/60 − 1/100 + 1/180 − 1/900).
+        let se = (1.0f64 / 60.0 - 0.01 + 1.0 / 180.0 - 1.0 / 900.0).sqrt();
+        assert!((lo - (3.0f64.ln() - 1.959_963_984_540_054 * se).exp()).abs() < 1e-12);
+        assert!(hi > 3.0 && lo < 3.0);
+        assert!(lyon0.p_adjusted < 1e-6);
+        assert!(
+            anomalies(&counts, &[240, 760], 200)
+                .iter()
+                .all(|x| x.value != "Lyon"),
+            "below the minimum"
+        );
     }
 }
