@@ -182,6 +182,11 @@ fn planted_anomaly_is_found_and_gender_is_not() {
             .starts_with("Customers with city Lyon are"),
         "{top}"
     );
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(
+        html.contains("What distinguishes the segments")
+            && html.contains("Customers with city Lyon are")
+    );
     let (_, rows) = read_csv(&out.path().join("anomalies.csv"));
     for r in rows.iter().filter(|r| r[0] == "gender") {
         let p: f64 = r[11].parse().unwrap();

@@ -484,6 +484,57 @@ fn kpis_section(h: &mut String, k: &serde_json::Value) {
         }
     }
     h.push_str("</svg>");
+    if let Some(heads) = k["anomalies"]["headlines"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+    {
+        h.push_str("<h3>What distinguishes the segments</h3><p class=meta>Attribute values over- or under-represented in a segment against the other customers (Benjamini–Hochberg adjusted; all in anomalies.csv).</p><ul>");
+        for x in heads {
+            let ci = x["ci"].as_array().map_or_else(String::new, |c| {
+                format!(
+                    " (95% CI {:.1}–{:.1})",
+                    c.first().and_then(|v| v.as_f64()).unwrap_or(0.0),
+                    c.get(1).and_then(|v| v.as_f64()).unwrap_or(0.0)
+                )
+            });
+            let _ = write!(
+                h,
+                "<li>{}{}</li>",
+                esc(x["text"].as_str().unwrap_or("")),
+                esc(&ci)
+            );
+        }
+        h.push_str("</ul>");
+    }
+    if let Some(groups) = k["stickiness"]["groups"]
+        .as_array()
+        .filter(|g| !g.is_empty())
+    {
+        let _ = write!(
+            h,
+            "<h3>New-customer stickiness</h3><p class=meta>Share of new customers who ordered again within {} days (95% CI), against {} overall; first-year value per customer. Flagged: differs from the other customers after Benjamini–Hochberg.</p><table><thead><tr><th>Attribute</th><th>Value</th><th class=n>New customers</th><th class=n>Ordered again</th><th class=n>First-year value</th><th></th></tr></thead><tbody>",
+            k["stickiness"]["window_days"],
+            pct(&k["stickiness"]["overall"]["rate"]),
+        );
+        for g in groups {
+            let ci = &g["ci"];
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{} ({}–{})</td><td class=n>{}</td><td>{}</td></tr>",
+                esc(g["attribute"].as_str().unwrap_or("")),
+                esc(g["value"].as_str().unwrap_or("")),
+                g["new_customers"],
+                pct(&g["rate"]),
+                pct(&ci[0]),
+                pct(&ci[1]),
+                g["first_year_value"]
+                    .as_f64()
+                    .map_or_else(|| "–".to_string(), |v| format!("{v:.2}")),
+                if g["differs"] == true { "flagged" } else { "" },
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
 }
 
 /// The value model of `analyze --clv`: parameters, totals and a bar chart of
