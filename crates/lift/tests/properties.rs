@@ -1,6 +1,7 @@
 //! Invariants over arbitrary inputs: no panic and no NaN whatever the
 //! sums (degenerate ones give `None`); intervals contain their estimate;
-//! p-values and chances are probabilities; swapping the arms negates the
+//! p-values and chances are probabilities; sequential intervals are wider
+//! than fixed ones beyond tiny arms; swapping the arms negates the
 //! absolute effect and keeps its p-value; corrections never lower a
 //! p-value and keep it at most 1.
 #![allow(clippy::unwrap_used)]
@@ -28,7 +29,12 @@ proptest! {
             prop_assert!(t.ci.0 <= t.estimate && t.estimate <= t.ci.1);
             let s = sequential::test(&e, a.n + b.n, alpha, sequential::DEFAULT_TUNING).unwrap();
             prop_assert!((0.0..=1.0).contains(&s.p_value));
-            prop_assert!(s.ci.0 <= t.ci.0 + 1e-9 * t.ci.0.abs().max(1.0), "sequential is wider");
+            // The confidence sequence is asymptotic: wider than the t
+            // interval once the arms are not tiny (with a handful of units
+            // the t quantile itself is huge).
+            if a.n >= 30.0 && b.n >= 30.0 {
+                prop_assert!(s.ci.0 <= t.ci.0 + 1e-9 * t.ci.0.abs().max(1.0), "sequential is wider");
+            }
             for prior in [None, Some(Prior::GROWTHBOOK)] {
                 if let Some(p) = posterior(&e, scale, prior, false, alpha) {
                     prop_assert!((0.0..=1.0).contains(&p.chance_to_win));
