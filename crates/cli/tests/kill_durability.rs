@@ -83,8 +83,13 @@ fn kill_9_under_load(db: &str) {
             })
         })
         .collect();
-    // Let the load run, then kill -9 mid-stream.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Let the load run (at least a dozen batches acknowledged, however
+    // busy the machine), then kill -9 mid-stream.
+    let started = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    while acked.lock().unwrap().len() <= 12 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
     stop.store(true, Ordering::Relaxed);
