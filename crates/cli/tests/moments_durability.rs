@@ -98,7 +98,8 @@ fn kill_9_while_sending_then_restart() {
 #[test]
 fn two_instances_on_postgres_never_send_twice() {
     let sink = SmtpSink::start();
-    sink.set_delay(Duration::from_millis(5));
+    // Slow enough that neither instance can take the whole outbox alone.
+    sink.set_delay(Duration::from_millis(20));
     let db = lifecycle_store::testing::postgres_database().unwrap();
     let f = fixture(Some(&db), &sink.url(), "");
     let args = serve_args(&f);
