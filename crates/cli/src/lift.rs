@@ -14,6 +14,7 @@ use lifecycle_lift::readout::{Method, Stat, readout};
 use lifecycle_lift::{
     Arm, CupedKind, CupedSums, RatioSums, TestResult, multiple, sequential, srm, winsor,
 };
+use lifecycle_report::lift_json::{num, test_json};
 use serde_json::{Value, json};
 
 use crate::input_err;
@@ -428,28 +429,6 @@ fn arm_stat(table: &Table, m: &MetricSpec, arm: u32, kind: CupedKind) -> Result<
             }
             Ok(Stat::Plain(Arm::mean(n, sum, sq)))
         }
-    }
-}
-
-fn num(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else if v.is_nan() {
-        Value::Null
-    } else if v > 0.0 {
-        json!("inf")
-    } else {
-        json!("-inf")
-    }
-}
-
-fn test_json(t: Option<&TestResult>) -> Value {
-    match t {
-        Some(t) => json!({
-            "estimate": num(t.estimate), "se": num(t.se),
-            "ci": [num(t.ci.0), num(t.ci.1)], "p_value": num(t.p_value),
-        }),
-        None => Value::Null,
     }
 }
 

@@ -1008,7 +1008,7 @@ async fn get_customer(State(app): State<App>, Path(id): Path<String>) -> Respons
 /// A text field for CSV: quoted when needed, and a leading `=`, `+`, `-`,
 /// `@`, tab or CR neutralised with `'` (so that a spreadsheet does not run
 /// an id as a formula).
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
@@ -1024,15 +1024,7 @@ fn csv_field(s: &str) -> String {
 /// Percent-encodes everything but unreserved ASCII (for a header value
 /// that `cursor=` accepts back).
 fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    lifecycle_deliver::templates::percent(s)
 }
 
 fn num(v: Option<f64>) -> String {

@@ -6,27 +6,10 @@
 //! a moment runs), SRM, incremental totals.
 
 use lifecycle_lift::readout::{Method, MetricReadout, Stat, readout};
-use lifecycle_lift::{Arm, CupedKind, CupedSums, TestResult, sequential, srm};
+use lifecycle_lift::{Arm, CupedKind, CupedSums, sequential, srm};
+use lifecycle_report::lift_json::{num, test_json};
 use lifecycle_store::MomentRow;
 use serde_json::{Value, json};
-
-fn num(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else if v.is_nan() {
-        Value::Null
-    } else if v > 0.0 {
-        json!("inf")
-    } else {
-        json!("-inf")
-    }
-}
-
-fn test_json(t: Option<&TestResult>) -> Value {
-    t.map_or(Value::Null, |t| {
-        json!({"estimate": num(t.estimate), "se": num(t.se), "ci": [num(t.ci.0), num(t.ci.1)], "p_value": num(t.p_value)})
-    })
-}
 
 fn metric_json(name: &str, fixed: &MetricReadout, seq: &MetricReadout) -> Value {
     json!({
@@ -130,11 +113,7 @@ pub fn moment_csv(rows: &[MomentRow]) -> String {
     );
     let f = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
     for r in rows {
-        let id = if r.customer_id.contains([',', '"', '\n']) {
-            format!("\"{}\"", r.customer_id.replace('"', "\"\""))
-        } else {
-            r.customer_id.clone()
-        };
+        let id = crate::http::csv_field(&r.customer_id);
         out.push_str(&format!(
             "{id},{},{},{},{},{},{},{},{},{}\n",
             if r.held_out { "control" } else { "treatment" },
