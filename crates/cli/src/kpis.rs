@@ -52,6 +52,7 @@ pub fn write(k: &Kpis, out: &Path) -> Result<Value> {
         "pareto_top20_share": k.pareto_top20_share,
         "pareto_top_n": k.pareto_top_n,
         "gini": k.gini,
+        "lorenz": k.lorenz.iter().map(|(x, y)| [*x, *y]).collect::<Vec<_>>(),
         "days_between_orders": {
             "count": k.gaps.count, "mean": k.gaps.mean, "p25": k.gaps.p25, "p50": k.gaps.p50,
             "p75": k.gaps.p75, "p90": k.gaps.p90,

@@ -93,6 +93,16 @@ fn cohorts_retention_and_concentration_match_pandas_and_duckdb() {
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(html.contains("<h2>Retention and concentration</h2>") && html.contains("class=heat"));
     assert!(html.contains("<polyline"), "retention curves");
+    assert!(html.contains("Lorenz curve"));
+    let lorenz = k["lorenz"].as_array().unwrap();
+    assert_eq!(lorenz.len(), 101);
+    // 80% of customers (the smallest) hold 1 − the top 20%'s share.
+    close(
+        lorenz[80][1].as_f64().unwrap(),
+        1.0 - r["pareto_top20_share"].as_f64().unwrap(),
+        1e-9,
+        "lorenz at 80%",
+    );
 
     // retention.csv: of the customers active in a month, those active in the next.
     let (_, rows) = read_csv(&out.path().join("retention.csv"));

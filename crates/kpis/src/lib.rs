@@ -96,6 +96,9 @@ pub struct Kpis {
     pub pareto_top_n: u64,
     pub pareto_top20_share: Option<f64>,
     pub gini: Option<f64>,
+    /// The Lorenz curve at 101 points: (share of customers from the
+    /// smallest, their share of revenue), from (0, 0) to (1, 1).
+    pub lorenz: Vec<(f64, f64)>,
     pub gaps: Gaps,
 }
 
@@ -205,6 +208,7 @@ impl KpiBuilder {
                     pareto_top_n: 0,
                     pareto_top20_share: None,
                     gini: None,
+                    lorenz: Vec::new(),
                     gaps: Gaps::default(),
                 };
             }
@@ -252,6 +256,7 @@ impl KpiBuilder {
                 .sum::<f64>()
                 / (nf * sum)
         });
+        let lorenz = lorenz(&totals, sum);
         let mut gaps = self.gaps;
         gaps.sort_by(f64::total_cmp);
         let q = |p: f64| quantile(&gaps, p);
@@ -267,6 +272,7 @@ impl KpiBuilder {
             pareto_top_n: top_n as u64,
             pareto_top20_share: pareto,
             gini,
+            lorenz,
             gaps: Gaps {
                 count: gaps.len() as u64,
                 mean: if gaps.is_empty() {
@@ -281,6 +287,28 @@ impl KpiBuilder {
             },
         }
     }
+}
+
+/// The Lorenz curve of customer totals sorted descending: at each whole
+/// percent of customers (smallest first), their cumulative share of the sum.
+fn lorenz(descending: &[f64], sum: f64) -> Vec<(f64, f64)> {
+    let n = descending.len();
+    if n == 0 || sum == 0.0 {
+        return Vec::new();
+    }
+    let mut cumulative = Vec::with_capacity(n + 1);
+    cumulative.push(0.0);
+    let mut acc = 0.0;
+    for x in descending.iter().rev() {
+        acc += x;
+        cumulative.push(acc);
+    }
+    (0..=100)
+        .map(|p| {
+            let k = (p * n).div_ceil(100).min(n);
+            (p as f64 / 100.0, cumulative[k] / sum)
+        })
+        .collect()
 }
 
 /// A quantile with numpy's default (linear) interpolation; 0 when empty.
@@ -363,6 +391,12 @@ mod tests {
         assert_eq!(k.gaps.count, 3);
         assert!((k.gaps.mean - 115.0 / 3.0).abs() < 1e-12);
         assert_eq!(k.gaps.p50, 35.0);
+        // Lorenz: the smallest third (10 of 110) then two thirds (50).
+        assert_eq!(k.lorenz.len(), 101);
+        assert_eq!(k.lorenz[0], (0.0, 0.0));
+        assert_eq!(k.lorenz[100], (1.0, 1.0));
+        assert!((k.lorenz[33].1 - 10.0 / 110.0).abs() < 1e-12);
+        assert!((k.lorenz[34].1 - 50.0 / 110.0).abs() < 1e-12);
     }
 
     #[test]

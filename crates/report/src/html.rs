@@ -398,6 +398,25 @@ fn kpis_section(h: &mut String, k: &serde_json::Value) {
         k["days_between_orders"]["p50"],
         k["days_between_orders"]["p90"],
     );
+    if let Some(points) = k["lorenz"].as_array().filter(|p| p.len() > 1) {
+        let (w, ht, pad) = (320.0, 320.0, 40.0);
+        let side = w - 2.0 * pad;
+        let xy = |p: &serde_json::Value| {
+            let x = p[0].as_f64().unwrap_or(0.0);
+            let y = p[1].as_f64().unwrap_or(0.0);
+            format!("{:.1},{:.1}", pad + side * x, ht - pad - side * y)
+        };
+        let line: Vec<String> = points.iter().map(xy).collect();
+        let _ = write!(
+            h,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {ht}\" width=\"{w}\" height=\"{ht}\" font-family=\"sans-serif\" font-size=\"12\"><rect x=\"{pad}\" y=\"{pad}\" width=\"{side}\" height=\"{side}\" fill=\"none\" stroke=\"#bbb\"/><line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{pad}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/><polyline fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"2\" points=\"{}\"/><text x=\"{pad}\" y=\"{t}\">share of customers (smallest first)</text><text x=\"4\" y=\"24\">Lorenz curve: share of revenue (Gini {:.3})</text></svg>",
+            line.join(" "),
+            k["gini"].as_f64().unwrap_or(0.0),
+            b = ht - pad,
+            r = w - pad,
+            t = ht - 12.0,
+        );
+    }
     let cohorts = k["cohorts"].as_array().cloned().unwrap_or_default();
     let width = cohorts
         .iter()
