@@ -322,6 +322,10 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             section["stickiness"] =
                 crate::kpis::write_stickiness(sticky, args.sticky_days, &args.out)?;
             section["anomalies"] = crate::kpis::write_anomalies(&analysis, &table, a, &args.out)?;
+            if let Some(clv) = extras.iter().find(|c| c.name == "clv") {
+                section["ltv_cac"] =
+                    crate::kpis::write_ltv_cac(&analysis, &clv.values, a, &args.out)?;
+            }
         }
         summary.kpis = Some(section);
     }

@@ -235,3 +235,45 @@ pub fn write_anomalies(
         .collect();
     Ok(json!({"tested": findings.len(), "headlines": headlines, "file": "anomalies.csv"}))
 }
+
+/// ltv_cac.csv and its summary: predicted CLV (`--clv`, on margin)
+/// against acquisition cost, per acquisition channel.
+pub fn write_ltv_cac(
+    analysis: &lifecycle_rfm::Analysis,
+    clv: &[f64],
+    attributes: &lifecycle_ingest::attributes::AttributesFile,
+    out: &Path,
+) -> Result<Value> {
+    let rows = analysis.customers().zip(clv).map(|(c, v)| {
+        let a = attributes
+            .customers
+            .get(&normalize_id(&c.summary.customer_id));
+        (
+            a.and_then(|a| a.acquisition_channel.as_deref()),
+            *v,
+            a.and_then(|a| a.acquisition_cost),
+        )
+    });
+    let groups = lifecycle_kpis::ltv_cac(rows);
+    let mut csv = String::from("acquisition_channel,customers,mean_clv,mean_cac,ltv_cac\n");
+    for g in &groups {
+        let _ = writeln!(
+            csv,
+            "{},{},{:.4},{:.4},{}",
+            crate::csv_text(&g.group),
+            g.customers,
+            g.mean_clv,
+            g.mean_cac,
+            g.ratio.map_or_else(String::new, |r| format!("{r:.4}"))
+        );
+    }
+    let path = out.join("ltv_cac.csv");
+    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    Ok(json!({
+        "groups": groups.iter().map(|g| json!({
+            "acquisition_channel": g.group, "customers": g.customers,
+            "mean_clv": g.mean_clv, "mean_cac": g.mean_cac, "ltv_cac": g.ratio,
+        })).collect::<Vec<_>>(),
+        "file": "ltv_cac.csv",
+    }))
+}

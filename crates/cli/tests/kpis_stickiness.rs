@@ -193,3 +193,85 @@ fn planted_anomaly_is_found_and_gender_is_not() {
         assert!(p >= 0.05, "gender is not significant: {r:?}");
     }
 }
+
+/// LTV:CAC by channel: the mean predicted CLV (customers.csv, `--clv`)
+/// over the mean acquisition cost, recomputed here from the two files.
+#[test]
+fn ltv_cac_by_channel_matches_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // BG/NBD customers (the value model needs a realistic process).
+    let o_path = dir.path().join("orders.csv");
+    let o = lifecycle(&[
+        "generate",
+        "--customers",
+        "1200",
+        "--seed",
+        "5",
+        "--start",
+        "2023-01-01",
+        "--days",
+        "365",
+        "--out",
+        o_path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, order_rows) = read_csv(&o_path);
+    let mut ids: Vec<String> = order_rows.iter().map(|r| r[0].clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let mut attrs = String::from("customer_id,acquisition_cost,acquisition_channel\n");
+    let mut cost_of = std::collections::HashMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (channel, cost) = [("social", 30.0), ("display", 5.0), ("search", 12.0)][i % 3];
+        writeln!(attrs, "{id},{cost},{channel}").unwrap();
+        cost_of.insert(id.clone(), (channel, cost));
+    }
+    let a_path = dir.path().join("attributes.csv");
+    std::fs::write(&a_path, attrs).unwrap();
+    let (summary, out) = analyze_json(
+        &o_path,
+        &[
+            "--kpis",
+            "--clv",
+            "--attributes",
+            a_path.to_str().unwrap(),
+            "--as-of",
+            "2023-12-31",
+        ],
+    );
+    let groups = summary["kpis"]["ltv_cac"]["groups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no LTV:CAC: {}", summary["notes"]))
+        .clone();
+    // Independently: customers.csv's clv column joined with the costs.
+    let (header, rows) = read_csv(&out.path().join("customers.csv"));
+    let id = header.iter().position(|h| h == "customer_id").unwrap();
+    let clv = header.iter().position(|h| h == "clv").unwrap();
+    let mut sums: std::collections::HashMap<&str, (f64, f64, u64)> = Default::default();
+    for r in &rows {
+        let Ok(v) = r[clv].parse::<f64>() else {
+            continue;
+        };
+        let (channel, cost) = cost_of[&r[id]];
+        for g in [channel, "all"] {
+            let e = sums.entry(g).or_default();
+            e.0 += v;
+            e.1 += cost;
+            e.2 += 1;
+        }
+    }
+    for g in &groups {
+        let name = g["acquisition_channel"].as_str().unwrap();
+        let (v, c, n) = sums[name];
+        assert_eq!(g["customers"].as_u64().unwrap(), n, "{name}");
+        let want = (v / n as f64) / (c / n as f64);
+        let got = g["ltv_cac"].as_f64().unwrap();
+        // customers.csv rounds CLV to a few decimals.
+        assert!(
+            (got - want).abs() < 1e-4 * want.abs().max(1.0),
+            "{name}: {got} vs {want}"
+        );
+    }
+    assert_eq!(groups.len(), 4, "all and three channels");
+    assert!(out.path().join("ltv_cac.csv").exists());
+}

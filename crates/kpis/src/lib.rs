@@ -704,3 +704,89 @@ mod anomaly_tests {
         );
     }
 }
+
+/// Predicted value against acquisition cost for one group (a channel).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LtvCac {
+    pub group: String,
+    /// Customers with both a predicted CLV and an acquisition cost.
+    pub customers: u64,
+    pub mean_clv: f64,
+    pub mean_cac: f64,
+    /// `mean_clv / mean_cac` (`None` when the cost is 0).
+    pub ratio: Option<f64>,
+}
+
+/// LTV:CAC per group from (group, predicted CLV, acquisition cost) rows;
+/// rows without a finite CLV or a cost are left out. "all" first, then the
+/// groups by name.
+pub fn ltv_cac<'a>(rows: impl Iterator<Item = (Option<&'a str>, f64, Option<f64>)>) -> Vec<LtvCac> {
+    let mut acc: Vec<(String, u64, f64, f64)> = vec![("all".into(), 0, 0.0, 0.0)];
+    for (group, clv, cost) in rows {
+        let Some(cost) = cost.filter(|c| c.is_finite() && *c >= 0.0) else {
+            continue;
+        };
+        if !clv.is_finite() {
+            continue;
+        }
+        let mut slots = vec![0];
+        if let Some(g) = group.map(str::trim).filter(|g| !g.is_empty()) {
+            let i = match acc.iter().position(|a| a.0 == g) {
+                Some(i) => i,
+                None => {
+                    acc.push((g.to_string(), 0, 0.0, 0.0));
+                    acc.len() - 1
+                }
+            };
+            slots.push(i);
+        }
+        for s in slots {
+            acc[s].1 += 1;
+            acc[s].2 += clv;
+            acc[s].3 += cost;
+        }
+    }
+    acc[1..].sort_by(|a, b| a.0.cmp(&b.0));
+    acc.into_iter()
+        .filter(|a| a.1 > 0)
+        .map(|(group, n, clv, cost)| {
+            let (mean_clv, mean_cac) = (clv / n as f64, cost / n as f64);
+            LtvCac {
+                group,
+                customers: n,
+                mean_clv,
+                mean_cac,
+                ratio: (mean_cac > 0.0).then(|| mean_clv / mean_cac),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod ltv_tests {
+    use super::*;
+
+    #[test]
+    fn ratios_by_channel() {
+        let rows = [
+            (Some("social"), 100.0, Some(20.0)),
+            (Some("social"), 50.0, Some(30.0)),
+            (Some("search"), 80.0, Some(0.0)),
+            (None, 10.0, Some(5.0)),
+            (Some("search"), f64::NAN, Some(3.0)),
+            (Some("search"), 40.0, None),
+        ];
+        let r = ltv_cac(rows.into_iter());
+        assert_eq!(r[0].group, "all");
+        assert_eq!(r[0].customers, 4);
+        assert!((r[0].ratio.unwrap() - (240.0 / 4.0) / (55.0 / 4.0)).abs() < 1e-12);
+        let social = r.iter().find(|x| x.group == "social").unwrap();
+        assert!((social.ratio.unwrap() - 75.0 / 25.0).abs() < 1e-12);
+        let search = r.iter().find(|x| x.group == "search").unwrap();
+        assert_eq!(
+            (search.customers, search.ratio),
+            (1, None),
+            "a zero cost has no ratio"
+        );
+    }
+}
