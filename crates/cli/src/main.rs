@@ -17,6 +17,7 @@ mod predict;
 mod select;
 mod serve;
 mod simulate;
+mod survey;
 mod tripwires;
 mod value;
 
@@ -124,6 +125,11 @@ enum Command {
     BenchJourneys(bench_journeys::BenchJourneysArgs),
     /// Lift readout: per arm and metric, lift with intervals, p-value or chance to win, incremental totals; SRM first
     Lift(lift::LiftArgs),
+    /// Qualitative research: a stratified random sample per RFM segment
+    Survey {
+        #[command(subcommand)]
+        command: survey::SurveyCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -137,6 +143,7 @@ fn main() -> ExitCode {
         Command::BenchServe(args) => bench_serve::run(args),
         Command::BenchJourneys(args) => bench_journeys::run(args),
         Command::Lift(args) => lift::run(args),
+        Command::Survey { command } => survey::run(command),
         Command::Import(args) => import::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Keys { command } => serve::keys(command),
