@@ -240,11 +240,10 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     }
     let kpis = args.kpis.then(|| {
         let mut k = lifecycle_kpis::KpiBuilder::new();
-        let columns: Vec<String> = attributes.as_ref().map_or_else(Vec::new, |a| {
-            std::iter::once("acquisition_channel".to_string())
-                .chain(a.other_columns.iter().cloned())
-                .collect()
-        });
+        let columns: Vec<String> = attributes.as_ref().map_or_else(
+            Vec::new,
+            lifecycle_ingest::attributes::AttributesFile::columns,
+        );
         let mut sticky: Vec<lifecycle_kpis::StickinessBuilder> = columns
             .iter()
             .map(|_| lifecycle_kpis::StickinessBuilder::new(as_of_day, args.sticky_days, 365))
@@ -252,15 +251,9 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         builder.for_each_customer_orders(as_of_day, |id, entries| {
             k.add(entries);
             if let Some(a) = &attributes {
-                let attr = a.customers.get(&crate::kpis::normalize_id(id));
+                let attr = a.get(id);
                 for (i, s) in sticky.iter_mut().enumerate() {
-                    let value = attr.and_then(|at| {
-                        if i == 0 {
-                            at.acquisition_channel.as_deref()
-                        } else {
-                            at.other.get(i - 1).and_then(|v| v.as_deref())
-                        }
-                    });
+                    let value = attr.and_then(|at| at.column(i));
                     s.add(value, entries);
                 }
             }

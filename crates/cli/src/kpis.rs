@@ -65,16 +65,6 @@ pub fn write(k: &Kpis, out: &Path) -> Result<Value> {
     }))
 }
 
-/// Ids as the attributes file keys them (emails lower-cased).
-pub fn normalize_id(s: &str) -> String {
-    let s = s.trim();
-    if s.contains('@') {
-        s.to_ascii_lowercase()
-    } else {
-        s.to_string()
-    }
-}
-
 /// stickiness.csv and its summary: per attribute column and value, the
 /// share of new customers who ordered again within the window (Wilson
 /// interval), their first-year value, and whether the rate differs from
@@ -148,26 +138,16 @@ pub fn write_anomalies(
     let segments = table.segments();
     let k = segments.len();
     let mut totals = vec![0u64; k];
-    let columns: Vec<String> = std::iter::once("acquisition_channel".to_string())
-        .chain(attributes.other_columns.iter().cloned())
-        .collect();
+    let columns = attributes.columns();
     let mut counts: Vec<BTreeMap<String, Vec<u64>>> = vec![BTreeMap::new(); columns.len()];
     for c in analysis.customers() {
         let seg = c.segment.min(k.saturating_sub(1));
         totals[seg] += 1;
-        let Some(a) = attributes
-            .customers
-            .get(&normalize_id(&c.summary.customer_id))
-        else {
+        let Some(a) = attributes.get(&c.summary.customer_id) else {
             continue;
         };
         for (i, map) in counts.iter_mut().enumerate() {
-            let value = if i == 0 {
-                a.acquisition_channel.as_deref()
-            } else {
-                a.other.get(i - 1).and_then(|v| v.as_deref())
-            };
-            if let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) {
+            if let Some(v) = a.column(i) {
                 map.entry(v.to_string()).or_insert_with(|| vec![0; k])[seg] += 1;
             }
         }
@@ -245,9 +225,7 @@ pub fn write_ltv_cac(
     out: &Path,
 ) -> Result<Value> {
     let rows = analysis.customers().zip(clv).map(|(c, v)| {
-        let a = attributes
-            .customers
-            .get(&normalize_id(&c.summary.customer_id));
+        let a = attributes.get(&c.summary.customer_id);
         (
             a.and_then(|a| a.acquisition_channel.as_deref()),
             *v,

@@ -88,11 +88,10 @@ fn sample(args: SampleArgs) -> Result<()> {
             .or_default()
             .push((position, id));
     }
-    let extra: Vec<String> = attributes.as_ref().map_or_else(Vec::new, |a| {
-        std::iter::once("acquisition_channel".to_string())
-            .chain(a.other_columns.iter().cloned())
-            .collect()
-    });
+    let extra: Vec<String> = attributes.as_ref().map_or_else(
+        Vec::new,
+        lifecycle_ingest::attributes::AttributesFile::columns,
+    );
     let mut csv = String::from("segment,phase,customer_id");
     for c in &extra {
         csv.push(',');
@@ -112,17 +111,12 @@ fn sample(args: SampleArgs) -> Result<()> {
                 crate::csv_text(&id)
             );
             if let Some(a) = &attributes {
-                let at = a.customers.get(&crate::kpis::normalize_id(&id));
+                let at = a.get(&id);
                 for i in 0..extra.len() {
-                    let v = at.and_then(|at| {
-                        if i == 0 {
-                            at.acquisition_channel.clone()
-                        } else {
-                            at.other.get(i - 1).cloned().flatten()
-                        }
-                    });
                     csv.push(',');
-                    csv.push_str(&crate::csv_text(&v.unwrap_or_default()));
+                    csv.push_str(&crate::csv_text(
+                        at.and_then(|at| at.column(i)).unwrap_or(""),
+                    ));
                 }
             }
             csv.push('\n');

@@ -29,7 +29,35 @@ pub struct AttributesFile {
     pub customers: HashMap<String, Attributes>,
 }
 
-fn normalize_id(s: &str) -> String {
+impl Attributes {
+    /// The value of grouping column `i` of [`AttributesFile::columns`]:
+    /// 0 is the acquisition channel, then the other columns in order.
+    pub fn column(&self, i: usize) -> Option<&str> {
+        let v = if i == 0 {
+            self.acquisition_channel.as_deref()
+        } else {
+            self.other.get(i - 1).and_then(|v| v.as_deref())
+        };
+        v.map(str::trim).filter(|v| !v.is_empty())
+    }
+}
+
+impl AttributesFile {
+    /// The grouping columns: `acquisition_channel`, then the other columns.
+    pub fn columns(&self) -> Vec<String> {
+        std::iter::once("acquisition_channel".to_string())
+            .chain(self.other_columns.iter().cloned())
+            .collect()
+    }
+
+    /// A customer's attributes, by an id as the orders spell it.
+    pub fn get(&self, customer: &str) -> Option<&Attributes> {
+        self.customers.get(&normalize_id(customer))
+    }
+}
+
+/// Ids as the file keys them (emails lower-cased).
+pub fn normalize_id(s: &str) -> String {
     let s = s.trim();
     if s.contains('@') {
         s.to_ascii_lowercase()
