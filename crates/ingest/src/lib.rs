@@ -21,6 +21,7 @@ mod datetime;
 mod error;
 mod events;
 mod layout;
+pub mod lines;
 mod number;
 mod orders;
 mod parquet_source;

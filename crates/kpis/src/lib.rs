@@ -5,8 +5,9 @@
 //! 20%'s share of revenue, the Gini coefficient) and the distribution of
 //! the time between orders.
 //!
-//! Also new-customer stickiness by group and anomalies: attribute values
-//! over- or under-represented in a segment.
+//! Also new-customer stickiness by group, anomalies (attribute values over-
+//! or under-represented in a segment), LTV:CAC, and from order lines
+//! ([`lines`]): first-order facts, margin, upsell affinities.
 //!
 //! It owns the definitions of these KPIs and computes them in one pass
 //! over customers' consolidated orders (`lifecycle_rfm::OrderEntry`, as
@@ -14,6 +15,8 @@
 //! IO, no clock (the last day is an argument); it depends only on
 //! `lifecycle-rfm` and `lifecycle-lift` (tests, corrections) and must never
 //! depend on readers, the store or the CLI.
+
+pub mod lines;
 
 use lifecycle_rfm::{Day, OrderEntry};
 
@@ -239,24 +242,7 @@ impl KpiBuilder {
                 previous_active: count(m - 1, &self.active).0,
             })
             .collect();
-        let n = self.totals.len();
-        let mut totals = self.totals;
-        totals.sort_by(|a, b| b.total_cmp(a));
-        let sum: f64 = totals.iter().sum();
-        let top_n = (0.2 * n as f64).ceil() as usize;
-        let pareto = (sum != 0.0).then(|| totals[..top_n.min(n)].iter().sum::<f64>() / sum);
-        // Gini over ascending totals: Σ (2i − N − 1) x_i / (N Σx), i from 1.
-        let gini = (sum != 0.0 && n > 0).then(|| {
-            let nf = n as f64;
-            totals
-                .iter()
-                .rev()
-                .enumerate()
-                .map(|(i, x)| (2.0 * (i + 1) as f64 - nf - 1.0) * x)
-                .sum::<f64>()
-                / (nf * sum)
-        });
-        let lorenz = lorenz(&totals, sum);
+        let conc = concentration(self.totals);
         let mut gaps = self.gaps;
         gaps.sort_by(f64::total_cmp);
         let q = |p: f64| quantile(&gaps, p);
@@ -269,10 +255,10 @@ impl KpiBuilder {
             } else {
                 0.0
             },
-            pareto_top_n: top_n as u64,
-            pareto_top20_share: pareto,
-            gini,
-            lorenz,
+            pareto_top_n: conc.top_n,
+            pareto_top20_share: conc.top20_share,
+            gini: conc.gini,
+            lorenz: conc.lorenz,
             gaps: Gaps {
                 count: gaps.len() as u64,
                 mean: if gaps.is_empty() {
@@ -286,6 +272,45 @@ impl KpiBuilder {
                 p90: q(0.9),
             },
         }
+    }
+}
+
+/// How concentrated a total (revenue, margin) is over customers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Concentration {
+    /// ⌈0.2·N⌉: the top 20% of customers.
+    pub top_n: u64,
+    /// Their share of the sum (`None` when it is 0).
+    pub top20_share: Option<f64>,
+    pub gini: Option<f64>,
+    /// (share of customers from the smallest, their share of the sum) at
+    /// 101 points.
+    pub lorenz: Vec<(f64, f64)>,
+}
+
+/// The Pareto share, Gini coefficient and Lorenz curve of per-customer totals.
+pub fn concentration(mut totals: Vec<f64>) -> Concentration {
+    let n = totals.len();
+    totals.sort_by(|a, b| b.total_cmp(a));
+    let sum: f64 = totals.iter().sum();
+    let top_n = (0.2 * n as f64).ceil() as usize;
+    let top20_share = (sum != 0.0).then(|| totals[..top_n.min(n)].iter().sum::<f64>() / sum);
+    // Gini over ascending totals: Σ (2i − N − 1) x_i / (N Σx), i from 1.
+    let gini = (sum != 0.0 && n > 0).then(|| {
+        let nf = n as f64;
+        totals
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, x)| (2.0 * (i + 1) as f64 - nf - 1.0) * x)
+            .sum::<f64>()
+            / (nf * sum)
+    });
+    Concentration {
+        top_n: top_n as u64,
+        top20_share,
+        gini,
+        lorenz: lorenz(&totals, sum),
     }
 }
 

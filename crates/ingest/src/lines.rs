@@ -1,0 +1,419 @@
+//! The order-lines file: one row per product bought,
+//! `customer_id,date,product_id[,category][,brand][,quantity][,price|line_total][,cost|margin_rate][,discount_code][,discount]`
+//! (CSV, TSV or semicolon-separated, optionally gzip-compressed, with a
+//! header; columns found by their common names). A line-item export used as
+//! the orders file is also a lines file.
+//!
+//! A line's revenue is `price × quantity − discount` (or the line total);
+//! its cost `cost × quantity` (or `revenue × (1 − margin_rate)`, a rate
+//! written 0.35 or 35%). Negative quantities are returns. Bad rows are
+//! skipped and reported by line and column.
+
+use std::path::Path;
+
+use lifecycle_kpis::lines::{Line, LineTable};
+
+use crate::attributes::normalize_id;
+use crate::datetime::{self, Clock, DateStyle};
+use crate::layout::{self, Format, normalize};
+use crate::{IngestError, Location, RowError, parse_amount};
+
+const PRODUCT: &[&str] = &[
+    "productid",
+    "product",
+    "sku",
+    "itemid",
+    "item",
+    "stockcode",
+    "variantid",
+    "productsku",
+    "lineitemsku",
+    "productname",
+    "lineitemname",
+    "description",
+];
+const CATEGORY: &[&str] = &[
+    "category",
+    "productcategory",
+    "categoryname",
+    "producttype",
+    "department",
+];
+const BRAND: &[&str] = &["brand", "brandname", "vendor", "manufacturer"];
+const QUANTITY: &[&str] = &["quantity", "qty", "units", "lineitemquantity"];
+const PRICE: &[&str] = &["unitprice", "price", "itemprice", "lineitemprice"];
+const LINE_TOTAL: &[&str] = &[
+    "linetotal",
+    "lineamount",
+    "linerevenue",
+    "amount",
+    "revenue",
+    "sales",
+    "total",
+];
+const COST: &[&str] = &["unitcost", "cost", "costprice", "cogs", "costofgoods"];
+const MARGIN_RATE: &[&str] = &[
+    "marginrate",
+    "marginpct",
+    "marginpercent",
+    "grossmarginrate",
+];
+const DISCOUNT_CODE: &[&str] = &[
+    "discountcode",
+    "couponcode",
+    "coupon",
+    "promocode",
+    "voucher",
+    "vouchercode",
+    "discountcodes",
+];
+const DISCOUNT: &[&str] = &[
+    "discount",
+    "discountamount",
+    "linediscount",
+    "lineitemdiscount",
+];
+const CUSTOMER: &[&str] = &[
+    "customerid",
+    "customer",
+    "custid",
+    "clientid",
+    "userid",
+    "memberid",
+    "email",
+    "customeremail",
+];
+const DATE: &[&str] = &[
+    "date",
+    "orderdate",
+    "invoicedate",
+    "timestamp",
+    "createdat",
+    "created",
+    "purchasedate",
+    "datetime",
+    "time",
+];
+
+/// The lines read, and the rows skipped.
+#[derive(Debug)]
+pub struct LinesInput {
+    pub table: LineTable,
+    pub rows: u64,
+    pub skipped: u64,
+    /// The first bad rows (at most 10).
+    pub errors: Vec<RowError>,
+    /// Which columns were used, as `role=header` pairs.
+    pub columns: Vec<(String, String)>,
+    pub has_cost: bool,
+}
+
+struct Cols {
+    customer: usize,
+    date: usize,
+    product: usize,
+    category: Option<usize>,
+    brand: Option<usize>,
+    quantity: Option<usize>,
+    price: Option<usize>,
+    total: Option<usize>,
+    cost: Option<usize>,
+    margin_rate: Option<usize>,
+    discount_code: Option<usize>,
+    discount: Option<usize>,
+}
+
+/// Reads an order-lines file; days are local to `clock`.
+pub fn read_order_lines(path: &Path, clock: &Clock) -> Result<LinesInput, IngestError> {
+    let sniffed = layout::sniff(path)?;
+    let delimiter = match sniffed.format {
+        Format::Delimited(d) => d,
+        other => {
+            return Err(IngestError::format(
+                path,
+                format!(
+                    "order lines must be CSV or TSV with a header (this looks like {})",
+                    other.describe()
+                ),
+            ));
+        }
+    };
+    if !sniffed.has_header {
+        return Err(IngestError::format(
+            path,
+            "order lines need a header row (customer_id, date, product_id, …)",
+        ));
+    }
+    let header = &sniffed.header;
+    let norm: Vec<String> = header.iter().map(|h| normalize(h)).collect();
+    let find = |aliases: &[&str]| {
+        aliases
+            .iter()
+            .find_map(|a| norm.iter().position(|h| h == a))
+    };
+    let need = |role: &str, aliases: &[&str]| {
+        find(aliases).ok_or_else(|| {
+            IngestError::format(
+                path,
+                format!(
+                    "no {role} column (looked for {}); the columns are: {}",
+                    aliases
+                        .iter()
+                        .take(6)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    header.join(", ")
+                ),
+            )
+        })
+    };
+    let cols = Cols {
+        customer: need("customer", CUSTOMER)?,
+        date: need("date", DATE)?,
+        product: need("product", PRODUCT)?,
+        category: find(CATEGORY),
+        brand: find(BRAND),
+        quantity: find(QUANTITY),
+        price: find(PRICE),
+        total: find(LINE_TOTAL),
+        cost: find(COST),
+        margin_rate: find(MARGIN_RATE),
+        discount_code: find(DISCOUNT_CODE),
+        discount: find(DISCOUNT),
+    };
+    if cols.price.is_none() && cols.total.is_none() {
+        return Err(IngestError::format(
+            path,
+            format!(
+                "no price or line total column (looked for unit_price, price, line_total, amount, revenue); the columns are: {}",
+                header.join(", ")
+            ),
+        ));
+    }
+    let mut used = vec![
+        ("customer", Some(cols.customer)),
+        ("date", Some(cols.date)),
+        ("product", Some(cols.product)),
+        ("category", cols.category),
+        ("brand", cols.brand),
+        ("quantity", cols.quantity),
+        ("price", cols.price),
+        ("line_total", cols.total),
+        ("cost", cols.cost),
+        ("margin_rate", cols.margin_rate),
+        ("discount_code", cols.discount_code),
+        ("discount", cols.discount),
+    ];
+    used.retain(|u| u.1.is_some());
+    let columns: Vec<(String, String)> = used
+        .iter()
+        .filter_map(|(r, i)| Some((r.to_string(), header.get((*i)?)?.clone())))
+        .collect();
+    let style = layout::infer_date_style(
+        sniffed
+            .sample
+            .iter()
+            .filter_map(|r| r.get(cols.date).cloned()),
+        |_| {},
+    )
+    .map_err(|m| IngestError::format(path, format!("column '{}': {m}", header[cols.date])))?;
+    let naive_is_utc = norm[cols.date].contains("utc");
+    let (reader, _) = layout::open(path)?;
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(reader);
+    let mut out = LinesInput {
+        table: LineTable::default(),
+        rows: 0,
+        skipped: 0,
+        errors: Vec::new(),
+        columns,
+        has_cost: cols.cost.is_some() || cols.margin_rate.is_some(),
+    };
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                return Err(IngestError::Row {
+                    path: path.to_path_buf(),
+                    row: RowError::new(Location::Line(line), None, e.to_string()),
+                });
+            }
+        }
+        out.rows += 1;
+        let line = record.position().map_or(out.rows + 1, |p| p.line());
+        if let Err(e) = row(
+            &record,
+            &cols,
+            header,
+            &style,
+            naive_is_utc,
+            clock,
+            line,
+            &mut out.table,
+        ) {
+            out.skipped += 1;
+            if out.errors.len() < 10 {
+                out.errors.push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row(
+    r: &csv::ByteRecord,
+    c: &Cols,
+    header: &[String],
+    style: &DateStyle,
+    naive_is_utc: bool,
+    clock: &Clock,
+    line: u64,
+    t: &mut LineTable,
+) -> Result<(), RowError> {
+    let loc = Location::Line(line);
+    let text = |i: usize| -> Result<&str, RowError> {
+        let b = r.get(i).unwrap_or_default();
+        std::str::from_utf8(b)
+            .map(str::trim)
+            .map_err(|_| RowError::new(loc, header.get(i).map(String::as_str), "is not UTF-8"))
+    };
+    let opt = |i: Option<usize>| -> Result<Option<&str>, RowError> {
+        match i {
+            Some(i) => Ok(Some(text(i)?).filter(|s| !s.is_empty())),
+            None => Ok(None),
+        }
+    };
+    let num = |i: Option<usize>| -> Result<Option<f64>, RowError> {
+        match opt(i)? {
+            Some(s) => parse_amount(s).map(Some).map_err(|m| {
+                RowError::new(
+                    loc,
+                    i.and_then(|i| header.get(i)).map(String::as_str),
+                    format!("\"{s}\" is not a number ({m})"),
+                )
+            }),
+            None => Ok(None),
+        }
+    };
+    let col = |i: usize| header.get(i).map(String::as_str);
+    let customer = text(c.customer)?;
+    if customer.is_empty() {
+        return Err(RowError::new(loc, col(c.customer), "no customer id"));
+    }
+    let date = text(c.date)?;
+    let civil = datetime::parse(date, style)
+        .map_err(|m| RowError::new(loc, col(c.date), format!("\"{date}\": {m}")))?;
+    let (day, local) = clock.localize(civil, naive_is_utc);
+    let hour = date
+        .contains(':')
+        .then(|| (local.rem_euclid(86_400) / 3600) as u8);
+    let product = text(c.product)?;
+    if product.is_empty() {
+        return Err(RowError::new(loc, col(c.product), "no product"));
+    }
+    let quantity = num(c.quantity)?.unwrap_or(1.0);
+    let revenue = match (num(c.total)?, num(c.price)?) {
+        (Some(t), _) => t,
+        (None, Some(p)) => p * quantity - num(c.discount)?.unwrap_or(0.0),
+        (None, None) => {
+            return Err(RowError::new(
+                loc,
+                col(c.price.or(c.total).unwrap_or(c.product)),
+                "no price or line total",
+            ));
+        }
+    };
+    let cost = match (num(c.cost)?, opt(c.margin_rate)?) {
+        (Some(unit), _) => Some(unit * quantity),
+        (None, Some(rate)) => {
+            let (s, pct) = match rate.strip_suffix('%') {
+                Some(s) => (s.trim(), true),
+                None => (rate, false),
+            };
+            let v = parse_amount(s).map_err(|m| {
+                RowError::new(
+                    loc,
+                    col(c.margin_rate.unwrap_or(0)),
+                    format!("\"{rate}\": {m}"),
+                )
+            })?;
+            let v = if pct || v > 1.0 { v / 100.0 } else { v };
+            Some(revenue * (1.0 - v))
+        }
+        (None, None) => None,
+    };
+    if !revenue.is_finite() || !quantity.is_finite() || cost.is_some_and(|c| !c.is_finite()) {
+        return Err(RowError::new(loc, None, "amount out of range"));
+    }
+    let line = Line {
+        customer: t.customers.intern(&normalize_id(customer)),
+        day,
+        hour,
+        product: t.products.intern(product),
+        category: opt(c.category)?.map(|s| t.categories.intern(s)),
+        brand: opt(c.brand)?.map(|s| t.brands.intern(s)),
+        quantity,
+        revenue,
+        cost,
+        discount: opt(c.discount_code)?.map(|s| t.discounts.intern(s)),
+    };
+    t.lines.push(line);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn read(text: &str) -> Result<LinesInput, IngestError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lines.csv");
+        std::fs::write(&p, text).unwrap();
+        read_order_lines(&p, &Clock::utc())
+    }
+
+    #[test]
+    fn columns_amounts_and_bad_rows() {
+        let r = read(
+            "Customer ID,Order Date,SKU,Category,Brand,Qty,Unit Price,Unit Cost,Coupon,Discount\n\
+             A@x.com,2024-03-05 14:30:00,p1,Shoes,Acme,2,10.00,4,WELCOME,5\n\
+             b,2024-03-06,p2,,,1,7.5,,,\n\
+             c,2024-03-07,p3,,,1,abc,,,\n\
+             d,2024-13-07,p3,,,1,1,,,\n",
+        )
+        .unwrap();
+        assert_eq!((r.rows, r.skipped), (4, 2));
+        assert_eq!(r.errors[0].location, Location::Line(4));
+        assert_eq!(r.errors[0].column.as_deref(), Some("Unit Price"));
+        assert_eq!(r.errors[1].column.as_deref(), Some("Order Date"));
+        let l = r.table.lines[0];
+        assert_eq!(r.table.customers.name(l.customer), "a@x.com");
+        assert_eq!(l.hour, Some(14));
+        assert!((l.revenue - 15.0).abs() < 1e-12, "2 × 10 − 5");
+        assert_eq!(l.cost, Some(8.0));
+        assert_eq!(r.table.categories.name(l.category.unwrap()), "Shoes");
+        assert_eq!(r.table.discounts.name(l.discount.unwrap()), "WELCOME");
+        let l = r.table.lines[1];
+        assert_eq!((l.hour, l.cost, l.category), (None, None, None));
+        assert!(r.has_cost);
+    }
+
+    #[test]
+    fn margin_rates_and_missing_columns() {
+        let r = read("customer,date,product,line_total,margin_rate\nx,2024-01-01,p,100,35%\ny,2024-01-01,p,100,0.2\n")
+            .unwrap();
+        assert_eq!(r.table.lines[0].cost, Some(65.0));
+        assert_eq!(r.table.lines[1].cost, Some(80.0));
+        let e = read("customer,date,total\nx,2024-01-01,3\n").unwrap_err();
+        assert!(e.to_string().contains("no product column"), "{e}");
+    }
+}
