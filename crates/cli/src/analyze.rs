@@ -82,6 +82,14 @@ pub struct AnalyzeArgs {
     /// column (stickiness.csv)
     #[arg(long, value_name = "FILE")]
     pub attributes: Option<PathBuf>,
+    /// With --kpis: the order lines (customer_id, date, product_id and
+    /// optionally category, brand, quantity, price or line_total, cost or
+    /// margin_rate, discount_code; a line-item orders file works): margin
+    /// concentration, stickiness and anomalies by first product, category,
+    /// brand and code, upsell affinities (affinities.csv) and each
+    /// customer's next best product (next_best.csv)
+    #[arg(long, value_name = "FILE")]
+    pub lines: Option<PathBuf>,
     /// With --kpis: a second order within this many days makes a new
     /// customer sticky
     #[arg(long, default_value_t = 90, value_name = "DAYS")]
@@ -238,23 +246,24 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     if args.sticky_days < 1 {
         return Err(input_err("--sticky-days must be at least 1"));
     }
+    let lines = match (&args.lines, args.kpis) {
+        (Some(p), true) => Some(read_lines(p, &args.timezone)?),
+        (Some(_), false) => return Err(input_err("--lines goes with --kpis")),
+        _ => None,
+    };
+    let dims = crate::kpis::Dimensions::new(attributes.as_ref(), lines.as_ref(), as_of_day);
     let kpis = args.kpis.then(|| {
         let mut k = lifecycle_kpis::KpiBuilder::new();
-        let columns: Vec<String> = attributes.as_ref().map_or_else(
-            Vec::new,
-            lifecycle_ingest::attributes::AttributesFile::columns,
-        );
+        let columns = dims.names();
         let mut sticky: Vec<lifecycle_kpis::StickinessBuilder> = columns
             .iter()
             .map(|_| lifecycle_kpis::StickinessBuilder::new(as_of_day, args.sticky_days, 365))
             .collect();
         builder.for_each_customer_orders(as_of_day, |id, entries| {
             k.add(entries);
-            if let Some(a) = &attributes {
-                let attr = a.get(id);
-                for (i, s) in sticky.iter_mut().enumerate() {
-                    let value = attr.and_then(|at| at.column(i));
-                    s.add(value, entries);
+            if !sticky.is_empty() {
+                for (s, value) in sticky.iter_mut().zip(dims.values(id)) {
+                    s.add(value.as_deref(), entries);
                 }
             }
         });
@@ -311,10 +320,19 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     }
     if let Some((k, sticky)) = &kpis {
         let mut section = crate::kpis::write(k, &args.out)?;
-        if let Some(a) = &attributes {
+        if !sticky.is_empty() {
             section["stickiness"] =
                 crate::kpis::write_stickiness(sticky, args.sticky_days, &args.out)?;
-            section["anomalies"] = crate::kpis::write_anomalies(&analysis, &table, a, &args.out)?;
+            section["anomalies"] =
+                crate::kpis::write_anomalies(&analysis, &table, &dims, &args.out)?;
+        }
+        if !dims.skipped.is_empty() {
+            section["columns_not_grouped"] = serde_json::json!(dims.skipped);
+        }
+        if let Some(l) = &lines {
+            section["lines"] = crate::kpis::write_lines(l, &args.out)?;
+        }
+        if let Some(a) = &attributes {
             if let Some(clv) = extras.iter().find(|c| c.name == "clv") {
                 section["ltv_cac"] =
                     crate::kpis::write_ltv_cac(&analysis, &clv.values, a, &args.out)?;
@@ -348,6 +366,36 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Reads the order lines and groups them per customer; bad rows are
+/// reported on stderr and skipped.
+fn read_lines(path: &std::path::Path, timezone: &str) -> Result<crate::kpis::LineFacts> {
+    let clock = clock_for(timezone).map_err(input_err)?;
+    let mut input = lifecycle_ingest::lines::read_order_lines(path, &clock)?;
+    if input.skipped > 0 {
+        eprintln!(
+            "{}: skipped {} of {} rows:",
+            path.display(),
+            input.skipped,
+            input.rows
+        );
+        for e in &input.errors {
+            eprintln!("  {}:{e}", path.display());
+        }
+    }
+    if input.table.lines.is_empty() {
+        return Err(input_err(format!(
+            "{}: no usable order lines",
+            path.display()
+        )));
+    }
+    let customers = lifecycle_kpis::lines::by_customer(&mut input.table);
+    Ok(crate::kpis::LineFacts {
+        table: input.table,
+        customers,
+        has_cost: input.has_cost,
+    })
 }
 
 /// Fits BG/NBD (weeks) and Gamma-Gamma on the analysis and returns the

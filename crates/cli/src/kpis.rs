@@ -82,14 +82,25 @@ pub fn write_stickiness(
         for g in groups.iter().skip(1) {
             // The group against everyone else.
             let (n_rest, k_rest) = (n_all - g.new_customers, k_all - g.repeated);
-            let p =
-                lifecycle_lift::pooled_z(k_rest as f64, n_rest, g.repeated as f64, g.new_customers)
-                    .map(|(_, p)| p);
+            // Groups too small for the normal approximation are shown, not tested.
+            let p = (g.new_customers >= MIN_TESTED && n_rest >= MIN_TESTED)
+                .then(|| {
+                    lifecycle_lift::pooled_z(
+                        k_rest as f64,
+                        n_rest,
+                        g.repeated as f64,
+                        g.new_customers,
+                    )
+                    .map(|(_, p)| p)
+                })
+                .flatten();
             rows.push((column.clone(), g, p));
         }
     }
-    let ps: Vec<f64> = rows.iter().map(|r| r.2.unwrap_or(1.0)).collect();
-    let adjusted = lifecycle_lift::multiple::benjamini_hochberg(&ps);
+    // Benjamini–Hochberg over the groups tested only.
+    let ps: Vec<f64> = rows.iter().filter_map(|r| r.2).collect();
+    let mut bh = lifecycle_lift::multiple::benjamini_hochberg(&ps).into_iter();
+    let adjusted: Vec<Option<f64>> = rows.iter().map(|r| r.2.and_then(|_| bh.next())).collect();
     let mut csv = format!(
         "attribute,value,new_customers,repeated_within_{days}_days,rate,ci_low,ci_high,vs_others_p_adjusted,first_year_customers,first_year_value\n"
     );
@@ -97,7 +108,7 @@ pub fn write_stickiness(
     for ((column, g, _), p) in rows.iter().zip(&adjusted) {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{}",
+            "{},{},{},{},{:.6},{:.6},{:.6},{},{},{}",
             crate::csv_text(column),
             crate::csv_text(&g.group),
             g.new_customers,
@@ -105,14 +116,14 @@ pub fn write_stickiness(
             g.rate,
             g.ci.0,
             g.ci.1,
-            p,
+            p.map_or_else(String::new, |p| format!("{p:.6}")),
             g.value_customers,
             g.value_mean.map_or_else(String::new, |v| format!("{v:.2}"))
         );
         groups.push(json!({
             "attribute": column, "value": g.group, "new_customers": g.new_customers,
             "rate": g.rate, "ci": [g.ci.0, g.ci.1], "p_adjusted": p,
-            "differs": *p < 0.05, "first_year_value": g.value_mean,
+            "differs": p.is_some_and(|p| p < 0.05), "first_year_value": g.value_mean,
         }));
     }
     let path = out.join("stickiness.csv");
@@ -125,30 +136,40 @@ pub fn write_stickiness(
     }))
 }
 
-/// anomalies.csv and the headline findings: attribute values over- or
-/// under-represented in a segment (at least 30 customers with the value;
-/// Benjamini–Hochberg over everything tested).
+/// anomalies.csv and the headline findings: values of every dimension
+/// over- or under-represented in a segment or among one-time buyers (at
+/// least 30 customers with the value; Benjamini–Hochberg over everything
+/// tested).
 pub fn write_anomalies(
     analysis: &lifecycle_rfm::Analysis,
     table: &lifecycle_rfm::SegmentTable,
-    attributes: &lifecycle_ingest::attributes::AttributesFile,
+    dims: &Dimensions<'_>,
     out: &Path,
 ) -> Result<Value> {
     use std::collections::BTreeMap;
-    let segments = table.segments();
-    let k = segments.len();
-    let mut totals = vec![0u64; k];
-    let columns = attributes.columns();
-    let mut counts: Vec<BTreeMap<String, Vec<u64>>> = vec![BTreeMap::new(); columns.len()];
+    let mut outcomes: Vec<String> = table.segments().iter().map(|s| s.name.clone()).collect();
+    let k = outcomes.len();
+    outcomes.push(ONE_TIME.to_string());
+    let mut totals = vec![0u64; k + 1];
+    let columns = dims.names();
+    let mut counts: Vec<BTreeMap<String, (u64, Vec<u64>)>> = vec![BTreeMap::new(); columns.len()];
+    let mut total = 0u64;
     for c in analysis.customers() {
         let seg = c.segment.min(k.saturating_sub(1));
+        let one_time = c.summary.n_purchase_days == 1;
+        total += 1;
         totals[seg] += 1;
-        let Some(a) = attributes.get(&c.summary.customer_id) else {
-            continue;
-        };
-        for (i, map) in counts.iter_mut().enumerate() {
-            if let Some(v) = a.column(i) {
-                map.entry(v.to_string()).or_insert_with(|| vec![0; k])[seg] += 1;
+        if one_time {
+            totals[k] += 1;
+        }
+        for (map, v) in counts.iter_mut().zip(dims.values(&c.summary.customer_id)) {
+            if let Some(v) = v {
+                let cell = map.entry(v).or_insert_with(|| (0, vec![0; k + 1]));
+                cell.0 += 1;
+                cell.1[seg] += 1;
+                if one_time {
+                    cell.1[k] += 1;
+                }
             }
         }
     }
@@ -157,10 +178,10 @@ pub fn write_anomalies(
         .zip(counts)
         .map(|(c, m)| lifecycle_kpis::AttributeCounts {
             attribute: c.clone(),
-            values: m.into_iter().collect(),
+            values: m.into_iter().map(|(v, (n, per))| (v, n, per)).collect(),
         })
         .collect();
-    let findings = lifecycle_kpis::anomalies(&input, &totals, 30);
+    let findings = lifecycle_kpis::anomalies(&input, &totals, total, MIN_TESTED);
     let mut csv = String::from(
         "attribute,value,segment,customers,in_segment,rate,rate_others,lift,ci_low,ci_high,p_value,p_adjusted\n",
     );
@@ -170,7 +191,7 @@ pub fn write_anomalies(
             "{},{},{},{},{},{:.6},{:.6},{:.4},{},{},{:.6e},{:.6e}",
             crate::csv_text(&f.attribute),
             crate::csv_text(&f.value),
-            crate::csv_text(&segments[f.segment].name),
+            crate::csv_text(&outcomes[f.segment]),
             f.customers,
             f.in_segment,
             f.rate,
@@ -189,26 +210,26 @@ pub fn write_anomalies(
         .filter(|f| f.p_adjusted < 0.05 && f.in_segment >= 10 && f.lift.is_finite())
         .take(10)
         .map(|f| {
-            let who = if f.attribute == "acquisition_channel" {
-                format!("Customers acquired through {}", f.value)
+            let who = who(&f.attribute, &f.value);
+            let what = if f.segment == k {
+                "stay one-time buyers".to_string()
             } else {
-                format!("Customers with {} {}", f.attribute, f.value)
+                format!("be {}", outcomes[f.segment])
             };
             let text = if f.lift >= 1.0 {
                 format!(
-                    "{who} are {:.1}× as likely to be {} as the others.",
-                    f.lift, segments[f.segment].name
+                    "{who} are {:.1}× as likely to {what} as the others.",
+                    f.lift
                 )
             } else {
                 format!(
-                    "{who} are {:.1}× less likely to be {} than the others.",
-                    1.0 / f.lift,
-                    segments[f.segment].name
+                    "{who} are {:.1}× less likely to {what} than the others.",
+                    1.0 / f.lift
                 )
             };
             json!({
                 "text": text, "attribute": f.attribute, "value": f.value,
-                "segment": segments[f.segment].name, "lift": f.lift,
+                "segment": outcomes[f.segment], "lift": f.lift,
                 "ci": f.ci.map(|c| [c.0, c.1]), "p_adjusted": f.p_adjusted,
             })
         })
@@ -253,5 +274,303 @@ pub fn write_ltv_cac(
             "mean_clv": g.mean_clv, "mean_cac": g.mean_cac, "ltv_cac": g.ratio,
         })).collect::<Vec<_>>(),
         "file": "ltv_cac.csv",
+    }))
+}
+
+/// Customers a group needs before its difference is tested.
+pub const MIN_TESTED: u64 = 30;
+
+/// The outcome beside the segments in anomalies: a single purchase day.
+pub const ONE_TIME: &str = "One-time buyers";
+
+/// Who a finding is about, in words.
+fn who(attribute: &str, value: &str) -> String {
+    match attribute {
+        "acquisition_channel" => format!("Customers acquired through {value}"),
+        "city" | "country" | "region" | "state" => format!("Customers in {value}"),
+        "age_band" => format!("Customers aged {value}"),
+        "first_product" => format!("Customers whose first order was {value}"),
+        "first_category" => format!("Customers who started with {value}"),
+        "first_brand" => format!("Buyers of brand {value} (first order)"),
+        "first_discount_code" if value == "(none)" => "Customers who started without a code".into(),
+        "first_discount_code" => format!("Customers who started with code {value}"),
+        _ => format!("Customers with {attribute} {value}"),
+    }
+}
+
+/// Columns that identify or contact a customer: never grouped by.
+const CONTACT: &[&str] = &[
+    "email",
+    "emailaddress",
+    "phone",
+    "phonenumber",
+    "mobile",
+    "name",
+    "firstname",
+    "lastname",
+    "fullname",
+    "address",
+    "address1",
+    "address2",
+    "street",
+    "zip",
+    "zipcode",
+    "postcode",
+    "postalcode",
+];
+/// Columns holding an age, or a birth date an age is derived from.
+const AGE: &[&str] = &["age", "customerage"];
+const BIRTH: &[&str] = &["birthdate", "dateofbirth", "dob", "birthday"];
+/// A column with more distinct values than this is not grouped by.
+pub const MAX_GROUPS: usize = 2000;
+
+/// The age band of an age in years.
+pub fn age_band(age: f64) -> &'static str {
+    match age {
+        a if a < 18.0 => "under 18",
+        a if a < 25.0 => "18-24",
+        a if a < 35.0 => "25-34",
+        a if a < 45.0 => "35-44",
+        a if a < 55.0 => "45-54",
+        a if a < 65.0 => "55-64",
+        _ => "65+",
+    }
+}
+
+/// Order lines grouped per customer, with their names.
+pub struct LineFacts {
+    pub table: lifecycle_kpis::lines::LineTable,
+    pub customers: Vec<Option<lifecycle_kpis::lines::CustomerLines>>,
+    /// The lines had a cost or margin rate.
+    pub has_cost: bool,
+}
+
+impl LineFacts {
+    pub fn get(&self, id: &str) -> Option<&lifecycle_kpis::lines::CustomerLines> {
+        let i = self
+            .table
+            .customers
+            .get(&lifecycle_ingest::attributes::normalize_id(id))?;
+        self.customers.get(i as usize)?.as_ref()
+    }
+}
+
+/// What the KPIs group customers by: the attributes' columns (contact
+/// columns left out, an age or birth date as an age band), and from the
+/// order lines the first order's product, category, brand and discount code.
+pub struct Dimensions<'a> {
+    attributes: Option<&'a lifecycle_ingest::attributes::AttributesFile>,
+    /// (attribute column index for `Attributes::column`, name).
+    columns: Vec<(usize, String)>,
+    /// The age column, and whether it is a birth date.
+    age: Option<(usize, bool)>,
+    lines: Option<&'a LineFacts>,
+    as_of: lifecycle_rfm::Day,
+    /// Columns left out, with why.
+    pub skipped: Vec<String>,
+}
+
+impl<'a> Dimensions<'a> {
+    pub fn new(
+        attributes: Option<&'a lifecycle_ingest::attributes::AttributesFile>,
+        lines: Option<&'a LineFacts>,
+        as_of: lifecycle_rfm::Day,
+    ) -> Dimensions<'a> {
+        let mut d = Dimensions {
+            attributes,
+            columns: Vec::new(),
+            age: None,
+            lines,
+            as_of,
+            skipped: Vec::new(),
+        };
+        if let Some(a) = attributes {
+            for (i, name) in a.columns().into_iter().enumerate() {
+                let n = lifecycle_ingest::normalize(&name);
+                if CONTACT.contains(&n.as_str()) {
+                    continue;
+                }
+                if AGE.contains(&n.as_str()) || BIRTH.contains(&n.as_str()) {
+                    d.age = d.age.or(Some((i, BIRTH.contains(&n.as_str()))));
+                    continue;
+                }
+                let distinct: std::collections::HashSet<&str> =
+                    a.customers.values().filter_map(|c| c.column(i)).collect();
+                if distinct.len() > MAX_GROUPS {
+                    d.skipped.push(format!(
+                        "{name}: {} distinct values (more than {MAX_GROUPS}), not grouped by",
+                        distinct.len()
+                    ));
+                    continue;
+                }
+                d.columns.push((i, name));
+            }
+        }
+        d
+    }
+
+    /// The dimensions' names.
+    pub fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.columns.iter().map(|c| c.1.clone()).collect();
+        if self.age.is_some() {
+            out.push("age_band".into());
+        }
+        if let Some(l) = self.lines {
+            out.push("first_product".into());
+            if !l.table.categories.is_empty() {
+                out.push("first_category".into());
+            }
+            if !l.table.brands.is_empty() {
+                out.push("first_brand".into());
+            }
+            if !l.table.discounts.is_empty() {
+                out.push("first_discount_code".into());
+            }
+        }
+        out
+    }
+
+    /// A customer's value of each dimension (parallel to [`Self::names`]).
+    pub fn values(&self, id: &str) -> Vec<Option<String>> {
+        let attr = self.attributes.and_then(|a| a.get(id));
+        let mut out: Vec<Option<String>> = self
+            .columns
+            .iter()
+            .map(|(i, _)| attr.and_then(|a| a.column(*i)).map(str::to_string))
+            .collect();
+        if let Some((i, birth)) = self.age {
+            let v = attr.and_then(|a| a.column(i));
+            let age = v.and_then(|v| {
+                if birth {
+                    let born = lifecycle_ingest::parse_day(v).ok()?;
+                    Some(f64::from(self.as_of - born) / 365.2425)
+                } else {
+                    lifecycle_ingest::parse_amount(v).ok()
+                }
+            });
+            out.push(
+                age.filter(|a| (0.0..130.0).contains(a))
+                    .map(|a| age_band(a).to_string()),
+            );
+        }
+        if let Some(l) = self.lines {
+            let c = l.get(id);
+            let t = &l.table;
+            out.push(c.map(|c| t.products.name(c.first_product).to_string()));
+            if !t.categories.is_empty() {
+                out.push(
+                    c.and_then(|c| c.first_category)
+                        .map(|x| t.categories.name(x).to_string()),
+                );
+            }
+            if !t.brands.is_empty() {
+                out.push(
+                    c.and_then(|c| c.first_brand)
+                        .map(|x| t.brands.name(x).to_string()),
+                );
+            }
+            if !t.discounts.is_empty() {
+                out.push(c.map(|c| {
+                    c.first_discount
+                        .map_or_else(|| "(none)".to_string(), |x| t.discounts.name(x).to_string())
+                }));
+            }
+        }
+        out
+    }
+}
+
+/// Customers a rule needs before it is tested.
+pub const MIN_RULE_CUSTOMERS: u64 = 10;
+/// Rules written to affinities.csv at most (the strongest first).
+pub const MAX_RULES_WRITTEN: usize = 10_000;
+
+/// From the order lines: margin concentration, affinities.csv (rules
+/// "bought A, later bought B") and next_best.csv (each customer's next best
+/// product), and their summary.
+pub fn write_lines(l: &LineFacts, out: &Path) -> Result<Value> {
+    use lifecycle_kpis::lines::{affinities, next_best};
+    let t = &l.table;
+    let buyers: Vec<&lifecycle_kpis::lines::CustomerLines> = l.customers.iter().flatten().collect();
+    let revenue: f64 = buyers.iter().map(|c| c.revenue).sum();
+    let margins: Vec<f64> = buyers.iter().filter_map(|c| c.margin).collect();
+    let margin_total: f64 = margins.iter().sum();
+    let margin = l.has_cost.then(|| lifecycle_kpis::concentration(margins));
+    let rules = affinities(&l.customers, MIN_RULE_CUSTOMERS);
+    let strong = rules.iter().filter(|r| r.p_adjusted < 0.05).count();
+    let mut csv = String::from(
+        "bought,later_bought,customers,bought_customers,later_bought_customers,support,confidence,lift,expected,lift_adjusted,p_value,p_adjusted\n",
+    );
+    for r in rules.iter().take(MAX_RULES_WRITTEN) {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{:.6},{:.6},{:.4},{:.3},{:.4},{:.6e},{:.6e}",
+            crate::csv_text(t.products.name(r.antecedent)),
+            crate::csv_text(t.products.name(r.consequent)),
+            r.customers,
+            r.antecedent_customers,
+            r.consequent_customers,
+            r.support,
+            r.confidence,
+            r.lift,
+            r.expected,
+            r.lift_adjusted,
+            r.p_value,
+            r.p_adjusted
+        );
+    }
+    let path = out.join("affinities.csv");
+    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    let next = next_best(&l.customers, &rules, 0.05);
+    let mut csv = String::from("customer_id,product,because_bought,confidence\n");
+    let mut with_next = 0u64;
+    for (i, n) in next.iter().enumerate() {
+        if let Some(n) = n {
+            with_next += 1;
+            let _ = writeln!(
+                csv,
+                "{},{},{},{:.4}",
+                crate::csv_text(t.customers.name(i as u32)),
+                crate::csv_text(t.products.name(n.product)),
+                crate::csv_text(t.products.name(n.because)),
+                n.confidence
+            );
+        }
+    }
+    let path = out.join("next_best.csv");
+    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    let top: Vec<Value> = rules
+        .iter()
+        .filter(|r| r.p_adjusted < 0.05)
+        .take(10)
+        .map(|r| {
+            let (a, b) = (t.products.name(r.antecedent), t.products.name(r.consequent));
+            json!({
+                "text": format!(
+                    "{:.0}% of the customers who bought {a} later bought {b} ({:.1}× what their buying alone predicts).",
+                    100.0 * r.confidence, r.lift_adjusted
+                ),
+                "bought": a, "later_bought": b, "customers": r.customers,
+                "support": r.support, "confidence": r.confidence, "lift": r.lift,
+                "lift_adjusted": r.lift_adjusted, "p_adjusted": r.p_adjusted,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "lines": t.lines.len(),
+        "customers": buyers.len(),
+        "products": t.products.len(),
+        "categories": t.categories.len(),
+        "brands": t.brands.len(),
+        "revenue": revenue,
+        "margin": l.has_cost.then_some(margin_total),
+        "margin_rate": (l.has_cost && revenue != 0.0).then(|| margin_total / revenue),
+        "margin_pareto_top20_share": margin.as_ref().and_then(|m| m.top20_share),
+        "margin_gini": margin.as_ref().and_then(|m| m.gini),
+        "affinities": {
+            "tested": rules.len(), "strong": strong, "top": top,
+            "min_customers": MIN_RULE_CUSTOMERS, "file": "affinities.csv",
+        },
+        "next_best": {"customers": with_next, "file": "next_best.csv"},
     }))
 }

@@ -9,6 +9,7 @@ mod bench_serve;
 mod decline;
 mod fit;
 mod generate;
+mod generate_shop;
 mod import;
 mod kpis;
 mod lift;
@@ -115,6 +116,8 @@ enum Command {
     },
     /// Write a synthetic orders file drawn from the BG/NBD and Gamma-Gamma processes
     Generate(generate::GenerateArgs),
+    /// Write a synthetic shop with planted truths: order lines, customer attributes, spend, survey answers
+    GenerateShop(generate_shop::GenerateShopArgs),
     /// Print the default segment rules as a --segments TOML file to start from
     Segments,
     /// Time `analyze` on a generated orders file (rows/s, peak memory)
@@ -137,6 +140,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::GenerateShop(args) => generate_shop::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),

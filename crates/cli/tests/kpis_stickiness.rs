@@ -179,13 +179,12 @@ fn planted_anomaly_is_found_and_gender_is_not() {
         top["text"]
             .as_str()
             .unwrap()
-            .starts_with("Customers with city Lyon are"),
+            .starts_with("Customers in Lyon are"),
         "{top}"
     );
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(
-        html.contains("What distinguishes the segments")
-            && html.contains("Customers with city Lyon are")
+        html.contains("What distinguishes the segments") && html.contains("Customers in Lyon are")
     );
     let (_, rows) = read_csv(&out.path().join("anomalies.csv"));
     for r in rows.iter().filter(|r| r[0] == "gender") {

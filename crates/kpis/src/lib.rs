@@ -588,12 +588,15 @@ mod stickiness_tests {
     }
 }
 
-/// One attribute's customers per segment: for each value, the count in
-/// each segment (parallel to the segment table).
+/// One attribute's customers per outcome: for each value, its customers
+/// and how many of them have each outcome (parallel to the outcome
+/// totals: the segments, and outcomes that overlap them such as "one-time
+/// buyer").
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttributeCounts {
     pub attribute: String,
-    pub values: Vec<(String, Vec<u64>)>,
+    /// (value, customers with it, of them per outcome).
+    pub values: Vec<(String, u64, Vec<u64>)>,
 }
 
 /// An over- or under-representation of an attribute value in a segment.
@@ -618,19 +621,19 @@ pub struct Finding {
     pub p_adjusted: f64,
 }
 
-/// Every (attribute value, segment) with at least `min_customers`
-/// customers having the value, against the customers without it, sorted by
-/// adjusted p-value then by how far the lift is from 1.
+/// Every (attribute value, outcome) with at least `min_customers`
+/// customers having the value, against the customers without it (of
+/// `total`), sorted by adjusted p-value then by how far the lift is from 1.
 pub fn anomalies(
     counts: &[AttributeCounts],
     segment_totals: &[u64],
+    total: u64,
     min_customers: u64,
 ) -> Vec<Finding> {
-    let total: u64 = segment_totals.iter().sum();
     let mut out = Vec::new();
     for a in counts {
-        for (value, per_segment) in &a.values {
-            let n: u64 = per_segment.iter().sum();
+        for (value, n, per_segment) in &a.values {
+            let n = *n;
             if n < min_customers || n >= total {
                 continue;
             }
@@ -705,11 +708,11 @@ mod anomaly_tests {
         let counts = [AttributeCounts {
             attribute: "city".into(),
             values: vec![
-                ("Lyon".into(), vec![60, 40]),
-                ("Paris".into(), vec![180, 720]),
+                ("Lyon".into(), 100, vec![60, 40]),
+                ("Paris".into(), 900, vec![180, 720]),
             ],
         }];
-        let f = anomalies(&counts, &[240, 760], 30);
+        let f = anomalies(&counts, &[240, 760], 1000, 30);
         let lyon0 = f
             .iter()
             .find(|x| x.value == "Lyon" && x.segment == 0)
@@ -722,7 +725,7 @@ mod anomaly_tests {
         assert!(hi > 3.0 && lo < 3.0);
         assert!(lyon0.p_adjusted < 1e-6);
         assert!(
-            anomalies(&counts, &[240, 760], 200)
+            anomalies(&counts, &[240, 760], 1000, 200)
                 .iter()
                 .all(|x| x.value != "Lyon"),
             "below the minimum"

@@ -94,6 +94,16 @@ pub struct CustomerLines {
     /// Lines by weekday (0 = Monday) and by hour (when dates had times).
     pub weekdays: [u32; 7],
     pub hours: [u32; 24],
+    /// Lines bought, and lines returned (a negative quantity or amount).
+    pub lines: u32,
+    pub returned: u32,
+}
+
+impl Line {
+    /// A return: a negative quantity or amount.
+    pub fn is_return(&self) -> bool {
+        self.quantity < 0.0 || self.revenue < 0.0
+    }
 }
 
 /// The weekday of a day since 1970-01-01 (a Thursday), 0 = Monday.
@@ -109,11 +119,20 @@ pub fn by_customer(table: &mut LineTable) -> Vec<Option<CustomerLines>> {
     table.lines.sort_by_key(|l| (l.customer, l.day));
     let mut out: Vec<Option<CustomerLines>> = vec![None; n];
     for chunk in table.lines.chunk_by(|a, b| a.customer == b.customer) {
-        let Some(first) = chunk.first() else { continue };
+        let Some(first) = chunk.iter().find(|l| !l.is_return()) else {
+            continue;
+        };
         let first_day = first.day;
         let mut best = first;
         let mut first_discount = None;
-        for l in chunk.iter().take_while(|l| l.day == first_day) {
+        for l in chunk
+            .iter()
+            .skip_while(|l| l.day < first_day)
+            .take_while(|l| l.day == first_day)
+        {
+            if l.is_return() {
+                continue;
+            }
             if l.revenue > best.revenue {
                 best = l;
             }
@@ -125,11 +144,17 @@ pub fn by_customer(table: &mut LineTable) -> Vec<Option<CustomerLines>> {
         let (mut revenue, mut margin) = (0.0, None::<f64>);
         let mut weekdays = [0u32; 7];
         let mut hours = [0u32; 24];
+        let (mut lines, mut returned) = (0u32, 0u32);
         for l in chunk {
             revenue += l.revenue;
             if let Some(c) = l.cost {
                 *margin.get_or_insert(0.0) += l.revenue - c;
             }
+            if l.is_return() {
+                returned += 1;
+                continue;
+            }
+            lines += 1;
             if !products.iter().any(|p| p.0 == l.product) {
                 products.push((l.product, l.day));
             }
@@ -162,6 +187,8 @@ pub fn by_customer(table: &mut LineTable) -> Vec<Option<CustomerLines>> {
                 brands,
                 weekdays,
                 hours,
+                lines,
+                returned,
             });
         }
     }
@@ -404,6 +431,8 @@ mod tests {
         line(&mut t, "a", 3, "y", 4.0);
         line(&mut t, "a", 1, "x", 2.0);
         line(&mut t, "a", 1, "z", 6.0);
+        line(&mut t, "a", 0, "w", -3.0);
+        t.lines[4].quantity = -1.0;
         let code = t.discounts.intern("WELCOME");
         t.lines[2].discount = Some(code);
         let c = by_customer(&mut t);
@@ -415,8 +444,12 @@ mod tests {
             "largest line of day 1"
         );
         assert_eq!(a.first_discount, Some(code));
-        assert!((a.revenue - 12.0).abs() < 1e-12);
-        assert!((a.margin.unwrap() - 4.8).abs() < 1e-12);
+        assert!(
+            (a.revenue - 9.0).abs() < 1e-12,
+            "the return counts in revenue"
+        );
+        assert!((a.margin.unwrap() - 3.6).abs() < 1e-12);
+        assert_eq!((a.lines, a.returned), (3, 1));
         let names: Vec<(&str, Day)> = a
             .products
             .iter()

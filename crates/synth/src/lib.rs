@@ -12,6 +12,8 @@
 //! Pure: no IO and no clock; the caller writes the orders out. Same seed,
 //! same orders. Must never depend on ingestion, storage or the CLI.
 
+pub mod shop;
+
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Beta, Distribution, Exp, Gamma, Uniform};
