@@ -90,6 +90,11 @@ pub struct AnalyzeArgs {
     /// customer's next best product (next_best.csv)
     #[arg(long, value_name = "FILE")]
     pub lines: Option<PathBuf>,
+    /// With --kpis --attributes: marketing spend by channel and month
+    /// (channel,month,spend): the acquisition cost of customers the
+    /// attributes give none for (LTV:CAC, payback.csv)
+    #[arg(long, value_name = "FILE")]
+    pub spend: Option<PathBuf>,
     /// With --kpis: a second order within this many days makes a new
     /// customer sticky
     #[arg(long, default_value_t = 90, value_name = "DAYS")]
@@ -251,7 +256,30 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         (Some(_), false) => return Err(input_err("--lines goes with --kpis")),
         _ => None,
     };
+    let spend = match (&args.spend, &attributes) {
+        (Some(p), Some(_)) => Some(lifecycle_ingest::spend::read_spend(p)?),
+        (Some(_), None) => return Err(input_err("--spend goes with --kpis --attributes")),
+        _ => None,
+    };
     let dims = crate::kpis::Dimensions::new(attributes.as_ref(), lines.as_ref(), as_of_day);
+    // Margin per unit of revenue: each customer's own from the lines' costs,
+    // else the lines' overall rate, else --margin.
+    let overall_margin = lines.as_ref().filter(|l| l.has_cost).and_then(|l| {
+        let (m, r) = l.customers.iter().flatten().fold((0.0, 0.0), |(m, r), c| {
+            (m + c.margin.unwrap_or(0.0), r + c.revenue)
+        });
+        (r > 0.0).then(|| m / r)
+    });
+    let margin_rate = |id: &str| -> f64 {
+        let own = lines
+            .as_ref()
+            .and_then(|l| l.get(id))
+            .and_then(|c| Some(c.margin? / c.revenue).filter(|_| c.revenue > 0.0));
+        own.or(overall_margin).unwrap_or(args.margin)
+    };
+    let mut payback = attributes
+        .as_ref()
+        .map(|_| lifecycle_kpis::PaybackBuilder::new(as_of_day));
     let kpis = args.kpis.then(|| {
         let mut k = lifecycle_kpis::KpiBuilder::new();
         let columns = dims.names();
@@ -261,6 +289,9 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             .collect();
         builder.for_each_customer_orders(as_of_day, |id, entries| {
             k.add(entries);
+            if let (Some(p), Some(a)) = (payback.as_mut(), &attributes) {
+                p.add(crate::kpis::channel_of(a, id), entries, margin_rate(id));
+            }
             if !sticky.is_empty() {
                 for (s, value) in sticky.iter_mut().zip(dims.values(id)) {
                     s.add(value.as_deref(), entries);
@@ -333,9 +364,27 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             section["lines"] = crate::kpis::write_lines(l, &args.out)?;
         }
         if let Some(a) = &attributes {
+            let costs = crate::kpis::Costs::new(&analysis, a, spend.as_ref());
             if let Some(clv) = extras.iter().find(|c| c.name == "clv") {
+                // CLV on margin: the lines' margins replace --margin.
+                let factor = |id: &str| {
+                    if overall_margin.is_some() && args.margin > 0.0 {
+                        margin_rate(id) / args.margin
+                    } else {
+                        1.0
+                    }
+                };
                 section["ltv_cac"] =
-                    crate::kpis::write_ltv_cac(&analysis, &clv.values, a, &args.out)?;
+                    crate::kpis::write_ltv_cac(&analysis, &clv.values, &costs, &factor, &args.out)?;
+                section["ltv_cac"]["margin_basis"] = serde_json::json!(match overall_margin {
+                    Some(_) => "the order lines' costs".to_string(),
+                    None if args.margin < 1.0 => format!("--margin {}", args.margin),
+                    None =>
+                        "revenue (no cost given: pass --margin or costs in --lines)".to_string(),
+                });
+            }
+            if let Some(p) = payback.take() {
+                section["payback"] = crate::kpis::write_payback(&analysis, p, &costs, &args.out)?;
             }
         }
         summary.kpis = Some(section);

@@ -237,43 +237,190 @@ pub fn write_anomalies(
     Ok(json!({"tested": findings.len(), "headlines": headlines, "file": "anomalies.csv"}))
 }
 
-/// ltv_cac.csv and its summary: predicted CLV (`--clv`, on margin)
-/// against acquisition cost, per acquisition channel.
+/// Acquisition costs per customer: the attributes' own cost, else the
+/// channel's spend in the acquisition month shared over the customers it
+/// acquired that month.
+pub struct Costs<'a> {
+    attributes: &'a lifecycle_ingest::attributes::AttributesFile,
+    spend: Option<&'a lifecycle_ingest::spend::Spend>,
+    acquired: std::collections::HashMap<(String, lifecycle_kpis::Month), u64>,
+}
+
+/// A customer's acquisition channel, or `(unknown)`.
+pub fn channel_of<'a>(
+    attributes: &'a lifecycle_ingest::attributes::AttributesFile,
+    id: &str,
+) -> &'a str {
+    attributes
+        .get(id)
+        .and_then(|a| a.column(0))
+        .unwrap_or("(unknown)")
+}
+
+impl<'a> Costs<'a> {
+    pub fn new(
+        analysis: &lifecycle_rfm::Analysis,
+        attributes: &'a lifecycle_ingest::attributes::AttributesFile,
+        spend: Option<&'a lifecycle_ingest::spend::Spend>,
+    ) -> Costs<'a> {
+        let mut acquired = std::collections::HashMap::new();
+        if spend.is_some() {
+            for c in analysis.customers() {
+                if let Some(first) = c.summary.first_order {
+                    let key = (
+                        channel_of(attributes, &c.summary.customer_id).to_string(),
+                        lifecycle_kpis::month_of(first),
+                    );
+                    *acquired.entry(key).or_insert(0) += 1;
+                }
+            }
+        }
+        Costs {
+            attributes,
+            spend,
+            acquired,
+        }
+    }
+
+    /// The customer's acquisition cost, if known.
+    pub fn cac(&self, id: &str, first_order: Option<lifecycle_rfm::Day>) -> Option<f64> {
+        if let Some(c) = self.attributes.get(id).and_then(|a| a.acquisition_cost) {
+            return Some(c);
+        }
+        let key = (
+            channel_of(self.attributes, id).to_string(),
+            lifecycle_kpis::month_of(first_order?),
+        );
+        let spend = self.spend?.get(&key)?;
+        let n = *self.acquired.get(&key)?;
+        (n > 0).then(|| spend / n as f64)
+    }
+
+    /// Spend of months and channels that acquired nobody (not shared out).
+    pub fn unattributed_spend(&self) -> f64 {
+        self.spend.map_or(0.0, |s| {
+            s.iter()
+                .filter(|(k, _)| !self.acquired.contains_key(*k))
+                .fold(0.0, |acc, (_, v)| acc + v)
+        })
+    }
+}
+
+/// ltv_cac.csv (by acquisition channel) and ltv_cac_cohorts.csv (by
+/// acquisition month): predicted CLV on margin (`clv` from `--clv`, times
+/// each customer's margin factor) against acquisition cost.
 pub fn write_ltv_cac(
     analysis: &lifecycle_rfm::Analysis,
     clv: &[f64],
-    attributes: &lifecycle_ingest::attributes::AttributesFile,
+    costs: &Costs<'_>,
+    margin_factor: &dyn Fn(&str) -> f64,
     out: &Path,
 ) -> Result<Value> {
-    let rows = analysis.customers().zip(clv).map(|(c, v)| {
-        let a = attributes.get(&c.summary.customer_id);
-        (
-            a.and_then(|a| a.acquisition_channel.as_deref()),
-            *v,
-            a.and_then(|a| a.acquisition_cost),
-        )
-    });
-    let groups = lifecycle_kpis::ltv_cac(rows);
-    let mut csv = String::from("acquisition_channel,customers,mean_clv,mean_cac,ltv_cac\n");
-    for g in &groups {
+    let rows: Vec<(String, String, f64, Option<f64>)> = analysis
+        .customers()
+        .zip(clv)
+        .map(|(c, v)| {
+            let id = &c.summary.customer_id;
+            (
+                channel_of(costs.attributes, id).to_string(),
+                c.summary
+                    .first_order
+                    .map_or_else(String::new, |d| month_label(lifecycle_kpis::month_of(d))),
+                v * margin_factor(id),
+                costs.cac(id, c.summary.first_order),
+            )
+        })
+        .collect();
+    let by_channel = lifecycle_kpis::ltv_cac(
+        rows.iter()
+            .map(|r| (Some(r.0.as_str()).filter(|c| *c != "(unknown)"), r.2, r.3)),
+    );
+    let by_cohort = lifecycle_kpis::ltv_cac(
+        rows.iter()
+            .map(|r| (Some(r.1.as_str()).filter(|m| !m.is_empty()), r.2, r.3)),
+    );
+    let write = |name: &str, label: &str, groups: &[lifecycle_kpis::LtvCac]| -> Result<()> {
+        let mut csv = format!("{label},customers,mean_clv,mean_cac,ltv_cac\n");
+        for g in groups {
+            let _ = writeln!(
+                csv,
+                "{},{},{:.4},{:.4},{}",
+                crate::csv_text(&g.group),
+                g.customers,
+                g.mean_clv,
+                g.mean_cac,
+                g.ratio.map_or_else(String::new, |r| format!("{r:.4}"))
+            );
+        }
+        let path = out.join(name);
+        std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))
+    };
+    write("ltv_cac.csv", "acquisition_channel", &by_channel)?;
+    let mut cohorts = by_cohort;
+    // "all" first, then the months in order.
+    cohorts[1..].sort_by(|a, b| a.group.cmp(&b.group));
+    write("ltv_cac_cohorts.csv", "cohort", &cohorts)?;
+    let json_of = |key: &str, g: &lifecycle_kpis::LtvCac| {
+        json!({
+            key: g.group, "customers": g.customers,
+            "mean_clv": g.mean_clv, "mean_cac": g.mean_cac, "ltv_cac": g.ratio,
+        })
+    };
+    Ok(json!({
+        "groups": by_channel.iter().map(|g| json_of("acquisition_channel", g)).collect::<Vec<_>>(),
+        "cohorts": cohorts.iter().map(|g| json_of("cohort", g)).collect::<Vec<_>>(),
+        "files": ["ltv_cac.csv", "ltv_cac_cohorts.csv"],
+    }))
+}
+
+/// payback.csv: per acquisition channel, the months until the margin
+/// earned per customer reaches the mean acquisition cost.
+pub fn write_payback(
+    analysis: &lifecycle_rfm::Analysis,
+    payback: lifecycle_kpis::PaybackBuilder,
+    costs: &Costs<'_>,
+    out: &Path,
+) -> Result<Value> {
+    let mut sums: std::collections::HashMap<&str, (f64, u64)> = std::collections::HashMap::new();
+    for c in analysis.customers() {
+        if let Some(cac) = costs.cac(&c.summary.customer_id, c.summary.first_order) {
+            let e = sums
+                .entry(channel_of(costs.attributes, &c.summary.customer_id))
+                .or_insert((0.0, 0));
+            e.0 += cac;
+            e.1 += 1;
+        }
+    }
+    let groups = payback.finish(|g| sums.get(g).map(|(s, n)| s / *n as f64));
+    let at = |p: &lifecycle_kpis::Payback, m: usize| p.cumulative.get(m).copied();
+    let mut csv = String::from(
+        "acquisition_channel,customers,mean_cac,payback_months,margin_month_0,margin_3_months,margin_6_months,margin_12_months,months_observed\n",
+    );
+    let f = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.2}"));
+    for p in &groups {
         let _ = writeln!(
             csv,
-            "{},{},{:.4},{:.4},{}",
-            crate::csv_text(&g.group),
-            g.customers,
-            g.mean_clv,
-            g.mean_cac,
-            g.ratio.map_or_else(String::new, |r| format!("{r:.4}"))
+            "{},{},{:.2},{},{},{},{},{},{}",
+            crate::csv_text(&p.group),
+            p.customers,
+            p.mean_cac,
+            p.months.map_or_else(String::new, |m| m.to_string()),
+            f(at(p, 0)),
+            f(at(p, 3)),
+            f(at(p, 6)),
+            f(at(p, 12)),
+            p.cumulative.len()
         );
     }
-    let path = out.join("ltv_cac.csv");
+    let path = out.join("payback.csv");
     std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
     Ok(json!({
-        "groups": groups.iter().map(|g| json!({
-            "acquisition_channel": g.group, "customers": g.customers,
-            "mean_clv": g.mean_clv, "mean_cac": g.mean_cac, "ltv_cac": g.ratio,
+        "groups": groups.iter().map(|p| json!({
+            "acquisition_channel": p.group, "customers": p.customers, "mean_cac": p.mean_cac,
+            "payback_months": p.months, "cumulative_margin": p.cumulative,
         })).collect::<Vec<_>>(),
-        "file": "ltv_cac.csv",
+        "unattributed_spend": costs.unattributed_spend(),
+        "file": "payback.csv",
     }))
 }
 

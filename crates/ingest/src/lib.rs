@@ -27,6 +27,7 @@ mod orders;
 mod parquet_source;
 mod pipeline;
 mod record;
+pub mod spend;
 pub mod summary_file;
 
 pub use datetime::{Clock, DateStyle, civil_from_days, days_from_civil, format_day};

@@ -818,3 +818,134 @@ mod ltv_tests {
         );
     }
 }
+
+/// Margin earned per acquired customer, month by month since acquisition,
+/// per group (acquisition channel): what the payback period is read from.
+#[derive(Debug, Default)]
+pub struct PaybackBuilder {
+    last_month: Month,
+    /// Group → (customers, margin by month offset, customers observed at
+    /// least that many months).
+    groups: std::collections::BTreeMap<String, (u64, Vec<f64>, Vec<u64>)>,
+}
+
+/// How long a group's customers take to earn back their acquisition cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payback {
+    pub group: String,
+    pub customers: u64,
+    pub mean_cac: f64,
+    /// Mean cumulative margin per customer after each month since
+    /// acquisition (offset 0 = the acquisition month), over the customers
+    /// observed that long.
+    pub cumulative: Vec<f64>,
+    /// The first month offset where the cumulative margin reaches the mean
+    /// CAC (`Some(0)`: within the acquisition month; `None`: not yet).
+    pub months: Option<usize>,
+}
+
+impl PaybackBuilder {
+    /// Months after `as_of`'s month are not observed.
+    pub fn new(as_of: Day) -> PaybackBuilder {
+        PaybackBuilder {
+            last_month: month_of(as_of),
+            groups: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// One customer's orders, their group and their margin rate (margin
+    /// per unit of revenue).
+    pub fn add(&mut self, group: &str, entries: &[OrderEntry], margin_rate: f64) {
+        let Some(first) = entries.iter().filter(|e| e.is_order).map(|e| e.day).min() else {
+            return;
+        };
+        let cohort = month_of(first);
+        let observed = (self.last_month - cohort + 1).max(0) as usize;
+        let g = self
+            .groups
+            .entry(group.to_string())
+            .or_insert_with(|| (0, Vec::new(), Vec::new()));
+        g.0 += 1;
+        if g.1.len() < observed {
+            g.1.resize(observed, 0.0);
+            g.2.resize(observed, 0);
+        }
+        for c in &mut g.2[..observed] {
+            *c += 1;
+        }
+        for e in entries {
+            let offset = (month_of(e.day) - cohort).max(0) as usize;
+            if offset < observed {
+                g.1[offset] += e.amount * margin_rate;
+            }
+        }
+    }
+
+    /// Each group's payback against its mean CAC (`cac` per group; groups
+    /// without one are left out).
+    pub fn finish(self, cac: impl Fn(&str) -> Option<f64>) -> Vec<Payback> {
+        self.groups
+            .into_iter()
+            .filter_map(|(group, (customers, margin, observed))| {
+                let mean_cac = cac(&group)?;
+                let mut acc = 0.0;
+                let cumulative: Vec<f64> = margin
+                    .iter()
+                    .zip(&observed)
+                    .take_while(|(_, n)| **n > 0)
+                    .map(|(m, n)| {
+                        acc += m / *n as f64;
+                        acc
+                    })
+                    .collect();
+                let months = cumulative.iter().position(|c| *c >= mean_cac);
+                Some(Payback {
+                    group,
+                    customers,
+                    mean_cac,
+                    cumulative,
+                    months,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod payback_tests {
+    use super::*;
+
+    fn e(day: Day, amount: f64) -> OrderEntry {
+        OrderEntry {
+            day,
+            key: day as u64,
+            amount,
+            rows: 1,
+            is_order: true,
+        }
+    }
+
+    #[test]
+    fn payback_by_hand() {
+        // As of 2024-03-31 (day 19813). Two search customers acquired in
+        // January 2024 (day 19723): one spends 40 then 40 in March, the
+        // other 20 in January only. Margin rate 0.5, CAC 25.
+        let jan = 19_723;
+        let mut b = PaybackBuilder::new(19_813);
+        b.add("search", &[e(jan, 40.0), e(jan + 60, 40.0)], 0.5);
+        b.add("search", &[e(jan + 5, 20.0)], 0.5);
+        // A March customer is observed one month only.
+        b.add("search", &[e(jan + 61, 100.0)], 0.5);
+        let p = b.finish(|g| (g == "search").then_some(25.0));
+        let s = &p[0];
+        assert_eq!(s.customers, 3);
+        // Month 0: (20 + 10 + 50) / 3; month 1: 0 / 2; month 2: 20 / 2.
+        let m0 = 80.0 / 3.0;
+        assert!((s.cumulative[0] - m0).abs() < 1e-12);
+        assert!((s.cumulative[1] - m0).abs() < 1e-12);
+        assert!((s.cumulative[2] - (m0 + 10.0)).abs() < 1e-12);
+        assert_eq!(s.months, Some(0));
+        let p = PaybackBuilder::new(19_813);
+        assert!(p.finish(|_| Some(1.0)).is_empty());
+    }
+}
