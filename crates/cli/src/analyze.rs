@@ -95,6 +95,12 @@ pub struct AnalyzeArgs {
     /// attributes give none for (LTV:CAC, payback.csv)
     #[arg(long, value_name = "FILE")]
     pub spend: Option<PathBuf>,
+    /// With --kpis: survey answers, reviews, returns and tickets
+    /// (customer_id,kind,value or a survey export with nps/ces/review
+    /// columns): NPS, CES, review score, return and resolution rates by
+    /// segment and phase (experience.csv)
+    #[arg(long, value_name = "FILE")]
+    pub experience: Option<PathBuf>,
     /// With --kpis: a second order within this many days makes a new
     /// customer sticky
     #[arg(long, default_value_t = 90, value_name = "DAYS")]
@@ -261,6 +267,11 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         (Some(_), None) => return Err(input_err("--spend goes with --kpis --attributes")),
         _ => None,
     };
+    let experience = match (&args.experience, args.kpis) {
+        (Some(p), true) => Some(lifecycle_ingest::experience::read_experience(p)?),
+        (Some(_), false) => return Err(input_err("--experience goes with --kpis")),
+        _ => None,
+    };
     let dims = crate::kpis::Dimensions::new(attributes.as_ref(), lines.as_ref(), as_of_day);
     // Margin per unit of revenue: each customer's own from the lines' costs,
     // else the lines' overall rate, else --margin.
@@ -362,6 +373,10 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         }
         if let Some(l) = &lines {
             section["lines"] = crate::kpis::write_lines(l, &args.out)?;
+        }
+        if let Some(e) = &experience {
+            section["experience"] =
+                crate::kpis::write_experience(&analysis, &table, e, lines.as_ref(), &args.out)?;
         }
         if let Some(a) = &attributes {
             let costs = crate::kpis::Costs::new(&analysis, a, spend.as_ref());

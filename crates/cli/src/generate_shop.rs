@@ -87,7 +87,11 @@ pub fn run(args: GenerateShopArgs) -> Result<()> {
                 p.id,
                 p.category,
                 p.brand,
-                l.quantity,
+                if l.returned {
+                    -i64::from(l.quantity)
+                } else {
+                    i64::from(l.quantity)
+                },
                 p.price,
                 p.cost,
                 l.discount_code.unwrap_or(""),

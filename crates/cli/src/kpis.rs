@@ -721,3 +721,132 @@ pub fn write_lines(l: &LineFacts, out: &Path) -> Result<Value> {
         "next_best": {"customers": with_next, "file": "next_best.csv"},
     }))
 }
+
+/// experience.csv (NPS, CES, reviews, returns, support resolution by
+/// segment, by phase and overall) and comments.csv (free-text answers with
+/// the customer's segment).
+pub fn write_experience(
+    analysis: &lifecycle_rfm::Analysis,
+    table: &lifecycle_rfm::SegmentTable,
+    input: &lifecycle_ingest::experience::ExperienceInput,
+    lines: Option<&LineFacts>,
+    out: &Path,
+) -> Result<Value> {
+    use lifecycle_kpis::experience::{Experience, Signal};
+    use std::collections::HashMap;
+    let mut by_customer: HashMap<&str, Vec<Signal>> = HashMap::new();
+    for (id, s) in &input.signals {
+        by_customer.entry(id.as_str()).or_default().push(*s);
+    }
+    let segments = table.segments();
+    let mut per_segment = vec![Experience::default(); segments.len()];
+    let mut matched = 0usize;
+    let mut segment_of: HashMap<String, usize> = HashMap::new();
+    for c in analysis.customers() {
+        let seg = c.segment.min(segments.len().saturating_sub(1));
+        let e = &mut per_segment[seg];
+        e.customers += 1;
+        let id = lifecycle_ingest::attributes::normalize_id(&c.summary.customer_id);
+        match lines.and_then(|l| l.get(&id)) {
+            Some(l) => {
+                e.bought += f64::from(l.lines);
+                e.returned += f64::from(l.returned);
+            }
+            None if lines.is_none() => e.bought += f64::from(c.summary.n_orders),
+            None => {}
+        }
+        if let Some(signals) = by_customer.get(id.as_str()) {
+            matched += signals.len();
+            for s in signals {
+                e.add(*s);
+            }
+        }
+        if !input.comments.is_empty() {
+            segment_of.insert(id, seg);
+        }
+    }
+    let mut phases: Vec<(lifecycle_rfm::Phase, Experience)> = lifecycle_rfm::Phase::ALL
+        .iter()
+        .map(|p| (*p, Experience::default()))
+        .collect();
+    let mut all = Experience::default();
+    for (s, e) in segments.iter().zip(&per_segment) {
+        if let Some(p) = phases.iter_mut().find(|p| p.0 == s.phase) {
+            p.1.merge(e);
+        }
+        all.merge(e);
+    }
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or_else(String::new, |v| format!("{v:.digits$}"));
+    let mut csv = String::from(
+        "level,group,customers,nps_answers,nps,nps_ci_low,nps_ci_high,ces_answers,ces,reviews,review_score,return_rate,tickets_opened,resolution_rate\n",
+    );
+    let mut rows = Vec::new();
+    let groups = std::iter::once(("all", "all".to_string(), &all))
+        .chain(
+            phases
+                .iter()
+                .map(|(p, e)| ("phase", p.name().to_string(), e)),
+        )
+        .chain(
+            segments
+                .iter()
+                .zip(&per_segment)
+                .map(|(s, e)| ("segment", s.name.clone(), e)),
+        );
+    for (level, name, e) in groups {
+        let nps = e.nps();
+        let _ = writeln!(
+            csv,
+            "{level},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            crate::csv_text(&name),
+            e.customers,
+            e.nps_answers,
+            opt(nps.map(|n| n.score), 1),
+            opt(nps.map(|n| n.ci.0), 1),
+            opt(nps.map(|n| n.ci.1), 1),
+            e.ces_answers,
+            opt(e.ces(), 3),
+            e.reviews,
+            opt(e.review(), 3),
+            opt(e.return_rate(), 4),
+            e.tickets_opened,
+            opt(e.resolution_rate(), 4)
+        );
+        rows.push(json!({
+            "level": level, "group": name, "customers": e.customers,
+            "nps_answers": e.nps_answers, "nps": nps.map(|n| n.score),
+            "nps_ci": nps.map(|n| [n.ci.0, n.ci.1]), "ces": e.ces(), "review_score": e.review(),
+            "return_rate": e.return_rate(), "resolution_rate": e.resolution_rate(),
+        }));
+    }
+    let path = out.join("experience.csv");
+    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    let mut files = vec!["experience.csv"];
+    if !input.comments.is_empty() {
+        let mut csv = String::from("customer_id,segment,question,comment\n");
+        for (id, q, text) in &input.comments {
+            let seg = segment_of
+                .get(id)
+                .map_or("(not a customer)", |&s| segments[s].name.as_str());
+            let _ = writeln!(
+                csv,
+                "{},{},{},{}",
+                crate::csv_text(id),
+                crate::csv_text(seg),
+                crate::csv_text(q),
+                crate::csv_text(text)
+            );
+        }
+        let path = out.join("comments.csv");
+        std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+        files.push("comments.csv");
+    }
+    Ok(json!({
+        "groups": rows,
+        "signals": input.signals.len(),
+        "signals_of_unknown_customers": input.signals.len() - matched,
+        "returns_per": if lines.is_some() { "item bought (order lines)" } else { "order" },
+        "files": files,
+    }))
+}

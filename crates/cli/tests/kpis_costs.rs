@@ -66,9 +66,20 @@ fn spend_fills_missing_costs_and_payback_matches_the_files() {
         e.1 += amount;
         e.2 += amount - l[8].parse::<f64>().unwrap() * q;
     }
+    // Customers whose returns cancel their revenue take the overall rate.
+    let (all_margin, all_revenue) = sums
+        .values()
+        .fold((0.0, 0.0), |(m, r), s| (m + s.2, r + s.1));
     let month0: HashMap<String, f64> = sums
         .into_iter()
-        .map(|(id, (m0, revenue, margin))| (id, m0 * margin / revenue))
+        .map(|(id, (m0, revenue, margin))| {
+            let rate = if revenue > 0.0 {
+                margin / revenue
+            } else {
+                all_margin / all_revenue
+            };
+            (id, m0 * rate)
+        })
         .collect();
     let mut acquired: HashMap<(String, String), f64> = HashMap::new();
     for (id, (channel, _)) in &own {

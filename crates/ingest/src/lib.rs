@@ -20,6 +20,7 @@ pub mod config;
 mod datetime;
 mod error;
 mod events;
+pub mod experience;
 mod layout;
 pub mod lines;
 mod number;

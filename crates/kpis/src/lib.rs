@@ -16,6 +16,7 @@
 //! `lifecycle-rfm` and `lifecycle-lift` (tests, corrections) and must never
 //! depend on readers, the store or the CLI.
 
+pub mod experience;
 pub mod lines;
 
 use lifecycle_rfm::{Day, OrderEntry};

@@ -144,11 +144,15 @@ pub struct ShopLine {
     pub product: usize,
     pub quantity: u32,
     pub discount_code: Option<&'static str>,
-    /// `price × quantity` (the codes give free shipping, not a price cut).
+    /// `price × quantity` (the codes give free shipping, not a price cut);
+    /// negative for a return.
     pub amount: f64,
+    /// A return of one item of an earlier line (of the same order).
+    pub returned: bool,
 }
 
-/// A survey answer or review: `kind` is `nps` (0–10) or `review` (1–5).
+/// A survey answer, review or ticket: `kind` is `nps` (0–10), `ces`
+/// (1–7), `review` (1–5) or `ticket` (1 resolved, 0 open).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
     pub kind: &'static str,
@@ -296,6 +300,7 @@ impl Shop {
                     quantity,
                     discount_code: code,
                     amount: (amount * 100.0).round() / 100.0,
+                    returned: false,
                 });
             }
             let order_products: Vec<usize> = lines
@@ -351,6 +356,35 @@ impl Shop {
                 day: (last + 7).min(self.days - 1),
             });
         }
+        if self.rng.random::<f64>() < 0.1 {
+            answers.push(Answer {
+                kind: "ces",
+                value: self.rng.random_range(1..=7),
+                day: (last + 2).min(self.days - 1),
+            });
+        }
+        // Support tickets: resolved (1) 85% of the time.
+        if self.rng.random::<f64>() < 0.08 {
+            answers.push(Answer {
+                kind: "ticket",
+                value: u32::from(self.rng.random::<f64>() < 0.85),
+                day: (last + 1).min(self.days - 1),
+            });
+        }
+        // A line returned now and then: 4% of lines, 3 days later.
+        let mut returns = Vec::new();
+        for l in &lines {
+            if self.rng.random::<f64>() < 0.04 && l.day + 3 < self.days {
+                returns.push(ShopLine {
+                    day: l.day + 3,
+                    quantity: 1,
+                    amount: -(l.amount / f64::from(l.quantity) * 100.0).round() / 100.0,
+                    returned: true,
+                    ..l.clone()
+                });
+            }
+        }
+        lines.extend(returns);
         (customer, lines, answers)
     }
 }
@@ -375,7 +409,12 @@ mod tests {
                 .map(|l| l.order)
                 .collect::<std::collections::HashSet<_>>()
                 .len() as u32;
-            assert!(orders >= 1 && lines.iter().all(|l| l.day < 730 && l.amount > 0.0));
+            assert!(
+                orders >= 1
+                    && lines
+                        .iter()
+                        .all(|l| l.day < 730 && (l.amount > 0.0) != l.returned)
+            );
             let slot = if c.city == "Lyon" {
                 &mut lyon
             } else {
