@@ -101,6 +101,14 @@ pub struct AnalyzeArgs {
     /// segment and phase (experience.csv)
     #[arg(long, value_name = "FILE")]
     pub experience: Option<PathBuf>,
+    /// With --kpis: the segments whose profile is the ideal customer
+    /// profile (comma-separated; default: the Veneration phase's)
+    #[arg(long, value_name = "SEGMENTS")]
+    pub best: Option<String>,
+    /// With --kpis and attributes or lines: how many lookalikes of the best
+    /// customers to list (lookalikes.csv)
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub lookalikes: usize,
     /// With --kpis: a second order within this many days makes a new
     /// customer sticky
     #[arg(long, default_value_t = 90, value_name = "DAYS")]
@@ -373,6 +381,34 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         }
         if let Some(l) = &lines {
             section["lines"] = crate::kpis::write_lines(l, &args.out)?;
+        }
+        if !dims.names().is_empty() {
+            let segments = table.segments();
+            let best: Vec<usize> = match &args.best {
+                Some(list) => list
+                    .split(',')
+                    .map(|n| {
+                        let n = n.trim();
+                        segments
+                            .iter()
+                            .position(|s| s.name.eq_ignore_ascii_case(n))
+                            .ok_or_else(|| input_err(format!("--best: no segment named \"{n}\"")))
+                    })
+                    .collect::<Result<_>>()?,
+                None => (0..segments.len())
+                    .filter(|&i| segments[i].phase == lifecycle_rfm::Phase::Veneration)
+                    .collect(),
+            };
+            section["icp"] = crate::kpis::write_icp(
+                &analysis,
+                &table,
+                &dims,
+                attributes.as_ref(),
+                lines.as_ref(),
+                &best,
+                args.lookalikes,
+                &args.out,
+            )?;
         }
         if let Some(e) = &experience {
             section["experience"] =

@@ -850,3 +850,297 @@ pub fn write_experience(
         "files": files,
     }))
 }
+
+/// The ideal customer profile of the best segments (icp.csv and the
+/// summary) and the lookalikes: the customers outside them who look most
+/// like them (lookalikes.csv, and hashed ad-audience files for Meta and
+/// Google when the attributes have emails or phones).
+#[allow(clippy::too_many_arguments)]
+pub fn write_icp(
+    analysis: &lifecycle_rfm::Analysis,
+    table: &lifecycle_rfm::SegmentTable,
+    dims: &Dimensions<'_>,
+    attributes: Option<&lifecycle_ingest::attributes::AttributesFile>,
+    lines: Option<&LineFacts>,
+    best: &[usize],
+    lookalikes: usize,
+    out: &Path,
+) -> Result<Value> {
+    use lifecycle_kpis::icp::{Lookalike, ProfileCounts, traits};
+    use std::collections::BTreeMap;
+    let segments = table.segments();
+    let names = dims.names();
+    let mut counts: Vec<BTreeMap<String, (u64, u64)>> = vec![BTreeMap::new(); names.len()];
+    let mut values_of: Vec<Vec<Option<String>>> = Vec::new();
+    let (mut n_best, mut n_rest) = (0u64, 0u64);
+    // Mean days between purchase days (t_x / x) of repeat buyers.
+    let mut cadence: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let is_best = |seg: usize| best.contains(&seg);
+    let mut best_line_customers: Vec<bool> =
+        lines.map_or_else(Vec::new, |l| vec![false; l.table.customers.len()]);
+    for c in analysis.customers() {
+        let b = is_best(c.segment);
+        if b {
+            n_best += 1;
+        } else {
+            n_rest += 1;
+        }
+        let values = dims.values(&c.summary.customer_id);
+        for (map, v) in counts.iter_mut().zip(&values) {
+            if let Some(v) = v {
+                let e = map.entry(v.clone()).or_insert((0, 0));
+                if b {
+                    e.0 += 1;
+                } else {
+                    e.1 += 1;
+                }
+            }
+        }
+        values_of.push(values);
+        if let (Some(t), x) = (c.summary.recency_days(), c.summary.frequency())
+            && x > 0
+        {
+            cadence[usize::from(!b)].push(f64::from(t) / f64::from(x));
+        }
+        if let Some(l) = lines
+            && let Some(i) = l
+                .table
+                .customers
+                .get(&lifecycle_ingest::attributes::normalize_id(
+                    &c.summary.customer_id,
+                ))
+            && let Some(slot) = best_line_customers.get_mut(i as usize)
+        {
+            *slot = b;
+        }
+    }
+    let profile: Vec<ProfileCounts> = names
+        .iter()
+        .zip(counts)
+        .map(|(d, m)| ProfileCounts {
+            dimension: d.clone(),
+            values: m.into_iter().map(|(v, (b, r))| (v, b, r)).collect(),
+        })
+        .collect();
+    let found = traits(&profile, MIN_TESTED);
+    let mut csv = String::from(
+        "section,dimension,value,best_share,rest_share,index,best_customers,p_adjusted\n",
+    );
+    let section = |d: &str| {
+        if d.starts_with("first_") || d == "acquisition_channel" {
+            "how they started"
+        } else {
+            "who they are"
+        }
+    };
+    for t in &found {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{:.6},{:.6},{:.4},{},{:.6e}",
+            section(&t.dimension),
+            crate::csv_text(&t.dimension),
+            crate::csv_text(&t.value),
+            t.best_share,
+            t.rest_share,
+            t.index,
+            t.best_customers,
+            t.p_adjusted
+        );
+    }
+    // What and when they buy: shares of order lines, best against rest.
+    let mut buys = Vec::new();
+    let mut when = Vec::new();
+    if let Some(l) = lines {
+        let t = &l.table;
+        let mut shares =
+            |kind: &str,
+             names: &lifecycle_kpis::lines::Names,
+             of: &dyn Fn(&lifecycle_kpis::lines::Line) -> Option<u32>| {
+                let mut c: Vec<[u64; 2]> = vec![[0, 0]; names.len()];
+                let mut total = [0u64; 2];
+                for line in t.lines.iter().filter(|x| !x.is_return()) {
+                    if let Some(v) = of(line) {
+                        let side = usize::from(
+                            !best_line_customers
+                                .get(line.customer as usize)
+                                .copied()
+                                .unwrap_or(false),
+                        );
+                        c[v as usize][side] += 1;
+                        total[side] += 1;
+                    }
+                }
+                for (i, [b, r]) in c.iter().enumerate() {
+                    if total[0] == 0 || total[1] == 0 || b + r < MIN_TESTED {
+                        continue;
+                    }
+                    let (bs, rs) = (*b as f64 / total[0] as f64, *r as f64 / total[1] as f64);
+                    buys.push((
+                        kind.to_string(),
+                        names.name(i as u32).to_string(),
+                        bs,
+                        rs,
+                        if rs > 0.0 { bs / rs } else { f64::INFINITY },
+                    ));
+                }
+            };
+        shares("category", &t.categories, &|x| x.category);
+        shares("brand", &t.brands, &|x| x.brand);
+        buys.sort_by(|a, b| a.0.cmp(&b.0).then(b.4.total_cmp(&a.4)));
+        for (kind, v, bs, rs, idx) in &buys {
+            let _ = writeln!(
+                csv,
+                "what they buy,{kind},{},{bs:.6},{rs:.6},{idx:.4},,",
+                crate::csv_text(v)
+            );
+        }
+        let mut days = [[0u64; 7]; 2];
+        let mut hours = [[0u64; 24]; 2];
+        for (i, c) in l.customers.iter().enumerate() {
+            let Some(c) = c else { continue };
+            let side = usize::from(!best_line_customers.get(i).copied().unwrap_or(false));
+            for (acc, n) in days[side].iter_mut().zip(c.weekdays) {
+                *acc += u64::from(n);
+            }
+            for (acc, n) in hours[side].iter_mut().zip(c.hours) {
+                *acc += u64::from(n);
+            }
+        }
+        let weekday_names = [
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ];
+        let share = |a: &[u64], i: usize| {
+            let s: u64 = a.iter().sum();
+            (s > 0).then(|| a[i] as f64 / s as f64)
+        };
+        for (d, name) in weekday_names.iter().enumerate() {
+            if let (Some(b), Some(r)) = (share(&days[0], d), share(&days[1], d)) {
+                let _ = writeln!(
+                    csv,
+                    "when they buy,weekday,{name},{b:.6},{r:.6},{:.4},,",
+                    b / r.max(1e-12)
+                );
+                when.push(json!({"weekday": name, "best_share": b, "rest_share": r}));
+            }
+        }
+        if hours[0].iter().sum::<u64>() > 0 {
+            for h in 0..24 {
+                if let (Some(b), Some(r)) = (share(&hours[0], h), share(&hours[1], h)) {
+                    let _ = writeln!(
+                        csv,
+                        "when they buy,hour,{h:02},{b:.6},{r:.6},{:.4},,",
+                        b / r.max(1e-12)
+                    );
+                }
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| lifecycle_kpis::quantile(v, 0.5))
+    };
+    let (cad_best, cad_rest) = (median(&mut cadence[0]), median(&mut cadence[1]));
+    let path = out.join("icp.csv");
+    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+
+    // Lookalikes: the rest ranked by the naive-Bayes score of their values.
+    let model = Lookalike::new(&profile);
+    let contact = |name: &str| {
+        attributes.and_then(|a| {
+            a.other_columns
+                .iter()
+                .position(|c| lifecycle_ingest::normalize(c) == name)
+                .map(|i| (a, i + 1))
+        })
+    };
+    let (email, phone) = (contact("email"), contact("phone"));
+    let mut ranked: Vec<(f64, usize, Vec<Option<f64>>)> = analysis
+        .customers()
+        .zip(&values_of)
+        .enumerate()
+        .filter(|(_, (c, _))| !is_best(c.segment))
+        .map(|(i, (_, v))| {
+            let (s, parts) = model.score(v);
+            (s, i, parts)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranked.truncate(lookalikes);
+    let customers: Vec<_> = analysis.customers().collect();
+    let mut csv = String::from("customer_id,segment,score,because,email,phone\n");
+    let mut members = Vec::new();
+    for (score, i, parts) in &ranked {
+        let c = &customers[*i];
+        let id = &c.summary.customer_id;
+        let mut reasons: Vec<(f64, String)> = parts
+            .iter()
+            .zip(&names)
+            .zip(&values_of[*i])
+            .filter_map(|((p, n), v)| {
+                Some((p.filter(|p| *p > 0.0)?, format!("{n}={}", v.as_deref()?)))
+            })
+            .collect();
+        reasons.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let because: Vec<String> = reasons.into_iter().take(3).map(|r| r.1).collect();
+        let get = |c: Option<(&lifecycle_ingest::attributes::AttributesFile, usize)>| {
+            c.and_then(|(a, col)| a.get(id).and_then(|x| x.column(col)).map(str::to_string))
+                .unwrap_or_default()
+        };
+        let (e, p) = (get(email), get(phone));
+        let _ = writeln!(
+            csv,
+            "{},{},{score:.4},{},{},{}",
+            crate::csv_text(id),
+            crate::csv_text(&segments[c.segment.min(segments.len() - 1)].name),
+            crate::csv_text(&because.join("; ")),
+            crate::csv_text(&e),
+            crate::csv_text(&p)
+        );
+        let mut m = serde_json::Map::new();
+        m.insert("email".into(), json!(e));
+        m.insert("phone".into(), json!(p));
+        members.push(m);
+    }
+    let path = out.join("lookalikes.csv");
+    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    let mut files = vec!["icp.csv".to_string(), "lookalikes.csv".to_string()];
+    if email.is_some() || phone.is_some() {
+        use lifecycle_deliver::audiences::{Platform, audience_csv};
+        for p in [Platform::Meta, Platform::Google] {
+            let name = format!("lookalikes_{}.csv", p.name());
+            let path = out.join(&name);
+            std::fs::write(&path, audience_csv(p, &members))
+                .with_context(|| format!("{}", path.display()))?;
+            files.push(name);
+        }
+    }
+    let top: Vec<Value> = found
+        .iter()
+        .filter(|t| t.p_adjusted < 0.05 && t.index > 1.0)
+        .take(12)
+        .map(|t| {
+            json!({
+                "section": section(&t.dimension), "dimension": t.dimension, "value": t.value,
+                "best_share": t.best_share, "rest_share": t.rest_share, "index": t.index,
+                "p_adjusted": t.p_adjusted,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "best_segments": best.iter().map(|&i| segments[i].name.clone()).collect::<Vec<_>>(),
+        "best_customers": n_best,
+        "other_customers": n_rest,
+        "traits": top,
+        "buys": buys.iter().filter(|b| b.4 >= 1.2).take(10).map(|(k, v, bs, rs, idx)| json!({"kind": k, "value": v, "best_share": bs, "rest_share": rs, "index": idx})).collect::<Vec<_>>(),
+        "weekdays": when,
+        "days_between_orders_median": {"best": cad_best, "rest": cad_rest},
+        "lookalikes": ranked.len(),
+        "files": files,
+    }))
+}

@@ -248,6 +248,52 @@ fn run(seed: &str) {
     );
     assert!(top.2 > 2.0, "{top:?}");
     assert!(strong.len() <= 2, "seed {seed}: {strong:?}");
+    // The ideal customer profile of the best segments: from Lyon, rarely
+    // started with Brittle or came through display; the lookalikes are far
+    // more often from Lyon than the customers they were drawn from.
+    let icp = Rows::read(&out.join("icp.csv"));
+    let index = |d: &str, v: &str| {
+        let r = icp
+            .rows
+            .iter()
+            .find(|r| icp.get(r, "dimension") == d && icp.get(r, "value") == v)
+            .unwrap();
+        (icp.num(r, "index"), icp.num(r, "p_adjusted"))
+    };
+    let (lyon, p) = index("city", "Lyon");
+    assert!(lyon > 1.5 && p < 0.05, "seed {seed}: Lyon index {lyon}");
+    assert!(index("first_brand", "Brittle").0 < 0.5);
+    assert!(index("acquisition_channel", "display").0 < 0.6);
+    let look = Rows::read(&out.join("lookalikes.csv"));
+    assert_eq!(look.rows.len(), 1000);
+    let attrs = Rows::read(&shop.join("attributes.csv"));
+    let city: HashMap<&str, &str> = attrs
+        .rows
+        .iter()
+        .map(|r| (attrs.get(r, "customer_id"), attrs.get(r, "city")))
+        .collect();
+    let lyon_share = |ids: &mut dyn Iterator<Item = &str>| {
+        let (mut n, mut k) = (0.0, 0.0);
+        for id in ids {
+            n += 1.0;
+            k += f64::from(u8::from(city[id] == "Lyon"));
+        }
+        k / n
+    };
+    let top = lyon_share(&mut look.rows.iter().take(200).map(|r| r[0].as_str()));
+    let base = lyon_share(&mut city.keys().copied());
+    assert!(
+        top > 2.0 * base,
+        "seed {seed}: Lyon among the top lookalikes {top} vs {base}"
+    );
+    assert!(
+        look.rows
+            .iter()
+            .all(|r| !["Champions", "Loyal Customers"].contains(&look.get(r, "segment")))
+    );
+    let meta = std::fs::read_to_string(out.join("lookalikes_meta.csv")).unwrap();
+    assert_eq!(meta.lines().count(), 1001, "a hashed email per lookalike");
+
     // Customers who bought P07 and not P12 are offered P12 next.
     let next = Rows::read(&out.join("next_best.csv"));
     assert!(next.rows.len() > 100);

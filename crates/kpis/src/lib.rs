@@ -17,6 +17,7 @@
 //! depend on readers, the store or the CLI.
 
 pub mod experience;
+pub mod icp;
 pub mod lines;
 
 use lifecycle_rfm::{Day, OrderEntry};
