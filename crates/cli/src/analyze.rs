@@ -229,6 +229,16 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         read_orders(&args.orders, &opts)?
     };
     let t_read = started.elapsed();
+    // Stage times for --stats.
+    let mut stages: Vec<(&str, f64)> = Vec::new();
+    let mut mark = {
+        let mut last = started.elapsed();
+        move |stages: &mut Vec<(&'static str, f64)>, name: &'static str| {
+            let now = started.elapsed();
+            stages.push((name, (now - last).as_secs_f64()));
+            last = now;
+        }
+    };
     let mut builder = orders.builder;
     let events = match &args.events {
         Some(path) => {
@@ -265,6 +275,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     if args.sticky_days < 1 {
         return Err(input_err("--sticky-days must be at least 1"));
     }
+    mark(&mut stages, "events_and_setup");
     let lines = match (&args.lines, args.kpis) {
         (Some(p), true) => Some(read_lines(p, &args.timezone)?),
         (Some(_), false) => return Err(input_err("--lines goes with --kpis")),
@@ -275,6 +286,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         (Some(_), None) => return Err(input_err("--spend goes with --kpis --attributes")),
         _ => None,
     };
+    mark(&mut stages, "lines");
     let experience = match (&args.experience, args.kpis) {
         (Some(p), true) => Some(lifecycle_ingest::experience::read_experience(p)?),
         (Some(_), false) => return Err(input_err("--experience goes with --kpis")),
@@ -313,7 +325,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             }
             if !sticky.is_empty() {
                 for (s, value) in sticky.iter_mut().zip(dims.values(id)) {
-                    s.add(value.as_deref(), entries);
+                    s.add(value, entries);
                 }
             }
         });
@@ -327,6 +339,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             .collect();
         (k.finish(), sticky)
     });
+    mark(&mut stages, "kpi_pass");
     let (summaries, finish) = builder.finish(as_of_day);
     let t_finish = started.elapsed();
     let config = AnalysisConfig {
@@ -345,6 +358,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         scoring,
     };
     let mut summary = build_summary(&analysis, &table, &run);
+    mark(&mut stages, "summarise_and_segment");
     let extras = if args.clv {
         match value_columns(&args, &analysis, &table, by_day.as_ref()) {
             Ok((columns, model)) => {
@@ -361,6 +375,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     } else {
         Vec::new()
     };
+    mark(&mut stages, "clv");
     if let Some(data) = &tripwire_data {
         summary.tripwires = Some(crate::tripwires::report_section(
             data,
@@ -373,14 +388,17 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         if !sticky.is_empty() {
             section["stickiness"] =
                 crate::kpis::write_stickiness(sticky, args.sticky_days, &args.out)?;
+            mark(&mut stages, "kpi_files");
             section["anomalies"] =
                 crate::kpis::write_anomalies(&analysis, &table, &dims, &args.out)?;
+            mark(&mut stages, "anomalies");
         }
         if !dims.skipped.is_empty() {
             section["columns_not_grouped"] = serde_json::json!(dims.skipped);
         }
         if let Some(l) = &lines {
             section["lines"] = crate::kpis::write_lines(l, &args.out)?;
+            mark(&mut stages, "affinities");
         }
         if !dims.names().is_empty() {
             let segments = table.segments();
@@ -410,6 +428,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
                 &args.out,
             )?;
         }
+        mark(&mut stages, "icp");
         if let Some(e) = &experience {
             section["experience"] =
                 crate::kpis::write_experience(&analysis, &table, e, lines.as_ref(), &args.out)?;
@@ -440,7 +459,9 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         }
         summary.kpis = Some(section);
     }
+    mark(&mut stages, "ltv_cac_payback_experience");
     let written = write_all(&args.out, &analysis, &table, &summary, &extras)?;
+    mark(&mut stages, "customers_and_report");
     let t_write = started.elapsed();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -464,6 +485,11 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             (t_write - t_analyze).as_secs_f64(),
             peak_rss_kib().unwrap_or(0)
         );
+        let parts: Vec<String> = stages
+            .iter()
+            .map(|(n, t)| format!("{n}={t:.3}"))
+            .collect();
+        eprintln!("stages: {}", parts.join(" "));
     }
     Ok(())
 }

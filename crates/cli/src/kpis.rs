@@ -164,7 +164,10 @@ pub fn write_anomalies(
         }
         for (map, v) in counts.iter_mut().zip(dims.values(&c.summary.customer_id)) {
             if let Some(v) = v {
-                let cell = map.entry(v).or_insert_with(|| (0, vec![0; k + 1]));
+                if !map.contains_key(v) {
+                    map.insert(v.to_string(), (0, vec![0; k + 1]));
+                }
+                let Some(cell) = map.get_mut(v) else { continue };
                 cell.0 += 1;
                 cell.1[seg] += 1;
                 if one_time {
@@ -242,8 +245,8 @@ pub fn write_anomalies(
 /// acquired that month.
 pub struct Costs<'a> {
     attributes: &'a lifecycle_ingest::attributes::AttributesFile,
-    spend: Option<&'a lifecycle_ingest::spend::Spend>,
-    acquired: std::collections::HashMap<(String, lifecycle_kpis::Month), u64>,
+    spend: lifecycle_kpis::lines::HashMap<(&'a str, lifecycle_kpis::Month), f64>,
+    acquired: lifecycle_kpis::lines::HashMap<(&'a str, lifecycle_kpis::Month), u64>,
 }
 
 /// A customer's acquisition channel, or `(unknown)`.
@@ -263,12 +266,15 @@ impl<'a> Costs<'a> {
         attributes: &'a lifecycle_ingest::attributes::AttributesFile,
         spend: Option<&'a lifecycle_ingest::spend::Spend>,
     ) -> Costs<'a> {
-        let mut acquired = std::collections::HashMap::new();
-        if spend.is_some() {
+        let mut acquired = lifecycle_kpis::lines::HashMap::default();
+        let spend: lifecycle_kpis::lines::HashMap<_, _> = spend
+            .map(|s| s.iter().map(|((c, m), v)| ((c.as_str(), *m), *v)).collect())
+            .unwrap_or_default();
+        if !spend.is_empty() {
             for c in analysis.customers() {
                 if let Some(first) = c.summary.first_order {
                     let key = (
-                        channel_of(attributes, &c.summary.customer_id).to_string(),
+                        channel_of(attributes, &c.summary.customer_id),
                         lifecycle_kpis::month_of(first),
                     );
                     *acquired.entry(key).or_insert(0) += 1;
@@ -288,21 +294,20 @@ impl<'a> Costs<'a> {
             return Some(c);
         }
         let key = (
-            channel_of(self.attributes, id).to_string(),
+            channel_of(self.attributes, id),
             lifecycle_kpis::month_of(first_order?),
         );
-        let spend = self.spend?.get(&key)?;
+        let spend = self.spend.get(&key)?;
         let n = *self.acquired.get(&key)?;
         (n > 0).then(|| spend / n as f64)
     }
 
     /// Spend of months and channels that acquired nobody (not shared out).
     pub fn unattributed_spend(&self) -> f64 {
-        self.spend.map_or(0.0, |s| {
-            s.iter()
-                .filter(|(k, _)| !self.acquired.contains_key(*k))
-                .fold(0.0, |acc, (_, v)| acc + v)
-        })
+        self.spend
+            .iter()
+            .filter(|(k, _)| !self.acquired.contains_key(*k))
+            .fold(0.0, |acc, (_, v)| acc + v)
     }
 }
 
@@ -316,28 +321,31 @@ pub fn write_ltv_cac(
     margin_factor: &dyn Fn(&str) -> f64,
     out: &Path,
 ) -> Result<Value> {
-    let rows: Vec<(String, String, f64, Option<f64>)> = analysis
+    let rows: Vec<(&str, Option<lifecycle_kpis::Month>, f64, Option<f64>)> = analysis
         .customers()
         .zip(clv)
         .map(|(c, v)| {
             let id = &c.summary.customer_id;
             (
-                channel_of(costs.attributes, id).to_string(),
-                c.summary
-                    .first_order
-                    .map_or_else(String::new, |d| month_label(lifecycle_kpis::month_of(d))),
+                channel_of(costs.attributes, id),
+                c.summary.first_order.map(lifecycle_kpis::month_of),
                 v * margin_factor(id),
                 costs.cac(id, c.summary.first_order),
             )
         })
         .collect();
+    let labels: std::collections::BTreeMap<lifecycle_kpis::Month, String> = rows
+        .iter()
+        .filter_map(|r| r.1)
+        .map(|m| (m, month_label(m)))
+        .collect();
     let by_channel = lifecycle_kpis::ltv_cac(
         rows.iter()
-            .map(|r| (Some(r.0.as_str()).filter(|c| *c != "(unknown)"), r.2, r.3)),
+            .map(|r| (Some(r.0).filter(|c| *c != "(unknown)"), r.2, r.3)),
     );
     let by_cohort = lifecycle_kpis::ltv_cac(
         rows.iter()
-            .map(|r| (Some(r.1.as_str()).filter(|m| !m.is_empty()), r.2, r.3)),
+            .map(|r| (r.1.and_then(|m| labels.get(&m)).map(String::as_str), r.2, r.3)),
     );
     let write = |name: &str, label: &str, groups: &[lifecycle_kpis::LtvCac]| -> Result<()> {
         let mut csv = format!("{label},customers,mean_clv,mean_cac,ltv_cac\n");
@@ -497,7 +505,7 @@ impl LineFacts {
         let i = self
             .table
             .customers
-            .get(&lifecycle_ingest::attributes::normalize_id(id))?;
+            .get(&lifecycle_ingest::attributes::normalized_id(id))?;
         self.customers.get(i as usize)?.as_ref()
     }
 }
@@ -578,12 +586,12 @@ impl<'a> Dimensions<'a> {
     }
 
     /// A customer's value of each dimension (parallel to [`Self::names`]).
-    pub fn values(&self, id: &str) -> Vec<Option<String>> {
+    pub fn values(&self, id: &str) -> Vec<Option<&'a str>> {
         let attr = self.attributes.and_then(|a| a.get(id));
-        let mut out: Vec<Option<String>> = self
+        let mut out: Vec<Option<&'a str>> = self
             .columns
             .iter()
-            .map(|(i, _)| attr.and_then(|a| a.column(*i)).map(str::to_string))
+            .map(|(i, _)| attr.and_then(|a| a.column(*i)))
             .collect();
         if let Some((i, birth)) = self.age {
             let v = attr.and_then(|a| a.column(i));
@@ -595,32 +603,20 @@ impl<'a> Dimensions<'a> {
                     lifecycle_ingest::parse_amount(v).ok()
                 }
             });
-            out.push(
-                age.filter(|a| (0.0..130.0).contains(a))
-                    .map(|a| age_band(a).to_string()),
-            );
+            out.push(age.filter(|a| (0.0..130.0).contains(a)).map(age_band));
         }
         if let Some(l) = self.lines {
             let c = l.get(id);
             let t = &l.table;
-            out.push(c.map(|c| t.products.name(c.first_product).to_string()));
+            out.push(c.map(|c| t.products.name(c.first_product)));
             if !t.categories.is_empty() {
-                out.push(
-                    c.and_then(|c| c.first_category)
-                        .map(|x| t.categories.name(x).to_string()),
-                );
+                out.push(c.and_then(|c| c.first_category).map(|x| t.categories.name(x)));
             }
             if !t.brands.is_empty() {
-                out.push(
-                    c.and_then(|c| c.first_brand)
-                        .map(|x| t.brands.name(x).to_string()),
-                );
+                out.push(c.and_then(|c| c.first_brand).map(|x| t.brands.name(x)));
             }
             if !t.discounts.is_empty() {
-                out.push(c.map(|c| {
-                    c.first_discount
-                        .map_or_else(|| "(none)".to_string(), |x| t.discounts.name(x).to_string())
-                }));
+                out.push(c.map(|c| c.first_discount.map_or("(none)", |x| t.discounts.name(x))));
             }
         }
         out
@@ -746,7 +742,7 @@ pub fn write_experience(
         let seg = c.segment.min(segments.len().saturating_sub(1));
         let e = &mut per_segment[seg];
         e.customers += 1;
-        let id = lifecycle_ingest::attributes::normalize_id(&c.summary.customer_id);
+        let id = lifecycle_ingest::attributes::normalized_id(&c.summary.customer_id);
         match lines.and_then(|l| l.get(&id)) {
             Some(l) => {
                 e.bought += f64::from(l.lines);
@@ -755,14 +751,14 @@ pub fn write_experience(
             None if lines.is_none() => e.bought += f64::from(c.summary.n_orders),
             None => {}
         }
-        if let Some(signals) = by_customer.get(id.as_str()) {
+        if let Some(signals) = by_customer.get(id.as_ref()) {
             matched += signals.len();
             for s in signals {
                 e.add(*s);
             }
         }
         if !input.comments.is_empty() {
-            segment_of.insert(id, seg);
+            segment_of.insert(id.into_owned(), seg);
         }
     }
     let mut phases: Vec<(lifecycle_rfm::Phase, Experience)> = lifecycle_rfm::Phase::ALL
@@ -871,7 +867,7 @@ pub fn write_icp(
     let segments = table.segments();
     let names = dims.names();
     let mut counts: Vec<BTreeMap<String, (u64, u64)>> = vec![BTreeMap::new(); names.len()];
-    let mut values_of: Vec<Vec<Option<String>>> = Vec::new();
+    let mut values_of: Vec<Vec<Option<&str>>> = Vec::new();
     let (mut n_best, mut n_rest) = (0u64, 0u64);
     // Mean days between purchase days (t_x / x) of repeat buyers.
     let mut cadence: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
@@ -887,8 +883,11 @@ pub fn write_icp(
         }
         let values = dims.values(&c.summary.customer_id);
         for (map, v) in counts.iter_mut().zip(&values) {
-            if let Some(v) = v {
-                let e = map.entry(v.clone()).or_insert((0, 0));
+            if let Some(v) = *v {
+                if !map.contains_key(v) {
+                    map.insert(v.to_string(), (0, 0));
+                }
+                let Some(e) = map.get_mut(v) else { continue };
                 if b {
                     e.0 += 1;
                 } else {

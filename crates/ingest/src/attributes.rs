@@ -6,7 +6,8 @@
 //! Ids are normalised as in orders files (trimmed, emails lower-cased), so
 //! they match. A customer listed twice is an error naming both lines.
 
-use std::collections::HashMap;
+/// A hash map with a fast, fixed hasher.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 use std::path::Path;
 
 use crate::layout::normalize;
@@ -19,6 +20,8 @@ pub struct Attributes {
     pub acquisition_channel: Option<String>,
     /// Other columns, in header order (empty cells are `None`).
     pub other: Vec<Option<String>>,
+    /// The line of the file it was read from.
+    pub line: u64,
 }
 
 /// The attributes file, by customer id.
@@ -52,17 +55,22 @@ impl AttributesFile {
 
     /// A customer's attributes, by an id as the orders spell it.
     pub fn get(&self, customer: &str) -> Option<&Attributes> {
-        self.customers.get(&normalize_id(customer))
+        self.customers.get(normalized_id(customer).as_ref())
     }
 }
 
 /// Ids as the file keys them (emails lower-cased).
 pub fn normalize_id(s: &str) -> String {
+    normalized_id(s).into_owned()
+}
+
+/// [`normalize_id`] without copying an id that is already normal.
+pub fn normalized_id(s: &str) -> std::borrow::Cow<'_, str> {
     let s = s.trim();
-    if s.contains('@') {
-        s.to_ascii_lowercase()
+    if s.contains('@') && s.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(s.to_ascii_lowercase())
     } else {
-        s.to_string()
+        std::borrow::Cow::Borrowed(s)
     }
 }
 
@@ -121,17 +129,20 @@ pub fn read_attributes(path: &Path) -> Result<AttributesFile, IngestError> {
         .collect();
     let mut out = AttributesFile {
         other_columns: others.iter().map(|&i| header[i].clone()).collect(),
-        customers: HashMap::new(),
+        customers: HashMap::with_capacity_and_hasher(text.len() / 64, Default::default()),
     };
-    let mut first_line: HashMap<String, u64> = HashMap::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
+    let mut record = csv::StringRecord::new();
+    loop {
+        let more = reader.read_record(&mut record).map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
             IngestError::Row {
                 path: path.to_path_buf(),
                 row: RowError::new(Location::Line(line), None, e.to_string()),
             }
         })?;
+        if !more {
+            break;
+        }
         let line = record.position().map_or(0, |p| p.line());
         let row_err = |col: usize, m: String| IngestError::Row {
             path: path.to_path_buf(),
@@ -145,10 +156,13 @@ pub fn read_attributes(path: &Path) -> Result<AttributesFile, IngestError> {
             ));
         }
         let customer = normalize_id(raw);
-        if let Some(previous) = first_line.insert(customer.clone(), line) {
+        if let Some(previous) = out.customers.get(&customer) {
             return Err(row_err(
                 id,
-                format!("customer \"{customer}\" is already listed on line {previous}"),
+                format!(
+                    "customer \"{customer}\" is already listed on line {}",
+                    previous.line
+                ),
             ));
         }
         let acquisition_cost = match cost.map(|c| (c, record.get(c).unwrap_or("").trim())) {
@@ -172,6 +186,7 @@ pub fn read_attributes(path: &Path) -> Result<AttributesFile, IngestError> {
                 acquisition_cost,
                 acquisition_channel: channel.and_then(text),
                 other: others.iter().map(|&c| text(c)).collect(),
+                line,
             },
         );
     }

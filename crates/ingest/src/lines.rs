@@ -13,7 +13,7 @@ use std::path::Path;
 
 use lifecycle_kpis::lines::{Line, LineTable};
 
-use crate::attributes::normalize_id;
+use crate::attributes::normalized_id;
 use crate::datetime::{self, Clock, DateStyle};
 use crate::layout::{self, Format, normalize};
 use crate::{IngestError, Location, RowError, parse_amount};
@@ -354,7 +354,7 @@ fn row(
         return Err(RowError::new(loc, None, "amount out of range"));
     }
     let line = Line {
-        customer: t.customers.intern(&normalize_id(customer)),
+        customer: t.customers.intern(&normalized_id(customer)),
         day,
         hour,
         product: t.products.intern(product),

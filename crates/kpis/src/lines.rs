@@ -5,9 +5,10 @@
 //! margin), and upsell affinities ("customers who bought A later bought B")
 //! with each customer's next best product.
 
-use std::collections::HashMap;
-
 use lifecycle_rfm::Day;
+
+/// A hash map with a fast, fixed (deterministic) hasher.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Interned names (customer ids, products, categories, brands, codes).
 #[derive(Debug, Clone, Default)]
@@ -236,8 +237,8 @@ pub fn affinities(customers: &[Option<CustomerLines>], min_customers: u64) -> Ve
     let items = |c: &CustomerLines| -> usize { c.products.len().min(M) };
     // Pass 1: buyers of each product, and its share of later first purchases.
     let mut n_customers = 0u64;
-    let mut bought: HashMap<u32, u64> = HashMap::new();
-    let mut later: HashMap<u32, u64> = HashMap::new();
+    let mut bought: HashMap<u32, u64> = HashMap::default();
+    let mut later: HashMap<u32, u64> = HashMap::default();
     let mut later_total = 0u64;
     for c in customers.iter().flatten() {
         n_customers += 1;
@@ -262,8 +263,8 @@ pub fn affinities(customers: &[Option<CustomerLines>], min_customers: u64) -> Ve
     // already bought by A's day (they cannot be bought "later"), kept as
     // cells (A, m) → (buyers, Σ 1/(1 − e)); and for the pairs where B was
     // already bought by A's day, Σ m/(1 − e) to take out of the expectation.
-    let mut pairs: HashMap<(u32, u32), (u64, f64)> = HashMap::new();
-    let mut cells: HashMap<u32, Vec<(u64, f64)>> = HashMap::new();
+    let mut pairs: HashMap<(u32, u32), (u64, f64)> = HashMap::default();
+    let mut cells: HashMap<u32, Vec<(u64, f64)>> = HashMap::default();
     for c in customers.iter().flatten() {
         let list = &c.products[..items(c)];
         for (i, &(a, day)) in list.iter().enumerate() {
@@ -367,7 +368,7 @@ pub fn next_best(
     rules: &[Rule],
     alpha: f64,
 ) -> Vec<Option<NextBest>> {
-    let mut by_antecedent: HashMap<u32, Vec<&Rule>> = HashMap::new();
+    let mut by_antecedent: HashMap<u32, Vec<&Rule>> = HashMap::default();
     for r in rules.iter().filter(|r| r.p_adjusted < alpha) {
         by_antecedent.entry(r.antecedent).or_default().push(r);
     }
