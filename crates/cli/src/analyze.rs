@@ -277,7 +277,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     }
     mark(&mut stages, "events_and_setup");
     let lines = match (&args.lines, args.kpis) {
-        (Some(p), true) => Some(read_lines(p, &args.timezone)?),
+        (Some(p), true) => Some(read_lines(p, &args.timezone, opts.threads)?),
         (Some(_), false) => return Err(input_err("--lines goes with --kpis")),
         _ => None,
     };
@@ -485,10 +485,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             (t_write - t_analyze).as_secs_f64(),
             peak_rss_kib().unwrap_or(0)
         );
-        let parts: Vec<String> = stages
-            .iter()
-            .map(|(n, t)| format!("{n}={t:.3}"))
-            .collect();
+        let parts: Vec<String> = stages.iter().map(|(n, t)| format!("{n}={t:.3}")).collect();
         eprintln!("stages: {}", parts.join(" "));
     }
     Ok(())
@@ -496,9 +493,13 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
 
 /// Reads the order lines and groups them per customer; bad rows are
 /// reported on stderr and skipped.
-fn read_lines(path: &std::path::Path, timezone: &str) -> Result<crate::kpis::LineFacts> {
+fn read_lines(
+    path: &std::path::Path,
+    timezone: &str,
+    threads: usize,
+) -> Result<crate::kpis::LineFacts> {
     let clock = clock_for(timezone).map_err(input_err)?;
-    let mut input = lifecycle_ingest::lines::read_order_lines(path, &clock)?;
+    let mut input = lifecycle_ingest::lines::read_order_lines(path, &clock, threads)?;
     if input.skipped > 0 {
         eprintln!(
             "{}: skipped {} of {} rows:",

@@ -343,10 +343,13 @@ pub fn write_ltv_cac(
         rows.iter()
             .map(|r| (Some(r.0).filter(|c| *c != "(unknown)"), r.2, r.3)),
     );
-    let by_cohort = lifecycle_kpis::ltv_cac(
-        rows.iter()
-            .map(|r| (r.1.and_then(|m| labels.get(&m)).map(String::as_str), r.2, r.3)),
-    );
+    let by_cohort = lifecycle_kpis::ltv_cac(rows.iter().map(|r| {
+        (
+            r.1.and_then(|m| labels.get(&m)).map(String::as_str),
+            r.2,
+            r.3,
+        )
+    }));
     let write = |name: &str, label: &str, groups: &[lifecycle_kpis::LtvCac]| -> Result<()> {
         let mut csv = format!("{label},customers,mean_clv,mean_cac,ltv_cac\n");
         for g in groups {
@@ -610,7 +613,10 @@ impl<'a> Dimensions<'a> {
             let t = &l.table;
             out.push(c.map(|c| t.products.name(c.first_product)));
             if !t.categories.is_empty() {
-                out.push(c.and_then(|c| c.first_category).map(|x| t.categories.name(x)));
+                out.push(
+                    c.and_then(|c| c.first_category)
+                        .map(|x| t.categories.name(x)),
+                );
             }
             if !t.brands.is_empty() {
                 out.push(c.and_then(|c| c.first_brand).map(|x| t.brands.name(x)));

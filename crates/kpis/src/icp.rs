@@ -6,7 +6,7 @@
 //! so the customers outside the best segments who look most like the best
 //! ones rank first.
 
-use std::collections::HashMap;
+use crate::lines::HashMap;
 
 /// One dimension's values among the best customers and the rest.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -473,6 +473,8 @@ pub struct StickinessBuilder {
     window: i32,
     value_days: i32,
     groups: Vec<(String, u64, u64, u64, f64)>,
+    /// Group name → index into `groups`.
+    index: lines::HashMap<String, usize>,
 }
 
 impl StickinessBuilder {
@@ -484,17 +486,17 @@ impl StickinessBuilder {
             window,
             value_days,
             groups: vec![("all".to_string(), 0, 0, 0, 0.0)],
+            index: lines::HashMap::default(),
         }
     }
 
     fn slot(&mut self, group: &str) -> usize {
-        match self.groups.iter().position(|g| g.0 == group) {
-            Some(i) => i,
-            None => {
-                self.groups.push((group.to_string(), 0, 0, 0, 0.0));
-                self.groups.len() - 1
-            }
+        if let Some(&i) = self.index.get(group) {
+            return i;
         }
+        self.groups.push((group.to_string(), 0, 0, 0, 0.0));
+        self.index.insert(group.to_string(), self.groups.len() - 1);
+        self.groups.len() - 1
     }
 
     /// One customer of `group` (None: counted in "all" only).
@@ -512,11 +514,11 @@ impl StickinessBuilder {
             .filter(|e| e.day >= first && e.day < first + self.value_days)
             .map(|e| e.amount)
             .sum();
-        let mut slots = vec![0];
-        if let Some(g) = group.map(str::trim).filter(|g| !g.is_empty()) {
-            slots.push(self.slot(g));
-        }
-        for s in slots {
+        let slot = group
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(|g| self.slot(g));
+        for s in std::iter::once(0).chain(slot) {
             let g = &mut self.groups[s];
             if closed {
                 g.1 += 1;

@@ -112,12 +112,20 @@ pub fn weekday(day: Day) -> usize {
     (i64::from(day) + 3).rem_euclid(7) as usize
 }
 
-/// Groups the lines by customer (sorting them by customer and day, file
-/// order kept within a day): one entry per customer of the table, `None`
+/// Groups the lines by customer (sorting them by customer and day, the
+/// order they came in kept within a day): one entry per customer of the table, `None`
 /// for a customer without lines.
 pub fn by_customer(table: &mut LineTable) -> Vec<Option<CustomerLines>> {
     let n = table.customers.len();
-    table.lines.sort_by_key(|l| (l.customer, l.day));
+    if table.lines.is_sorted_by_key(|l| l.customer) {
+        // Already grouped (as the reader leaves them): order each
+        // customer's lines by day, file order kept within a day.
+        for group in table.lines.chunk_by_mut(|a, b| a.customer == b.customer) {
+            group.sort_by_key(|l| l.day);
+        }
+    } else {
+        table.lines.sort_by_key(|l| (l.customer, l.day));
+    }
     let mut out: Vec<Option<CustomerLines>> = vec![None; n];
     for chunk in table.lines.chunk_by(|a, b| a.customer == b.customer) {
         let Some(first) = chunk.iter().find(|l| !l.is_return()) else {
@@ -461,6 +469,32 @@ mod tests {
         assert_eq!(a.weekdays[4], 2);
         assert_eq!(a.weekdays[6], 1);
         assert_eq!(c[0].as_ref().unwrap().first_day, 5);
+    }
+
+    #[test]
+    fn grouped_and_scattered_lines_give_the_same_facts() {
+        let mut scattered = LineTable::default();
+        for (c, d, p, r) in [
+            ("a", 5, "x", 1.0),
+            ("b", 2, "y", 3.0),
+            ("a", 1, "z", 2.0),
+            ("b", 2, "x", 3.0),
+            ("a", 5, "y", 4.0),
+        ] {
+            line(&mut scattered, c, d, p, r);
+        }
+        let mut grouped = scattered.clone();
+        // Grouped by customer (as the reader leaves them), file order kept.
+        grouped.lines.sort_by_key(|l| l.customer);
+        assert!(!scattered.lines.is_sorted_by_key(|l| l.customer));
+        let (g, s) = (by_customer(&mut grouped), by_customer(&mut scattered));
+        assert_eq!(g, s);
+        let b = g[1].as_ref().unwrap();
+        assert_eq!(
+            scattered.products.name(b.first_product),
+            "y",
+            "a tie goes to the earlier line"
+        );
     }
 
     #[test]
