@@ -447,8 +447,8 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
                 section["ltv_cac"] =
                     crate::kpis::write_ltv_cac(&analysis, &clv.values, &costs, &factor, &args.out)?;
                 section["ltv_cac"]["margin_basis"] = serde_json::json!(match overall_margin {
-                    Some(_) => "the order lines' costs".to_string(),
-                    None if args.margin < 1.0 => format!("--margin {}", args.margin),
+                    Some(_) => "margin (from the order lines' costs)".to_string(),
+                    None if args.margin < 1.0 => format!("margin (--margin {})", args.margin),
                     None =>
                         "revenue (no cost given: pass --margin or costs in --lines)".to_string(),
                 });

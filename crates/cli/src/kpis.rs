@@ -56,6 +56,7 @@ pub fn write(k: &Kpis, out: &Path) -> Result<Value> {
         "days_between_orders": {
             "count": k.gaps.count, "mean": k.gaps.mean, "p25": k.gaps.p25, "p50": k.gaps.p50,
             "p75": k.gaps.p75, "p90": k.gaps.p90,
+            "histogram": k.gap_histogram.iter().map(|(a, b, n)| json!([a, b, n])).collect::<Vec<_>>(),
         },
         "cohorts": k.cohorts.iter().map(|c| json!({
             "cohort": month_label(c.month), "size": c.size,

@@ -85,6 +85,10 @@ fn run(seed: &str) {
         &f("attributes.csv"),
         "--lines",
         &f("lines.csv"),
+        "--spend",
+        &f("spend.csv"),
+        "--experience",
+        &f("experience.csv"),
         "--clv",
         "--out",
         out.to_str().unwrap(),
@@ -293,6 +297,28 @@ fn run(seed: &str) {
     );
     let meta = std::fs::read_to_string(out.join("lookalikes_meta.csv")).unwrap();
     assert_eq!(meta.lines().count(), 1001, "a hashed email per lookalike");
+
+    // The report shows every part.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for part in [
+        "Days between orders",
+        "Value against acquisition cost",
+        "What customers buy",
+        "later bought P12",
+        "Ideal customer profile",
+        "When they buy",
+        "NPS by segment",
+    ] {
+        assert!(html.contains(part), "report lacks {part}");
+    }
+    // Champions answer NPS far above the one-time buyers (the shop's
+    // scores rise with orders).
+    let exp = Rows::read(&out.join("experience.csv"));
+    let nps = |g: &str| {
+        let r = exp.rows.iter().find(|r| exp.get(r, "group") == g).unwrap();
+        exp.num(r, "nps")
+    };
+    assert!(nps("Champions") > nps("First-time Customers") + 50.0);
 
     // Customers who bought P07 and not P12 are offered P12 next.
     let next = Rows::read(&out.join("next_best.csv"));

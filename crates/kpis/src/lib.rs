@@ -105,6 +105,10 @@ pub struct Kpis {
     /// smallest, their share of revenue), from (0, 0) to (1, 1).
     pub lorenz: Vec<(f64, f64)>,
     pub gaps: Gaps,
+    /// The distribution of the gaps: (from, to days, count) in bins of 7,
+    /// 14 or 30 days (by the 90th percentile), the last open-ended from
+    /// the 99th percentile.
+    pub gap_histogram: Vec<(u32, Option<u32>, u64)>,
 }
 
 /// Accumulates customers one at a time.
@@ -215,6 +219,7 @@ impl KpiBuilder {
                     gini: None,
                     lorenz: Vec::new(),
                     gaps: Gaps::default(),
+                    gap_histogram: Vec::new(),
                 };
             }
         };
@@ -248,6 +253,7 @@ impl KpiBuilder {
         let mut gaps = self.gaps;
         gaps.sort_by(f64::total_cmp);
         let q = |p: f64| quantile(&gaps, p);
+        let gap_histogram = histogram(&gaps);
         Kpis {
             customers: self.customers,
             cohorts,
@@ -273,8 +279,39 @@ impl KpiBuilder {
                 p75: q(0.75),
                 p90: q(0.9),
             },
+            gap_histogram,
         }
     }
+}
+
+/// Bins of sorted day counts: 7, 14 or 30 days wide (by the 90th
+/// percentile), up to the 99th percentile, then one open-ended bin.
+pub fn histogram(sorted: &[f64]) -> Vec<(u32, Option<u32>, u64)> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    let p90 = quantile(sorted, 0.9);
+    let width: u32 = if p90 <= 120.0 {
+        7
+    } else if p90 <= 365.0 {
+        14
+    } else {
+        30
+    };
+    let end = (quantile(sorted, 0.99).max(0.0) as u32)
+        .div_ceil(width)
+        .max(1)
+        * width;
+    let mut out: Vec<(u32, Option<u32>, u64)> = (0..end / width)
+        .map(|i| (i * width, Some((i + 1) * width), 0))
+        .collect();
+    out.push((end, None, 0));
+    let last = out.len() - 1;
+    for &g in sorted {
+        let i = ((g.max(0.0) as u32) / width) as usize;
+        out[i.min(last)].2 += 1;
+    }
+    out
 }
 
 /// How concentrated a total (revenue, margin) is over customers.
@@ -918,6 +955,19 @@ impl PaybackBuilder {
 #[cfg(test)]
 mod payback_tests {
     use super::*;
+
+    #[test]
+    fn gap_histogram_by_hand() {
+        // p90 of 1..=100 is 90.1 → weeks; p99 is 99.01 → bins to 105.
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let h = histogram(&v);
+        assert_eq!(h[0], (0, Some(7), 6), "1..=6");
+        assert_eq!(h[1], (7, Some(14), 7));
+        assert_eq!(h.len(), 16);
+        assert_eq!(h[15], (105, None, 0));
+        assert_eq!(h.iter().map(|b| b.2).sum::<u64>(), 100);
+        assert!(histogram(&[]).is_empty());
+    }
 
     fn e(day: Day, amount: f64) -> OrderEntry {
         OrderEntry {

@@ -417,6 +417,28 @@ fn kpis_section(h: &mut String, k: &serde_json::Value) {
             t = ht - 12.0,
         );
     }
+    if let Some(bins) = k["days_between_orders"]["histogram"]
+        .as_array()
+        .filter(|b| !b.is_empty())
+    {
+        let bars: Vec<(String, f64)> = bins
+            .iter()
+            .map(|b| {
+                let label = match (b[0].as_u64(), b[1].as_u64()) {
+                    (Some(a), Some(z)) => format!("{a}–{}", z.saturating_sub(1)),
+                    (Some(a), None) => format!("{a}+"),
+                    _ => String::new(),
+                };
+                (label, b[2].as_f64().unwrap_or(0.0))
+            })
+            .collect();
+        h.push_str("<h3>Days between orders</h3>");
+        h.push_str(&bars_svg(
+            &bars,
+            "days from one purchase day to the next",
+            "gaps",
+        ));
+    }
     let cohorts = k["cohorts"].as_array().cloned().unwrap_or_default();
     let width = cohorts
         .iter()
@@ -535,7 +557,16 @@ fn kpis_section(h: &mut String, k: &serde_json::Value) {
             k["stickiness"]["window_days"],
             pct(&k["stickiness"]["overall"]["rate"]),
         );
-        for g in groups {
+        // Flagged groups first, then the largest; at most 40 rows.
+        let mut shown: Vec<&serde_json::Value> = groups.iter().collect();
+        shown.sort_by_key(|g| {
+            (
+                g["differs"] != true,
+                std::cmp::Reverse(g["new_customers"].as_u64().unwrap_or(0)),
+            )
+        });
+        shown.truncate(40);
+        for g in shown {
             let ci = &g["ci"];
             let _ = write!(
                 h,
@@ -554,6 +585,265 @@ fn kpis_section(h: &mut String, k: &serde_json::Value) {
         }
         h.push_str("</tbody></table>");
     }
+    insights_sections(h, k);
+}
+
+/// Value against cost, what customers buy next, the ideal customer profile
+/// and experience: the parts of `analyze --kpis` that need attributes,
+/// order lines, spend or survey answers.
+fn insights_sections(h: &mut String, k: &serde_json::Value) {
+    let pct = |v: &serde_json::Value| {
+        v.as_f64()
+            .map_or_else(|| "–".to_string(), |x| format!("{:.1}%", 100.0 * x))
+    };
+    let num = |v: &serde_json::Value, d: usize| {
+        v.as_f64()
+            .map_or_else(|| "–".to_string(), |x| format!("{x:.d$}"))
+    };
+    let s = |v: &serde_json::Value| esc(v.as_str().unwrap_or(""));
+    if let Some(groups) = k["ltv_cac"]["groups"].as_array().filter(|g| !g.is_empty()) {
+        let payback = k["payback"]["groups"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let _ = write!(
+            h,
+            "<h3>Value against acquisition cost</h3><p class=meta>Predicted CLV on {} per customer against the acquisition cost; payback: months from acquisition until the margin earned per customer covers it (ltv_cac.csv, ltv_cac_cohorts.csv, payback.csv).</p><table><thead><tr><th>Channel</th><th class=n>Customers</th><th class=n>Mean CLV</th><th class=n>Mean CAC</th><th class=n>LTV:CAC</th><th class=n>Payback (months)</th></tr></thead><tbody>",
+            esc(k["ltv_cac"]["margin_basis"].as_str().unwrap_or("margin"))
+        );
+        for g in groups {
+            let ch = g["acquisition_channel"].as_str().unwrap_or("");
+            let months = payback
+                .iter()
+                .find(|p| p["acquisition_channel"] == ch)
+                .map_or_else(
+                    || "–".to_string(),
+                    |p| {
+                        p["payback_months"]
+                            .as_u64()
+                            .map_or_else(|| "not yet".to_string(), |m| m.to_string())
+                    },
+                );
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+                esc(ch),
+                g["customers"],
+                num(&g["mean_clv"], 2),
+                num(&g["mean_cac"], 2),
+                num(&g["ltv_cac"], 2),
+                esc(&months)
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
+    let lines = &k["lines"];
+    if lines.is_object() {
+        let _ = write!(
+            h,
+            "<h3>What customers buy</h3><p class=meta>{} order lines of {} products; margin {} of revenue; the top 20% of customers bring {} of the margin (Gini {}).</p>",
+            lines["lines"],
+            lines["products"],
+            pct(&lines["margin_rate"]),
+            pct(&lines["margin_pareto_top20_share"]),
+            num(&lines["margin_gini"], 3),
+        );
+        let top = lines["affinities"]["top"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if top.is_empty() {
+            h.push_str("<p>No product is bought after another more often than the buyers' own buying predicts.</p>");
+        } else {
+            let _ = write!(
+                h,
+                "<p>Bought next ({} of {} rules significant after Benjamini–Hochberg; all in affinities.csv; each customer's next best product in next_best.csv, {} customers):</p><ul>",
+                lines["affinities"]["strong"],
+                lines["affinities"]["tested"],
+                lines["next_best"]["customers"],
+            );
+            for r in &top {
+                let _ = write!(h, "<li>{}</li>", s(&r["text"]));
+            }
+            h.push_str("</ul>");
+        }
+    }
+    let icp = &k["icp"];
+    if icp.is_object() {
+        let best: Vec<String> = icp["best_segments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(esc))
+            .collect();
+        let med = &icp["days_between_orders_median"];
+        let _ = write!(
+            h,
+            "<h3>Ideal customer profile</h3><p class=meta>{} best customers ({}) against {} others: what they have more of (significant after Benjamini–Hochberg; everything in icp.csv). They order every {} days (median of their mean gaps) against {} for the others. {} lookalikes: the customers outside the best segments who match the profile best (lookalikes.csv{}).</p>",
+            icp["best_customers"],
+            best.join(", "),
+            icp["other_customers"],
+            num(&med["best"], 0),
+            num(&med["rest"], 0),
+            icp["lookalikes"],
+            if icp["files"].as_array().is_some_and(|f| f.len() > 2) {
+                ", and hashed for Meta and Google in lookalikes_meta.csv and lookalikes_google.csv"
+            } else {
+                ""
+            },
+        );
+        let traits = icp["traits"].as_array().cloned().unwrap_or_default();
+        let buys = icp["buys"].as_array().cloned().unwrap_or_default();
+        if !traits.is_empty() || !buys.is_empty() {
+            h.push_str("<table><thead><tr><th></th><th>Trait</th><th class=n>Best</th><th class=n>Others</th><th class=n>Index</th></tr></thead><tbody>");
+            for t in &traits {
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{} = {}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}×</td></tr>",
+                    s(&t["section"]),
+                    s(&t["dimension"]),
+                    s(&t["value"]),
+                    pct(&t["best_share"]),
+                    pct(&t["rest_share"]),
+                    num(&t["index"], 2)
+                );
+            }
+            for b in &buys {
+                let _ = write!(
+                    h,
+                    "<tr><td>what they buy</td><td>{} {}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}×</td></tr>",
+                    s(&b["kind"]),
+                    s(&b["value"]),
+                    pct(&b["best_share"]),
+                    pct(&b["rest_share"]),
+                    num(&b["index"], 2)
+                );
+            }
+            h.push_str("</tbody></table>");
+        }
+        if let Some(days) = icp["weekdays"].as_array().filter(|d| !d.is_empty()) {
+            let groups: Vec<(String, f64, f64)> = days
+                .iter()
+                .map(|d| {
+                    (
+                        d["weekday"]
+                            .as_str()
+                            .unwrap_or("")
+                            .chars()
+                            .take(3)
+                            .collect(),
+                        100.0 * d["best_share"].as_f64().unwrap_or(0.0),
+                        100.0 * d["rest_share"].as_f64().unwrap_or(0.0),
+                    )
+                })
+                .collect();
+            h.push_str("<h3>When they buy</h3>");
+            h.push_str(&paired_bars_svg(
+                &groups,
+                "weekday",
+                "% of order lines",
+                ("best customers", "others"),
+            ));
+        }
+    }
+    if let Some(groups) = k["experience"]["groups"]
+        .as_array()
+        .filter(|g| !g.is_empty())
+    {
+        h.push_str("<h3>Experience by segment and phase</h3><p class=meta>NPS from the NPS question alone (promoters 9–10 minus detractors 0–6, 95% CI); CES 1–7 (lower is easier); review score 1–5; returns per item bought; support tickets resolved per ticket opened (experience.csv; free text with the segment in comments.csv).</p><table><thead><tr><th>Group</th><th class=n>Customers</th><th class=n>NPS answers</th><th class=n>NPS</th><th class=n>CES</th><th class=n>Review</th><th class=n>Returns</th><th class=n>Resolved</th></tr></thead><tbody>");
+        let mut rows = Vec::new();
+        for g in groups
+            .iter()
+            .filter(|g| g["customers"].as_u64().unwrap_or(0) > 0)
+        {
+            let ci = g["nps_ci"].as_array();
+            let nps = g["nps"].as_f64().map_or_else(
+                || "–".to_string(),
+                |v| {
+                    let c = ci.map_or((f64::NAN, f64::NAN), |c| {
+                        (
+                            c[0].as_f64().unwrap_or(f64::NAN),
+                            c[1].as_f64().unwrap_or(f64::NAN),
+                        )
+                    });
+                    format!("{v:.0} ({:.0} to {:.0})", c.0, c.1)
+                },
+            );
+            let level = g["level"].as_str().unwrap_or("");
+            let name = g["group"].as_str().unwrap_or("");
+            let _ = write!(
+                h,
+                "<tr><td>{}{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+                if level == "segment" {
+                    "&nbsp;&nbsp;"
+                } else {
+                    ""
+                },
+                esc(name),
+                g["customers"],
+                g["nps_answers"],
+                esc(&nps),
+                num(&g["ces"], 2),
+                num(&g["review_score"], 2),
+                pct(&g["return_rate"]),
+                pct(&g["resolution_rate"]),
+            );
+            if level == "segment"
+                && let (Some(v), Some(c)) = (g["nps"].as_f64(), ci)
+            {
+                rows.push(ForestRow {
+                    label: name.to_string(),
+                    estimate: v,
+                    ci: (c[0].as_f64().unwrap_or(v), c[1].as_f64().unwrap_or(v)),
+                    note: String::new(),
+                });
+            }
+        }
+        h.push_str("</tbody></table>");
+        if !rows.is_empty() {
+            h.push_str("<h3>NPS by segment (95% CI)</h3>");
+            h.push_str(&forest_svg_with(&rows, &|v| format!("{v:+.0}")));
+        }
+    }
+}
+
+/// A bar chart of labelled counts.
+pub fn bars_svg(bars: &[(String, f64)], x_label: &str, y_label: &str) -> String {
+    let (w, ht, left, bottom) = (720.0, 260.0, 60.0, 50.0);
+    let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9);
+    let slot = (w - left - 20.0) / bars.len().max(1) as f64;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {ht}\" width=\"{w}\" height=\"{ht}\" font-family=\"sans-serif\" font-size=\"11\"><line x1=\"{left}\" y1=\"{yb}\" x2=\"{xr}\" y2=\"{yb}\" stroke=\"#888\"/><text x=\"{left}\" y=\"{ty}\">{}</text><text x=\"4\" y=\"14\">{} (max {max:.0})</text>",
+        esc(x_label),
+        esc(y_label),
+        yb = ht - bottom,
+        xr = w - 20.0,
+        ty = ht - 8.0,
+    );
+    let every = (bars.len() / 12).max(1);
+    for (i, (label, v)) in bars.iter().enumerate() {
+        let bh = (ht - bottom - 24.0) * v / max;
+        let x = left + slot * i as f64;
+        let _ = write!(
+            out,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#1f5fa8\"><title>{}: {v:.0}</title></rect>",
+            x + slot * 0.1,
+            ht - bottom - bh,
+            slot * 0.8,
+            esc(label)
+        );
+        if i % every == 0 {
+            let _ = write!(
+                out,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                x + slot / 2.0,
+                ht - bottom + 14.0,
+                esc(label)
+            );
+        }
+    }
+    out.push_str("</svg>");
+    out
 }
 
 /// The value model of `analyze --clv`: parameters, totals and a bar chart of
@@ -895,6 +1185,12 @@ pub struct ForestRow {
 /// A forest plot of relative lifts with their intervals around 0 (green
 /// when the interval is above 0, red below, grey across).
 pub fn forest_svg(rows: &[ForestRow]) -> String {
+    forest_svg_with(rows, &|v| format!("{:+.2}%", 100.0 * v))
+}
+
+/// [`forest_svg`] with the values written by `fmt` (the zero line, the
+/// axis ends and each estimate).
+pub fn forest_svg_with(rows: &[ForestRow], fmt: &dyn Fn(f64) -> String) -> String {
     let (w, row_h, left, right) = (760.0, 30.0, 220.0, 150.0);
     let h = 50.0 + row_h * rows.len() as f64;
     let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
@@ -912,9 +1208,10 @@ pub fn forest_svg(rows: &[ForestRow]) -> String {
     let mut out = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
 <line x1="{x0:.1}" y1="20" x2="{x0:.1}" y2="{yb:.1}" stroke="#888" stroke-dasharray="4 3"/>
-<text x="{x0:.1}" y="14" text-anchor="middle" fill="#555">0%</text>
+<text x="{x0:.1}" y="14" text-anchor="middle" fill="#555">{zero}</text>
 "##,
         x0 = x(0.0),
+        zero = esc(&fmt(0.0).replace('+', "")),
         yb = h - 20.0
     );
     for (i, r) in rows.iter().enumerate() {
@@ -928,30 +1225,30 @@ pub fn forest_svg(rows: &[ForestRow]) -> String {
         };
         let _ = writeln!(
             out,
-            r##"<text x="8" y="{ty:.1}">{label}</text><line x1="{a:.1}" y1="{y:.1}" x2="{b:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="3"><title>{ci_lo:+.2}% to {ci_hi:+.2}%</title></line><circle cx="{e:.1}" cy="{y:.1}" r="5" fill="{colour}"/><text x="{tx:.1}" y="{ty:.1}">{est:+.2}% {note}</text>"##,
+            r##"<text x="8" y="{ty:.1}">{label}</text><line x1="{a:.1}" y1="{y:.1}" x2="{b:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="3"><title>{ci_lo} to {ci_hi}</title></line><circle cx="{e:.1}" cy="{y:.1}" r="5" fill="{colour}"/><text x="{tx:.1}" y="{ty:.1}">{est} {note}</text>"##,
             ty = y + 4.0,
             label = esc(&r.label),
             a = x(r.ci.0),
             b = x(r.ci.1),
             e = x(r.estimate),
-            ci_lo = 100.0 * r.ci.0,
-            ci_hi = 100.0 * r.ci.1,
+            ci_lo = esc(&fmt(r.ci.0)),
+            ci_hi = esc(&fmt(r.ci.1)),
             tx = w - right + 10.0,
-            est = 100.0 * r.estimate,
+            est = esc(&fmt(r.estimate)),
             note = esc(&r.note),
         );
     }
     let _ = write!(
         out,
-        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{:+.1}%</text><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{:+.1}%</text>
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>
 </svg>
 "##,
         x(lo),
         h - 4.0,
-        100.0 * lo,
+        esc(&fmt(lo)),
         x(hi),
         h - 4.0,
-        100.0 * hi
+        esc(&fmt(hi))
     );
     out
 }
