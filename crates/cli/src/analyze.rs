@@ -267,78 +267,51 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     let tripwire_data = args
         .tripwires
         .then(|| crate::tripwires::loaded_from_builder(&builder, as_of_day));
-    let attributes = match (&args.attributes, args.kpis) {
-        (Some(p), true) => Some(lifecycle_ingest::attributes::read_attributes(p)?),
-        (Some(_), false) => return Err(input_err("--attributes goes with --kpis")),
-        _ => None,
+    let paths = lifecycle_insights::Paths {
+        attributes: args.attributes.clone(),
+        lines: args.lines.clone(),
+        spend: args.spend.clone(),
+        experience: args.experience.clone(),
     };
-    if args.sticky_days < 1 {
-        return Err(input_err("--sticky-days must be at least 1"));
+    let any_input = paths.attributes.is_some()
+        || paths.lines.is_some()
+        || paths.spend.is_some()
+        || paths.experience.is_some();
+    if any_input && !args.kpis {
+        return Err(input_err(
+            "--attributes, --lines, --spend and --experience go with --kpis",
+        ));
     }
     mark(&mut stages, "events_and_setup");
-    let lines = match (&args.lines, args.kpis) {
-        (Some(p), true) => Some(read_lines(p, &args.timezone, opts.threads)?),
-        (Some(_), false) => return Err(input_err("--lines goes with --kpis")),
-        _ => None,
+    let inputs = if args.kpis {
+        let clock = clock_for(&args.timezone).map_err(input_err)?;
+        let inputs =
+            lifecycle_insights::Inputs::read(&paths, &clock, opts.threads).map_err(insights_err)?;
+        for w in &inputs.warnings {
+            eprintln!("{w}");
+        }
+        inputs
+    } else {
+        lifecycle_insights::Inputs::default()
     };
-    let spend = match (&args.spend, &attributes) {
-        (Some(p), Some(_)) => Some(lifecycle_ingest::spend::read_spend(p)?),
-        (Some(_), None) => return Err(input_err("--spend goes with --kpis --attributes")),
-        _ => None,
-    };
-    mark(&mut stages, "lines");
-    let experience = match (&args.experience, args.kpis) {
-        (Some(p), true) => Some(lifecycle_ingest::experience::read_experience(p)?),
-        (Some(_), false) => return Err(input_err("--experience goes with --kpis")),
-        _ => None,
-    };
-    let dims = crate::kpis::Dimensions::new(attributes.as_ref(), lines.as_ref(), as_of_day);
-    // Margin per unit of revenue: each customer's own from the lines' costs,
-    // else the lines' overall rate, else --margin.
-    let overall_margin = lines.as_ref().filter(|l| l.has_cost).and_then(|l| {
-        let (m, r) = l.customers.iter().flatten().fold((0.0, 0.0), |(m, r), c| {
-            (m + c.margin.unwrap_or(0.0), r + c.revenue)
-        });
-        (r > 0.0).then(|| m / r)
-    });
-    let margin_rate = |id: &str| -> f64 {
-        let own = lines
+    mark(&mut stages, "inputs");
+    let options = lifecycle_insights::Options {
+        sticky_days: args.sticky_days,
+        best: args
+            .best
             .as_ref()
-            .and_then(|l| l.get(id))
-            .and_then(|c| Some(c.margin? / c.revenue).filter(|_| c.revenue > 0.0));
-        own.or(overall_margin).unwrap_or(args.margin)
+            .map(|b| b.split(',').map(str::to_string).collect()),
+        lookalikes: args.lookalikes,
+        margin: args.margin,
     };
-    let mut payback = attributes
-        .as_ref()
-        .map(|_| lifecycle_kpis::PaybackBuilder::new(as_of_day));
-    let kpis = args.kpis.then(|| {
-        let mut k = lifecycle_kpis::KpiBuilder::new();
-        let columns = dims.names();
-        let mut sticky: Vec<lifecycle_kpis::StickinessBuilder> = columns
-            .iter()
-            .map(|_| lifecycle_kpis::StickinessBuilder::new(as_of_day, args.sticky_days, 365))
-            .collect();
-        builder.for_each_customer_orders(as_of_day, |id, entries| {
-            k.add(entries);
-            if let (Some(p), Some(a)) = (payback.as_mut(), &attributes) {
-                p.add(crate::kpis::channel_of(a, id), entries, margin_rate(id));
-            }
-            if !sticky.is_empty() {
-                for (s, value) in sticky.iter_mut().zip(dims.values(id)) {
-                    s.add(value, entries);
-                }
-            }
-        });
-        let sticky: Vec<(String, Vec<lifecycle_kpis::Stickiness>)> = columns
-            .into_iter()
-            .zip(
-                sticky
-                    .into_iter()
-                    .map(lifecycle_kpis::StickinessBuilder::finish),
-            )
-            .collect();
-        (k.finish(), sticky)
-    });
+    let mut pass = if args.kpis {
+        Some(lifecycle_insights::Pass::new(&inputs, as_of_day, options).map_err(insights_err)?)
+    } else {
+        None
+    };
+    if let Some(p) = pass.as_mut() {
+        builder.for_each_customer_orders(as_of_day, |id, entries| p.add(id, entries));
+    }
     mark(&mut stages, "kpi_pass");
     let (summaries, finish) = builder.finish(as_of_day);
     let t_finish = started.elapsed();
@@ -383,83 +356,17 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             &args.out.join("tripwires.csv"),
         )?);
     }
-    if let Some((k, sticky)) = &kpis {
-        let mut section = crate::kpis::write(k, &args.out)?;
-        if !sticky.is_empty() {
-            section["stickiness"] =
-                crate::kpis::write_stickiness(sticky, args.sticky_days, &args.out)?;
-            mark(&mut stages, "kpi_files");
-            section["anomalies"] =
-                crate::kpis::write_anomalies(&analysis, &table, &dims, &args.out)?;
-            mark(&mut stages, "anomalies");
-        }
-        if !dims.skipped.is_empty() {
-            section["columns_not_grouped"] = serde_json::json!(dims.skipped);
-        }
-        if let Some(l) = &lines {
-            section["lines"] = crate::kpis::write_lines(l, &args.out)?;
-            mark(&mut stages, "affinities");
-        }
-        if !dims.names().is_empty() {
-            let segments = table.segments();
-            let best: Vec<usize> = match &args.best {
-                Some(list) => list
-                    .split(',')
-                    .map(|n| {
-                        let n = n.trim();
-                        segments
-                            .iter()
-                            .position(|s| s.name.eq_ignore_ascii_case(n))
-                            .ok_or_else(|| input_err(format!("--best: no segment named \"{n}\"")))
-                    })
-                    .collect::<Result<_>>()?,
-                None => (0..segments.len())
-                    .filter(|&i| segments[i].phase == lifecycle_rfm::Phase::Veneration)
-                    .collect(),
-            };
-            section["icp"] = crate::kpis::write_icp(
-                &analysis,
-                &table,
-                &dims,
-                attributes.as_ref(),
-                lines.as_ref(),
-                &best,
-                args.lookalikes,
-                &args.out,
-            )?;
-        }
-        mark(&mut stages, "icp");
-        if let Some(e) = &experience {
-            section["experience"] =
-                crate::kpis::write_experience(&analysis, &table, e, lines.as_ref(), &args.out)?;
-        }
-        if let Some(a) = &attributes {
-            let costs = crate::kpis::Costs::new(&analysis, a, spend.as_ref());
-            if let Some(clv) = extras.iter().find(|c| c.name == "clv") {
-                // CLV on margin: the lines' margins replace --margin.
-                let factor = |id: &str| {
-                    if overall_margin.is_some() && args.margin > 0.0 {
-                        margin_rate(id) / args.margin
-                    } else {
-                        1.0
-                    }
-                };
-                section["ltv_cac"] =
-                    crate::kpis::write_ltv_cac(&analysis, &clv.values, &costs, &factor, &args.out)?;
-                section["ltv_cac"]["margin_basis"] = serde_json::json!(match overall_margin {
-                    Some(_) => "margin (from the order lines' costs)".to_string(),
-                    None if args.margin < 1.0 => format!("margin (--margin {})", args.margin),
-                    None =>
-                        "revenue (no cost given: pass --margin or costs in --lines)".to_string(),
-                });
-            }
-            if let Some(p) = payback.take() {
-                section["payback"] = crate::kpis::write_payback(&analysis, p, &costs, &args.out)?;
-            }
-        }
-        summary.kpis = Some(section);
+    if let Some(p) = pass {
+        let clv = extras
+            .iter()
+            .find(|c| c.name == "clv")
+            .map(|c| c.values.as_slice());
+        summary.kpis = Some(
+            p.write(&analysis, &table, clv, &args.out)
+                .map_err(insights_err)?,
+        );
     }
-    mark(&mut stages, "ltv_cac_payback_experience");
+    mark(&mut stages, "insights");
     let written = write_all(&args.out, &analysis, &table, &summary, &extras)?;
     mark(&mut stages, "customers_and_report");
     let t_write = started.elapsed();
@@ -491,38 +398,13 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads the order lines and groups them per customer; bad rows are
-/// reported on stderr and skipped.
-fn read_lines(
-    path: &std::path::Path,
-    timezone: &str,
-    threads: usize,
-) -> Result<crate::kpis::LineFacts> {
-    let clock = clock_for(timezone).map_err(input_err)?;
-    let mut input = lifecycle_ingest::lines::read_order_lines(path, &clock, threads)?;
-    if input.skipped > 0 {
-        eprintln!(
-            "{}: skipped {} of {} rows:",
-            path.display(),
-            input.skipped,
-            input.rows
-        );
-        for e in &input.errors {
-            eprintln!("  {}:{e}", path.display());
-        }
+/// Input mistakes of the insights exit with status 2, like other input errors.
+fn insights_err(e: lifecycle_insights::InsightsError) -> anyhow::Error {
+    match e {
+        lifecycle_insights::InsightsError::Ingest(e) => e.into(),
+        lifecycle_insights::InsightsError::Input(m) => input_err(m),
+        other => other.into(),
     }
-    if input.table.lines.is_empty() {
-        return Err(input_err(format!(
-            "{}: no usable order lines",
-            path.display()
-        )));
-    }
-    let customers = lifecycle_kpis::lines::by_customer(&mut input.table);
-    Ok(crate::kpis::LineFacts {
-        table: input.table,
-        customers,
-        has_cost: input.has_cost,
-    })
 }
 
 /// Fits BG/NBD (weeks) and Gamma-Gamma on the analysis and returns the

@@ -11,7 +11,6 @@ mod fit;
 mod generate;
 mod generate_shop;
 mod import;
-mod kpis;
 mod lift;
 mod moments;
 mod predict;
@@ -45,18 +44,7 @@ pub fn input_err(m: impl Into<String>) -> anyhow::Error {
 
 /// A text field for a CSV written by hand: quoted when needed, a leading
 /// `=`, `+`, `-`, `@` neutralised with `'` so spreadsheets do not run it.
-pub fn csv_text(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
+pub use lifecycle_insights::csv_text;
 
 /// `--columns SPEC`, or none.
 pub fn column_overrides(spec: Option<&str>) -> anyhow::Result<lifecycle_ingest::ColumnOverrides> {

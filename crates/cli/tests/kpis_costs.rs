@@ -151,5 +151,9 @@ fn spend_fills_missing_costs_and_payback_matches_the_files() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--spend goes with --kpis --attributes"));
+    assert!(
+        stderr(&o).contains("--spend needs --attributes"),
+        "{}",
+        stderr(&o)
+    );
 }

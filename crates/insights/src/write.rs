@@ -1,16 +1,18 @@
-//! `analyze --kpis`: writes cohorts.csv and retention.csv and returns the
-//! summary.json section.
+//! The insight files and their summary.json sections: each `write_*`
+//! writes its CSV into the output folder and returns its JSON.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::{InsightsError, csv_text, write_file};
+
+type Result<T> = std::result::Result<T, InsightsError>;
 use lifecycle_kpis::{Kpis, month_label};
 use serde_json::{Value, json};
 
 /// Writes the KPI files into `out` and returns the summary section.
 pub fn write(k: &Kpis, out: &Path) -> Result<Value> {
-    std::fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(|e| InsightsError::io(out, e))?;
     let mut cohorts = String::from("cohort,size,months_since,active,retention,revenue\n");
     for c in &k.cohorts {
         for (offset, (active, revenue)) in c.active.iter().zip(&c.revenue).enumerate() {
@@ -28,7 +30,7 @@ pub fn write(k: &Kpis, out: &Path) -> Result<Value> {
         }
     }
     let path = out.join("cohorts.csv");
-    std::fs::write(&path, cohorts).with_context(|| format!("{}", path.display()))?;
+    write_file(&path, cohorts)?;
     let mut retention = String::from("month,previous_active,retained,rate\n");
     for p in &k.period_retention {
         let _ = writeln!(
@@ -41,7 +43,7 @@ pub fn write(k: &Kpis, out: &Path) -> Result<Value> {
         );
     }
     let path = out.join("retention.csv");
-    std::fs::write(&path, retention).with_context(|| format!("{}", path.display()))?;
+    write_file(&path, retention)?;
     let rates: Vec<f64> = k.period_retention.iter().filter_map(|p| p.rate()).collect();
     Ok(json!({
         "customers": k.customers,
@@ -110,8 +112,8 @@ pub fn write_stickiness(
         let _ = writeln!(
             csv,
             "{},{},{},{},{:.6},{:.6},{:.6},{},{},{}",
-            crate::csv_text(column),
-            crate::csv_text(&g.group),
+            csv_text(column),
+            csv_text(&g.group),
             g.new_customers,
             g.repeated,
             g.rate,
@@ -128,7 +130,7 @@ pub fn write_stickiness(
         }));
     }
     let path = out.join("stickiness.csv");
-    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    write_file(&path, csv)?;
     Ok(json!({
         "window_days": days,
         "overall": all.map(|a| json!({"new_customers": a.new_customers, "rate": a.rate, "ci": [a.ci.0, a.ci.1], "first_year_value": a.value_mean})),
@@ -193,9 +195,9 @@ pub fn write_anomalies(
         let _ = writeln!(
             csv,
             "{},{},{},{},{},{:.6},{:.6},{:.4},{},{},{:.6e},{:.6e}",
-            crate::csv_text(&f.attribute),
-            crate::csv_text(&f.value),
-            crate::csv_text(&outcomes[f.segment]),
+            csv_text(&f.attribute),
+            csv_text(&f.value),
+            csv_text(&outcomes[f.segment]),
             f.customers,
             f.in_segment,
             f.rate,
@@ -208,7 +210,7 @@ pub fn write_anomalies(
         );
     }
     let path = out.join("anomalies.csv");
-    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    write_file(&path, csv)?;
     let headlines: Vec<Value> = findings
         .iter()
         .filter(|f| f.p_adjusted < 0.05 && f.in_segment >= 10 && f.lift.is_finite())
@@ -357,7 +359,7 @@ pub fn write_ltv_cac(
             let _ = writeln!(
                 csv,
                 "{},{},{:.4},{:.4},{}",
-                crate::csv_text(&g.group),
+                csv_text(&g.group),
                 g.customers,
                 g.mean_clv,
                 g.mean_cac,
@@ -365,7 +367,7 @@ pub fn write_ltv_cac(
             );
         }
         let path = out.join(name);
-        std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))
+        write_file(&path, csv)
     };
     write("ltv_cac.csv", "acquisition_channel", &by_channel)?;
     let mut cohorts = by_cohort;
@@ -413,7 +415,7 @@ pub fn write_payback(
         let _ = writeln!(
             csv,
             "{},{},{:.2},{},{},{},{},{},{}",
-            crate::csv_text(&p.group),
+            csv_text(&p.group),
             p.customers,
             p.mean_cac,
             p.months.map_or_else(String::new, |m| m.to_string()),
@@ -425,7 +427,7 @@ pub fn write_payback(
         );
     }
     let path = out.join("payback.csv");
-    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    write_file(&path, csv)?;
     Ok(json!({
         "groups": groups.iter().map(|p| json!({
             "acquisition_channel": p.group, "customers": p.customers, "mean_cac": p.mean_cac,
@@ -655,8 +657,8 @@ pub fn write_lines(l: &LineFacts, out: &Path) -> Result<Value> {
         let _ = writeln!(
             csv,
             "{},{},{},{},{},{:.6},{:.6},{:.4},{:.3},{:.4},{:.6e},{:.6e}",
-            crate::csv_text(t.products.name(r.antecedent)),
-            crate::csv_text(t.products.name(r.consequent)),
+            csv_text(t.products.name(r.antecedent)),
+            csv_text(t.products.name(r.consequent)),
             r.customers,
             r.antecedent_customers,
             r.consequent_customers,
@@ -670,7 +672,7 @@ pub fn write_lines(l: &LineFacts, out: &Path) -> Result<Value> {
         );
     }
     let path = out.join("affinities.csv");
-    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    write_file(&path, csv)?;
     let next = next_best(&l.customers, &rules, 0.05);
     let mut csv = String::from("customer_id,product,because_bought,confidence\n");
     let mut with_next = 0u64;
@@ -680,15 +682,15 @@ pub fn write_lines(l: &LineFacts, out: &Path) -> Result<Value> {
             let _ = writeln!(
                 csv,
                 "{},{},{},{:.4}",
-                crate::csv_text(t.customers.name(i as u32)),
-                crate::csv_text(t.products.name(n.product)),
-                crate::csv_text(t.products.name(n.because)),
+                csv_text(t.customers.name(i as u32)),
+                csv_text(t.products.name(n.product)),
+                csv_text(t.products.name(n.because)),
                 n.confidence
             );
         }
     }
     let path = out.join("next_best.csv");
-    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    write_file(&path, csv)?;
     let top: Vec<Value> = rules
         .iter()
         .filter(|r| r.p_adjusted < 0.05)
@@ -802,7 +804,7 @@ pub fn write_experience(
         let _ = writeln!(
             csv,
             "{level},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            crate::csv_text(&name),
+            csv_text(&name),
             e.customers,
             e.nps_answers,
             opt(nps.map(|n| n.score), 1),
@@ -824,7 +826,7 @@ pub fn write_experience(
         }));
     }
     let path = out.join("experience.csv");
-    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    write_file(&path, csv)?;
     let mut files = vec!["experience.csv"];
     if !input.comments.is_empty() {
         let mut csv = String::from("customer_id,segment,question,comment\n");
@@ -835,14 +837,14 @@ pub fn write_experience(
             let _ = writeln!(
                 csv,
                 "{},{},{},{}",
-                crate::csv_text(id),
-                crate::csv_text(seg),
-                crate::csv_text(q),
-                crate::csv_text(text)
+                csv_text(id),
+                csv_text(seg),
+                csv_text(q),
+                csv_text(text)
             );
         }
         let path = out.join("comments.csv");
-        std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+        write_file(&path, csv)?;
         files.push("comments.csv");
     }
     Ok(json!({
@@ -944,8 +946,8 @@ pub fn write_icp(
             csv,
             "{},{},{},{:.6},{:.6},{:.4},{},{:.6e}",
             section(&t.dimension),
-            crate::csv_text(&t.dimension),
-            crate::csv_text(&t.value),
+            csv_text(&t.dimension),
+            csv_text(&t.value),
             t.best_share,
             t.rest_share,
             t.index,
@@ -997,7 +999,7 @@ pub fn write_icp(
             let _ = writeln!(
                 csv,
                 "what they buy,{kind},{},{bs:.6},{rs:.6},{idx:.4},,",
-                crate::csv_text(v)
+                csv_text(v)
             );
         }
         let mut days = [[0u64; 7]; 2];
@@ -1053,7 +1055,7 @@ pub fn write_icp(
     };
     let (cad_best, cad_rest) = (median(&mut cadence[0]), median(&mut cadence[1]));
     let path = out.join("icp.csv");
-    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    write_file(&path, csv)?;
 
     // Lookalikes: the rest ranked by the naive-Bayes score of their values.
     let model = Lookalike::new(&profile);
@@ -1102,11 +1104,11 @@ pub fn write_icp(
         let _ = writeln!(
             csv,
             "{},{},{score:.4},{},{},{}",
-            crate::csv_text(id),
-            crate::csv_text(&segments[c.segment.min(segments.len() - 1)].name),
-            crate::csv_text(&because.join("; ")),
-            crate::csv_text(&e),
-            crate::csv_text(&p)
+            csv_text(id),
+            csv_text(&segments[c.segment.min(segments.len() - 1)].name),
+            csv_text(&because.join("; ")),
+            csv_text(&e),
+            csv_text(&p)
         );
         let mut m = serde_json::Map::new();
         m.insert("email".into(), json!(e));
@@ -1114,15 +1116,14 @@ pub fn write_icp(
         members.push(m);
     }
     let path = out.join("lookalikes.csv");
-    std::fs::write(&path, csv).with_context(|| format!("{}", path.display()))?;
+    write_file(&path, csv)?;
     let mut files = vec!["icp.csv".to_string(), "lookalikes.csv".to_string()];
     if email.is_some() || phone.is_some() {
         use lifecycle_deliver::audiences::{Platform, audience_csv};
         for p in [Platform::Meta, Platform::Google] {
             let name = format!("lookalikes_{}.csv", p.name());
             let path = out.join(&name);
-            std::fs::write(&path, audience_csv(p, &members))
-                .with_context(|| format!("{}", path.display()))?;
+            write_file(&path, audience_csv(p, &members))?;
             files.push(name);
         }
     }
