@@ -63,6 +63,27 @@ pub(crate) struct ConfigFile {
     pub(crate) moments: MomentsSection,
     #[serde(default)]
     channels: ChannelsSection,
+    kpis: Option<KpisSection>,
+}
+
+/// `[kpis]`: the files beside the orders for `GET /api/v1/kpis/insights`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KpisSection {
+    /// Customer attributes (customer_id, acquisition channel and cost, city...), relative to the file.
+    attributes: Option<PathBuf>,
+    /// Order lines (customer_id, date, product_id, category, brand, price, cost...).
+    lines: Option<PathBuf>,
+    /// Marketing spend by channel and month.
+    spend: Option<PathBuf>,
+    /// Survey answers, reviews, returns, tickets.
+    experience: Option<PathBuf>,
+    /// Where the insight files are written (default: `insights` beside the file).
+    out: Option<PathBuf>,
+    sticky_days: Option<i32>,
+    /// The segments of the ideal customer profile (default: Veneration's).
+    best: Option<Vec<String>>,
+    lookalikes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +102,9 @@ pub(crate) struct MomentsSection {
     watch_seconds: Option<u64>,
     /// The product catalogue (CSV) for suggestions in messages, relative to the file.
     catalogue: Option<PathBuf>,
+    /// Upsell rules (the insights' affinities.csv) that rank suggestions;
+    /// default: the one `[kpis]` writes when it has order lines.
+    affinities: Option<PathBuf>,
     /// Sends in flight at once, each on its own store connection (default 8).
     delivery_workers: Option<usize>,
 }
@@ -335,6 +359,33 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             dir.join(p)
         }
     };
+    let insights = file.kpis.as_ref().map(|k| {
+        let defaults = lifecycle_insights::Options::default();
+        lifecycle_server::insights::InsightsSettings {
+            paths: lifecycle_insights::Paths {
+                attributes: k.attributes.as_ref().map(in_dir),
+                lines: k.lines.as_ref().map(in_dir),
+                spend: k.spend.as_ref().map(in_dir),
+                experience: k.experience.as_ref().map(in_dir),
+            },
+            options: lifecycle_insights::Options {
+                sticky_days: k.sticky_days.unwrap_or(defaults.sticky_days),
+                best: k.best.clone(),
+                lookalikes: k.lookalikes.unwrap_or(defaults.lookalikes),
+                margin: e.margin.unwrap_or(defaults.margin),
+            },
+            out: in_dir(k.out.as_ref().unwrap_or(&PathBuf::from("insights"))),
+        }
+    });
+    if let Some(i) = &insights
+        && i.paths.spend.is_some()
+        && i.paths.attributes.is_none()
+    {
+        return Err(input_err(format!(
+            "{}: [kpis] spend needs attributes (the customers' acquisition channels)",
+            file_name.display()
+        )));
+    }
     let table = match &e.segments {
         Some(p) => lifecycle_ingest::config::load_segments(&in_dir(p))?,
         None => lifecycle_rfm::SegmentTable::default_table(),
@@ -447,6 +498,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             }),
         audience_dir: file.channels.audience.as_ref().map(|a| in_dir(&a.dir)),
         catalogue: m.catalogue.as_ref().map(in_dir),
+        affinities: m.affinities.as_ref().map(in_dir).or_else(|| {
+            insights
+                .as_ref()
+                .filter(|i| i.paths.lines.is_some())
+                .map(|i| i.out.join("affinities.csv"))
+        }),
         workers: match m.delivery_workers {
             Some(n) if !(1..=64).contains(&n) => {
                 return Err(input_err(format!(
@@ -495,6 +552,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         },
         timezone,
         currency,
+        insights,
     };
     lifecycle_server::serve(&url, &options, |addr| {
         // The first line of output, for scripts and tests.

@@ -94,6 +94,12 @@ fn webhook_sms_push_onsite_and_audiences() {
         "id,name,url,price,category\np1,Green tea,https://s/p1,4.5,tea\np2,Mug,https://s/p2,9,kitchen\np3,Black tea,https://s/p3,5,tea\np4,Pot,https://s/p4,20,kitchen\n",
     )
     .unwrap();
+    // The insights' upsell rules: after green tea, customers bought the pot.
+    std::fs::write(
+        dir.path().join("affinities.csv"),
+        "bought,later_bought,customers,bought_customers,later_bought_customers,support,confidence,lift,expected,lift_adjusted,p_value,p_adjusted\np1,p4,40,100,60,0.04,0.4,2.1,12.0,3.3,1e-9,1e-7\n",
+    )
+    .unwrap();
     std::fs::write(m.join("none.txt"), "").unwrap();
     let secret_hmac = "whsec_0123456789abcdef";
     let config = dir.path().join("lifecycle.toml");
@@ -104,6 +110,7 @@ fn webhook_sms_push_onsite_and_audiences() {
 dir = "moments"
 global_control = 0
 catalogue = "products.csv"
+affinities = "affinities.csv"
 
 [channels.webhook]
 url = "{base}/hook"
@@ -240,13 +247,14 @@ dir = "audiences"
     );
     assert_eq!(status, 200, "{text}");
     let banners: Value = serde_json::from_str(&text).unwrap();
-    // Suggestions: not what she bought, her category (tea) first.
+    // Suggestions: not what she bought; what buyers of green tea bought
+    // next (the affinities), then her category (tea), then the rest.
     assert_eq!(
         banners["messages"][0]["html"]
             .as_str()
             .unwrap()
             .replace("&#x2f;", "/"),
-        "<b>Welcome, Ann!</b> <a href=\"https://s/p3\">Black tea</a> <a href=\"https://s/p2\">Mug</a> <a href=\"https://s/p4\">Pot</a>"
+        "<b>Welcome, Ann!</b> <a href=\"https://s/p4\">Pot</a> <a href=\"https://s/p3\">Black tea</a> <a href=\"https://s/p2\">Mug</a>"
     );
     let (status, _) = request(addr, "GET", "/api/v1/customers/c1", &[bearer(&public)], b"");
     assert_eq!(status, 401, "a public key reads nothing else");

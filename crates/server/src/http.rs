@@ -73,6 +73,8 @@ pub struct ServeOptions {
     pub timezone: jiff::tz::TimeZone,
     /// Order amounts in other currencies are converted with these rates.
     pub currency: Option<Currency>,
+    /// `[kpis]`: the insights' input files, options and output folder.
+    pub insights: Option<crate::insights::InsightsSettings>,
 }
 
 /// The reporting currency and the rates that convert others into it.
@@ -96,6 +98,7 @@ impl Default for ServeOptions {
             settings: crate::engine::Settings::default(),
             timezone: jiff::tz::TimeZone::UTC,
             currency: None,
+            insights: None,
         }
     }
 }
@@ -109,6 +112,7 @@ struct App {
     currency: Option<Arc<Currency>>,
     /// Checks unsubscribe links.
     signer: Option<lifecycle_deliver::links::Signer>,
+    insights: Option<Arc<crate::insights::Insights>>,
 }
 
 /// Who may call a path.
@@ -197,6 +201,12 @@ pub fn serve(
             metrics_open: options.metrics_open,
             currency: options.currency.clone().map(Arc::new),
             signer: Some(lifecycle_deliver::links::Signer::new(secret.as_bytes())),
+            insights: options.insights.clone().map(|settings| {
+                Arc::new(crate::insights::Insights {
+                    settings,
+                    running: std::sync::Mutex::new(()),
+                })
+            }),
         };
         // A first run when the store has history but no run yet.
         if needs_first_run {
@@ -479,6 +489,18 @@ pub fn endpoints() -> Vec<Endpoint> {
         ),
         endpoint(Method::GET, "/c/{token}", get(click), docs::click()),
         endpoint(Method::GET, "/api/v1/kpis", get(kpis), docs::kpis()),
+        endpoint(
+            Method::GET,
+            "/api/v1/kpis/insights",
+            get(insights),
+            docs::insights(),
+        ),
+        endpoint(
+            Method::GET,
+            "/api/v1/kpis/files/{name}",
+            get(insight_file),
+            docs::insight_file(),
+        ),
         endpoint(
             Method::GET,
             "/api/v1/moments/{name}/results",
@@ -1674,6 +1696,53 @@ async fn kpis(State(app): State<App>) -> Response {
             .into_response()
         }
         Err(r) => r,
+    }
+}
+
+/// The insights over the stored orders (`[kpis]` of lifecycle.toml).
+async fn insights(State(app): State<App>) -> Response {
+    let Some(insights) = app.insights.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no [kpis] section in lifecycle.toml: name the attributes, lines, spend or experience files and the out folder there",
+        );
+    };
+    let engine = app.engine.clone();
+    let today = app.engine.clock.today();
+    match tokio::task::spawn_blocking(move || crate::insights::run(&engine, &insights, today)).await
+    {
+        Ok(Ok(mut v)) => {
+            v["as_of"] = date(Some(today));
+            axum::Json(v).into_response()
+        }
+        Ok(Err(crate::insights::InsightsRunError::Store(e))) => engine_error(EngineError::Store(e)),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"),
+    }
+}
+
+/// A file written by the insights.
+async fn insight_file(State(app): State<App>, Path(name): Path<String>) -> Response {
+    let Some(insights) = app.insights.clone() else {
+        return error(StatusCode::NOT_FOUND, "no [kpis] section in lifecycle.toml");
+    };
+    if !crate::insights::FILES.contains(&name.as_str()) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no insight file named {name}"),
+        );
+    }
+    let path = insights.settings.out.join(&name);
+    match tokio::task::spawn_blocking(move || std::fs::read(&path)).await {
+        Ok(Ok(bytes)) => (
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            bytes,
+        )
+            .into_response(),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            format!("{name} has not been written yet: GET /api/v1/kpis/insights first"),
+        ),
     }
 }
 

@@ -56,6 +56,10 @@ pub struct JourneyOptions {
     /// The product catalogue (CSV: id, name, url, and optionally image,
     /// price, category) templates draw suggestions from.
     pub catalogue: Option<PathBuf>,
+    /// Upsell rules (`affinities.csv` of the insights): suggestions start
+    /// with what customers who bought the same products bought next. The
+    /// file is re-read when it changes.
+    pub affinities: Option<PathBuf>,
     /// Audiences' consent conditions hold for everyone (`moments simulate`).
     pub assume_consent: bool,
 }
@@ -77,6 +81,7 @@ impl Default for JourneyOptions {
             poll_every: Duration::from_millis(200),
             workers: 8,
             catalogue: None,
+            affinities: None,
             assume_consent: false,
         }
     }
@@ -201,18 +206,117 @@ fn split_csv(line: &str) -> Vec<String> {
     out
 }
 
-/// Up to `n` suggestions: products the customer has not bought, those of
-/// the category of their latest purchase first, then the catalogue's order.
-pub fn suggestions(catalogue: &[Product], bought: &[String], n: usize) -> Vec<Product> {
+/// Upsell rules: product → (product bought later, confidence), the most
+/// confident first.
+pub type Affinities = std::collections::HashMap<String, Vec<(String, f64)>>;
+
+/// Reads the significant rules of an `affinities.csv` (adjusted p-value
+/// under 0.05).
+pub fn read_affinities(path: &Path) -> Result<Affinities, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    let header = split_csv(lines.next().unwrap_or(""));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| format!("{}: no {name} column", path.display()))
+    };
+    let (a, b, conf, p) = (
+        col("bought")?,
+        col("later_bought")?,
+        col("confidence")?,
+        col("p_adjusted")?,
+    );
+    let mut out = Affinities::new();
+    for (i, line) in lines.enumerate() {
+        let f = split_csv(line);
+        let num = |k: usize| f.get(k).and_then(|v| v.parse::<f64>().ok());
+        let (Some(c), Some(pv)) = (num(conf), num(p)) else {
+            return Err(format!(
+                "{}:{}: bad confidence or p_adjusted",
+                path.display(),
+                i + 2
+            ));
+        };
+        if pv < 0.05
+            && let (Some(x), Some(y)) = (f.get(a), f.get(b))
+        {
+            out.entry(x.clone()).or_default().push((y.clone(), c));
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_by(|x, y| y.1.total_cmp(&x.1));
+    }
+    Ok(out)
+}
+
+/// Up to `n` suggestions among the products the customer has not bought:
+/// first what the affinities say customers bought after the same products
+/// (most confident first), then those of the category of their latest
+/// purchase, then the catalogue's order.
+pub fn suggestions(
+    catalogue: &[Product],
+    affinities: &Affinities,
+    bought: &[String],
+    n: usize,
+) -> Vec<Product> {
+    let mut ranked: Vec<(&str, f64)> = Vec::new();
+    for b in bought {
+        for (next, c) in affinities.get(b).into_iter().flatten() {
+            if bought.contains(next) {
+                continue;
+            }
+            match ranked.iter_mut().find(|r| r.0 == next) {
+                Some(r) => r.1 = r.1.max(*c),
+                None => ranked.push((next, *c)),
+            }
+        }
+    }
+    ranked.sort_by(|x, y| y.1.total_cmp(&x.1));
+    let mut out: Vec<Product> = ranked
+        .iter()
+        .filter_map(|(id, _)| catalogue.iter().find(|p| p.id == *id))
+        .take(n)
+        .cloned()
+        .collect();
     let last_category = bought
         .iter()
         .find_map(|b| catalogue.iter().find(|p| &p.id == b))
         .map(|p| p.category.clone())
         .filter(|c| !c.is_empty());
-    let fresh = catalogue.iter().filter(|p| !bought.contains(&p.id));
+    let fresh = catalogue
+        .iter()
+        .filter(|p| !bought.contains(&p.id) && !out.iter().any(|o| o.id == p.id));
     let (same, other): (Vec<&Product>, Vec<&Product>) =
         fresh.partition(|p| last_category.as_ref() == Some(&p.category));
-    same.into_iter().chain(other).take(n).cloned().collect()
+    let room = n.saturating_sub(out.len());
+    out.extend(same.into_iter().chain(other).take(room).cloned());
+    out
+}
+
+/// The affinities file, re-read when its modification time changes.
+struct AffinityFile {
+    path: PathBuf,
+    state: std::sync::Mutex<(Option<std::time::SystemTime>, std::sync::Arc<Affinities>)>,
+}
+
+impl AffinityFile {
+    fn current(&self) -> std::sync::Arc<Affinities> {
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        let Ok(mut state) = self.state.lock() else {
+            return std::sync::Arc::new(Affinities::new());
+        };
+        if modified.is_some() && modified != state.0 {
+            match read_affinities(&self.path) {
+                Ok(a) => *state = (modified, std::sync::Arc::new(a)),
+                Err(e) => eprintln!("affinities: {e} (keeping the rules read before)"),
+            }
+        }
+        state.1.clone()
+    }
 }
 
 /// The journeys of every stored version that parses; the newest active
@@ -360,6 +464,7 @@ pub fn diff(old: &str, new: &str) -> String {
 pub struct Deliverer {
     templates: Templates,
     catalogue: Vec<Product>,
+    affinities: Option<AffinityFile>,
     smtp: Option<Smtp>,
     webhook: Option<Webhook>,
     sms: Option<Sms>,
@@ -410,6 +515,10 @@ impl Deliverer {
         Ok(Deliverer {
             templates: Templates::new(&dir),
             catalogue,
+            affinities: options.affinities.as_ref().map(|p| AffinityFile {
+                path: p.clone(),
+                state: std::sync::Mutex::new((None, std::sync::Arc::new(Affinities::new()))),
+            }),
             smtp,
             webhook,
             sms,
@@ -589,7 +698,16 @@ impl Deliverer {
             "products": if self.catalogue.is_empty() {
                 Vec::new()
             } else {
-                suggestions(&self.catalogue, &store.bought_products(&item.customer_id)?, 3)
+                let affinities = self
+                    .affinities
+                    .as_ref()
+                    .map_or_else(|| std::sync::Arc::new(Affinities::new()), AffinityFile::current);
+                suggestions(
+                    &self.catalogue,
+                    &affinities,
+                    &store.bought_products(&item.customer_id)?,
+                    3,
+                )
             },
         });
         let subject = match &item.subject {
@@ -1004,13 +1122,29 @@ mod tests {
         assert_eq!(c.len(), 3);
         assert_eq!(c[0].name, "Tea, green");
         assert_eq!(c[1].price, None);
-        let s = suggestions(&c, &["p1".to_string()], 2);
+        let s = suggestions(&c, &Affinities::new(), &["p1".to_string()], 2);
         let ids: Vec<&str> = s.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(
             ids,
             ["p3", "p2"],
             "same category first, then the catalogue's order"
         );
+        // Affinities come first: after p1, customers bought p2 (most
+        // confident) and p9 (not in the catalogue); p3 was not significant.
+        let rules = dir.join("affinities.csv");
+        std::fs::write(
+            &rules,
+            "bought,later_bought,customers,confidence,p_adjusted\np1,p3,9,0.9,0.2\np1,p9,9,0.8,0.001\np1,p2,9,0.6,0.001\n",
+        )
+        .unwrap_or(());
+        let a = read_affinities(&rules).unwrap_or_default();
+        assert_eq!(
+            a["p1"],
+            vec![("p9".to_string(), 0.8), ("p2".to_string(), 0.6)]
+        );
+        let s = suggestions(&c, &a, &["p1".to_string()], 2);
+        let ids: Vec<&str> = s.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["p2", "p3"], "the affinity first, then the category");
         std::fs::write(&path, "sku,title\n").unwrap_or(());
         assert!(read_catalogue(&path).is_err());
         let _ = std::fs::remove_dir_all(&dir);

@@ -12,6 +12,7 @@
 
 pub mod engine;
 pub mod http;
+pub mod insights;
 pub mod journeys;
 pub mod metrics;
 pub mod openapi;

@@ -426,6 +426,36 @@ pub mod docs {
             ],
         }
     }
+    pub fn insights() -> Doc {
+        Doc {
+            summary: "The insights of analyze --kpis over the stored orders",
+            description: "Runs the insights as of today over the stored orders with the files of lifecycle.toml's [kpis] section (attributes, order lines, spend, survey answers; re-read on each request) and each customer's live CLV: new-customer stickiness by channel, campaign and first product, anomalies by attribute and segment, the ideal customer profile and its lookalikes, upsell affinities and each customer's next best product, LTV:CAC and payback by channel, experience by segment and phase. The files are written to [kpis] out and served by /api/v1/kpis/files/{name}. One run at a time.",
+            params: vec![],
+            body: None,
+            responses: vec![
+                (
+                    200,
+                    "{customers, warnings, insights: {stickiness, anomalies, icp, lines, experience, ltv_cac, payback, ...}}",
+                ),
+                (400, "A bad input file (names the file, line and column)"),
+                (404, "No [kpis] section in lifecycle.toml"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
+    pub fn insight_file() -> Doc {
+        Doc {
+            summary: "One file written by the insights",
+            description: "A CSV written by the last /api/v1/kpis/insights run, e.g. lookalikes.csv, next_best.csv, affinities.csv, stickiness.csv.",
+            params: vec![path("name", "File name, e.g. lookalikes.csv")],
+            body: None,
+            responses: vec![
+                (200, "text/csv"),
+                (404, "No such file (or not run yet)"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
     pub fn click() -> Doc {
         Doc {
             summary: "Tracked link",
