@@ -129,3 +129,100 @@ fn serve_runs_the_insights_over_the_store() {
     assert_eq!(status, 404);
     assert!(text.contains("[kpis]"), "{text}");
 }
+
+/// The event forms: with an empty `[kpis]`, traits come from `identify`,
+/// order lines from `Order Completed` products and NPS from `Survey
+/// Answered` events.
+#[test]
+fn serve_reads_the_event_forms_when_no_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let config = dir.path().join("lifecycle.toml");
+    std::fs::write(&config, "[kpis]\n").unwrap();
+    let key = |kind: &str| {
+        let o = lifecycle(&["keys", "create", "--kind", kind, "--db", &db]);
+        stdout(&o).trim().to_string()
+    };
+    let (secret, write) = (key("secret"), key("write"));
+    let server = start(
+        &db,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--simulated-clock",
+            "2024-06-01T00:00:00Z",
+            "--refit-every",
+            "off",
+        ],
+    );
+    let addr = server.addr.as_str();
+    let mut batch = Vec::new();
+    let send = |batch: &mut Vec<Value>| {
+        let body = serde_json::json!({"batch": batch}).to_string();
+        let (status, text) = request(addr, "POST", "/v1/batch", &[basic(&write)], body.as_bytes());
+        assert_eq!(status, 200, "{text}");
+        batch.clear();
+    };
+    for i in 0..300 {
+        let c = format!("c{i}");
+        let city = if i % 2 == 0 { "Lyon" } else { "Paris" };
+        batch.push(serde_json::json!({"type": "identify", "userId": c, "messageId": format!("i{i}"),
+            "timestamp": "2024-01-01T10:00:00Z", "traits": {"address": {"city": city}, "email": format!("{c}@x.io")}}));
+        let first = if i % 3 == 0 { "a" } else { "c" };
+        batch.push(serde_json::json!({"type": "track", "event": "Order Completed", "userId": c, "messageId": format!("o{i}"),
+            "timestamp": "2024-01-02T10:00:00Z",
+            "properties": {"order_id": format!("o{i}"), "revenue": 10, "products": [{"product_id": first, "category": "tea", "price": 10, "quantity": 1}]}}));
+        let next = if first == "a" && i % 5 != 0 {
+            "b"
+        } else if i % 2 == 0 {
+            "d"
+        } else {
+            "e"
+        };
+        batch.push(serde_json::json!({"type": "track", "event": "Order Completed", "userId": c, "messageId": format!("p{i}"),
+            "timestamp": "2024-02-10T10:00:00Z",
+            "properties": {"order_id": format!("p{i}"), "revenue": 12, "products": [{"product_id": next, "price": 12}]}}));
+        batch.push(serde_json::json!({"type": "track", "event": "Survey Answered", "userId": c, "messageId": format!("s{i}"),
+            "timestamp": "2024-02-11T10:00:00Z", "properties": {"nps": if i % 2 == 0 { 10 } else { 4 }}}));
+        if batch.len() >= 100 {
+            send(&mut batch);
+        }
+    }
+    send(&mut batch);
+    let (status, text) = request(addr, "GET", "/api/v1/kpis/insights", &[basic(&secret)], b"");
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v["sources"]["attributes"], "identify traits",
+        "{}",
+        v["sources"]
+    );
+    assert_eq!(v["sources"]["lines"], "Order Completed products");
+    let i = &v["insights"];
+    let top = &i["lines"]["affinities"]["top"][0];
+    assert_eq!(
+        (top["bought"].as_str(), top["later_bought"].as_str()),
+        (Some("a"), Some("b")),
+        "{}",
+        i["lines"]
+    );
+    // NPS: 150 promoters, 150 detractors overall.
+    let all = &i["experience"]["groups"][0];
+    assert_eq!(
+        (all["group"].as_str(), all["nps_answers"].as_u64()),
+        (Some("all"), Some(300))
+    );
+    assert!(all["nps"].as_f64().unwrap().abs() < 1e-9);
+    // Stickiness by the traits' city (everyone ordered again).
+    let groups = i["stickiness"]["groups"].as_array().unwrap();
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["attribute"] == "city" && g["value"] == "Lyon"),
+        "{groups:?}"
+    );
+    assert!(
+        !groups.iter().any(|g| g["attribute"] == "email"),
+        "contact traits are not grouped"
+    );
+}

@@ -30,7 +30,9 @@ pub struct ExperienceInput {
     pub comments: Vec<(String, String, String)>,
 }
 
-fn signal(kind: &str, v: Option<f64>) -> Result<Vec<Signal>, String> {
+/// The signals of one answer: `kind` normalised (see [`crate::normalize`]),
+/// e.g. `nps`, `ces`, `review`, `return`, `ticketopened`, `ticket`.
+pub fn signal(kind: &str, v: Option<f64>) -> Result<Vec<Signal>, String> {
     let need = |lo: f64, hi: f64, whole: bool| -> Result<f64, String> {
         let v = v.ok_or("has no value")?;
         if v < lo || v > hi || (whole && v.fract() != 0.0) {

@@ -22,6 +22,7 @@ use lifecycle_ingest::spend::Spend;
 use lifecycle_rfm::{Day, OrderEntry};
 use serde_json::Value;
 
+pub mod events;
 mod write;
 pub use write::*;
 

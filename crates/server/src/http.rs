@@ -1704,7 +1704,7 @@ async fn insights(State(app): State<App>) -> Response {
     let Some(insights) = app.insights.clone() else {
         return error(
             StatusCode::NOT_FOUND,
-            "no [kpis] section in lifecycle.toml: name the attributes, lines, spend or experience files and the out folder there",
+            "no [kpis] section in lifecycle.toml: add one (its files are optional: without them the stored identify traits and Order Completed, survey, review, return and ticket events are used)",
         );
     };
     let engine = app.engine.clone();

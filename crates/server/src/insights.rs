@@ -1,7 +1,10 @@
 //! `GET /api/v1/kpis/insights`: the insights of `analyze --kpis` over the
 //! stored orders, with the attributes, order lines, spend and survey files
-//! named in `[kpis]` (re-read on every request, so they can be replaced),
-//! and the live CLV of each customer for LTV:CAC. The files are written
+//! named in `[kpis]` (re-read on every request, so they can be replaced)
+//! or, for those not named, their event forms (identify traits, `Order
+//! Completed` products, survey/review/return/ticket events, see
+//! `lifecycle_insights::events`), and the live CLV of each customer for
+//! LTV:CAC. The files are written
 //! into the configured folder and served by `GET /api/v1/kpis/files/{name}`.
 
 use std::collections::HashMap;
@@ -73,7 +76,46 @@ pub fn run(engine: &Engine, insights: &Insights, today: Day) -> Result<Value, In
         })
     })?;
     let clock = lifecycle_ingest::Clock::new(engine.clock.tz().clone());
-    let inputs = lifecycle_insights::Inputs::read(&s.paths, &clock, 2)?;
+    let mut inputs = lifecycle_insights::Inputs::read(&s.paths, &clock, 2)?;
+    // What no file gives comes from the stored messages (the event forms).
+    let mut sources = serde_json::Map::new();
+    use lifecycle_insights::events;
+    if inputs.attributes.is_none() {
+        let traits = engine.read(|st| st.all_traits())?;
+        if !traits.is_empty() {
+            inputs.attributes = Some(events::attributes_from_traits(&traits));
+            sources.insert("attributes".into(), json!("identify traits"));
+        }
+    } else {
+        sources.insert("attributes".into(), json!("file"));
+    }
+    if inputs.lines.is_none() {
+        let orders = engine.read(|st| st.events_named(&["Order Completed"]))?;
+        inputs.lines = events::lines_from_events(&orders, &clock);
+        if inputs.lines.is_some() {
+            sources.insert("lines".into(), json!("Order Completed products"));
+        }
+    } else {
+        sources.insert("lines".into(), json!("file"));
+    }
+    if inputs.experience.is_none() {
+        let answers = engine.read(|st| st.events_named(events::EXPERIENCE_EVENTS))?;
+        if !answers.is_empty() {
+            let (e, rejected) = events::experience_from_events(&answers);
+            if rejected > 0 {
+                inputs.warnings.push(format!(
+                    "{rejected} survey, review or ticket events had values off their scale and were left out"
+                ));
+            }
+            inputs.experience = Some(e);
+            sources.insert(
+                "experience".into(),
+                json!("survey, review, return and ticket events"),
+            );
+        }
+    } else {
+        sources.insert("experience".into(), json!("file"));
+    }
     let mut pass = lifecycle_insights::Pass::new(&inputs, today, s.options.clone())?;
     builder.for_each_customer_orders(today, |id, entries| pass.add(id, entries));
     let (summaries, _) = builder.finish(today);
@@ -102,6 +144,7 @@ pub fn run(engine: &Engine, insights: &Insights, today: Day) -> Result<Value, In
     let section = pass.write(&analysis, &engine.table, clv.as_deref(), &s.out)?;
     Ok(json!({
         "customers": analysis.summaries.len(),
+        "sources": sources,
         "warnings": inputs.warnings,
         "insights": section,
     }))

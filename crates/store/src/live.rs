@@ -93,6 +93,9 @@ pub struct Rescored {
     pub tripwire_events: u64,
 }
 
+/// A customer id and their merged identify traits.
+pub type CustomerTraits = (String, serde_json::Map<String, serde_json::Value>);
+
 /// A customer's standing, as the scorer computed it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProfileRow {
@@ -1254,6 +1257,47 @@ impl Store {
             .iter()
             .map(event_of)
             .collect())
+    }
+
+    /// Every customer's merged identify traits (a JSON object each).
+    pub fn all_traits(&mut self) -> Result<Vec<CustomerTraits>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT customer_id, traits FROM traits ORDER BY customer_id",
+                vals![],
+            )?
+            .iter()
+            .filter_map(|r| {
+                let v: serde_json::Value = serde_json::from_str(&r.text(1)).ok()?;
+                Some((r.text(0), v.as_object()?.clone()))
+            })
+            .collect())
+    }
+
+    /// The track events named one of `names` still stored, oldest first:
+    /// (customer id, ms since 1970, the payload as stored, with `event` set
+    /// to the name).
+    pub fn events_named(
+        &mut self,
+        names: &[&str],
+    ) -> Result<Vec<(String, i64, serde_json::Value)>, StoreError> {
+        let mut out = Vec::new();
+        for name in names {
+            for r in self.rows(
+                "SELECT customer_id, at_ms, payload FROM events WHERE event = ?1 AND kind = 'track'",
+                vals![*name],
+            )? {
+                if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&r.text(2)) {
+                    if let Some(o) = v.as_object_mut() {
+                        o.entry("event")
+                            .or_insert_with(|| serde_json::Value::from(*name));
+                    }
+                    out.push((r.text(0), r.i64(1), v));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(out)
     }
 
     /// Profiles matching `filter`, by customer id, at most `filter.limit`.
