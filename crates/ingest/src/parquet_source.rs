@@ -203,3 +203,128 @@ pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput
         description,
     )
 }
+
+/// A Parquet file's column names and the first 1,000 rows as text (for
+/// recognising columns and the date style).
+pub(crate) fn header_and_sample(
+    path: &Path,
+) -> Result<(Vec<String>, Vec<Vec<String>>), IngestError> {
+    let reader = open_reader(path)?;
+    let header: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
+    let mut sample = Vec::new();
+    if let Ok(iter) = reader.get_row_iter(None) {
+        for row in iter.take(1000) {
+            let row =
+                row.map_err(|e| IngestError::format(path, format!("cannot read rows: {e}")))?;
+            sample.push(row.get_column_iter().map(|(_, f)| as_text(f)).collect());
+        }
+    }
+    Ok((header, sample))
+}
+
+/// One row of a row group: its values (or why it cannot be decoded) and
+/// its 1-based row number in the file.
+pub(crate) type RowItem<'a> = (Result<Rec<'a>, RowError>, Location);
+
+/// Calls `process(state, group index, rows)` for every row group, on up to
+/// `threads` workers each with its own state from `make`.
+pub(crate) fn for_each_row_group<W: Send>(
+    path: &Path,
+    threads: usize,
+    make: impl Fn() -> W + Sync,
+    process: impl Fn(&mut W, u64, &mut dyn Iterator<Item = RowItem<'_>>) + Sync,
+) -> Result<Vec<W>, IngestError> {
+    let reader = open_reader(path)?;
+    let meta = reader.metadata();
+    let utc: Vec<bool> = meta
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| match f.get_basic_info().logical_type_ref() {
+            Some(LogicalType::Timestamp(t)) => t.is_adjusted_to_u_t_c,
+            _ => true,
+        })
+        .collect();
+    let starts: Vec<u64> = (0..reader.num_row_groups())
+        .scan(0u64, |acc, i| {
+            let s = *acc;
+            *acc += meta.row_group(i).num_rows().max(0) as u64;
+            Some(s)
+        })
+        .collect();
+    let next_group = AtomicU64::new(0);
+    let threads = threads.clamp(1, starts.len().max(1));
+    let results: Vec<Result<W, IngestError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (make, process, next_group, starts, utc) =
+                    (&make, &process, &next_group, &starts, &utc);
+                scope.spawn(move || -> Result<W, IngestError> {
+                    let reader = open_reader(path)?;
+                    let mut state = make();
+                    loop {
+                        let g = next_group.fetch_add(1, Ordering::Relaxed) as usize;
+                        if g >= starts.len() {
+                            break;
+                        }
+                        let rg = reader.get_row_group(g).map_err(|e| {
+                            IngestError::format(path, format!("row group {g}: {e}"))
+                        })?;
+                        let group = rg.get_row_iter(None).map_err(|e| {
+                            IngestError::format(path, format!("row group {g}: {e}"))
+                        })?;
+                        let rows: Vec<(Result<parquet::record::Row, String>, Location)> = group
+                            .enumerate()
+                            .map(|(k, row)| {
+                                (
+                                    row.map_err(|e| format!("cannot be decoded: {e}")),
+                                    Location::Row(starts[g] + k as u64 + 1),
+                                )
+                            })
+                            .collect();
+                        let values: Vec<Option<Vec<Field<'_>>>> = rows
+                            .iter()
+                            .map(|(r, _)| {
+                                r.as_ref().ok().map(|row| {
+                                    row.get_column_iter()
+                                        .enumerate()
+                                        .map(|(i, (_, f))| {
+                                            convert(f, utc.get(i).copied().unwrap_or(true))
+                                        })
+                                        .collect()
+                                })
+                            })
+                            .collect();
+                        let mut items = rows.iter().zip(&values).map(|((r, loc), v)| {
+                            let rec = match (r, v) {
+                                (Ok(_), Some(v)) => Ok(Rec::Values(v)),
+                                (Err(m), _) => Err(RowError::new(*loc, None, m.clone())),
+                                (Ok(_), None) => {
+                                    Err(RowError::new(*loc, None, "cannot be decoded"))
+                                }
+                            };
+                            (rec, *loc)
+                        });
+                        process(&mut state, g as u64, &mut items);
+                    }
+                    Ok(state)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    results.into_iter().collect()
+}
