@@ -105,6 +105,10 @@ pub struct AnalyzeArgs {
     /// profile (comma-separated; default: the Veneration phase's)
     #[arg(long, value_name = "SEGMENTS")]
     pub best: Option<String>,
+    /// With --kpis: the period of the headline retention and churn (month,
+    /// quarter or year; every period's retention file is written)
+    #[arg(long, default_value = "month", value_name = "PERIOD")]
+    pub retention_period: String,
     /// With --kpis and attributes or lines: how many lookalikes of the best
     /// customers to list (lookalikes.csv)
     #[arg(long, default_value_t = 1000, value_name = "N")]
@@ -303,6 +307,14 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             .map(|b| b.split(',').map(str::to_string).collect()),
         lookalikes: args.lookalikes,
         margin: args.margin,
+        retention_period: lifecycle_kpis::Period::parse(&args.retention_period).ok_or_else(
+            || {
+                input_err(format!(
+                    "--retention-period: \"{}\" is not month, quarter or year",
+                    args.retention_period
+                ))
+            },
+        )?,
     };
     let mut pass = if args.kpis {
         Some(lifecycle_insights::Pass::new(&inputs, as_of_day, options).map_err(insights_err)?)

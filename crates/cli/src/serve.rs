@@ -84,6 +84,8 @@ struct KpisSection {
     /// The segments of the ideal customer profile (default: Veneration's).
     best: Option<Vec<String>>,
     lookalikes: Option<usize>,
+    /// month, quarter or year.
+    retention_period: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -359,6 +361,17 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             dir.join(p)
         }
     };
+    if let Some(p) = file
+        .kpis
+        .as_ref()
+        .and_then(|k| k.retention_period.as_deref())
+        && lifecycle_kpis::Period::parse(p).is_none()
+    {
+        return Err(input_err(format!(
+            "{}: [kpis] retention_period = \"{p}\" is not month, quarter or year",
+            file_name.display()
+        )));
+    }
     let insights = file.kpis.as_ref().map(|k| {
         let defaults = lifecycle_insights::Options::default();
         lifecycle_server::insights::InsightsSettings {
@@ -373,6 +386,11 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 best: k.best.clone(),
                 lookalikes: k.lookalikes.unwrap_or(defaults.lookalikes),
                 margin: e.margin.unwrap_or(defaults.margin),
+                retention_period: k
+                    .retention_period
+                    .as_deref()
+                    .and_then(lifecycle_kpis::Period::parse)
+                    .unwrap_or(defaults.retention_period),
             },
             out: in_dir(k.out.as_ref().unwrap_or(&PathBuf::from("insights"))),
         }

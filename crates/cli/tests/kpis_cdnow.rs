@@ -115,6 +115,69 @@ fn cohorts_retention_and_concentration_match_pandas_and_duckdb() {
     }
 }
 
+/// Quarterly and yearly retention (`--retention-period quarter`):
+/// retention_quarter.csv and retention_year.csv against a count made here
+/// from the raw CDNOW lines (the quarters and years each customer bought in).
+#[test]
+fn quarterly_and_yearly_retention_match_a_direct_count() {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    let text = std::fs::read_to_string(data("CDNOW_master.txt")).unwrap();
+    // Per customer: the quarters and the years with an order.
+    type Sets = (BTreeSet<i32>, BTreeSet<i32>);
+    let mut periods: HashMap<&str, Sets> = HashMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (y, m): (i32, i32) = (f[1][..4].parse().unwrap(), f[1][4..6].parse().unwrap());
+        let e = periods.entry(f[0]).or_default();
+        e.0.insert(y * 4 + (m - 1) / 3);
+        e.1.insert(y);
+    }
+    // period → (active, active also in the period before).
+    let count = |pick: &dyn Fn(&Sets) -> &BTreeSet<i32>| {
+        let mut c: BTreeMap<i32, (u64, u64)> = BTreeMap::new();
+        for p in periods.values() {
+            let set = pick(p);
+            for &x in set {
+                let e = c.entry(x).or_default();
+                e.0 += 1;
+                e.1 += u64::from(set.contains(&(x - 1)));
+            }
+        }
+        c
+    };
+    let (quarters, years) = (count(&|p| &p.0), count(&|p| &p.1));
+    let (summary, out) = analyze_json(
+        &data("CDNOW_master.txt"),
+        &["--kpis", "--retention-period", "quarter"],
+    );
+    assert_eq!(summary["kpis"]["retention_period"], "quarter");
+    let (header, rows) = read_csv(&out.path().join("retention_quarter.csv"));
+    assert_eq!(header[0], "quarter");
+    // 1997-Q1 to 1998-Q2: five transitions.
+    assert_eq!(rows.len(), 5);
+    for r in &rows {
+        let (y, q): (i32, i32) = (r[0][..4].parse().unwrap(), r[0][6..].parse().unwrap());
+        let key = y * 4 + q - 1;
+        assert_eq!(r[1], quarters[&(key - 1)].0.to_string(), "{r:?}");
+        assert_eq!(r[2], quarters[&key].1.to_string(), "{r:?}");
+    }
+    let last = rows.last().unwrap();
+    let rate: f64 = last[3].parse().unwrap();
+    close(
+        summary["kpis"]["retention_rate_last_period"]
+            .as_f64()
+            .unwrap(),
+        rate,
+        1e-6,
+        "headline",
+    );
+    let (_, rows) = read_csv(&out.path().join("retention_year.csv"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], "1998");
+    assert_eq!(rows[0][1], years[&1997].0.to_string());
+    assert_eq!(rows[0][2], years[&1998].1.to_string());
+}
+
 /// The same KPIs live: CDNOW imported into a store, `GET /api/v1/kpis`.
 #[test]
 fn kpis_api_on_the_store() {

@@ -161,6 +161,9 @@ pub struct Options {
     pub lookalikes: usize,
     /// Margin on revenue when the order lines carry no cost.
     pub margin: f64,
+    /// The retention period of the headline figures (every period's file is
+    /// written).
+    pub retention_period: lifecycle_kpis::Period,
 }
 
 impl Default for Options {
@@ -170,6 +173,7 @@ impl Default for Options {
             best: None,
             lookalikes: 1000,
             margin: 1.0,
+            retention_period: lifecycle_kpis::Period::Month,
         }
     }
 }
@@ -280,7 +284,7 @@ impl<'a> Pass<'a> {
                 .collect(),
         };
         let kpis = std::mem::take(&mut self.kpis).finish();
-        let mut section = write(&kpis, out)?;
+        let mut section = write(&kpis, self.options.retention_period, out)?;
         let columns = self.dims.names();
         let inputs = self.inputs;
         if !columns.is_empty() {

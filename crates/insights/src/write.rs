@@ -11,7 +11,7 @@ use lifecycle_kpis::{Kpis, month_label};
 use serde_json::{Value, json};
 
 /// Writes the KPI files into `out` and returns the summary section.
-pub fn write(k: &Kpis, out: &Path) -> Result<Value> {
+pub fn write(k: &Kpis, period: lifecycle_kpis::Period, out: &Path) -> Result<Value> {
     std::fs::create_dir_all(out).map_err(|e| InsightsError::io(out, e))?;
     let mut cohorts = String::from("cohort,size,months_since,active,retention,revenue\n");
     for c in &k.cohorts {
@@ -31,23 +31,47 @@ pub fn write(k: &Kpis, out: &Path) -> Result<Value> {
     }
     let path = out.join("cohorts.csv");
     write_file(&path, cohorts)?;
-    let mut retention = String::from("month,previous_active,retained,rate\n");
-    for p in &k.period_retention {
-        let _ = writeln!(
-            retention,
-            "{},{},{},{}",
-            month_label(p.month),
-            p.previous_active,
-            p.retained,
-            p.rate().map_or_else(String::new, |r| format!("{r:.6}"))
+    let mut by_period = serde_json::Map::new();
+    for p in lifecycle_kpis::Period::ALL {
+        let name = p.name();
+        let mut csv = format!("{name},previous_active,retained,rate\n");
+        for r in k.retention(p) {
+            let _ = writeln!(
+                csv,
+                "{},{},{},{}",
+                p.label(r.month),
+                r.previous_active,
+                r.retained,
+                r.rate().map_or_else(String::new, |x| format!("{x:.6}"))
+            );
+        }
+        let file = if p == lifecycle_kpis::Period::Month {
+            "retention.csv".to_string()
+        } else {
+            format!("retention_{name}.csv")
+        };
+        let path = out.join(&file);
+        write_file(&path, csv)?;
+        let rates: Vec<f64> = k.retention(p).iter().filter_map(|r| r.rate()).collect();
+        by_period.insert(
+            name.into(),
+            json!({
+                "last": k.retention(p).last().and_then(|r| r.rate()),
+                "last_period": k.retention(p).last().map(|r| p.label(r.month)),
+                "mean": (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64),
+                "file": file,
+            }),
         );
     }
-    let path = out.join("retention.csv");
-    write_file(&path, retention)?;
+    let chosen = by_period.get(period.name()).cloned().unwrap_or(Value::Null);
     let rates: Vec<f64> = k.period_retention.iter().filter_map(|p| p.rate()).collect();
     Ok(json!({
         "customers": k.customers,
         "repeat_rate": k.repeat_rate,
+        "retention_period": period.name(),
+        "retention_rate_last_period": chosen["last"],
+        "churn_rate_last_period": chosen["last"].as_f64().map(|r| 1.0 - r),
+        "retention_by_period": by_period,
         "churn_rate_last_month": k.period_retention.last().and_then(|p| p.rate()).map(|r| 1.0 - r),
         "retention_rate_last_month": k.period_retention.last().and_then(|p| p.rate()),
         "retention_rate_mean": (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64),
@@ -64,7 +88,7 @@ pub fn write(k: &Kpis, out: &Path) -> Result<Value> {
             "cohort": month_label(c.month), "size": c.size,
             "retention": c.active.iter().map(|a| if c.size > 0 { *a as f64 / c.size as f64 } else { 0.0 }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "files": ["cohorts.csv", "retention.csv"],
+        "files": ["cohorts.csv", "retention.csv", "retention_quarter.csv", "retention_year.csv"],
     }))
 }
 
@@ -459,8 +483,17 @@ fn who(attribute: &str, value: &str) -> String {
     }
 }
 
-/// Columns that identify or contact a customer: never grouped by.
+/// Columns that identify or contact a customer, or are dates: never
+/// grouped by.
 const CONTACT: &[&str] = &[
+    "signupdate",
+    "signedupat",
+    "createdat",
+    "registeredat",
+    "registrationdate",
+    "firstseen",
+    "lastseen",
+    "updatedat",
     "email",
     "emailaddress",
     "phone",

@@ -61,14 +61,57 @@ pub struct Cohort {
     pub revenue: Vec<f64>,
 }
 
-/// Retention from one month to the next.
+/// Retention from one period (month, quarter or year) to the next.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PeriodRetention {
+    /// The period's first month.
     pub month: Month,
-    /// Customers active in the month before and in this one.
+    /// Customers active in the period before and in this one.
     pub retained: u64,
-    /// Customers active in the month before.
+    /// Customers active in the period before.
     pub previous_active: u64,
+}
+
+/// A retention period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Month,
+    Quarter,
+    Year,
+}
+
+impl Period {
+    pub const ALL: [Period; 3] = [Period::Month, Period::Quarter, Period::Year];
+
+    pub fn months(self) -> i32 {
+        match self {
+            Period::Month => 1,
+            Period::Quarter => 3,
+            Period::Year => 12,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::Month => "month",
+            Period::Quarter => "quarter",
+            Period::Year => "year",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Period> {
+        Period::ALL.into_iter().find(|p| p.name() == s.trim())
+    }
+
+    /// `2024-03`, `2024-Q1` or `2024` for the period starting in `month`.
+    pub fn label(self, month: Month) -> String {
+        let y = 1970 + month.div_euclid(12);
+        match self {
+            Period::Month => month_label(month),
+            Period::Quarter => format!("{y:04}-Q{}", month.rem_euclid(12) / 3 + 1),
+            Period::Year => format!("{y:04}"),
+        }
+    }
 }
 
 impl PeriodRetention {
@@ -95,6 +138,10 @@ pub struct Kpis {
     pub customers: u64,
     pub cohorts: Vec<Cohort>,
     pub period_retention: Vec<PeriodRetention>,
+    /// The same by quarter and by year (the periods' first months; the
+    /// last period may not be over yet).
+    pub quarterly_retention: Vec<PeriodRetention>,
+    pub yearly_retention: Vec<PeriodRetention>,
     /// Share of customers with at least two purchase days.
     pub repeat_rate: f64,
     /// The top 20% of customers (⌈0.2·N⌉ by revenue) and their share of revenue.
@@ -111,6 +158,17 @@ pub struct Kpis {
     pub gap_histogram: Vec<(u32, Option<u32>, u64)>,
 }
 
+impl Kpis {
+    /// Retention by the given period.
+    pub fn retention(&self, p: Period) -> &[PeriodRetention] {
+        match p {
+            Period::Month => &self.period_retention,
+            Period::Quarter => &self.quarterly_retention,
+            Period::Year => &self.yearly_retention,
+        }
+    }
+}
+
 /// Accumulates customers one at a time.
 #[derive(Debug, Default)]
 pub struct KpiBuilder {
@@ -120,6 +178,9 @@ pub struct KpiBuilder {
     cells: Vec<(Month, Vec<u64>, Vec<f64>, u64)>,
     /// Active customers by month, and those also active the month before.
     active: Vec<(Month, u64, u64)>,
+    /// The same by quarter and by year (keyed by quarter or year number).
+    active_quarters: Vec<(i32, u64, u64)>,
+    active_years: Vec<(i32, u64, u64)>,
     customers: u64,
     repeaters: u64,
     totals: Vec<f64>,
@@ -194,6 +255,23 @@ impl KpiBuilder {
                 self.active[s].2 += 1;
             }
         }
+        for (len, list) in [(3, &mut self.active_quarters), (12, &mut self.active_years)] {
+            let mut periods: Vec<i32> = months.iter().map(|m| m.div_euclid(len)).collect();
+            periods.dedup();
+            for (i, &p) in periods.iter().enumerate() {
+                let s = match list.iter().position(|a| a.0 == p) {
+                    Some(s) => s,
+                    None => {
+                        list.push((p, 0, 0));
+                        list.len() - 1
+                    }
+                };
+                list[s].1 += 1;
+                if i > 0 && periods[i - 1] == p - 1 {
+                    list[s].2 += 1;
+                }
+            }
+        }
         days.sort_unstable();
         days.dedup();
         if days.len() >= 2 {
@@ -213,6 +291,8 @@ impl KpiBuilder {
                     customers: 0,
                     cohorts: Vec::new(),
                     period_retention: Vec::new(),
+                    quarterly_retention: Vec::new(),
+                    yearly_retention: Vec::new(),
                     repeat_rate: 0.0,
                     pareto_top_n: 0,
                     pareto_top20_share: None,
@@ -249,6 +329,17 @@ impl KpiBuilder {
                 previous_active: count(m - 1, &self.active).0,
             })
             .collect();
+        let by = |len: i32, active: &[(i32, u64, u64)]| -> Vec<PeriodRetention> {
+            (first.div_euclid(len) + 1..=last.div_euclid(len))
+                .map(|p| PeriodRetention {
+                    month: p * len,
+                    retained: count(p, active).1,
+                    previous_active: count(p - 1, active).0,
+                })
+                .collect()
+        };
+        let quarterly_retention = by(3, &self.active_quarters);
+        let yearly_retention = by(12, &self.active_years);
         let conc = concentration(self.totals);
         let mut gaps = self.gaps;
         gaps.sort_by(f64::total_cmp);
@@ -258,6 +349,8 @@ impl KpiBuilder {
             customers: self.customers,
             cohorts,
             period_retention,
+            quarterly_retention,
+            yearly_retention,
             repeat_rate: if self.customers > 0 {
                 self.repeaters as f64 / self.customers as f64
             } else {
@@ -955,6 +1048,55 @@ impl PaybackBuilder {
 #[cfg(test)]
 mod payback_tests {
     use super::*;
+
+    #[test]
+    fn quarterly_and_yearly_retention_by_hand() {
+        let o = |day: Day| OrderEntry {
+            day,
+            key: day as u64,
+            amount: 10.0,
+            rows: 1,
+            is_order: true,
+        };
+        // A: 2024-01-10, 2024-04-10; B: 2024-02-10, 2024-03-10;
+        // C: 2024-05-10, 2025-02-10.
+        let mut k = KpiBuilder::new();
+        k.add(&[o(19_732), o(19_823)]);
+        k.add(&[o(19_763), o(19_792)]);
+        k.add(&[o(19_853), o(20_129)]);
+        let k = k.finish();
+        let q: Vec<(String, u64, u64)> = k
+            .retention(Period::Quarter)
+            .iter()
+            .map(|p| {
+                (
+                    Period::Quarter.label(p.month),
+                    p.retained,
+                    p.previous_active,
+                )
+            })
+            .collect();
+        assert_eq!(
+            q,
+            [
+                ("2024-Q2".to_string(), 1, 2),
+                ("2024-Q3".to_string(), 0, 2),
+                ("2024-Q4".to_string(), 0, 0),
+                ("2025-Q1".to_string(), 0, 0),
+            ]
+        );
+        let y = k.retention(Period::Year);
+        assert_eq!(
+            (
+                Period::Year.label(y[0].month),
+                y[0].retained,
+                y[0].previous_active
+            ),
+            ("2025".to_string(), 1, 3)
+        );
+        assert_eq!(k.retention(Period::Month).len(), 13, "2024-02 to 2025-02");
+        assert_eq!(Period::parse("quarter"), Some(Period::Quarter));
+    }
 
     #[test]
     fn gap_histogram_by_hand() {

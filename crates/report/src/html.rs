@@ -389,10 +389,11 @@ fn kpis_section(h: &mut String, k: &serde_json::Value) {
     };
     let _ = write!(
         h,
-        "<h2>Retention and concentration</h2><p class=meta>Repeat-purchase rate {}; last month's retention {} (churn {}); the top 20% of customers bring {} of revenue (Gini {:.3}); median {} days between orders (p90 {}). Every cell is in cohorts.csv, every month in retention.csv.</p>",
+        "<h2>Retention and concentration</h2><p class=meta>Repeat-purchase rate {}; last {}'s retention {} (churn {}); the top 20% of customers bring {} of revenue (Gini {:.3}); median {} days between orders (p90 {}). Every cell is in cohorts.csv, every month in retention.csv (quarters and years in retention_quarter.csv and retention_year.csv).</p>",
         pct(&k["repeat_rate"]),
-        pct(&k["retention_rate_last_month"]),
-        pct(&k["churn_rate_last_month"]),
+        esc(k["retention_period"].as_str().unwrap_or("month")),
+        pct(&k["retention_rate_last_period"]),
+        pct(&k["churn_rate_last_period"]),
         pct(&k["pareto_top20_share"]),
         k["gini"].as_f64().unwrap_or(0.0),
         k["days_between_orders"]["p50"],

@@ -1689,6 +1689,14 @@ async fn kpis(State(app): State<App>) -> Response {
                     "month": label(p.month), "previous_active": p.previous_active,
                     "retained": p.retained, "rate": p.rate(),
                 })).collect::<Vec<_>>(),
+                "quarterly_retention": k.quarterly_retention.iter().map(|p| json!({
+                    "quarter": lifecycle_kpis::Period::Quarter.label(p.month),
+                    "previous_active": p.previous_active, "retained": p.retained, "rate": p.rate(),
+                })).collect::<Vec<_>>(),
+                "yearly_retention": k.yearly_retention.iter().map(|p| json!({
+                    "year": lifecycle_kpis::Period::Year.label(p.month),
+                    "previous_active": p.previous_active, "retained": p.retained, "rate": p.rate(),
+                })).collect::<Vec<_>>(),
                 "cohorts": k.cohorts.iter().map(|c| json!({
                     "cohort": label(c.month), "size": c.size, "active": c.active, "revenue": c.revenue,
                 })).collect::<Vec<_>>(),

@@ -420,7 +420,7 @@ pub mod docs {
             responses: vec![
                 (
                     200,
-                    "{customers, repeat_rate, pareto_top20_share, gini, days_between_orders, period_retention, cohorts}",
+                    "{customers, repeat_rate, pareto_top20_share, gini, days_between_orders, period_retention, quarterly_retention, yearly_retention, cohorts}",
                 ),
                 UNAUTHORIZED,
             ],
