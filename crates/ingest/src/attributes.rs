@@ -77,24 +77,9 @@ pub fn normalized_id(s: &str) -> std::borrow::Cow<'_, str> {
 /// Reads an attributes CSV (comma, tab or semicolon separated, with a
 /// header naming a customer column and at least one attribute).
 pub fn read_attributes(path: &Path) -> Result<AttributesFile, IngestError> {
-    let bytes = std::fs::read(path).map_err(|e| IngestError::io(path, e))?;
-    let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes))
-        .map_err(|_| IngestError::format(path, "is not UTF-8 text"))?;
-    let first = text.lines().next().unwrap_or("");
-    let delimiter = [b',', b'\t', b';']
-        .into_iter()
-        .max_by_key(|d| first.bytes().filter(|b| b == d).count())
-        .unwrap_or(b',');
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(false)
-        .from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| IngestError::format(path, format!("header: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let file = crate::small_csv::SmallCsv::open(path)?;
+    let header = &file.header;
+    let mut reader = file.reader();
     let find = |names: &[&str]| {
         header
             .iter()
@@ -129,7 +114,7 @@ pub fn read_attributes(path: &Path) -> Result<AttributesFile, IngestError> {
         .collect();
     let mut out = AttributesFile {
         other_columns: others.iter().map(|&i| header[i].clone()).collect(),
-        customers: HashMap::with_capacity_and_hasher(text.len() / 64, Default::default()),
+        customers: HashMap::with_capacity_and_hasher(file.len() / 64, Default::default()),
     };
     let mut record = csv::StringRecord::new();
     loop {

@@ -77,22 +77,9 @@ pub fn signal(kind: &str, v: Option<f64>) -> Result<Vec<Signal>, String> {
 
 /// Reads an experience CSV (comma, tab or semicolon separated, with a header).
 pub fn read_experience(path: &Path) -> Result<ExperienceInput, IngestError> {
-    let text = std::fs::read_to_string(path).map_err(|e| IngestError::io(path, e))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let first = text.lines().next().unwrap_or("");
-    let delimiter = [b',', b'\t', b';']
-        .into_iter()
-        .max_by_key(|d| first.bytes().filter(|b| b == d).count())
-        .unwrap_or(b',');
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| IngestError::format(path, format!("header: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let file = crate::small_csv::SmallCsv::open(path)?;
+    let header = &file.header;
+    let mut reader = file.reader();
     let norm: Vec<String> = header.iter().map(|h| normalize(h)).collect();
     let find = |names: &[&str]| norm.iter().position(|h| names.contains(&h.as_str()));
     let id = find(&["customerid", "customer", "userid", "email", "clientid"]).ok_or_else(|| {

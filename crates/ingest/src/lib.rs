@@ -28,6 +28,7 @@ mod orders;
 mod parquet_source;
 mod pipeline;
 mod record;
+mod small_csv;
 pub mod spend;
 pub mod summary_file;
 

@@ -238,6 +238,9 @@ pub fn read_order_lines(
         threads,
         ..crate::ReadOptions::default()
     };
+    let parse = |rec: &Rec<'_>, loc: Location, names: &mut LineTable| {
+        row(rec, &cols, header, &style, naive_is_utc, clock, loc, names)
+    };
     if parquet {
         let parts = crate::parquet_source::for_each_row_group(
             path,
@@ -246,28 +249,7 @@ pub fn read_order_lines(
             |part: &mut Part, g, rows| {
                 let mut lines = Vec::new();
                 for (rec, loc) in rows {
-                    part.rows += 1;
-                    let r = rec.and_then(|rec| {
-                        row(
-                            &rec,
-                            &cols,
-                            header,
-                            &style,
-                            naive_is_utc,
-                            clock,
-                            loc,
-                            &mut part.names,
-                        )
-                    });
-                    match r {
-                        Ok(line) => lines.push(line),
-                        Err(e) => {
-                            part.skipped += 1;
-                            if part.errors.len() < 10 {
-                                part.errors.push(e);
-                            }
-                        }
-                    }
+                    part.take(rec, loc, &parse, &mut lines);
                 }
                 part.chunks.push((g, lines));
             },
@@ -285,28 +267,7 @@ pub fn read_order_lines(
         |part: &mut Part, chunk| {
             let mut lines = Vec::with_capacity(chunk.data.len() / 48);
             crate::orders::for_each_record(chunk, format, true, |rec, loc| {
-                part.rows += 1;
-                let r = rec.and_then(|rec| {
-                    row(
-                        &rec,
-                        &cols,
-                        header,
-                        &style,
-                        naive_is_utc,
-                        clock,
-                        loc,
-                        &mut part.names,
-                    )
-                });
-                match r {
-                    Ok(line) => lines.push(line),
-                    Err(e) => {
-                        part.skipped += 1;
-                        if part.errors.len() < 10 {
-                            part.errors.push(e);
-                        }
-                    }
-                }
+                part.take(rec, loc, &parse, &mut lines);
                 ControlFlow::Continue(())
             });
             part.chunks.push((chunk.seq, lines));
@@ -323,6 +284,32 @@ struct Part {
     rows: u64,
     skipped: u64,
     errors: Vec<RowError>,
+}
+
+/// Parses one record into a line, interning its names.
+type Parse<'p> = dyn Fn(&Rec<'_>, Location, &mut LineTable) -> Result<Line, RowError> + 'p;
+
+impl Part {
+    /// One record: its line into `lines`, or the row counted as skipped
+    /// (the first ten errors kept).
+    fn take(
+        &mut self,
+        rec: Result<Rec<'_>, RowError>,
+        loc: Location,
+        parse: &Parse<'_>,
+        lines: &mut Vec<Line>,
+    ) {
+        self.rows += 1;
+        match rec.and_then(|rec| parse(&rec, loc, &mut self.names)) {
+            Ok(line) => lines.push(line),
+            Err(e) => {
+                self.skipped += 1;
+                if self.errors.len() < 10 {
+                    self.errors.push(e);
+                }
+            }
+        }
+    }
 }
 
 /// Puts the workers' chunks back under one set of names (ids numbered by
