@@ -446,7 +446,7 @@ fn kpis_section(h: &mut String, k: &serde_json::Value) {
         .map(|c| c["retention"].as_array().map_or(0, Vec::len))
         .max()
         .unwrap_or(0);
-    h.push_str("<table class=heat><thead><tr><th>Cohort</th><th class=n>Customers</th>");
+    h.push_str("<div style=\"overflow-x:auto\"><table class=heat><thead><tr><th>Cohort</th><th class=n>Customers</th>");
     for m in 0..width {
         let _ = write!(h, "<th class=n>{m}</th>");
     }
@@ -471,7 +471,7 @@ fn kpis_section(h: &mut String, k: &serde_json::Value) {
         }
         h.push_str("</tr>");
     }
-    h.push_str("</tbody></table>");
+    h.push_str("</tbody></table></div>");
     // Retention curves: months since acquisition on x, share active on y.
     let (w, ht, left, bottom) = (720.0, 280.0, 50.0, 40.0);
     let ymax = cohorts
@@ -486,7 +486,8 @@ fn kpis_section(h: &mut String, k: &serde_json::Value) {
         })
         .fold(0.0f64, f64::max)
         .max(0.01);
-    let x = |m: usize| left + (w - left - 20.0) * m as f64 / (width.max(2) - 1) as f64;
+    // The right 130 px hold the cohorts' legend.
+    let x = |m: usize| left + (w - left - 140.0) * m as f64 / (width.max(2) - 1) as f64;
     let y = |v: f64| ht - bottom - (ht - bottom - 20.0) * (v / ymax).min(1.0);
     let _ = write!(
         h,
@@ -1132,7 +1133,8 @@ pub fn paired_bars_svg(
         .max(1e-9);
     let slot = (w - left - 20.0) / groups.len().max(1) as f64;
     let bar = slot * 0.38;
-    let y = |v: f64| (h - bottom - 20.0) * v / max;
+    // The top 60 px hold the title and the legend.
+    let y = |v: f64| (h - bottom - 60.0) * v / max;
     let mut out = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
 <line x1="{left}" y1="{yb}" x2="{xr}" y2="{yb}" stroke="#888"/>
