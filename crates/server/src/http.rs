@@ -104,15 +104,15 @@ impl Default for ServeOptions {
 }
 
 #[derive(Clone)]
-struct App {
-    engine: Arc<Engine>,
-    metrics: Arc<Metrics>,
-    keys: Arc<RwLock<HashMap<String, KeyKind>>>,
-    metrics_open: bool,
-    currency: Option<Arc<Currency>>,
+pub(crate) struct App {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) keys: Arc<RwLock<HashMap<String, KeyKind>>>,
+    pub(crate) metrics_open: bool,
+    pub(crate) currency: Option<Arc<Currency>>,
     /// Checks unsubscribe links.
-    signer: Option<lifecycle_deliver::links::Signer>,
-    insights: Option<Arc<crate::insights::Insights>>,
+    pub(crate) signer: Option<lifecycle_deliver::links::Signer>,
+    pub(crate) insights: Option<Arc<crate::insights::Insights>>,
 }
 
 /// Who may call a path.
@@ -546,6 +546,7 @@ fn router(app: App) -> Router {
         router = router.route(e.path, e.route);
     }
     router
+        .merge(crate::dashboard::routes())
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
 }
@@ -593,7 +594,7 @@ fn presented_key(headers: &HeaderMap) -> Option<String> {
     (!user.is_empty()).then_some(user)
 }
 
-async fn key_kind(app: &App, key: String) -> Option<KeyKind> {
+pub(crate) async fn key_kind(app: &App, key: String) -> Option<KeyKind> {
     if let Some(k) = app.keys.read().ok().and_then(|m| m.get(&key).copied()) {
         return Some(k);
     }
@@ -873,7 +874,7 @@ async fn ingest(
 }
 
 /// Days since 1970-01-01 as an ISO date.
-fn date(day: Option<i32>) -> Value {
+pub(crate) fn date(day: Option<i32>) -> Value {
     let Some(day) = day else {
         return Value::Null;
     };
@@ -963,7 +964,7 @@ fn record_json(app: &App, c: &CustomerRecord) -> Value {
     v
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
@@ -977,11 +978,19 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn get_customer(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match customer_view(&app, id).await {
+        Ok(Some(v)) => axum::Json(v).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such customer"),
+        Err(r) => r,
+    }
+}
+
+/// The single customer view as JSON (the API's and the dashboard's).
+pub(crate) async fn customer_view(app: &App, id: String) -> Result<Option<Value>, Response> {
     let engine = app.engine.clone();
-    let lookup = id.clone();
     let found = blocking(move || {
         engine.read(|s| {
-            let Some(c) = s.customer(&lookup, 50)? else {
+            let Some(c) = s.customer(&id, 50)? else {
                 return Ok(None);
             };
             let enrolments = s.enrolments(&c.customer_id)?;
@@ -989,59 +998,43 @@ async fn get_customer(State(app): State<App>, Path(id): Path<String>) -> Respons
             Ok(Some((c, enrolments, messages)))
         })
     })
-    .await;
-    match found {
-        Ok(Some((c, enrolments, messages))) => {
-            let mut v = record_json(&app, &c);
-            v["journeys"] = Value::Array(
-                enrolments
-                    .iter()
-                    .map(|e| {
-                        json!({
-                            "moment": e.moment, "version": e.version, "entered": time(e.entered_ms),
-                            "step": e.step, "next_step_at": e.wake_ms.map(time),
-                            "group": if e.global_control { "global control" } else if e.held_out { "holdout" } else { "treatment" },
-                            "ended": e.ended, "ended_at": e.ended_ms.map(time),
-                            "goal_reached_at": e.goal_ms.map(time), "goal_value": e.goal_value,
-                        })
-                    })
-                    .collect(),
-            );
-            v["messages"] = Value::Array(
-                messages
-                    .iter()
-                    .map(|m| {
-                        json!({
-                            "key": m.key, "moment": m.moment, "version": m.version, "step": m.step,
-                            "channel": m.channel, "template": m.template, "status": m.status,
-                            "created": time(m.created_ms), "due": time(m.due_ms),
-                            "sent": m.sent_ms.map(time), "attempts": m.attempts, "detail": m.detail,
-                        })
-                    })
-                    .collect(),
-            );
-            axum::Json(v).into_response()
-        }
-        Ok(None) => error(StatusCode::NOT_FOUND, "no such customer"),
-        Err(r) => r,
-    }
+    .await?;
+    let Some((c, enrolments, messages)) = found else {
+        return Ok(None);
+    };
+    let mut v = record_json(app, &c);
+    v["journeys"] = Value::Array(
+        enrolments
+            .iter()
+            .map(|e| {
+                json!({
+                    "moment": e.moment, "version": e.version, "entered": time(e.entered_ms),
+                    "step": e.step, "next_step_at": e.wake_ms.map(time),
+                    "group": if e.global_control { "global control" } else if e.held_out { "holdout" } else { "treatment" },
+                    "ended": e.ended, "ended_at": e.ended_ms.map(time),
+                    "goal_reached_at": e.goal_ms.map(time), "goal_value": e.goal_value,
+                })
+            })
+            .collect(),
+    );
+    v["messages"] = Value::Array(
+        messages
+            .iter()
+            .map(|m| {
+                json!({
+                    "key": m.key, "moment": m.moment, "version": m.version, "step": m.step,
+                    "channel": m.channel, "template": m.template, "status": m.status,
+                    "created": time(m.created_ms), "due": time(m.due_ms),
+                    "sent": m.sent_ms.map(time), "attempts": m.attempts, "detail": m.detail,
+                })
+            })
+            .collect(),
+    );
+    Ok(Some(v))
 }
 
-/// A text field for CSV: quoted when needed, and a leading `=`, `+`, `-`,
-/// `@`, tab or CR neutralised with `'` (so that a spreadsheet does not run
-/// an id as a formula).
-pub(crate) fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
+/// A text field for CSV (quoted when needed, formulas neutralised).
+pub(crate) use lifecycle_insights::csv_text as csv_field;
 
 /// Percent-encodes everything but unreserved ASCII (for a header value
 /// that `cursor=` accepts back).
@@ -1053,7 +1046,7 @@ fn num(v: Option<f64>) -> String {
     v.map_or_else(String::new, |x| format!("{x:.6}"))
 }
 
-fn csv_response(body: String, name: &str) -> Response {
+pub(crate) fn csv_response(body: String, name: &str) -> Response {
     let mut r = Response::new(Body::from(body));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -1063,6 +1056,36 @@ fn csv_response(body: String, name: &str) -> Response {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     r
+}
+
+/// Profiles as customers.csv rows.
+pub(crate) fn profiles_csv(rows: &[lifecycle_store::ProfileRow]) -> String {
+    let mut out = String::from(
+        "customer_id,segment,phase,orders,total_spend,first_order,last_order,r,f,m,clv,p_alive,expected_purchases,expected_next_order,declining\n",
+    );
+    for p in rows {
+        let d = |v: Option<i32>| date(v).as_str().unwrap_or("").to_string();
+        let i = |v: Option<i64>| v.map_or_else(String::new, |x| x.to_string());
+        out.push_str(&format!(
+            "{},{},{},{},{:.2},{},{},{},{},{},{},{},{},{},{}\n",
+            csv_field(&p.customer_id),
+            csv_field(&p.segment),
+            csv_field(&p.phase),
+            p.n_orders,
+            p.total_spend,
+            d(p.first_order),
+            d(p.last_order),
+            i(p.r),
+            i(p.f),
+            i(p.m),
+            num(p.clv),
+            num(p.p_alive),
+            num(p.expected_purchases),
+            d(p.next_order_day),
+            p.declining
+        ));
+    }
+    out
 }
 
 async fn list_customers(
@@ -1096,31 +1119,7 @@ async fn list_customers(
         .then(|| rows.last().map(|p| p.customer_id.clone()))
         .flatten();
     if csv {
-        let mut out = String::from(
-            "customer_id,segment,phase,orders,total_spend,first_order,last_order,r,f,m,clv,p_alive,expected_purchases,expected_next_order,declining\n",
-        );
-        for p in &rows {
-            let d = |v: Option<i32>| date(v).as_str().unwrap_or("").to_string();
-            let i = |v: Option<i64>| v.map_or_else(String::new, |x| x.to_string());
-            out.push_str(&format!(
-                "{},{},{},{},{:.2},{},{},{},{},{},{},{},{},{},{}\n",
-                csv_field(&p.customer_id),
-                csv_field(&p.segment),
-                csv_field(&p.phase),
-                p.n_orders,
-                p.total_spend,
-                d(p.first_order),
-                d(p.last_order),
-                i(p.r),
-                i(p.f),
-                i(p.m),
-                num(p.clv),
-                num(p.p_alive),
-                num(p.expected_purchases),
-                d(p.next_order_day),
-                p.declining
-            ));
-        }
+        let out = profiles_csv(&rows);
         let mut r = csv_response(out, "customers.csv");
         if let Some(n) = next
             .as_deref()

@@ -10,6 +10,7 @@
 //! pure `lifecycle-engine`; storage in `lifecycle-store`. It depends on
 //! them, never the reverse, and holds no statistics of its own.
 
+mod dashboard;
 pub mod engine;
 pub mod http;
 pub mod insights;

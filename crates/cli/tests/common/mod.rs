@@ -125,6 +125,17 @@ pub fn try_request(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
+    request_with_head(addr, method, path, headers, body).map(|(status, _, body)| (status, body))
+}
+
+/// One request; (status, the response's header lines, body).
+pub fn request_with_head(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<(u16, String, String)> {
     let mut s = TcpStream::connect(addr)?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -142,8 +153,8 @@ pub fn try_request(
         .get(9..12)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("no status line in {response:?}")))?;
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    Ok((status, body))
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Ok((status, head.to_string(), body.to_string()))
 }
 
 pub fn basic(key: &str) -> (&'static str, String) {

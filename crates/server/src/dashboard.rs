@@ -1,0 +1,469 @@
+//! The dashboard: server-rendered pages under `/app` (templates and CSS
+//! compiled into the binary, no script needed), on the same data as the
+//! API. Sign-in with a secret key sets a session cookie (HMAC-signed with
+//! the server's secret, so any instance on the same store accepts it;
+//! HttpOnly, SameSite=Strict, Secure behind HTTPS); every form that changes
+//! state carries a CSRF token derived from the session.
+//!
+//! Pages so far: the overview (key figures, the segment map), a segment's
+//! customers (filter, pages, CSV export) and the single customer view.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use lifecycle_store::{KeyKind, ProfileFilter};
+use serde_json::{Value, json};
+
+use crate::http::App;
+
+const COOKIE: &str = "lc_session";
+/// Sessions last 12 hours.
+const SESSION_MS: i64 = 12 * 3600 * 1000;
+/// Customers per page of a segment.
+const PAGE: usize = 50;
+
+fn templates() -> &'static minijinja::Environment<'static> {
+    static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = minijinja::Environment::new();
+        for (name, source) in [
+            ("layout.html", include_str!("dashboard/layout.html")),
+            ("login.html", include_str!("dashboard/login.html")),
+            ("overview.html", include_str!("dashboard/overview.html")),
+            ("segment.html", include_str!("dashboard/segment.html")),
+            ("customer.html", include_str!("dashboard/customer.html")),
+        ] {
+            if let Err(e) = env.add_template(name, source) {
+                eprintln!("dashboard template {name}: {e}");
+            }
+        }
+        env
+    })
+}
+
+/// The pages' routes (the access guard lets them through; each page checks
+/// the session itself).
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/app", get(overview))
+        .route("/app/login", get(login_page).post(login))
+        .route("/app/logout", post(logout))
+        .route("/app/segments/{name}", get(segment))
+        .route("/app/segments/{name}/customers.csv", get(segment_csv))
+        .route("/app/customers/{id}", get(customer))
+        .route("/app/static/app.css", get(css))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The session cookie's value when it is present, signed and unexpired.
+fn session(app: &App, headers: &HeaderMap) -> Option<String> {
+    let signer = app.signer.as_ref()?;
+    let value = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")))?
+        .to_string();
+    let parts = signer.verify_parts(&value, 2)?;
+    let expires: i64 = parts.get(1)?.parse().ok()?;
+    (parts[0] == "session" && expires > now_ms()).then_some(value)
+}
+
+fn csrf(app: &App, session: &str) -> String {
+    app.signer
+        .as_ref()
+        .map(|s| s.sign_parts(&["csrf", session]))
+        .unwrap_or_default()
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn render(name: &str, ctx: Value) -> Response {
+    match templates().get_template(name).and_then(|t| t.render(&ctx)) {
+        Ok(html) => {
+            let mut r = Html(html).into_response();
+            let h = r.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                "content-security-policy",
+                HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+            );
+            h.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            r
+        }
+        Err(e) => {
+            eprintln!("dashboard: {name}: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be drawn",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn see_other(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// The sign-in page for a request without a session.
+fn to_login(path: &str) -> Response {
+    see_other(&format!(
+        "/app/login?next={}",
+        lifecycle_deliver::templates::percent(path)
+    ))
+}
+
+/// What every page's layout shows.
+fn base(app: &App, session: Option<&str>, page: &str) -> Value {
+    json!({
+        "csrf": session.map(|s| csrf(app, s)),
+        "page": page,
+        "today": crate::http::date(Some(app.engine.clock.today())),
+        "model_run": app.engine.current_run().id,
+    })
+}
+
+fn extend(mut base: Value, more: Value) -> Value {
+    if let (Some(b), Value::Object(m)) = (base.as_object_mut(), more) {
+        b.extend(m);
+    }
+    base
+}
+
+fn money(v: f64) -> String {
+    lifecycle_report::money(v)
+}
+
+fn phase_key(phase: &str) -> String {
+    phase.to_ascii_lowercase().replace(' ', "-")
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("dashboard/app.css"),
+    )
+        .into_response()
+}
+
+async fn login_page(State(app): State<App>, Query(q): Query<HashMap<String, String>>) -> Response {
+    render(
+        "login.html",
+        extend(
+            base(&app, None, "login"),
+            json!({"next": q.get("next").cloned().unwrap_or_default()}),
+        ),
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    key: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Only paths of the dashboard itself (no other site, no `//host`).
+fn safe_next(next: &str) -> &str {
+    if next.starts_with("/app") && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/app"
+    }
+}
+
+/// The `Secure` attribute when the dashboard is reached over HTTPS.
+fn secure(headers: &HeaderMap) -> &'static str {
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    if https { "; Secure" } else { "" }
+}
+
+async fn login(State(app): State<App>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let kind = crate::http::key_kind(&app, f.key.trim().to_string()).await;
+    let Some(signer) = app
+        .signer
+        .as_ref()
+        .filter(|_| kind == Some(KeyKind::Secret))
+    else {
+        let mut r = render(
+            "login.html",
+            extend(
+                base(&app, None, "login"),
+                json!({"next": f.next, "error": "That is not a secret key of this store."}),
+            ),
+        );
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        return r;
+    };
+    let value = signer.sign_parts(&["session", &(now_ms() + SESSION_MS).to_string()]);
+    let mut r = see_other(safe_next(&f.next));
+    let cookie = format!(
+        "{COOKIE}={value}; Path=/app; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_MS / 1000,
+        secure(&headers)
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(State(app): State<App>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return see_other("/app/login");
+    };
+    if !same(&f.csrf, &csrf(&app, &s)) {
+        return (
+            StatusCode::FORBIDDEN,
+            "the form has expired: reload the page",
+        )
+            .into_response();
+    }
+    let mut r = see_other("/app/login");
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("lc_session=; Path=/app; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    r
+}
+
+async fn overview(State(app): State<App>, headers: HeaderMap) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return to_login("/app");
+    };
+    let engine = app.engine.clone();
+    let data =
+        crate::http::blocking(move || engine.read(|st| Ok((st.counts()?, st.segment_totals()?))))
+            .await;
+    let (counts, totals) = match data {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let all: u64 = totals.iter().map(|t| t.customers).sum();
+    let segments: Vec<Value> = app
+        .engine
+        .table
+        .segments()
+        .iter()
+        .map(|seg| {
+            let t = totals.iter().find(|t| t.segment == seg.name);
+            let n = t.map_or(0, |t| t.customers);
+            json!({
+                "segment": seg.name, "phase": seg.phase.name(), "phase_key": phase_key(seg.phase.name()),
+                "goal": seg.goal, "customers": n,
+                // Tiles grow with their share (a floor keeps empty ones visible).
+                "weight": format!("{:.3}", 0.15 + if all > 0 { 10.0 * n as f64 / all as f64 } else { 0.0 }),
+                "revenue_text": money(t.map_or(0.0, |t| t.revenue)),
+                "clv_text": money(t.map_or(0.0, |t| t.clv)),
+            })
+        })
+        .collect();
+    let phases: Vec<Value> = lifecycle_rfm::Phase::ALL
+        .iter()
+        .map(|p| json!({"name": p.name(), "key": phase_key(p.name())}))
+        .collect();
+    render(
+        "overview.html",
+        extend(
+            base(&app, Some(&s), "overview"),
+            json!({
+                "counts": {"customers": counts.customers, "orders": counts.orders},
+                "buyers": totals.iter().filter(|t| !t.segment.contains("Visitors")).map(|t| t.customers).sum::<u64>(),
+                "revenue": money(counts.amount),
+                "equity": money(totals.iter().map(|t| t.clv).sum()),
+                "segments": segments,
+                "phases": phases,
+            }),
+        ),
+    )
+}
+
+fn min_clv(q: &HashMap<String, String>) -> Option<f64> {
+    q.get("min_clv")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+}
+
+async fn segment(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return to_login(&format!(
+            "/app/segments/{}",
+            lifecycle_deliver::templates::percent(&name)
+        ));
+    };
+    let Some(seg) = app
+        .engine
+        .table
+        .segments()
+        .iter()
+        .find(|x| x.name == name)
+        .cloned()
+    else {
+        return (StatusCode::NOT_FOUND, "no such segment").into_response();
+    };
+    let filter = ProfileFilter {
+        segment: Some(name.clone()),
+        phase: None,
+        min_clv: min_clv(&q),
+        after: q.get("cursor").cloned(),
+        limit: PAGE,
+    };
+    let engine = app.engine.clone();
+    let rows = match crate::http::blocking(move || engine.read(|st| st.profiles(&filter))).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let next = (rows.len() == PAGE)
+        .then(|| rows.last().map(|p| p.customer_id.clone()))
+        .flatten();
+    let num = |v: Option<f64>, d: usize| v.map_or_else(|| "–".to_string(), |x| format!("{x:.d$}"));
+    let customers: Vec<Value> = rows
+        .iter()
+        .map(|p| {
+            json!({
+                "customer_id": p.customer_id, "orders": p.n_orders, "spend": money(p.total_spend),
+                "last_order": crate::http::date(p.last_order),
+                "rfm": match (p.r, p.f, p.m) { (Some(r), Some(f), Some(m)) => format!("{r} {f} {m}"), _ => "–".into() },
+                "clv": p.clv.map_or_else(|| "–".to_string(), money), "p_alive": num(p.p_alive, 2),
+            })
+        })
+        .collect();
+    render(
+        "segment.html",
+        extend(
+            base(&app, Some(&s), "segment"),
+            json!({
+                "segment": {
+                    "name": seg.name, "phase": seg.phase.name(), "phase_key": phase_key(seg.phase.name()),
+                    "description": seg.description, "goal": seg.goal, "campaigns": seg.campaigns,
+                },
+                "customers": customers, "next": next,
+                "min_clv": q.get("min_clv").cloned().unwrap_or_default(),
+            }),
+        ),
+    )
+}
+
+async fn segment_csv(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if session(&app, &headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
+    }
+    let filter = ProfileFilter {
+        segment: Some(name.clone()),
+        phase: None,
+        min_clv: min_clv(&q),
+        after: None,
+        limit: i64::MAX as usize,
+    };
+    let engine = app.engine.clone();
+    match crate::http::blocking(move || engine.read(|st| st.profiles(&filter))).await {
+        Ok(rows) => crate::http::csv_response(
+            crate::http::profiles_csv(&rows),
+            &format!(
+                "{}.csv",
+                name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+            ),
+        ),
+        Err(r) => r,
+    }
+}
+
+async fn customer(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return to_login(&format!(
+            "/app/customers/{}",
+            lifecycle_deliver::templates::percent(&id)
+        ));
+    };
+    let c = match crate::http::customer_view(&app, id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such customer").into_response(),
+        Err(r) => return r,
+    };
+    let phase = c["phase"].as_str().map(phase_key).unwrap_or_default();
+    let traits: Vec<(String, String)> = c["traits"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let f = |v: &Value, d: usize| {
+        v.as_f64()
+            .map_or_else(|| "–".to_string(), |x| format!("{x:.d$}"))
+    };
+    let rfm = match (
+        c["rfm"]["r"].as_i64(),
+        c["rfm"]["f"].as_i64(),
+        c["rfm"]["m"].as_i64(),
+    ) {
+        (Some(r), Some(fq), Some(m)) => format!("{r} {fq} {m}"),
+        _ => "–".into(),
+    };
+    render(
+        "customer.html",
+        extend(
+            base(&app, Some(&s), "customer"),
+            json!({
+                "spend": c["orders"]["total_spend"].as_f64().map_or_else(|| "–".to_string(), money),
+                "clv": c["value"]["clv"].as_f64().map_or_else(|| "–".to_string(), money),
+                "p_alive": f(&c["value"]["p_alive"], 2), "rfm": rfm, "phase_key": phase,
+                "traits": traits, "c": c,
+            }),
+        ),
+    )
+}
