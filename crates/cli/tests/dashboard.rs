@@ -4,8 +4,8 @@
 //! session cookie; the overview shows the segment map, a segment its
 //! customers (with the CSV export), a customer their view; signing out
 //! needs the form's CSRF token; forged cookies and off-site `next` links
-//! are refused. With Chromium on the machine, the pages as served are
-//! screenshot at 1280 and 390 px into the target folder.
+//! are refused. The pages as served are screenshot at 1280 and 390 px into
+//! the target folder by the Chromium `scripts/chromium.sh` provides.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -163,13 +163,14 @@ fn sign_in_pages_export_and_sign_out() {
         303
     );
 
-    // Screenshots of the pages as served, when Chromium is there.
-    if let Some(chromium) = ["chromium", "chromium-browser"].iter().find(|c| {
-        std::process::Command::new(c)
-            .arg("--version")
+    // Screenshots of the pages as served, in the Chromium the project's
+    // script provides (scripts/chromium.sh installs it when missing).
+    {
+        let o = std::process::Command::new(repo().join("scripts/chromium.sh"))
             .output()
-            .is_ok()
-    }) {
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let chromium = String::from_utf8(o.stdout).unwrap().trim().to_string();
         let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
         std::fs::create_dir_all(&shots).unwrap();
         let (_, _, css) = get("/app/static/app.css", None);
@@ -186,7 +187,7 @@ fn sign_in_pages_export_and_sign_out() {
             std::fs::write(&file, page).unwrap();
             for width in [1280, 390] {
                 let png = shots.join(format!("{name}-{width}.png"));
-                let o = std::process::Command::new(chromium)
+                let o = std::process::Command::new(&chromium)
                     .args([
                         "--headless=new",
                         "--no-sandbox",
