@@ -180,7 +180,7 @@ fn sign_in_pages_export_and_sign_out() {
             ("segment", &list),
         ] {
             let page = html.replace(
-                "<link rel=\"stylesheet\" href=\"/app/static/app.css\">",
+                "<link rel=\"stylesheet\" href=\"/app/static/app.css\">\n<link rel=\"icon\" href=\"/app/static/icon.svg\" type=\"image/svg+xml\">",
                 &format!("<style>{css}</style>"),
             );
             let file = shots.join(format!("{name}.html"));

@@ -57,6 +57,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/app/segments/{name}/customers.csv", get(segment_csv))
         .route("/app/customers/{id}", get(customer))
         .route("/app/static/app.css", get(css))
+        .route("/app/static/icon.svg", get(icon))
 }
 
 fn now_ms() -> i64 {
@@ -171,6 +172,17 @@ async fn css() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("dashboard/app.css"),
+    )
+        .into_response()
+}
+
+async fn icon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("dashboard/icon.svg"),
     )
         .into_response()
 }

@@ -4,6 +4,7 @@
 pub mod http_fake;
 pub mod moments;
 pub mod smtp;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

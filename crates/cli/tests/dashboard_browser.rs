@@ -1,0 +1,173 @@
+//! The dashboard in a real browser: headless Chromium through chromedriver
+//! (both from `scripts/chromium.sh`) drives the real server. It signs in
+//! through the form, opens the overview, follows a segment tile to its
+//! customers and a customer to their view, filters the list, and signs out;
+//! on every page the console has no error and axe-core (npm, installed by
+//! `tests/dashboard_browser/setup.sh`) reports no serious or critical
+//! violation. Screenshots at 1280 and 390 px wide are kept in the target
+//! folder (`dashboard-browser/`).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::webdriver::Browser;
+use common::*;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+/// axe-core's serious and critical violations on the current page.
+fn accessibility(b: &Browser, axe: &str) -> Vec<String> {
+    b.script(axe);
+    let v = b.script_async(
+        "const done = arguments[arguments.length - 1];\
+         axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations\
+           .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+           .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).join(', '))));",
+    );
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| x.as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn a_marketer_signs_in_and_walks_the_dashboard() {
+    let o = Command::new(repo().join("scripts/chromium.sh"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let chromium = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let tools = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-browser");
+    let o = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard_browser/setup.sh"))
+        .arg(tools.join("npm"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "axe-core: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let axe = std::fs::read_to_string(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    let shots = tools.join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("b.db").display());
+    let key = |kind: &str| {
+        let o = lifecycle(&["keys", "create", "--kind", kind, "--db", &db]);
+        stdout(&o).trim().to_string()
+    };
+    let (secret, write) = (key("secret"), key("write"));
+    let server = start(
+        &db,
+        &[
+            "--simulated-clock",
+            "2024-06-01T00:00:00Z",
+            "--refit-every",
+            "off",
+        ],
+    );
+    let addr = server.addr.as_str();
+    let mut batch = Vec::new();
+    for i in 0..80 {
+        let c = format!("shopper-{i}");
+        let city = ["Lyon", "Nice", "Lille"][i % 3];
+        batch.push(
+            json!({"type": "identify", "userId": c, "messageId": format!("i{i}"),
+            "timestamp": "2024-01-01T10:00:00Z",
+            "traits": {"first_name": format!("Shopper {i}"), "city": city}}),
+        );
+        for k in 0..(1 + i % 5) {
+            batch.push(
+                json!({"type": "track", "event": "Order Completed", "userId": c,
+                "messageId": format!("o{i}-{k}"),
+                "timestamp": format!("2024-0{}-{:02}T10:00:00Z", 1 + k, 1 + (i * 7) % 27),
+                "properties": {"order_id": format!("o{i}-{k}"), "revenue": 15 + (i * 13) % 90}}),
+            );
+        }
+    }
+    let body = json!({"batch": batch}).to_string();
+    assert_eq!(
+        request(addr, "POST", "/v1/batch", &[basic(&write)], body.as_bytes()).0,
+        200
+    );
+    assert_eq!(
+        request(addr, "POST", "/api/v1/models/refit", &[basic(&secret)], b"").0,
+        200
+    );
+
+    let b = Browser::start(&chromium, 1280, 1000);
+    let base = format!("http://{addr}");
+    let check = |b: &Browser, name: &str| {
+        let errors = b.console_errors();
+        assert!(errors.is_empty(), "{name}: console errors {errors:?}");
+        let a11y = accessibility(b, &axe);
+        assert!(a11y.is_empty(), "{name}: {a11y:?}");
+        for (width, height) in [(1280, 1000), (390, 844)] {
+            b.resize(width, height);
+            b.screenshot(&shots.join(format!("{name}-{width}.png")));
+        }
+        b.resize(1280, 1000);
+    };
+
+    // Not signed in: the sign-in page; a wrong key is refused in words.
+    b.go(&format!("{base}/app"));
+    assert!(b.url().contains("/app/login"), "{}", b.url());
+    check(&b, "login");
+    b.type_into("#key", &write);
+    b.click("button[type=submit]");
+    assert!(b.text("[role=alert]").contains("not a secret key"));
+    // The refused sign-in answers 401, which the console reports: the only
+    // message expected there.
+    let refused = b.console_errors();
+    assert!(
+        refused
+            .iter()
+            .all(|m| m.contains("/app/login") && m.contains("401")),
+        "{refused:?}"
+    );
+    b.type_into("#key", &secret);
+    b.click("button[type=submit]");
+    assert_eq!(b.url(), format!("{base}/app"));
+    assert_eq!(b.text("h1"), "Overview");
+    assert_eq!(b.count(".segmap .seg"), 11, "the 11 segments on the map");
+    check(&b, "overview");
+
+    // A segment tile to its customers, a customer to their view.
+    let tile = b
+        .script("return [...document.querySelectorAll('.segmap .seg')].find(a => !a.textContent.includes(' 0 customers')).getAttribute('href')")
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.click(&format!(".segmap .seg[href=\"{tile}\"]"));
+    assert!(b.url().ends_with(&tile), "{}", b.url());
+    assert!(b.count("tbody a[href^=\"/app/customers/\"]") > 0);
+    check(&b, "segment");
+    let first = b.text("tbody a[href^=\"/app/customers/\"]");
+    b.click("tbody a[href^=\"/app/customers/\"]");
+    assert!(b.text("h1").starts_with(&first), "{}", b.text("h1"));
+    assert!(
+        b.script("return document.body.textContent")
+            .as_str()
+            .unwrap()
+            .contains("Order Completed")
+    );
+    check(&b, "customer");
+
+    // Filter the segment by CLV: a high bar leaves nobody.
+    b.go(&format!("{base}{tile}"));
+    b.type_into("#min_clv", "1000000000");
+    b.click(".filters button[type=submit]");
+    assert!(b.url().contains("min_clv=1000000000"), "{}", b.url());
+    assert_eq!(b.count("tbody a[href^=\"/app/customers/\"]"), 0);
+
+    // Sign out: back to the sign-in page, and the pages are closed again.
+    b.click(".logout button");
+    assert!(b.url().contains("/app/login"), "{}", b.url());
+    b.go(&format!("{base}/app"));
+    assert!(b.url().contains("/app/login"), "{}", b.url());
+}
