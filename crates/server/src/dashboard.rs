@@ -9,14 +9,16 @@
 //! customers (filter, pages, CSV export) and the single customer view.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use lifecycle_store::{KeyKind, ProfileFilter};
+use lifecycle_store::{KeyKind, ProfileFilter, SegmentTotal, StoreCounts};
 use serde_json::{Value, json};
 
 use crate::http::App;
@@ -26,6 +28,104 @@ const COOKIE: &str = "lc_session";
 const SESSION_MS: i64 = 12 * 3600 * 1000;
 /// Customers per page of a segment.
 const PAGE: usize = 50;
+
+/// The overview's figures take two scans of the store (about a second at
+/// 10^6 customers on SQLite), too slow for every page view: they are kept
+/// here and refreshed in the background once the store has changed, at
+/// most every few seconds. The first view after a start computes them.
+#[derive(Default)]
+pub(crate) struct OverviewCache {
+    snapshot: Mutex<Option<Arc<Snapshot>>>,
+    refreshing: AtomicBool,
+}
+
+pub(crate) struct Snapshot {
+    /// What the store had seen: commits, due re-scores and the model run.
+    version: (u64, u64, Option<i64>),
+    taken: Instant,
+    /// How long it took: cheap snapshots are simply taken again.
+    cost: Duration,
+    at_ms: i64,
+    counts: StoreCounts,
+    totals: Vec<SegmentTotal>,
+}
+
+/// How stale the overview may be while the store changes.
+const OVERVIEW_EVERY: Duration = Duration::from_secs(5);
+
+fn version(app: &App) -> (u64, u64, Option<i64>) {
+    let c = &app.engine.counters;
+    (
+        c.commits.load(Ordering::Relaxed),
+        c.due_rescored.load(Ordering::Relaxed),
+        app.engine.current_run().id,
+    )
+}
+
+fn take_snapshot(app: &App) -> Result<Snapshot, lifecycle_store::StoreError> {
+    let version = version(app);
+    let at_ms = app.engine.clock.now_ms();
+    let started = Instant::now();
+    let (counts, totals) = app
+        .engine
+        .read(|st| Ok((st.counts()?, st.segment_totals()?)))?;
+    Ok(Snapshot {
+        version,
+        taken: Instant::now(),
+        cost: started.elapsed(),
+        at_ms,
+        counts,
+        totals,
+    })
+}
+
+/// Takes the first snapshot in the background (at start, so that the
+/// first view of the overview is fast too).
+pub(crate) fn warm(app: &App) {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Ok(fresh) = take_snapshot(&app)
+            && let Ok(mut slot) = app.overview.snapshot.lock()
+            && slot.is_none()
+        {
+            *slot = Some(Arc::new(fresh));
+        }
+    });
+}
+
+/// The current snapshot: taken now when there is none or when taking one
+/// is cheap (under 50 ms: a small store), else the one kept (a refresh
+/// starts in the background when it is out of date).
+async fn overview_data(app: &App) -> Result<Arc<Snapshot>, Response> {
+    let cache = app.overview.clone();
+    let kept = cache
+        .snapshot
+        .lock()
+        .ok()
+        .and_then(|s| s.clone())
+        .filter(|s| s.version == version(app) || s.cost >= Duration::from_millis(50));
+    if let Some(s) = kept {
+        let stale = s.version != version(app) && s.taken.elapsed() >= OVERVIEW_EVERY;
+        if stale && !cache.refreshing.swap(true, Ordering::AcqRel) {
+            let app = app.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Ok(fresh) = take_snapshot(&app)
+                    && let Ok(mut slot) = app.overview.snapshot.lock()
+                {
+                    *slot = Some(Arc::new(fresh));
+                }
+                app.overview.refreshing.store(false, Ordering::Release);
+            });
+        }
+        return Ok(s);
+    }
+    let for_task = app.clone();
+    let fresh = Arc::new(crate::http::blocking(move || take_snapshot(&for_task)).await?);
+    if let Ok(mut slot) = cache.snapshot.lock() {
+        *slot = Some(fresh.clone());
+    }
+    Ok(fresh)
+}
 
 fn templates() -> &'static minijinja::Environment<'static> {
     static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
@@ -281,14 +381,11 @@ async fn overview(State(app): State<App>, headers: HeaderMap) -> Response {
     let Some(s) = session(&app, &headers) else {
         return to_login("/app");
     };
-    let engine = app.engine.clone();
-    let data =
-        crate::http::blocking(move || engine.read(|st| Ok((st.counts()?, st.segment_totals()?))))
-            .await;
-    let (counts, totals) = match data {
-        Ok(d) => d,
+    let snapshot = match overview_data(&app).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
+    let (counts, totals) = (&snapshot.counts, &snapshot.totals);
     let all: u64 = totals.iter().map(|t| t.customers).sum();
     let segments: Vec<Value> = app
         .engine
@@ -323,6 +420,7 @@ async fn overview(State(app): State<App>, headers: HeaderMap) -> Response {
                 "equity": money(totals.iter().map(|t| t.clv).sum()),
                 "segments": segments,
                 "phases": phases,
+                "figures_at": crate::http::time(snapshot.at_ms),
             }),
         ),
     )

@@ -113,6 +113,8 @@ pub(crate) struct App {
     /// Checks unsubscribe links.
     pub(crate) signer: Option<lifecycle_deliver::links::Signer>,
     pub(crate) insights: Option<Arc<crate::insights::Insights>>,
+    /// The dashboard overview's figures.
+    pub(crate) overview: Arc<crate::dashboard::OverviewCache>,
 }
 
 /// Who may call a path.
@@ -207,12 +209,14 @@ pub fn serve(
                     running: std::sync::Mutex::new(()),
                 })
             }),
+            overview: Arc::default(),
         };
         // A first run when the store has history but no run yet.
         if needs_first_run {
             let _ = engine.refit().await;
         }
         spawn_schedules(&engine, options);
+        crate::dashboard::warm(&app);
         ready(addr);
         axum::serve(listener, router(app))
             .with_graceful_shutdown(shutdown())
@@ -885,7 +889,7 @@ pub(crate) fn date(day: Option<i32>) -> Value {
     }
 }
 
-fn time(ms: i64) -> Value {
+pub(crate) fn time(ms: i64) -> Value {
     match jiff::Timestamp::from_millisecond(ms) {
         Ok(t) => json!(t.to_string()),
         Err(_) => Value::Null,
