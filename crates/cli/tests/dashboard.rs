@@ -43,7 +43,8 @@ fn sign_in_pages_export_and_sign_out() {
     for i in 0..60 {
         let c = format!("c{i}");
         batch.push(json!({"type": "identify", "userId": c, "messageId": format!("i{i}"),
-            "timestamp": "2024-01-01T10:00:00Z", "traits": {"first_name": format!("Name {i}"), "city": if i % 2 == 0 { "Lyon" } else { "Nice" }}}));
+            "timestamp": "2024-01-01T10:00:00Z", "traits": {"first_name": format!("Name {i}"), "city": if i % 2 == 0 { "Lyon" } else { "Nice" },
+                "email": format!("Person{i}@Example.com"), "consent_audience": i != 3}}));
         for k in 0..(1 + i % 4) {
             batch.push(json!({"type": "track", "event": "Order Completed", "userId": c,
                 "messageId": format!("o{i}-{k}"), "timestamp": format!("2024-0{}-1{}T10:00:00Z", 1 + k, i % 9),

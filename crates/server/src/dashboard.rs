@@ -155,6 +155,10 @@ pub(crate) fn routes() -> Router<App> {
         .route("/app/logout", post(logout))
         .route("/app/segments/{name}", get(segment))
         .route("/app/segments/{name}/customers.csv", get(segment_csv))
+        .route(
+            "/app/segments/{name}/audience/{platform}",
+            get(segment_audience),
+        )
         .route("/app/customers/{id}", get(customer))
         .route("/app/static/app.css", get(css))
         .route("/app/static/icon.svg", get(icon))
@@ -521,6 +525,36 @@ async fn segment_csv(
                 "{}.csv",
                 name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
             ),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// A segment as an ad audience: Meta's or Google's hashed CSV of the
+/// members' emails and phones (customers who refused audiences left out).
+async fn segment_audience(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((name, platform)): Path<(String, String)>,
+) -> Response {
+    if session(&app, &headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
+    }
+    let Some(p) = platform
+        .strip_suffix(".csv")
+        .and_then(lifecycle_deliver::audiences::Platform::parse)
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the platforms are meta.csv and google.csv",
+        )
+            .into_response();
+    };
+    let engine = app.engine.clone();
+    match crate::http::blocking(move || engine.read(|st| st.segment_traits(&name))).await {
+        Ok(members) => crate::http::csv_response(
+            lifecycle_deliver::audiences::audience_csv(p, &members),
+            &format!("audience-{}.csv", p.name()),
         ),
         Err(r) => r,
     }

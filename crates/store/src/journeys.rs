@@ -1447,6 +1447,25 @@ impl Store {
             .collect())
     }
 
+    /// The traits of every customer now in `segment` who has not refused
+    /// ad audiences (`consent_audience` false), by customer id.
+    pub fn segment_traits(&mut self, segment: &str) -> Result<Vec<Map<String, Value>>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT t.traits FROM profiles p JOIN traits t ON t.customer_id = p.customer_id
+                 WHERE p.segment = ?1 ORDER BY p.customer_id",
+                vals![segment],
+            )?
+            .iter()
+            .filter_map(|r| match serde_json::from_str(&r.text(0)) {
+                Ok(Value::Object(m)) if m.get("consent_audience") != Some(&Value::Bool(false)) => {
+                    Some(m)
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// A moment's enrolment, goal and message counts (all versions).
     pub fn moment_counts(&mut self, name: &str) -> Result<MomentCounts, StoreError> {
         let mut c = MomentCounts::default();

@@ -156,6 +156,27 @@ impl Browser {
         call(&self.addr, "POST", &self.path("/url"), &json!({"url": url}));
     }
 
+    /// Waits (up to 10 s) until the address satisfies `ok`: a click that
+    /// submits a form returns before the next page has loaded.
+    pub fn wait_url(&self, ok: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let url = self.url();
+            let ready = self
+                .script("return document.readyState")
+                .as_str()
+                .is_some_and(|s| s == "complete");
+            if ok(&url) && ready {
+                return url;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "still at {url}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn url(&self) -> String {
         call(&self.addr, "GET", &self.path("/url"), &json!({}))
             .as_str()
