@@ -129,7 +129,10 @@ pub fn try_request(
     request_with_head(addr, method, path, headers, body).map(|(status, _, body)| (status, body))
 }
 
-/// One request; (status, the response's header lines, body).
+/// One request; (status, the response's header lines, body). The body is
+/// read by its Content-Length when there is one (chromedriver keeps
+/// connections open), else to the end of the connection; reads time out
+/// after a minute.
 pub fn request_with_head(
     addr: &str,
     method: &str,
@@ -138,6 +141,7 @@ pub fn request_with_head(
     body: &[u8],
 ) -> std::io::Result<(u16, String, String)> {
     let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -148,14 +152,42 @@ pub fn request_with_head(
     head.push_str("\r\n");
     s.write_all(head.as_bytes())?;
     s.write_all(body)?;
-    let mut response = String::new();
-    s.read_to_string(&mut response)?;
-    let status = response
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let (head_end, length) = loop {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::other(format!(
+                "no complete response: {:?}",
+                String::from_utf8_lossy(&buf)
+            )));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_string();
+            let length = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())
+                    .flatten()
+            });
+            break (i + 4, length);
+        }
+    };
+    while length.is_none_or(|n| buf.len() < head_end + n) {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status = head
         .get(9..12)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line in {response:?}")))?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    Ok((status, head.to_string(), body.to_string()))
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {head:?}")))?;
+    let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+    Ok((status, head, body))
 }
 
 pub fn basic(key: &str) -> (&'static str, String) {
