@@ -24,11 +24,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 fn sign_in_pages_export_and_sign_out() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("d.db").display());
-    let key = |kind: &str| {
-        let o = lifecycle(&["keys", "create", "--kind", kind, "--db", &db]);
-        stdout(&o).trim().to_string()
-    };
-    let (secret, write) = (key("secret"), key("write"));
+    let (secret, write) = (create_key(&db, "secret"), create_key(&db, "write"));
     let server = start(
         &db,
         &[

@@ -57,11 +57,7 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
 
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("b.db").display());
-    let key = |kind: &str| {
-        let o = lifecycle(&["keys", "create", "--kind", kind, "--db", &db]);
-        stdout(&o).trim().to_string()
-    };
-    let (secret, write) = (key("secret"), key("write"));
+    let (secret, write) = (create_key(&db, "secret"), create_key(&db, "write"));
     let server = start(
         &db,
         &[

@@ -139,11 +139,7 @@ fn serve_reads_the_event_forms_when_no_file_is_named() {
     let db = format!("sqlite://{}", dir.path().join("s.db").display());
     let config = dir.path().join("lifecycle.toml");
     std::fs::write(&config, "[kpis]\n").unwrap();
-    let key = |kind: &str| {
-        let o = lifecycle(&["keys", "create", "--kind", kind, "--db", &db]);
-        stdout(&o).trim().to_string()
-    };
-    let (secret, write) = (key("secret"), key("write"));
+    let (secret, write) = (create_key(&db, "secret"), create_key(&db, "write"));
     let server = start(
         &db,
         &[

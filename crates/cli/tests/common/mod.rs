@@ -190,6 +190,13 @@ pub fn request_with_head(
     Ok((status, head, body))
 }
 
+/// A new API key of `kind` (write, secret or public) in the store `db`.
+pub fn create_key(db: &str, kind: &str) -> String {
+    let o = lifecycle(&["keys", "create", "--kind", kind, "--db", db]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).trim().to_string()
+}
+
 pub fn basic(key: &str) -> (&'static str, String) {
     use base64::Engine as _;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
