@@ -190,6 +190,39 @@ fn customer_api_and_recency_drift(db: &str) {
         "{csv}"
     );
 
+    // Every filter at once (segment, CLV floor, cursor, page size) agrees
+    // with filtering the export here.
+    let clv_of = |l: &str| l.split(',').nth(10).and_then(|v| v.parse::<f64>().ok());
+    let mut clvs: Vec<f64> = champions.iter().filter_map(|l| clv_of(l)).collect();
+    clvs.sort_by(f64::total_cmp);
+    // Halfway between two neighbouring values well apart, so that the CSV's
+    // rounding cannot put a customer on the other side.
+    let mid = clvs.len() / 2;
+    let floor = (mid..clvs.len() - 1)
+        .find(|&i| clvs[i + 1] - clvs[i] > 1e-3)
+        .map(|i| (clvs[i] + clvs[i + 1]) / 2.0)
+        .unwrap();
+    let after = champions[0].split(',').next().unwrap();
+    let want: Vec<&str> = champions
+        .iter()
+        .skip(1)
+        .filter(|l| clv_of(l).is_some_and(|c| c >= floor))
+        .map(|l| l.split(',').next().unwrap())
+        .take(3)
+        .collect();
+    let page = get(
+        addr,
+        &format!("/api/v1/customers?segment=Champions&min_clv={floor}&cursor={after}&limit=3"),
+        &secret,
+    );
+    let got: Vec<&str> = page["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, want);
+
     // A Champion's view.
     let id = champions[0].split(',').next().unwrap();
     let view = get(addr, &format!("/api/v1/customers/{id}"), &secret);

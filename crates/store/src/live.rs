@@ -1302,26 +1302,40 @@ impl Store {
 
     /// Profiles matching `filter`, by customer id, at most `filter.limit`.
     pub fn profiles(&mut self, filter: &ProfileFilter) -> Result<Vec<ProfileRow>, StoreError> {
-        Ok(self
-            .rows(
-                &format!(
-                    "SELECT {PROFILE_COLUMNS} FROM profiles
-                     WHERE (CAST(?1 AS TEXT) IS NULL OR segment = ?1) AND (CAST(?2 AS TEXT) IS NULL OR phase = ?2)
-                       AND (CAST(?3 AS DOUBLE PRECISION) IS NULL OR clv >= ?3)
-                       AND (CAST(?4 AS TEXT) IS NULL OR customer_id > ?4)
-                     ORDER BY customer_id LIMIT ?5"
-                ),
-                vals![
-                    filter.segment.as_ref(),
-                    filter.phase.as_ref(),
-                    filter.min_clv,
-                    filter.after.as_ref(),
-                    filter.limit as i64
-                ],
-            )?
-            .iter()
-            .map(profile_of)
-            .collect())
+        // Only the conditions given, so that a segment's customers are read
+        // through its index (segment, customer_id) in id order instead of
+        // the whole table.
+        let mut conditions: Vec<String> = Vec::new();
+        let mut params: Vec<crate::db::Val> = Vec::new();
+        let mut add = |sql: &str, v: crate::db::Val| {
+            params.push(v);
+            conditions.push(sql.replace('?', &format!("?{}", params.len())));
+        };
+        if let Some(s) = &filter.segment {
+            add("segment = ?", crate::db::Val::from(s));
+        }
+        if let Some(p) = &filter.phase {
+            add("phase = ?", crate::db::Val::from(p));
+        }
+        if let Some(c) = filter.min_clv {
+            add("clv >= ?", crate::db::Val::from(c));
+        }
+        if let Some(a) = &filter.after {
+            add("customer_id > ?", crate::db::Val::from(a));
+        }
+        params.push(crate::db::Val::from(
+            filter.limit.min(i64::MAX as usize) as i64
+        ));
+        let sql = format!(
+            "SELECT {PROFILE_COLUMNS} FROM profiles {} ORDER BY customer_id LIMIT ?{}",
+            if conditions.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            },
+            params.len()
+        );
+        Ok(self.rows(&sql, &params)?.iter().map(profile_of).collect())
     }
 
     /// Customers, revenue and CLV by segment, live.
