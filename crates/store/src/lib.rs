@@ -294,6 +294,8 @@ const MIGRATIONS: &[&str] = &[
         at_ms INTEGER NOT NULL,
         PRIMARY KEY (list, value)
     );",
+    // 8: a segment's customers by CLV (the dashboard's and the API's CLV floor).
+    "CREATE INDEX profiles_by_segment_clv ON profiles (segment, clv);",
 ];
 
 /// The same migrations for PostgreSQL: integers are BIGINT, reals DOUBLE
@@ -462,6 +464,8 @@ const PG_MIGRATIONS: &[&str] = &[
         at_ms BIGINT NOT NULL,
         PRIMARY KEY (list, value)
     );",
+    // 8
+    "CREATE INDEX profiles_by_segment_clv ON profiles (segment, clv);",
 ];
 
 /// The kinds of API key (who may call what: see the README's access table).

@@ -1323,11 +1323,33 @@ impl Store {
         if let Some(a) = &filter.after {
             add("customer_id > ?", crate::db::Val::from(a));
         }
+        // A CLV floor within a segment: SQLite walks either the segment in id
+        // order (quick when many pass the floor) or the ones above the floor
+        // by CLV, then sorts them (quick when few do). It cannot tell which
+        // without statistics, so the index is chosen by counting first.
+        // (PostgreSQL's planner has its statistics.)
+        let mut hint = "";
+        if let (Some(segment), Some(floor), false) =
+            (&filter.segment, filter.min_clv, self.db.is_postgres())
+        {
+            let above = self
+                .row(
+                    "SELECT COUNT(*) FROM profiles INDEXED BY profiles_by_segment_clv
+                     WHERE segment = ?1 AND clv >= ?2",
+                    vals![segment, floor],
+                )?
+                .map_or(0, |r| r.i64(0));
+            hint = if above <= 5_000 {
+                "INDEXED BY profiles_by_segment_clv"
+            } else {
+                "INDEXED BY profiles_by_segment"
+            };
+        }
         params.push(crate::db::Val::from(
             filter.limit.min(i64::MAX as usize) as i64
         ));
         let sql = format!(
-            "SELECT {PROFILE_COLUMNS} FROM profiles {} ORDER BY customer_id LIMIT ?{}",
+            "SELECT {PROFILE_COLUMNS} FROM profiles {hint} {} ORDER BY customer_id LIMIT ?{}",
             if conditions.is_empty() {
                 String::new()
             } else {
