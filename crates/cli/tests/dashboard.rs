@@ -114,6 +114,20 @@ fn sign_in_pages_export_and_sign_out() {
     assert!(overview.contains("<h1>Overview</h1>") && overview.contains("Customer equity"));
     assert!(overview.contains(">60<"), "60 customers");
     assert!(overview.contains("class=\"segmap\"") && overview.contains("Champions"));
+    // The figures the page's script polls.
+    assert_eq!(get("/app/overview.json", None).0, 401);
+    let (status, _, figures) = get("/app/overview.json", Some(&cookie));
+    assert_eq!(status, 200);
+    let figures: serde_json::Value = serde_json::from_str(&figures).unwrap();
+    assert_eq!(figures["customers"], 60);
+    assert_eq!(figures["segments"].as_array().unwrap().len(), 11);
+    let (status, head, _) = get("/app/static/live.js", None);
+    assert_eq!(status, 200);
+    assert!(
+        header(&head, "content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
 
     // A customer's view, then their segment's list and export.
     let (status, _, view) = get("/app/customers/c3", Some(&cookie));

@@ -2,6 +2,7 @@
 //! (both from `scripts/chromium.sh`) drives the real server. It signs in
 //! through the form, opens the overview, follows a segment tile to its
 //! customers and a customer to their view, filters the list, and signs out;
+//! the overview updates itself when an order arrives;
 //! on every page the console has no error and axe-core (npm, installed by
 //! `tests/dashboard_browser/setup.sh`) reports no serious or critical
 //! violation. Screenshots at 1280 and 390 px wide are kept in the target
@@ -133,6 +134,34 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
     assert_eq!(b.text("h1"), "Overview");
     assert_eq!(b.count(".segmap .seg"), 11, "the 11 segments on the map");
     check(&b, "overview");
+
+    // Live: a new customer's order shows on the open page within seconds.
+    assert_eq!(b.text("[data-live=customers]"), "80");
+    let order =
+        json!({"batch": [{"type": "track", "event": "Order Completed", "userId": "newcomer",
+        "messageId": "n1", "timestamp": "2024-05-31T10:00:00Z",
+        "properties": {"order_id": "n1", "revenue": 20}}]})
+        .to_string();
+    assert_eq!(
+        request(
+            addr,
+            "POST",
+            "/v1/batch",
+            &[basic(&write)],
+            order.as_bytes()
+        )
+        .0,
+        200
+    );
+    let started = std::time::Instant::now();
+    while b.text("[data-live=customers]") != "81" {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the overview did not update"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(b.console_errors().is_empty());
 
     // A segment tile to its customers, a customer to their view.
     let tile = b

@@ -3,7 +3,8 @@
 //! API. Sign-in with a secret key sets a session cookie (HMAC-signed with
 //! the server's secret, so any instance on the same store accepts it;
 //! HttpOnly, SameSite=Strict, Secure behind HTTPS); every form that changes
-//! state carries a CSRF token derived from the session.
+//! state carries a CSRF token derived from the session. One small script of
+//! our own (`live.js`) keeps the overview's figures current.
 //!
 //! Pages so far: the overview (key figures, the segment map), a segment's
 //! customers (filter, pages, CSV export) and the single customer view.
@@ -162,6 +163,8 @@ pub(crate) fn routes() -> Router<App> {
         .route("/app/customers/{id}", get(customer))
         .route("/app/static/app.css", get(css))
         .route("/app/static/icon.svg", get(icon))
+        .route("/app/static/live.js", get(live_js))
+        .route("/app/overview.json", get(overview_json))
 }
 
 fn now_ms() -> i64 {
@@ -389,6 +392,15 @@ async fn overview(State(app): State<App>, headers: HeaderMap) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
+    let figures = overview_figures(&app, &snapshot);
+    render(
+        "overview.html",
+        extend(base(&app, Some(&s), "overview"), figures),
+    )
+}
+
+/// The overview's figures from a snapshot (the page's and overview.json's).
+fn overview_figures(app: &App, snapshot: &Snapshot) -> Value {
     let (counts, totals) = (&snapshot.counts, &snapshot.totals);
     let all: u64 = totals.iter().map(|t| t.customers).sum();
     let segments: Vec<Value> = app
@@ -413,21 +425,44 @@ async fn overview(State(app): State<App>, headers: HeaderMap) -> Response {
         .iter()
         .map(|p| json!({"name": p.name(), "key": phase_key(p.name())}))
         .collect();
-    render(
-        "overview.html",
-        extend(
-            base(&app, Some(&s), "overview"),
-            json!({
-                "counts": {"customers": counts.customers, "orders": counts.orders},
-                "buyers": totals.iter().filter(|t| !t.segment.contains("Visitors")).map(|t| t.customers).sum::<u64>(),
-                "revenue": money(counts.amount),
-                "equity": money(totals.iter().map(|t| t.clv).sum()),
-                "segments": segments,
-                "phases": phases,
-                "figures_at": crate::http::time(snapshot.at_ms),
-            }),
-        ),
+    json!({
+        "counts": {"customers": counts.customers, "orders": counts.orders},
+        "customers": counts.customers,
+        "orders": counts.orders,
+        "buyers": totals.iter().filter(|t| !t.segment.contains("Visitors")).map(|t| t.customers).sum::<u64>(),
+        "revenue": money(counts.amount),
+        "equity": money(totals.iter().map(|t| t.clv).sum()),
+        "segments": segments,
+        "phases": phases,
+        "figures_at": crate::http::time(snapshot.at_ms),
+    })
+}
+
+/// The overview's figures for the page's script.
+async fn overview_json(State(app): State<App>, headers: HeaderMap) -> Response {
+    if session(&app, &headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
+    }
+    match overview_data(&app).await {
+        Ok(s) => {
+            let mut r = axum::Json(overview_figures(&app, &s)).into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(r) => r,
+    }
+}
+
+async fn live_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("dashboard/live.js"),
     )
+        .into_response()
 }
 
 fn min_clv(q: &HashMap<String, String>) -> Option<f64> {
