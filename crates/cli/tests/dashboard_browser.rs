@@ -2,7 +2,8 @@
 //! (both from `scripts/chromium.sh`) drives the real server. It signs in
 //! through the form, opens the overview, follows a segment tile to its
 //! customers and a customer to their view, filters the list, and signs out;
-//! the overview updates itself when an order arrives;
+//! the overview updates itself when an order arrives; the moments list
+//! leads to a moment's journey counts and lift readout;
 //! on every page the console has no error and axe-core (npm, installed by
 //! `tests/dashboard_browser/setup.sh`) reports no serious or critical
 //! violation. Screenshots at 1280 and 390 px wide are kept in the target
@@ -59,6 +60,15 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("b.db").display());
     let (secret, write) = (create_key(&db, "secret"), create_key(&db, "write"));
+    // One moment: a welcome banner on sign-up, with a holdout.
+    let moments = dir.path().join("moments");
+    std::fs::create_dir_all(&moments).unwrap();
+    std::fs::write(
+        moments.join("welcome.toml"),
+        "name = \"Welcome\"\nholdout = 0.2\n\n[goal]\nevent = \"Order Completed\"\nwithin_days = 30\n\n[trigger]\nevent = \"Signed Up\"\n\n[[step]]\nsend = { channel = \"onsite\", template = \"banner.html\" }\n",
+    )
+    .unwrap();
+    std::fs::write(moments.join("banner.html"), "<b>Welcome!</b>").unwrap();
     let server = start(
         &db,
         &[
@@ -66,6 +76,8 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
             "2024-06-01T00:00:00Z",
             "--refit-every",
             "off",
+            "--moments",
+            moments.to_str().unwrap(),
         ],
     );
     let addr = server.addr.as_str();
@@ -78,6 +90,8 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
             "timestamp": "2024-01-01T10:00:00Z",
             "traits": {"first_name": format!("Shopper {i}"), "city": city}}),
         );
+        batch.push(json!({"type": "track", "event": "Signed Up", "userId": c,
+            "messageId": format!("s{i}"), "timestamp": "2024-05-31T09:00:00Z"}));
         for k in 0..(1 + i % 5) {
             batch.push(
                 json!({"type": "track", "event": "Order Completed", "userId": c,
@@ -184,6 +198,21 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
             .contains("Order Completed")
     );
     check(&b, "customer");
+
+    // The moments: the list, then the welcome moment with its readout.
+    b.click("nav a[href=\"/app/moments\"]");
+    b.wait_url(|u| u.ends_with("/app/moments"));
+    assert_eq!(b.text("h1"), "Moments");
+    check(&b, "moments");
+    b.click("tbody a[href=\"/app/moments/Welcome\"]");
+    b.wait_url(|u| u.ends_with("/app/moments/Welcome"));
+    assert_eq!(b.text("h1"), "Welcome");
+    assert_eq!(
+        b.text("[aria-label=Journey] .tile .value"),
+        "80",
+        "every shopper signed up"
+    );
+    check(&b, "moment");
 
     // Filter the segment by CLV: a high bar leaves nobody.
     b.go(&format!("{base}{tile}"));

@@ -138,6 +138,8 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("overview.html", include_str!("dashboard/overview.html")),
             ("segment.html", include_str!("dashboard/segment.html")),
             ("customer.html", include_str!("dashboard/customer.html")),
+            ("moments.html", include_str!("dashboard/moments.html")),
+            ("moment.html", include_str!("dashboard/moment.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 eprintln!("dashboard template {name}: {e}");
@@ -161,6 +163,8 @@ pub(crate) fn routes() -> Router<App> {
             get(segment_audience),
         )
         .route("/app/customers/{id}", get(customer))
+        .route("/app/moments", get(moments))
+        .route("/app/moments/{name}", get(moment))
         .route("/app/static/app.css", get(css))
         .route("/app/static/icon.svg", get(icon))
         .route("/app/static/live.js", get(live_js))
@@ -642,6 +646,103 @@ async fn customer(State(app): State<App>, headers: HeaderMap, Path(id): Path<Str
                 "clv": c["value"]["clv"].as_f64().map_or_else(|| "–".to_string(), money),
                 "p_alive": f(&c["value"]["p_alive"], 2), "rfm": rfm, "phase_key": phase,
                 "traits": traits, "c": c,
+            }),
+        ),
+    )
+}
+
+async fn moments(State(app): State<App>, headers: HeaderMap) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return to_login("/app/moments");
+    };
+    let engine = app.engine.clone();
+    let rows = crate::http::blocking(move || {
+        engine.read(|st| {
+            // The newest version of each name, with its counts.
+            let mut latest: Vec<lifecycle_store::StoredMoment> = Vec::new();
+            for m in st.moments()? {
+                match latest.iter_mut().find(|x| x.name == m.name) {
+                    Some(x) if x.version < m.version => *x = m,
+                    Some(_) => {}
+                    None => latest.push(m),
+                }
+            }
+            latest
+                .into_iter()
+                .map(|m| Ok((st.moment_counts(&m.name)?, m)))
+                .collect::<Result<Vec<_>, lifecycle_store::StoreError>>()
+        })
+    })
+    .await;
+    let rows = match rows {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|(c, m)| {
+            json!({
+                "name": m.name, "version": m.version, "active": m.active,
+                "enrolled": c.enrolled, "in_journey": c.active, "holdout": c.holdout,
+                "goals": c.goals_treated,
+            })
+        })
+        .collect();
+    render(
+        "moments.html",
+        extend(base(&app, Some(&s), "moments"), json!({"moments": list})),
+    )
+}
+
+async fn moment(State(app): State<App>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return to_login(&format!(
+            "/app/moments/{}",
+            lifecycle_deliver::templates::percent(&name)
+        ));
+    };
+    let (rows, m) = match crate::http::moment_rows(&app, name.clone()).await {
+        Ok(x) => x,
+        Err(_) => return (StatusCode::NOT_FOUND, "no such moment").into_response(),
+    };
+    let engine = app.engine.clone();
+    let counted = name.clone();
+    let counts =
+        match crate::http::blocking(move || engine.read(|st| st.moment_counts(&counted))).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+    let readout = crate::results::moment_results(
+        &rows,
+        m.holdout,
+        app.engine.journey_options.global_control,
+        0.05,
+    );
+    let (context, forest, table) = crate::results::readout_parts(&readout);
+    let context: Vec<Value> = context
+        .iter()
+        .map(|c| match c.strip_prefix("!! ") {
+            Some(w) => json!({"text": w, "warning": true}),
+            None => json!({"text": c, "warning": false}),
+        })
+        .collect();
+    let (head, body) = table
+        .split_first()
+        .map_or((Vec::new(), &[][..]), |(h, b)| (h.clone(), b));
+    render(
+        "moment.html",
+        extend(
+            base(&app, Some(&s), "moments"),
+            json!({
+                "name": m.name,
+                "counts": {
+                    "enrolled": counts.enrolled, "active": counts.active, "holdout": counts.holdout,
+                    "global_control": counts.global_control, "goals_treated": counts.goals_treated,
+                    "goals_held_out": counts.goals_held_out, "messages": counts.messages,
+                },
+                "context": context,
+                "forest": if forest.is_empty() { String::new() } else { lifecycle_report::forest_svg(&forest) },
+                "table_head": head, "table_rows": body,
             }),
         ),
     )

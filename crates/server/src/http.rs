@@ -1769,7 +1769,7 @@ fn alpha_of(q: &HashMap<String, String>) -> Result<f64, String> {
 }
 
 /// The rows of a moment and its live definition (holdout, goal window).
-async fn moment_rows(
+pub(crate) async fn moment_rows(
     app: &App,
     name: String,
 ) -> Result<(Vec<lifecycle_store::MomentRow>, lifecycle_moments::Moment), Response> {

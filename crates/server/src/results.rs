@@ -167,6 +167,19 @@ pub fn global_results(
 /// self-contained HTML page: a forest plot of the relative lifts (fixed
 /// horizon; the sequential interval in the table) and the table.
 pub fn readout_html(title: &str, v: &Value) -> String {
+    let (context, forest, table) = readout_parts(v);
+    lifecycle_report::lift_html(title, &context, &forest, &table)
+}
+
+/// A readout's lines of context (`!! ` marks a warning), forest rows and
+/// table (header first): for the lift page and the dashboard.
+pub type ReadoutParts = (
+    Vec<String>,
+    Vec<lifecycle_report::ForestRow>,
+    Vec<Vec<String>>,
+);
+
+pub fn readout_parts(v: &Value) -> ReadoutParts {
     let f = |x: &Value| x.as_f64();
     let pct = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{:+.2}%", 100.0 * x));
     let arms: Vec<String> = v["arms"]
@@ -226,5 +239,5 @@ pub fn readout_html(title: &str, v: &Value) -> String {
             },
         ]);
     }
-    lifecycle_report::lift_html(title, &context, &forest, &table)
+    (context, forest, table)
 }
