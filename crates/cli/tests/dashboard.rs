@@ -161,6 +161,10 @@ fn sign_in_pages_export_and_sign_out() {
         401
     );
     assert_eq!(get("/app/customers/nobody", Some(&cookie)).0, 404);
+    let (status, _, page) = get("/app/tripwires", Some(&cookie));
+    assert_eq!(status, 200);
+    assert!(page.contains("<h1>Tripwires</h1>"));
+    assert_eq!(get("/app/tripwires", None).0, 303);
 
     // A forged or altered cookie is no session.
     let forged = format!("{}x", cookie);

@@ -214,6 +214,13 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
     );
     check(&b, "moment");
 
+    // The tripwires: norms of the run in force and who is late for them.
+    b.click("nav a[href=\"/app/tripwires\"]");
+    b.wait_url(|u| u.ends_with("/app/tripwires"));
+    assert_eq!(b.text("h1"), "Tripwires");
+    assert!(b.count("tbody tr") >= 1);
+    check(&b, "tripwires");
+
     // Filter the segment by CLV: a high bar leaves nobody.
     b.go(&format!("{base}{tile}"));
     b.type_into("#min_clv", "1000000000");

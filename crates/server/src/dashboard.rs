@@ -19,7 +19,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use lifecycle_store::{KeyKind, ProfileFilter, SegmentTotal, StoreCounts};
+use lifecycle_store::{KeyKind, ProfileFilter, SegmentTotal, StoreCounts, TripwireTotal};
 use serde_json::{Value, json};
 
 use crate::http::App;
@@ -49,6 +49,7 @@ pub(crate) struct Snapshot {
     at_ms: i64,
     counts: StoreCounts,
     totals: Vec<SegmentTotal>,
+    tripwires: Vec<TripwireTotal>,
 }
 
 /// How stale the overview may be while the store changes.
@@ -67,9 +68,9 @@ fn take_snapshot(app: &App) -> Result<Snapshot, lifecycle_store::StoreError> {
     let version = version(app);
     let at_ms = app.engine.clock.now_ms();
     let started = Instant::now();
-    let (counts, totals) = app
+    let (counts, totals, tripwires) = app
         .engine
-        .read(|st| Ok((st.counts()?, st.segment_totals()?)))?;
+        .read(|st| Ok((st.counts()?, st.segment_totals()?, st.tripwire_totals()?)))?;
     Ok(Snapshot {
         version,
         taken: Instant::now(),
@@ -77,6 +78,7 @@ fn take_snapshot(app: &App) -> Result<Snapshot, lifecycle_store::StoreError> {
         at_ms,
         counts,
         totals,
+        tripwires,
     })
 }
 
@@ -140,6 +142,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("customer.html", include_str!("dashboard/customer.html")),
             ("moments.html", include_str!("dashboard/moments.html")),
             ("moment.html", include_str!("dashboard/moment.html")),
+            ("tripwires.html", include_str!("dashboard/tripwires.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 eprintln!("dashboard template {name}: {e}");
@@ -164,6 +167,7 @@ pub(crate) fn routes() -> Router<App> {
         )
         .route("/app/customers/{id}", get(customer))
         .route("/app/moments", get(moments))
+        .route("/app/tripwires", get(tripwires))
         .route("/app/moments/{name}", get(moment))
         .route("/app/static/app.css", get(css))
         .route("/app/static/icon.svg", get(icon))
@@ -744,6 +748,69 @@ async fn moment(State(app): State<App>, headers: HeaderMap, Path(name): Path<Str
                 "forest": if forest.is_empty() { String::new() } else { lifecycle_report::forest_svg(&forest) },
                 "table_head": head, "table_rows": body,
             }),
+        ),
+    )
+}
+
+/// Open tripwires (from the overview's snapshot) against the norms of the
+/// model run in force, with their backtest evidence.
+async fn tripwires(State(app): State<App>, headers: HeaderMap) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return to_login("/app/tripwires");
+    };
+    let snapshot = match overview_data(&app).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let run = app.engine.current_run();
+    let count = |name: &str, status: &str| {
+        snapshot
+            .tripwires
+            .iter()
+            .find(|t| t.name == name && t.status == status)
+            .map_or((0, 0.0), |t| (t.customers, t.clv))
+    };
+    let mut rows: Vec<Value> = run
+        .run
+        .norms
+        .iter()
+        .map(|n| {
+            let key = n.step.key();
+            let (warning, _) = count(&key, "warning");
+            let (tripped, at_stake) = count(&key, "tripped");
+            let evidence = n.lift.as_ref().map(|l| {
+                format!(
+                    "kept: {:.0}% reached {} orders, missed: {:.0}%",
+                    100.0 * l.kept.0 as f64 / l.kept.1.max(1) as f64,
+                    l.target_orders,
+                    100.0 * l.missed.0 as f64 / l.missed.1.max(1) as f64
+                )
+            });
+            json!({
+                "name": key, "statement": lifecycle_tripwires::describe(n, "Champions"),
+                "warning": warning, "tripped": tripped, "at_stake": money(at_stake),
+                "evidence": evidence,
+            })
+        })
+        .collect();
+    // Tripwires that are open but are not a norm of this run (the personal
+    // rhythm, custom ones).
+    for t in &snapshot.tripwires {
+        if !rows.iter().any(|r| r["name"] == t.name) {
+            let (warning, _) = count(&t.name, "warning");
+            let (tripped, at_stake) = count(&t.name, "tripped");
+            rows.push(json!({
+                "name": t.name, "statement": t.name.replace('_', " "),
+                "warning": warning, "tripped": tripped, "at_stake": money(at_stake),
+                "evidence": null,
+            }));
+        }
+    }
+    render(
+        "tripwires.html",
+        extend(
+            base(&app, Some(&s), "tripwires"),
+            json!({"tripwires": rows, "figures_at": crate::http::time(snapshot.at_ms)}),
         ),
     )
 }

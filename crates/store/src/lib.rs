@@ -26,7 +26,8 @@ pub use journeys::{
 };
 pub use live::{
     CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
-    ProfileRow, Rescored, Scorer, SegmentTotal, StoredEvent, StoredRun, TripwireRow, WatchedEvent,
+    ProfileRow, Rescored, Scorer, SegmentTotal, StoredEvent, StoredRun, TripwireRow, TripwireTotal,
+    WatchedEvent,
 };
 
 use std::path::PathBuf;

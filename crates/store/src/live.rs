@@ -93,6 +93,17 @@ pub struct Rescored {
     pub tripwire_events: u64,
 }
 
+/// Customers with one open tripwire in one status, and their CLV.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TripwireTotal {
+    pub name: String,
+    /// `warning` or `tripped`.
+    pub status: String,
+    pub customers: u64,
+    /// The sum of their CLV: the value at stake.
+    pub clv: f64,
+}
+
 /// A customer id and their merged identify traits.
 pub type CustomerTraits = (String, serde_json::Map<String, serde_json::Value>);
 
@@ -1257,6 +1268,36 @@ impl Store {
             .iter()
             .map(event_of)
             .collect())
+    }
+
+    /// Open tripwires by (name, status): customers and the sum of their CLV.
+    pub fn tripwire_totals(&mut self) -> Result<Vec<TripwireTotal>, StoreError> {
+        let mut out: Vec<TripwireTotal> = Vec::new();
+        for r in self.rows(
+            "SELECT tripwires, clv FROM profiles WHERE tripwires IS NOT NULL AND tripwires <> '[]'",
+            vals![],
+        )? {
+            let clv = r.opt_f64(1).unwrap_or(0.0);
+            for t in tripwires_of(r.opt_text(0)) {
+                match out
+                    .iter_mut()
+                    .find(|x| x.name == t.name && x.status == t.status)
+                {
+                    Some(x) => {
+                        x.customers += 1;
+                        x.clv += clv;
+                    }
+                    None => out.push(TripwireTotal {
+                        name: t.name,
+                        status: t.status,
+                        customers: 1,
+                        clv,
+                    }),
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.name, &a.status).cmp(&(&b.name, &b.status)));
+        Ok(out)
     }
 
     /// Every customer's merged identify traits (a JSON object each).
