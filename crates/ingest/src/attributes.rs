@@ -11,7 +11,7 @@ pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedSt
 use std::path::Path;
 
 use crate::layout::normalize;
-use crate::{IngestError, Location, RowError, parse_amount};
+use crate::{IngestError, parse_amount};
 
 /// One customer's attributes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -79,7 +79,6 @@ pub fn normalized_id(s: &str) -> std::borrow::Cow<'_, str> {
 pub fn read_attributes(path: &Path) -> Result<AttributesFile, IngestError> {
     let file = crate::small_csv::SmallCsv::open(path)?;
     let header = &file.header;
-    let mut reader = file.reader();
     let find = |names: &[&str]| {
         header
             .iter()
@@ -116,23 +115,7 @@ pub fn read_attributes(path: &Path) -> Result<AttributesFile, IngestError> {
         other_columns: others.iter().map(|&i| header[i].clone()).collect(),
         customers: HashMap::with_capacity_and_hasher(file.len() / 64, Default::default()),
     };
-    let mut record = csv::StringRecord::new();
-    loop {
-        let more = reader.read_record(&mut record).map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            IngestError::Row {
-                path: path.to_path_buf(),
-                row: RowError::new(Location::Line(line), None, e.to_string()),
-            }
-        })?;
-        if !more {
-            break;
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        let row_err = |col: usize, m: String| IngestError::Row {
-            path: path.to_path_buf(),
-            row: RowError::new(Location::Line(line), Some(&header[col]), m),
-        };
+    file.each(path, |record, row_err| {
         let raw = record.get(id).unwrap_or("");
         if raw.trim().is_empty() {
             return Err(row_err(
@@ -171,10 +154,11 @@ pub fn read_attributes(path: &Path) -> Result<AttributesFile, IngestError> {
                 acquisition_cost,
                 acquisition_channel: channel.and_then(text),
                 other: others.iter().map(|&c| text(c)).collect(),
-                line,
+                line: record.position().map_or(0, |p| p.line()),
             },
         );
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

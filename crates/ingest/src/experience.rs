@@ -19,7 +19,7 @@ use lifecycle_kpis::experience::Signal;
 
 use crate::attributes::normalize_id;
 use crate::layout::normalize;
-use crate::{IngestError, Location, RowError, parse_amount};
+use crate::{IngestError, parse_amount};
 
 /// What the file holds.
 #[derive(Debug, Default)]
@@ -79,7 +79,6 @@ pub fn signal(kind: &str, v: Option<f64>) -> Result<Vec<Signal>, String> {
 pub fn read_experience(path: &Path) -> Result<ExperienceInput, IngestError> {
     let file = crate::small_csv::SmallCsv::open(path)?;
     let header = &file.header;
-    let mut reader = file.reader();
     let norm: Vec<String> = header.iter().map(|h| normalize(h)).collect();
     let find = |names: &[&str]| norm.iter().position(|h| names.contains(&h.as_str()));
     let id = find(&["customerid", "customer", "userid", "email", "clientid"]).ok_or_else(|| {
@@ -109,20 +108,7 @@ pub fn read_experience(path: &Path) -> Result<ExperienceInput, IngestError> {
         ));
     }
     let mut out = ExperienceInput::default();
-    for record in reader.records() {
-        let record = record.map_err(|e| IngestError::Row {
-            path: path.to_path_buf(),
-            row: RowError::new(
-                Location::Line(e.position().map_or(0, |p| p.line())),
-                None,
-                e.to_string(),
-            ),
-        })?;
-        let line = record.position().map_or(0, |p| p.line());
-        let err = |col: usize, m: String| IngestError::Row {
-            path: path.to_path_buf(),
-            row: RowError::new(Location::Line(line), Some(&header[col]), m),
-        };
+    file.each(path, |record, err| {
         let field = |i: usize| record.get(i).unwrap_or("").trim();
         let customer = field(id);
         if customer.is_empty() {
@@ -167,7 +153,8 @@ pub fn read_experience(path: &Path) -> Result<ExperienceInput, IngestError> {
                 ));
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::IngestError;
+use crate::{IngestError, Location, RowError};
 
 pub(crate) struct SmallCsv {
     text: String,
@@ -45,6 +45,45 @@ impl SmallCsv {
     /// The file's size in bytes (for capacity guesses).
     pub(crate) fn len(&self) -> usize {
         self.text.len()
+    }
+
+    /// Calls `f` with each record and a maker of errors naming its line and
+    /// a column; a malformed record is an error naming its line.
+    pub(crate) fn each(
+        &self,
+        path: &Path,
+        mut f: impl FnMut(
+            &csv::StringRecord,
+            &dyn Fn(usize, String) -> IngestError,
+        ) -> Result<(), IngestError>,
+    ) -> Result<(), IngestError> {
+        let mut reader = self.reader();
+        let mut record = csv::StringRecord::new();
+        loop {
+            let more = reader
+                .read_record(&mut record)
+                .map_err(|e| IngestError::Row {
+                    path: path.to_path_buf(),
+                    row: RowError::new(
+                        Location::Line(e.position().map_or(0, |p| p.line())),
+                        None,
+                        e.to_string(),
+                    ),
+                })?;
+            if !more {
+                return Ok(());
+            }
+            let line = record.position().map_or(0, |p| p.line());
+            let err = |col: usize, m: String| IngestError::Row {
+                path: path.to_path_buf(),
+                row: RowError::new(
+                    Location::Line(line),
+                    self.header.get(col).map(String::as_str),
+                    m,
+                ),
+            };
+            f(&record, &err)?;
+        }
     }
 
     /// A reader over the records (the header is its own).

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::layout::normalize;
-use crate::{IngestError, Location, RowError, parse_amount, parse_day};
+use crate::{IngestError, parse_amount, parse_day};
 
 /// Spend by (channel, month as months since 1970-01).
 pub type Spend = BTreeMap<(String, i32), f64>;
@@ -16,7 +16,6 @@ pub type Spend = BTreeMap<(String, i32), f64>;
 pub fn read_spend(path: &Path) -> Result<Spend, IngestError> {
     let file = crate::small_csv::SmallCsv::open(path)?;
     let header = &file.header;
-    let mut reader = file.reader();
     let find = |names: &[&str], role: &str| {
         header
             .iter()
@@ -35,20 +34,7 @@ pub fn read_spend(path: &Path) -> Result<Spend, IngestError> {
     let month = find(&["month", "date", "period"], "month")?;
     let spend = find(&["spend", "cost", "amount", "budget"], "spend")?;
     let mut out = Spend::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| IngestError::Row {
-            path: path.to_path_buf(),
-            row: RowError::new(
-                Location::Line(e.position().map_or(0, |p| p.line())),
-                None,
-                e.to_string(),
-            ),
-        })?;
-        let line = record.position().map_or(0, |p| p.line());
-        let err = |col: usize, m: String| IngestError::Row {
-            path: path.to_path_buf(),
-            row: RowError::new(Location::Line(line), Some(&header[col]), m),
-        };
+    file.each(path, |record, err| {
         let c = record.get(channel).unwrap_or("").trim();
         if c.is_empty() {
             return Err(err(channel, "is empty".into()));
@@ -68,7 +54,8 @@ pub fn read_spend(path: &Path) -> Result<Spend, IngestError> {
         }
         *out.entry((c.to_string(), (y - 1970) * 12 + mo as i32 - 1))
             .or_insert(0.0) += x;
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
