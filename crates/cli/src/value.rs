@@ -292,10 +292,8 @@ pub fn customer_value(
     }
 }
 
-/// The tracking chart's points: for each week from the cohort's first
-/// purchase to `last`, the cumulative repeat purchases, actual (from
-/// `by_day`) and predicted (each customer's expected repeat purchases since
-/// their first purchase, E[X(t)], summed; customers grouped by that day).
+/// The tracking chart's points for `customers` under `model`
+/// ([`lifecycle_engine::tracking`]; `by_day`: repeat purchases by day).
 /// `None` without customers.
 pub fn tracking(
     customers: &[lifecycle_rfm::CustomerSummary],
@@ -304,19 +302,6 @@ pub fn tracking(
     unit_days: f64,
     by_day: &std::collections::BTreeMap<lifecycle_rfm::Day, u64>,
 ) -> Result<Option<Vec<(usize, f64, f64)>>> {
-    let Some(start) = customers.iter().filter_map(|s| s.first_order).min() else {
-        return Ok(None);
-    };
-    let weeks = ((last - start) / 7 + 1).max(1) as usize;
-    let mut actual = vec![0.0f64; weeks];
-    for (&d, &n) in by_day {
-        if d >= start {
-            let w = ((d - start) / 7) as usize;
-            if w < weeks {
-                actual[w] += n as f64;
-            }
-        }
-    }
     let mut firsts: std::collections::BTreeMap<lifecycle_rfm::Day, f64> =
         std::collections::BTreeMap::new();
     for s in customers {
@@ -324,20 +309,5 @@ pub fn tracking(
             *firsts.entry(f).or_default() += 1.0;
         }
     }
-    let mut points = Vec::with_capacity(weeks);
-    let mut cumulative = 0.0;
-    for (w, a) in actual.iter().enumerate() {
-        cumulative += a;
-        // The week's last day (the data's last day in a partial last week):
-        // a purchase on day D is at t = D − first day.
-        let last_day = (start + 7 * (w as lifecycle_rfm::Day + 1) - 1).min(last);
-        let mut predicted = 0.0;
-        for (&f, &n) in &firsts {
-            if last_day > f {
-                predicted += n * model.unconditional(f64::from(last_day - f) / unit_days)?;
-            }
-        }
-        points.push((w + 1, cumulative, predicted));
-    }
-    Ok(Some(points))
+    lifecycle_engine::tracking(&firsts, by_day, last, unit_days, |t| model.unconditional(t))
 }

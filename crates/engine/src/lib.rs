@@ -18,6 +18,7 @@
 mod profile;
 mod run;
 mod scale;
+mod tracking;
 
 pub use profile::{
     LiveProfile, OpenTripwire, TripwireState, Value, clv_of, discounted_purchases, live_profile,
@@ -25,6 +26,7 @@ pub use profile::{
 };
 pub use run::{ModelRun, RunConfig, default_scales};
 pub use scale::Scale;
+pub use tracking::{TrackingPoint, tracking};
 
 /// Errors of the engine's rules.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

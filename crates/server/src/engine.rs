@@ -130,7 +130,7 @@ enum Job {
     Ingest(Vec<NewEvent>, Reply<EventStats>),
     Rescore(Vec<String>, Reply<u64>),
     Due(Reply<u64>),
-    InstallRun(Box<CurrentRun>, Reply<u64>),
+    InstallRun(Box<CurrentRun>, Value, Reply<u64>),
     Merge(String, String, Reply<u64>),
     Audit(String, String, Reply<()>),
     Expire(i64, Reply<u64>),
@@ -518,45 +518,51 @@ impl Engine {
     /// everyone under it. Returns the run.
     pub async fn refit(self: &Arc<Self>) -> Result<Arc<CurrentRun>, EngineError> {
         let engine = self.clone();
-        let prepared = tokio::task::spawn_blocking(move || -> Result<CurrentRun, StoreError> {
-            let today = engine.clock.today();
-            let builder = engine.read(|s| s.load())?;
-            let first_seen = engine.read(|s| s.first_seen())?;
-            let mut summaries = Vec::with_capacity(builder.len());
-            let mut histories = Vec::with_capacity(builder.len());
-            builder.for_each_customer_orders(today, |id, entries| {
-                summaries.push(CustomerSummary::from_entries(id, entries, today));
-                let seen = first_seen.get(id).and_then(|&ms| engine.day_of_ms(ms));
-                histories.push(History::from_entries(entries, seen));
-            });
-            drop(builder);
-            let mut run = ModelRun::fit(
-                &summaries,
-                today,
-                &engine.scoring,
-                &engine.table,
-                engine.config,
-            );
-            // Tripwire norms from the Champions as this run scores them.
-            let champions = engine
-                .table
-                .segments()
-                .iter()
-                .position(|s| s.name == "Champions");
-            let best: Vec<bool> = summaries
-                .iter()
-                .map(|s| Some(segment_of(&run, &engine.table, s, today)) == champions)
-                .collect();
-            run.learn_norms(&histories, &best);
-            Ok(CurrentRun {
-                id: None,
-                at_ms: engine.clock.now_ms(),
-                run,
+        let prepared =
+            tokio::task::spawn_blocking(move || -> Result<(CurrentRun, Value), StoreError> {
+                let today = engine.clock.today();
+                let builder = engine.read(|s| s.load())?;
+                let first_seen = engine.read(|s| s.first_seen())?;
+                let mut summaries = Vec::with_capacity(builder.len());
+                let mut histories = Vec::with_capacity(builder.len());
+                builder.for_each_customer_orders(today, |id, entries| {
+                    summaries.push(CustomerSummary::from_entries(id, entries, today));
+                    let seen = first_seen.get(id).and_then(|&ms| engine.day_of_ms(ms));
+                    histories.push(History::from_entries(entries, seen));
+                });
+                drop(builder);
+                let mut run = ModelRun::fit(
+                    &summaries,
+                    today,
+                    &engine.scoring,
+                    &engine.table,
+                    engine.config,
+                );
+                // Tripwire norms from the Champions as this run scores them.
+                let champions = engine
+                    .table
+                    .segments()
+                    .iter()
+                    .position(|s| s.name == "Champions");
+                let best: Vec<bool> = summaries
+                    .iter()
+                    .map(|s| Some(segment_of(&run, &engine.table, s, today)) == champions)
+                    .collect();
+                run.learn_norms(&histories, &best);
+                let figures = crate::runs::history_figures(&run, &histories, today);
+                Ok((
+                    CurrentRun {
+                        id: None,
+                        at_ms: engine.clock.now_ms(),
+                        run,
+                    },
+                    figures,
+                ))
             })
-        })
-        .await
-        .map_err(|_| EngineError::ShuttingDown)??;
-        self.submit(|r| Job::InstallRun(Box::new(prepared), r))
+            .await
+            .map_err(|_| EngineError::ShuttingDown)??;
+        let (prepared, figures) = prepared;
+        self.submit(|r| Job::InstallRun(Box::new(prepared), figures, r))
             .await?;
         self.counters.refits.fetch_add(1, Ordering::Relaxed);
         Ok(self.current_run())
@@ -771,8 +777,8 @@ impl Engine {
                     let result = adopted.and_then(|_| self.due(&mut store, &scorer, today, now_ms));
                     let _ = reply.send(result);
                 }
-                Job::InstallRun(new_run, reply) => {
-                    let _ = reply.send(self.install(&mut store, *new_run, today, now_ms));
+                Job::InstallRun(new_run, figures, reply) => {
+                    let _ = reply.send(self.install(&mut store, *new_run, figures, today, now_ms));
                 }
                 Job::Merge(target, source, reply) => {
                     let result = store.merge_customers(&target, &source, &scorer, now_ms);
@@ -966,6 +972,7 @@ impl Engine {
         &self,
         store: &mut Store,
         mut new_run: CurrentRun,
+        mut figures: Value,
         today: Day,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
@@ -992,6 +999,12 @@ impl Engine {
             self.count_rescored(r);
             emitted += r.segment_events + r.tripwire_events;
         }
+        // What the store looks like under the new run (the dashboard's
+        // trends and CLV distribution).
+        let totals = store.segment_totals()?;
+        let clv = store.clv_values()?;
+        crate::runs::add_store_figures(&mut figures, &totals, &clv);
+        store.set_run_figures(id, &figures.to_string())?;
         Ok(emitted)
     }
 

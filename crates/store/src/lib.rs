@@ -26,8 +26,8 @@ pub use journeys::{
 };
 pub use live::{
     CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
-    ProfileRow, Rescored, Scorer, SegmentTotal, StoredEvent, StoredRun, TripwireRow, TripwireTotal,
-    WatchedEvent,
+    ProfileRow, Rescored, Scorer, SegmentMove, SegmentTotal, StoredEvent, StoredRun, TripwireRow,
+    TripwireTotal, WatchedEvent,
 };
 
 use std::path::PathBuf;
@@ -297,6 +297,16 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 8: a segment's customers by CLV (the dashboard's and the API's CLV floor).
     "CREATE INDEX profiles_by_segment_clv ON profiles (segment, clv);",
+    // 9: segment moves per day (the dashboard's flows and trends) and each
+    // model run's figures (taken once it has re-scored everyone).
+    "CREATE TABLE segment_moves (
+        day INTEGER NOT NULL,        -- UTC days since 1970-01-01
+        from_segment TEXT NOT NULL,  -- '' for a new customer
+        to_segment TEXT NOT NULL,
+        customers INTEGER NOT NULL,
+        PRIMARY KEY (day, from_segment, to_segment)
+    ) WITHOUT ROWID;
+    ALTER TABLE model_runs ADD COLUMN figures TEXT;",
 ];
 
 /// The same migrations for PostgreSQL: integers are BIGINT, reals DOUBLE
@@ -467,6 +477,15 @@ const PG_MIGRATIONS: &[&str] = &[
     );",
     // 8
     "CREATE INDEX profiles_by_segment_clv ON profiles (segment, clv);",
+    // 9
+    "CREATE TABLE segment_moves (
+        day BIGINT NOT NULL,
+        from_segment TEXT NOT NULL,
+        to_segment TEXT NOT NULL,
+        customers BIGINT NOT NULL,
+        PRIMARY KEY (day, from_segment, to_segment)
+    );
+    ALTER TABLE model_runs ADD COLUMN figures TEXT;",
 ];
 
 /// The kinds of API key (who may call what: see the README's access table).

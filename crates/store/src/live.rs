@@ -272,6 +272,19 @@ pub struct StoredRun {
     pub customers: i64,
     /// JSON.
     pub params: String,
+    /// JSON: what the store looked like once the run had re-scored
+    /// everyone (`None` until then).
+    pub figures: Option<String>,
+}
+
+/// Customers who moved from one segment to another on a day (`from` is
+/// empty for customers new to the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentMove {
+    pub day: i64,
+    pub from: String,
+    pub to: String,
+    pub customers: u64,
 }
 
 /// An error inside a transaction (mapped to [`StoreError`] with the store's name).
@@ -922,6 +935,11 @@ impl Tx<'_> {
             return Ok(0);
         }
         let day = self.now_ms.div_euclid(86_400_000);
+        self.db.exec(
+            "INSERT INTO segment_moves (day, from_segment, to_segment, customers) VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT (day, from_segment, to_segment) DO UPDATE SET customers = segment_moves.customers + 1",
+            vals![day, old.unwrap_or(""), &row.segment],
+        )?;
         let mut emitted = 0;
         let mut emit =
             |tx: &mut Self, name: &str, segment: &str, phase: &str, other: Option<&str>| {
@@ -1420,6 +1438,16 @@ impl Store {
             .collect())
     }
 
+    /// Every customer's predicted CLV (customers without one left out), in
+    /// no particular order.
+    pub fn clv_values(&mut self) -> Result<Vec<f64>, StoreError> {
+        Ok(self
+            .rows("SELECT clv FROM profiles WHERE clv IS NOT NULL", &[])?
+            .iter()
+            .map(|r| r.f64(0))
+            .collect())
+    }
+
     /// Records a model run; returns its id.
     pub fn save_run(
         &mut self,
@@ -1440,7 +1468,7 @@ impl Store {
     pub fn runs(&mut self, limit: usize) -> Result<Vec<StoredRun>, StoreError> {
         Ok(self
             .rows(
-                "SELECT id, at_ms, as_of, customers, params FROM model_runs ORDER BY id DESC LIMIT ?1",
+                "SELECT id, at_ms, as_of, customers, params, figures FROM model_runs ORDER BY id DESC LIMIT ?1",
                 vals![limit as i64],
             )?
             .iter()
@@ -1450,6 +1478,35 @@ impl Store {
                 as_of: r.i32(2),
                 customers: r.i64(3),
                 params: r.text(4),
+                figures: r.opt_text(5),
+            })
+            .collect())
+    }
+
+    /// Records what the store looked like once run `id` had re-scored
+    /// everyone (JSON).
+    pub fn set_run_figures(&mut self, id: i64, figures_json: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE model_runs SET figures = ?1 WHERE id = ?2",
+            vals![figures_json, id],
+        )?;
+        Ok(())
+    }
+
+    /// Segment moves from `since_day` (UTC days since 1970) on, by day.
+    pub fn segment_moves(&mut self, since_day: i64) -> Result<Vec<SegmentMove>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT day, from_segment, to_segment, customers FROM segment_moves
+                 WHERE day >= ?1 ORDER BY day, from_segment, to_segment",
+                vals![since_day],
+            )?
+            .iter()
+            .map(|r| SegmentMove {
+                day: r.i64(0),
+                from: r.text(1),
+                to: r.text(2),
+                customers: r.i64(3).max(0) as u64,
             })
             .collect())
     }
