@@ -166,6 +166,40 @@ fn sign_in_pages_export_and_sign_out() {
     assert!(page.contains("<h1>Tripwires</h1>"));
     assert_eq!(get("/app/tripwires", None).0, 303);
 
+    // Flows: every customer arrived today (the simulated day), into a
+    // segment; the period can be chosen.
+    assert!(
+        overview.contains("60 new customers"),
+        "{}",
+        overview.split("id=\"flows\"").nth(1).unwrap_or("")
+    );
+    assert!(overview.contains("<td>(new customers)</td>"));
+    let (_, _, week) = get("/app?days=7", Some(&cookie));
+    assert!(week.contains("href=\"/app?days=7#flows\" aria-current=\"true\""));
+
+    // The models: these few histories do not fit a BG/NBD, and the page
+    // says so and why (the browser test sees a fitted run's charts).
+    let (status, _, page) = get("/app/models", Some(&cookie));
+    assert_eq!(status, 200);
+    assert!(page.contains("<h1>Models</h1>") && page.contains("Model run 1,"));
+    assert!(page.contains("Not fitted (the notes say why)") && page.contains("did not converge"));
+    assert!(!page.contains("aria-label=\"Tracking chart\""));
+    let (_, runs) = request(addr, "GET", "/api/v1/models/runs", &[basic(&secret)], b"");
+    // The API shows the same figures.
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    let figures = &runs["runs"][0]["figures"];
+    assert_eq!(figures["customers"], 60);
+    assert_eq!(figures["buyers"], 60);
+    let valued = figures["clv"]["customers"].as_u64().unwrap();
+    let banded: u64 = figures["clv"]["bands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[2].as_u64().unwrap())
+        .sum();
+    assert_eq!(banded, valued);
+    assert_eq!(get("/app/models", None).0, 303);
+
     // A forged or altered cookie is no session.
     let forged = format!("{}x", cookie);
     assert_eq!(get("/app", Some(&forged)).0, 303);

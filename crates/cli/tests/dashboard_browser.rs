@@ -221,6 +221,16 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
     assert!(b.count("tbody tr") >= 1);
     check(&b, "tripwires");
 
+    // The models: the fitted parameters, the tracking chart and the CLV
+    // distribution drawn as SVG.
+    b.click("nav a[href=\"/app/models\"]");
+    b.wait_url(|u| u.ends_with("/app/models"));
+    assert_eq!(b.text("h1"), "Models");
+    assert!(b.text("#purchase-model + p").contains("BG/NBD"));
+    assert_eq!(b.count("figure.chart svg path"), 2, "actual and predicted");
+    assert!(b.count("figure[aria-label=\"CLV distribution\"] svg rect") > 0);
+    check(&b, "models");
+
     // Filter the segment by CLV: a high bar leaves nobody.
     b.go(&format!("{base}{tile}"));
     b.type_into("#min_clv", "1000000000");

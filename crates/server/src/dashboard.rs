@@ -19,7 +19,9 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use lifecycle_store::{KeyKind, ProfileFilter, SegmentTotal, StoreCounts, TripwireTotal};
+use lifecycle_store::{
+    KeyKind, ProfileFilter, SegmentMove, SegmentTotal, StoreCounts, TripwireTotal,
+};
 use serde_json::{Value, json};
 
 use crate::http::App;
@@ -50,7 +52,14 @@ pub(crate) struct Snapshot {
     counts: StoreCounts,
     totals: Vec<SegmentTotal>,
     tripwires: Vec<TripwireTotal>,
+    /// Segment moves of the last [`MOVES_DAYS`] days.
+    moves: Vec<SegmentMove>,
+    /// The last two model runs' figures (newest first; JSON objects).
+    runs: Vec<(i64, i64, Value)>,
 }
+
+/// How far back the overview's flows may look.
+const MOVES_DAYS: i64 = 90;
 
 /// How stale the overview may be while the store changes.
 const OVERVIEW_EVERY: Duration = Duration::from_secs(5);
@@ -68,9 +77,26 @@ fn take_snapshot(app: &App) -> Result<Snapshot, lifecycle_store::StoreError> {
     let version = version(app);
     let at_ms = app.engine.clock.now_ms();
     let started = Instant::now();
-    let (counts, totals, tripwires) = app
-        .engine
-        .read(|st| Ok((st.counts()?, st.segment_totals()?, st.tripwire_totals()?)))?;
+    let since = at_ms.div_euclid(86_400_000) - MOVES_DAYS;
+    let (counts, totals, tripwires, moves, stored) = app.engine.read(|st| {
+        Ok((
+            st.counts()?,
+            st.segment_totals()?,
+            st.tripwire_totals()?,
+            st.segment_moves(since)?,
+            st.runs(2)?,
+        ))
+    })?;
+    let runs = stored
+        .iter()
+        .map(|r| {
+            let f = r
+                .figures
+                .as_deref()
+                .and_then(|f| serde_json::from_str(f).ok());
+            (r.id, r.at_ms, f.unwrap_or(Value::Null))
+        })
+        .collect();
     Ok(Snapshot {
         version,
         taken: Instant::now(),
@@ -79,6 +105,8 @@ fn take_snapshot(app: &App) -> Result<Snapshot, lifecycle_store::StoreError> {
         counts,
         totals,
         tripwires,
+        moves,
+        runs,
     })
 }
 
@@ -143,6 +171,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("moments.html", include_str!("dashboard/moments.html")),
             ("moment.html", include_str!("dashboard/moment.html")),
             ("tripwires.html", include_str!("dashboard/tripwires.html")),
+            ("models.html", include_str!("dashboard/models.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 eprintln!("dashboard template {name}: {e}");
@@ -168,6 +197,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/app/customers/{id}", get(customer))
         .route("/app/moments", get(moments))
         .route("/app/tripwires", get(tripwires))
+        .route("/app/models", get(models))
         .route("/app/moments/{name}", get(moment))
         .route("/app/static/app.css", get(css))
         .route("/app/static/icon.svg", get(icon))
@@ -392,7 +422,20 @@ async fn logout(State(app): State<App>, headers: HeaderMap, Form(f): Form<CsrfFo
     r
 }
 
-async fn overview(State(app): State<App>, headers: HeaderMap) -> Response {
+/// The flows' period: 7, 30 (the default) or 90 days.
+fn period(q: &HashMap<String, String>) -> i64 {
+    match q.get("days").map(String::as_str) {
+        Some("7") => 7,
+        Some("90") => 90,
+        _ => 30,
+    }
+}
+
+async fn overview(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let Some(s) = session(&app, &headers) else {
         return to_login("/app");
     };
@@ -400,7 +443,22 @@ async fn overview(State(app): State<App>, headers: HeaderMap) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let figures = overview_figures(&app, &snapshot);
+    let days = period(&q);
+    let mut figures = overview_figures(&app, &snapshot);
+    if let (Some(f), Value::Object(more)) = (figures.as_object_mut(), flows(&snapshot, days)) {
+        f.extend(more);
+    }
+    // Each segment's net change over the period beside its size.
+    let net = figures["net"].clone();
+    if let Some(segments) = figures["segments"].as_array_mut() {
+        for seg in segments {
+            let d = net
+                .as_array()
+                .and_then(|n| n.iter().find(|x| x["segment"] == seg["segment"]))
+                .map_or(0, |x| x["net"].as_i64().unwrap_or(0));
+            seg["net_text"] = json!(format!("{d:+}"));
+        }
+    }
     render(
         "overview.html",
         extend(base(&app, Some(&s), "overview"), figures),
@@ -442,7 +500,91 @@ fn overview_figures(app: &App, snapshot: &Snapshot) -> Value {
         "equity": money(totals.iter().map(|t| t.clv).sum()),
         "segments": segments,
         "phases": phases,
-        "figures_at": crate::http::time(snapshot.at_ms),
+        "figures_at": when(snapshot.at_ms),
+    })
+}
+
+/// A change between two figures in words: "▲ 3.1%" (`None` without both).
+fn change(now: Option<f64>, before: Option<f64>, points: bool) -> Option<String> {
+    let (now, before) = (now?, before?);
+    let delta = if points {
+        100.0 * (now - before)
+    } else if before != 0.0 {
+        100.0 * (now - before) / before.abs()
+    } else {
+        return None;
+    };
+    let arrow = if delta > 0.0 {
+        "▲"
+    } else if delta < 0.0 {
+        "▼"
+    } else {
+        "="
+    };
+    Some(format!(
+        "{arrow} {:.1}{}",
+        delta.abs(),
+        if points { " pts" } else { "%" }
+    ))
+}
+
+/// The figures the model runs took (active customers, retention, equity)
+/// with their change since the run before, and the segment flows of the
+/// last `days` days: who moved from where to where, and each segment's
+/// size then (today's size less those who came, plus those who left).
+fn flows(snapshot: &Snapshot, days: i64) -> Value {
+    let today = snapshot.at_ms.div_euclid(86_400_000);
+    let since = today - days + 1;
+    let mut pairs: Vec<(String, String, u64)> = Vec::new();
+    let mut net: HashMap<&str, i64> = HashMap::new();
+    for m in snapshot.moves.iter().filter(|m| m.day >= since) {
+        match pairs.iter_mut().find(|p| p.0 == m.from && p.1 == m.to) {
+            Some(p) => p.2 += m.customers,
+            None => pairs.push((m.from.clone(), m.to.clone(), m.customers)),
+        }
+        *net.entry(m.to.as_str()).or_default() += m.customers as i64;
+        if !m.from.is_empty() {
+            *net.entry(m.from.as_str()).or_default() -= m.customers as i64;
+        }
+    }
+    pairs.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    let moved: u64 = pairs.iter().filter(|p| !p.0.is_empty()).map(|p| p.2).sum();
+    let arrivals: u64 = pairs.iter().filter(|p| p.0.is_empty()).map(|p| p.2).sum();
+    let top: Vec<Value> = pairs
+        .iter()
+        .take(12)
+        .map(|(from, to, n)| {
+            json!({"from": if from.is_empty() { "(new customers)" } else { from }, "to": to, "customers": n})
+        })
+        .collect();
+    let sizes: Vec<Value> = snapshot
+        .totals
+        .iter()
+        .map(|t| {
+            let d = net.get(t.segment.as_str()).copied().unwrap_or(0);
+            json!({"segment": t.segment, "net": d, "net_text": format!("{d:+}")})
+        })
+        .collect();
+    let latest = snapshot.runs.first().map(|r| &r.2);
+    let before = snapshot.runs.get(1).map(|r| &r.2);
+    let f = |r: Option<&Value>, k: &str, k2: Option<&str>| {
+        r.and_then(|v| match k2 {
+            Some(k2) => v[k][k2].as_f64(),
+            None => v[k].as_f64(),
+        })
+    };
+    let active = f(latest, "active", None);
+    let retention = f(latest, "retention", Some("rate"));
+    json!({
+        "days": days,
+        "flows": top, "moved": moved, "arrivals": arrivals, "net": sizes,
+        "active": active.map_or_else(|| "–".to_string(), |a| format!("{a:.0}")),
+        "active_change": change(active, f(before, "active", None), false),
+        "retention": retention.map_or_else(|| "–".to_string(), |r| format!("{:.1}%", 100.0 * r)),
+        "retention_change": change(retention, f(before, "retention", Some("rate")), true),
+        "equity_change": change(f(latest, "equity", None), f(before, "equity", None), false),
+        "customers_change": change(f(latest, "customers", None), f(before, "customers", None), false),
+        "previous_run": snapshot.runs.get(1).map(|r| when(r.1)),
     })
 }
 
@@ -810,7 +952,165 @@ async fn tripwires(State(app): State<App>, headers: HeaderMap) -> Response {
         "tripwires.html",
         extend(
             base(&app, Some(&s), "tripwires"),
-            json!({"tripwires": rows, "figures_at": crate::http::time(snapshot.at_ms)}),
+            json!({"tripwires": rows, "figures_at": when(snapshot.at_ms)}),
+        ),
+    )
+}
+
+/// A time for people: minutes, UTC.
+fn when(ms: i64) -> String {
+    crate::http::time(ms)
+        .as_str()
+        .map(|t| format!("{} UTC", t.get(..16).unwrap_or(t).replace('T', " ")))
+        .unwrap_or_default()
+}
+
+fn share_text(v: &Value) -> String {
+    v.as_f64()
+        .map_or_else(|| "–".into(), |x| format!("{:.1}%", 100.0 * x))
+}
+
+fn money_of(v: &Value) -> String {
+    v.as_f64().map_or_else(|| "–".into(), money)
+}
+
+/// The model runs: the one in force (fitted parameters with what they
+/// mean, valuation settings, notes, the tracking chart, the CLV
+/// distribution) and the ones before it.
+async fn models(State(app): State<App>, headers: HeaderMap) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return to_login("/app/models");
+    };
+    let engine = app.engine.clone();
+    let runs = match crate::http::blocking(move || engine.read(|st| st.runs(30))).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let page = base(&app, Some(&s), "models");
+    let Some(latest) = runs.first() else {
+        return render("models.html", extend(page, json!({"run": null})));
+    };
+    let params: Value = serde_json::from_str(&latest.params).unwrap_or(Value::Null);
+    let figures_of = |r: &lifecycle_store::StoredRun| -> Value {
+        r.figures
+            .as_deref()
+            .and_then(|f| serde_json::from_str(f).ok())
+            .unwrap_or(Value::Null)
+    };
+    let figures = figures_of(latest);
+    let num = |v: &Value| v.as_f64().map_or_else(|| "–".into(), |x| format!("{x:.4}"));
+    let param = |name: &str, v: &Value, means: String| json!({"name": name, "value": num(v), "means": means});
+    let pm = &params["purchase_model"];
+    let purchase = pm.is_object().then(|| {
+        let (r, alpha, a, b) = (
+            pm["r"].as_f64(),
+            pm["alpha"].as_f64(),
+            pm["a"].as_f64(),
+            pm["b"].as_f64(),
+        );
+        let rate = r.zip(alpha).map(|(r, al)| r / al);
+        let drop = a.zip(b).map(|(a, b)| a / (a + b));
+        vec![
+            param("r", &pm["r"], String::new()),
+            param(
+                "α",
+                &pm["alpha"],
+                rate.map_or_else(String::new, |x| {
+                    format!(
+                        "(an active customer buys {:.2} times a year on average)",
+                        365.0 * x
+                    )
+                }),
+            ),
+            param("a", &pm["a"], String::new()),
+            param(
+                "b",
+                &pm["b"],
+                drop.map_or_else(String::new, |x| {
+                    format!(
+                        "(after each purchase, {:.1}% of customers drop out on average)",
+                        100.0 * x
+                    )
+                }),
+            ),
+        ]
+    });
+    let sm = &params["spend_model"];
+    let spend = sm.is_object().then(|| {
+        let mean = match (sm["p"].as_f64(), sm["q"].as_f64(), sm["gamma"].as_f64()) {
+            (Some(p), Some(q), Some(g)) if q > 1.0 => {
+                format!(
+                    "(mean order value across customers {})",
+                    money(p * g / (q - 1.0))
+                )
+            }
+            _ => String::new(),
+        };
+        vec![
+            param("p", &sm["p"], String::new()),
+            param("q", &sm["q"], String::new()),
+            param("γ", &sm["gamma"], mean),
+        ]
+    });
+    let v = &params["valuation"];
+    let valuation = vec![
+        json!({"name": "Horizon", "value": v["horizon_days"].as_f64().map_or_else(|| "–".into(), |d| format!("{d:.0} days"))}),
+        json!({"name": "Annual discount rate", "value": share_text(&v["annual_discount"])}),
+        json!({"name": "Margin", "value": share_text(&v["margin"])}),
+        json!({"name": "Declining when CLV falls by", "value": share_text(&v["decline_share"])}),
+    ];
+    let tracking: Vec<(usize, f64, f64)> = figures["tracking"]
+        .as_array()
+        .map(|pts| {
+            pts.iter()
+                .filter_map(|p| Some((p[0].as_u64()? as usize, p[1].as_f64()?, p[2].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let bands: Vec<(String, f64)> = figures["clv"]["bands"]
+        .as_array()
+        .map(|bs| {
+            bs.iter()
+                .filter_map(|b| {
+                    let (lo, hi, n) = (b[0].as_f64()?, b[1].as_f64()?, b[2].as_f64()?);
+                    Some((format!("{lo}–{hi}"), n))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let clv = &figures["clv"];
+    let history: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            let f = figures_of(r);
+            json!({
+                "id": r.id, "at": when(r.at_ms), "customers": r.customers,
+                "active": f["active"].as_u64().map_or_else(|| "–".into(), |n| n.to_string()),
+                "retention": share_text(&f["retention"]["rate"]),
+                "equity": money_of(&f["equity"]),
+            })
+        })
+        .collect();
+    render(
+        "models.html",
+        extend(
+            page,
+            json!({
+                "run": {
+                    "id": latest.id, "at": when(latest.at_ms),
+                    "as_of": crate::http::date(Some(latest.as_of)), "customers": latest.customers,
+                },
+                "purchase": purchase, "spend": spend, "valuation": valuation,
+                "notes": params["notes"],
+                "tracking": (!tracking.is_empty()).then(|| lifecycle_report::tracking_svg(&tracking, None)),
+                "clv_chart": (!bands.is_empty()).then(|| lifecycle_report::bars_svg(&bands, "predicted CLV", "customers")),
+                "clv": {
+                    "customers": clv["customers"], "mean": money_of(&clv["mean"]),
+                    "p10": money_of(&clv["p10"]), "p50": money_of(&clv["p50"]),
+                    "p90": money_of(&clv["p90"]), "p99": money_of(&clv["p99"]),
+                },
+                "runs": history,
+            }),
         ),
     )
 }

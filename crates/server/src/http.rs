@@ -1211,7 +1211,11 @@ async fn runs(State(app): State<App>) -> Response {
     let engine = app.engine.clone();
     match blocking(move || engine.read(|s| s.runs(100))).await {
         Ok(runs) => axum::Json(json!({
-            "runs": runs.iter().map(|r| run_json(Some(r.id), r.at_ms, Some(r.customers), &r.params)).collect::<Vec<_>>()
+            "runs": runs.iter().map(|r| {
+                let mut v = run_json(Some(r.id), r.at_ms, Some(r.customers), &r.params);
+                v["figures"] = r.figures.as_deref().and_then(|f| serde_json::from_str(f).ok()).unwrap_or(Value::Null);
+                v
+            }).collect::<Vec<_>>()
         }))
         .into_response(),
         Err(r) => r,

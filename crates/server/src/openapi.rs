@@ -175,7 +175,7 @@ pub mod docs {
     pub fn runs() -> Doc {
         Doc {
             summary: "Model runs",
-            description: "Every model run, newest first, with its parameters.",
+            description: "The last 100 model runs, newest first, with their parameters and figures (active customers, 12-month retention, repeat rate, tracking chart points; once everyone is re-scored: customers, revenue and CLV by segment, customer equity, CLV bands and percentiles).",
             params: vec![],
             body: None,
             responses: vec![(200, "{runs: [...]}"), UNAUTHORIZED],
