@@ -231,6 +231,28 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
     assert!(b.count("figure[aria-label=\"CLV distribution\"] svg rect") > 0);
     check(&b, "models");
 
+    // The insights: computed in the background (the page reloads itself
+    // until they are there), drawn by the report's chart code.
+    b.click("nav a[href=\"/app/insights\"]");
+    b.wait_url(|u| u.ends_with("/app/insights"));
+    let started = std::time::Instant::now();
+    while b.count(".report") == 0 {
+        let main = b.script("return document.querySelector('main')?.innerText || ''");
+        assert!(
+            started.elapsed().as_secs() < 30 && b.count(".error") == 0,
+            "no insights: {main}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let report = b.text(".report");
+    assert!(report.contains("Retention and concentration"), "{report}");
+    assert!(
+        report.contains("city"),
+        "stickiness by the customers' city: {report}"
+    );
+    assert!(b.count(".report svg") >= 2, "cohort heatmap and curves");
+    check(&b, "insights");
+
     // Filter the segment by CLV: a high bar leaves nobody.
     b.go(&format!("{base}{tile}"));
     b.type_into("#min_clv", "1000000000");

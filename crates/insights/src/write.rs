@@ -396,7 +396,10 @@ pub fn write_ltv_cac(
     write("ltv_cac.csv", "acquisition_channel", &by_channel)?;
     let mut cohorts = by_cohort;
     // "all" first, then the months in order.
-    cohorts[1..].sort_by(|a, b| a.group.cmp(&b.group));
+    cohorts
+        .get_mut(1..)
+        .unwrap_or_default()
+        .sort_by(|a, b| a.group.cmp(&b.group));
     write("ltv_cac_cohorts.csv", "cohort", &cohorts)?;
     let json_of = |key: &str, g: &lifecycle_kpis::LtvCac| {
         json!({

@@ -676,7 +676,7 @@ impl StickinessBuilder {
                 value_mean: (vn > 0).then(|| vs / vn as f64),
             })
             .collect();
-        out[1..].sort_by(|a, b| {
+        out.get_mut(1..).unwrap_or_default().sort_by(|a, b| {
             b.new_customers
                 .cmp(&a.new_customers)
                 .then(a.group.cmp(&b.group))
@@ -908,7 +908,9 @@ pub fn ltv_cac<'a>(rows: impl Iterator<Item = (Option<&'a str>, f64, Option<f64>
             acc[s].3 += cost;
         }
     }
-    acc[1..].sort_by(|a, b| a.0.cmp(&b.0));
+    acc.get_mut(1..)
+        .unwrap_or_default()
+        .sort_by(|a, b| a.0.cmp(&b.0));
     acc.into_iter()
         .filter(|a| a.1 > 0)
         .map(|(group, n, clv, cost)| {

@@ -380,6 +380,31 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
     h
 }
 
+/// Black or white, whichever reads at WCAG AA (4.5:1) on `rgb` laid at
+/// `alpha` over white: the relative luminance decides (white reads below
+/// 0.183, black above 0.175, so one of them always does).
+fn text_on(rgb: [f64; 3], alpha: f64) -> &'static str {
+    let lin = |c: f64| {
+        let v = (255.0 - alpha * (255.0 - c)) / 255.0;
+        if v <= 0.04045 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let l = 0.2126 * lin(rgb[0]) + 0.7152 * lin(rgb[1]) + 0.0722 * lin(rgb[2]);
+    if l > 0.179 { "#000" } else { "#fff" }
+}
+
+/// The KPI and insight sections of the report (what `analyze --kpis`
+/// writes into `summary.json`'s `kpis`) as an HTML fragment, for pages
+/// that draw them elsewhere (the dashboard).
+pub fn kpis_html(k: &serde_json::Value) -> String {
+    let mut h = String::new();
+    kpis_section(&mut h, k);
+    h
+}
+
 /// `analyze --kpis`: headline figures, the cohort heatmap (share of each
 /// acquisition cohort active in each month since) and retention curves.
 fn kpis_section(h: &mut String, k: &serde_json::Value) {
@@ -465,7 +490,7 @@ fn kpis_section(h: &mut String, k: &serde_json::Value) {
             let _ = write!(
                 h,
                 "<td class=n style=\"background:rgba(31,95,168,{shade:.2});color:{}\">{:.1}%</td>",
-                if shade > 0.45 { "#fff" } else { "#222" },
+                text_on([31.0, 95.0, 168.0], shade),
                 100.0 * x
             );
         }
@@ -1288,4 +1313,32 @@ pub fn lift_html(
     }
     out.push_str("</table></body></html>\n");
     out
+}
+
+#[cfg(test)]
+mod contrast_tests {
+    use super::text_on;
+
+    /// WCAG contrast of black or white text on the heatmap's blue at every
+    /// shade: never under 4.5.
+    #[test]
+    fn heatmap_text_reads_at_every_shade() {
+        for i in 0..=100 {
+            let a = 0.85 * f64::from(i) / 100.0;
+            let lin = |c: f64| {
+                let v = (255.0 - a * (255.0 - c)) / 255.0;
+                if v <= 0.04045 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            let l = 0.2126 * lin(31.0) + 0.7152 * lin(95.0) + 0.0722 * lin(168.0);
+            let ratio = match text_on([31.0, 95.0, 168.0], a) {
+                "#000" => (l + 0.05) / 0.05,
+                _ => 1.05 / (l + 0.05),
+            };
+            assert!(ratio >= 4.5, "shade {a}: {ratio}");
+        }
+    }
 }

@@ -21,7 +21,8 @@ use lifecycle_rfm::{Analysis, SegmentTable};
 pub mod lift_json;
 
 pub use html::{
-    ForestRow, bars_svg, forest_svg, grouped_bars_svg, lift_html, render_html, tracking_svg,
+    ForestRow, bars_svg, forest_svg, grouped_bars_svg, kpis_html, lift_html, render_html,
+    tracking_svg,
 };
 pub use summary::{RunInfo, Summary, build_summary};
 pub use table::render_table;

@@ -172,6 +172,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("moment.html", include_str!("dashboard/moment.html")),
             ("tripwires.html", include_str!("dashboard/tripwires.html")),
             ("models.html", include_str!("dashboard/models.html")),
+            ("insights.html", include_str!("dashboard/insights.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 eprintln!("dashboard template {name}: {e}");
@@ -198,6 +199,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/app/moments", get(moments))
         .route("/app/tripwires", get(tripwires))
         .route("/app/models", get(models))
+        .route("/app/insights", get(insights_page).post(insights_refresh))
         .route("/app/moments/{name}", get(moment))
         .route("/app/static/app.css", get(css))
         .route("/app/static/icon.svg", get(icon))
@@ -1113,4 +1115,162 @@ async fn models(State(app): State<App>, headers: HeaderMap) -> Response {
             }),
         ),
     )
+}
+
+/// The insights page's last result. Insights read every order, line and
+/// answer (tens of seconds at 10^6 customers), so they are computed in the
+/// background, once at first view, again when a model run is newer than
+/// the result or on the page's button; the page shows the last result.
+#[derive(Default)]
+pub(crate) struct InsightsCache {
+    last: Mutex<Option<Arc<InsightsResult>>>,
+    running: AtomicBool,
+    /// Settings when lifecycle.toml has no `[kpis]`: the event forms only,
+    /// files into a temporary folder.
+    fallback: OnceLock<Arc<crate::insights::Insights>>,
+}
+
+struct InsightsResult {
+    at_ms: i64,
+    seconds: f64,
+    /// The model run in force when they were computed.
+    run: Option<i64>,
+    /// The figures' sources and warnings, and the sections as HTML; or why
+    /// they could not be computed.
+    outcome: Result<(Value, String), String>,
+}
+
+fn insights_settings(app: &App) -> Arc<crate::insights::Insights> {
+    if let Some(i) = &app.insights {
+        return i.clone();
+    }
+    app.dashboard_insights
+        .fallback
+        .get_or_init(|| {
+            Arc::new(crate::insights::Insights {
+                settings: crate::insights::InsightsSettings {
+                    out: std::env::temp_dir()
+                        .join(format!("lifecycle-insights-{}", std::process::id())),
+                    ..Default::default()
+                },
+                running: Mutex::new(()),
+            })
+        })
+        .clone()
+}
+
+/// Starts computing the insights unless they are being computed.
+fn start_insights(app: &App) {
+    let cache = app.dashboard_insights.clone();
+    if cache.running.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let run = app.engine.current_run().id;
+        let settings = insights_settings(&app);
+        // A bug must not leave the page waiting forever: a panic is an
+        // outcome too.
+        let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::insights::run(&app.engine, &settings, app.engine.clock.today())
+                .map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|p| {
+            Err(format!(
+                "internal error: {}",
+                p.downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| p.downcast_ref::<&str>().copied())
+                    .unwrap_or("panic")
+            ))
+        });
+        let outcome = computed
+            .map(|v| {
+                let html = lifecycle_report::kpis_html(&v["insights"]);
+                (
+                    json!({"customers": v["customers"], "sources": v["sources"], "warnings": v["warnings"]}),
+                    html,
+                )
+            });
+        let result = InsightsResult {
+            at_ms: app.engine.clock.now_ms(),
+            seconds: started.elapsed().as_secs_f64(),
+            run,
+            outcome,
+        };
+        if let Ok(mut slot) = cache.last.lock() {
+            *slot = Some(Arc::new(result));
+        }
+        cache.running.store(false, Ordering::Release);
+    });
+}
+
+/// Cohorts, retention curves, Pareto, stickiness by channel, LTV:CAC, ICP,
+/// upsell pairs and experience: the `analyze --kpis` report's sections,
+/// drawn by the same code, over the stored data.
+async fn insights_page(State(app): State<App>, headers: HeaderMap) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return to_login("/app/insights");
+    };
+    let last = app
+        .dashboard_insights
+        .last
+        .lock()
+        .ok()
+        .and_then(|l| l.clone());
+    let outdated = last
+        .as_ref()
+        .is_none_or(|l| l.run != app.engine.current_run().id);
+    if outdated {
+        start_insights(&app);
+    }
+    let computing = app.dashboard_insights.running.load(Ordering::Acquire);
+    let mut ctx = json!({
+        "computing": computing, "configured": app.insights.is_some(),
+    });
+    if let Some(l) = &last {
+        ctx["at"] = json!(when(l.at_ms));
+        ctx["seconds"] = json!(format!("{:.1}", l.seconds));
+        match &l.outcome {
+            Ok((meta, html)) => {
+                ctx["meta"] = meta.clone();
+                ctx["sources"] = json!(
+                    meta["sources"]
+                        .as_object()
+                        .map(|m| m
+                            .iter()
+                            .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
+                            .collect::<Vec<_>>())
+                        .unwrap_or_default()
+                );
+                ctx["html"] = json!(html);
+            }
+            Err(e) => ctx["error"] = json!(e),
+        }
+    }
+    render(
+        "insights.html",
+        extend(base(&app, Some(&s), "insights"), ctx),
+    )
+}
+
+/// The page's "Compute again" button.
+async fn insights_refresh(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return to_login("/app/insights");
+    };
+    if !same(&f.csrf, &csrf(&app, &s)) {
+        return (
+            StatusCode::FORBIDDEN,
+            "the form has expired: reload the page",
+        )
+            .into_response();
+    }
+    start_insights(&app);
+    see_other("/app/insights")
 }

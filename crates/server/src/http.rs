@@ -115,6 +115,8 @@ pub(crate) struct App {
     pub(crate) insights: Option<Arc<crate::insights::Insights>>,
     /// The dashboard overview's figures.
     pub(crate) overview: Arc<crate::dashboard::OverviewCache>,
+    /// The dashboard's insights, computed in the background.
+    pub(crate) dashboard_insights: Arc<crate::dashboard::InsightsCache>,
 }
 
 /// Who may call a path.
@@ -210,6 +212,7 @@ pub fn serve(
                 })
             }),
             overview: Arc::default(),
+            dashboard_insights: Arc::default(),
         };
         // A first run when the store has history but no run yet.
         if needs_first_run {
