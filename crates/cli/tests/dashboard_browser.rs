@@ -203,6 +203,18 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
     b.click("nav a[href=\"/app/moments\"]");
     b.wait_url(|u| u.ends_with("/app/moments"));
     assert_eq!(b.text("h1"), "Moments");
+    // The global control readout comes from the background: reload until
+    // it is there.
+    let started = std::time::Instant::now();
+    while !b
+        .text("main")
+        .contains("Marketed against the global control")
+    {
+        assert!(started.elapsed().as_secs() < 20, "{}", b.text("main"));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        b.go(&format!("{base}/app/moments"));
+    }
+    assert!(b.text("main").contains("Sample ratio"));
     check(&b, "moments");
     b.click("tbody a[href=\"/app/moments/Welcome\"]");
     b.wait_url(|u| u.ends_with("/app/moments/Welcome"));
@@ -212,6 +224,12 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
         "80",
         "every shopper signed up"
     );
+    // The journey step by step, and the definition it runs.
+    let steps = b.text("main");
+    assert!(steps.contains("send onsite (banner.html)"), "{steps}");
+    assert!(steps.contains("Starts on the event Signed Up"), "{steps}");
+    b.click("details summary");
+    assert!(b.text("details pre").contains("holdout = 0.2"));
     check(&b, "moment");
 
     // The tripwires: norms of the run in force and who is late for them.

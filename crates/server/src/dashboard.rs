@@ -173,6 +173,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("tripwires.html", include_str!("dashboard/tripwires.html")),
             ("models.html", include_str!("dashboard/models.html")),
             ("insights.html", include_str!("dashboard/insights.html")),
+            ("readout.html", include_str!("dashboard/readout.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 eprintln!("dashboard template {name}: {e}");
@@ -836,9 +837,30 @@ async fn moments(State(app): State<App>, headers: HeaderMap) -> Response {
             })
         })
         .collect();
+    // The global control readout, from the background.
+    let share = app.engine.journey_options.global_control;
+    let last = app.slow.global.last();
+    if share > 0.0
+        && last.as_ref().is_none_or(|g| {
+            g.version != version(&app) && g.taken.elapsed() >= Duration::from_secs(60)
+        })
+    {
+        start_global(&app);
+    }
+    let global = match last.as_ref().map(|g| (g, &g.value)) {
+        Some((g, Ok(v))) => json!({"at": when(g.at_ms), "readout": readout_view(v)}),
+        Some((_, Err(e))) => json!({"error": e}),
+        None => Value::Null,
+    };
     render(
         "moments.html",
-        extend(base(&app, Some(&s), "moments"), json!({"moments": list})),
+        extend(
+            base(&app, Some(&s), "moments"),
+            json!({
+                "moments": list, "global": global,
+                "global_share": format!("{:.0}%", 100.0 * share), "has_global": share > 0.0,
+            }),
+        ),
     )
 }
 
@@ -855,28 +877,47 @@ async fn moment(State(app): State<App>, headers: HeaderMap, Path(name): Path<Str
     };
     let engine = app.engine.clone();
     let counted = name.clone();
-    let counts =
-        match crate::http::blocking(move || engine.read(|st| st.moment_counts(&counted))).await {
-            Ok(c) => c,
-            Err(r) => return r,
-        };
+    let steps = m.steps.len() + 1;
+    let read = crate::http::blocking(move || {
+        engine.read(|st| {
+            let source = st
+                .moments()?
+                .into_iter()
+                .rev()
+                .find(|x| x.name == counted)
+                .map(|x| x.source);
+            Ok((
+                st.moment_counts(&counted)?,
+                st.moment_funnel(&counted, steps)?,
+                source,
+            ))
+        })
+    })
+    .await;
+    let (counts, funnel, source) = match read {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let funnel: Vec<Value> = funnel
+        .iter()
+        .map(|f| {
+            let what = m
+                .steps
+                .get(f.step as usize)
+                .map_or_else(|| "end of the journey".to_string(), |s| describe_step(s));
+            json!({
+                "step": f.step + 1, "what": what, "reached": f.reached, "here_now": f.here_now,
+                "messages": f.messages.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", "),
+            })
+        })
+        .collect();
     let readout = crate::results::moment_results(
         &rows,
         m.holdout,
         app.engine.journey_options.global_control,
         0.05,
     );
-    let (context, forest, table) = crate::results::readout_parts(&readout);
-    let context: Vec<Value> = context
-        .iter()
-        .map(|c| match c.strip_prefix("!! ") {
-            Some(w) => json!({"text": w, "warning": true}),
-            None => json!({"text": c, "warning": false}),
-        })
-        .collect();
-    let (head, body) = table
-        .split_first()
-        .map_or((Vec::new(), &[][..]), |(h, b)| (h.clone(), b));
+    let parts = readout_view(&readout);
     render(
         "moment.html",
         extend(
@@ -888,12 +929,34 @@ async fn moment(State(app): State<App>, headers: HeaderMap, Path(name): Path<Str
                     "global_control": counts.global_control, "goals_treated": counts.goals_treated,
                     "goals_held_out": counts.goals_held_out, "messages": counts.messages,
                 },
-                "context": context,
-                "forest": if forest.is_empty() { String::new() } else { lifecycle_report::forest_svg(&forest) },
-                "table_head": head, "table_rows": body,
+                "funnel": funnel, "source": source,
+                "trigger": describe_trigger(&m), "holdout_share": format!("{:.0}%", 100.0 * m.holdout),
+                "goal": format!("{} within {} days", m.goal.event.event, m.goal.within_days),
+                "readout": parts,
             }),
         ),
     )
+}
+
+/// A lift readout (a moment's or the global control's) for the page: its
+/// lines of context (warnings marked), the forest plot, the table.
+fn readout_view(readout: &Value) -> Value {
+    let (context, forest, table) = crate::results::readout_parts(readout);
+    let context: Vec<Value> = context
+        .iter()
+        .map(|c| match c.strip_prefix("!! ") {
+            Some(w) => json!({"text": w, "warning": true}),
+            None => json!({"text": c, "warning": false}),
+        })
+        .collect();
+    let (head, body) = table
+        .split_first()
+        .map_or((Vec::new(), &[][..]), |(h, b)| (h.clone(), b));
+    json!({
+        "context": context,
+        "forest": if forest.is_empty() { String::new() } else { lifecycle_report::forest_svg(&forest) },
+        "table_head": head, "table_rows": body,
+    })
 }
 
 /// Open tripwires (from the overview's snapshot) against the norms of the
@@ -1117,34 +1180,105 @@ async fn models(State(app): State<App>, headers: HeaderMap) -> Response {
     )
 }
 
-/// The insights page's last result. Insights read every order, line and
-/// answer (tens of seconds at 10^6 customers), so they are computed in the
-/// background, once at first view, again when a model run is newer than
-/// the result or on the page's button; the page shows the last result.
-#[derive(Default)]
-pub(crate) struct InsightsCache {
-    last: Mutex<Option<Arc<InsightsResult>>>,
+/// A figure too slow for a page view (a scan of every customer or order):
+/// computed in the background, shown from its last result.
+pub(crate) struct Background<T> {
+    last: Mutex<Option<Arc<Computed<T>>>>,
     running: AtomicBool,
-    /// Settings when lifecycle.toml has no `[kpis]`: the event forms only,
-    /// files into a temporary folder.
-    fallback: OnceLock<Arc<crate::insights::Insights>>,
 }
 
-struct InsightsResult {
+impl<T> Default for Background<T> {
+    fn default() -> Self {
+        Background {
+            last: Mutex::new(None),
+            running: AtomicBool::new(false),
+        }
+    }
+}
+
+pub(crate) struct Computed<T> {
+    taken: Instant,
     at_ms: i64,
     seconds: f64,
-    /// The model run in force when they were computed.
+    /// The model run in force when it was computed.
     run: Option<i64>,
-    /// The figures' sources and warnings, and the sections as HTML; or why
-    /// they could not be computed.
-    outcome: Result<(Value, String), String>,
+    /// The store's version then (commits, due re-scores, run).
+    version: (u64, u64, Option<i64>),
+    /// The figure, or why it could not be computed.
+    value: Result<T, String>,
+}
+
+impl<T: Send + Sync + 'static> Background<T> {
+    fn last(&self) -> Option<Arc<Computed<T>>> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+
+    fn running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Starts `work` unless it is running already. A bug must not leave a
+    /// page waiting forever: a panic is an outcome too.
+    fn start(
+        self: &Arc<Self>,
+        app: &App,
+        work: impl FnOnce(&App) -> Result<T, String> + Send + 'static,
+    ) {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (slot, app) = (self.clone(), app.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let (run, version) = (app.engine.current_run().id, version(&app));
+            let value = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&app)))
+                .unwrap_or_else(|p| {
+                    Err(format!(
+                        "internal error: {}",
+                        p.downcast_ref::<String>()
+                            .map(String::as_str)
+                            .or_else(|| p.downcast_ref::<&str>().copied())
+                            .unwrap_or("panic")
+                    ))
+                });
+            let done = Computed {
+                taken: Instant::now(),
+                at_ms: app.engine.clock.now_ms(),
+                seconds: started.elapsed().as_secs_f64(),
+                run,
+                version,
+                value,
+            };
+            if let Ok(mut last) = slot.last.lock() {
+                *last = Some(Arc::new(done));
+            }
+            slot.running.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// The dashboard's background figures.
+#[derive(Default)]
+pub(crate) struct Slow {
+    /// The insights' sources and warnings, and their sections as HTML.
+    /// Insights read every order, line and answer (tens of seconds at
+    /// 10^6 customers): computed at first view, again when a model run is
+    /// newer than the result or on the page's button.
+    insights: Arc<Background<(Value, String)>>,
+    /// The global control group's readout (every customer's revenue and
+    /// orders of the last 90 days): again when the store has changed and
+    /// the result is a minute old.
+    global: Arc<Background<Value>>,
+    /// Insights settings when lifecycle.toml has no `[kpis]`: the event
+    /// forms only, files into a temporary folder.
+    fallback: OnceLock<Arc<crate::insights::Insights>>,
 }
 
 fn insights_settings(app: &App) -> Arc<crate::insights::Insights> {
     if let Some(i) = &app.insights {
         return i.clone();
     }
-    app.dashboard_insights
+    app.slow
         .fallback
         .get_or_init(|| {
             Arc::new(crate::insights::Insights {
@@ -1161,48 +1295,41 @@ fn insights_settings(app: &App) -> Arc<crate::insights::Insights> {
 
 /// Starts computing the insights unless they are being computed.
 fn start_insights(app: &App) {
-    let cache = app.dashboard_insights.clone();
-    if cache.running.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let app = app.clone();
-    tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let run = app.engine.current_run().id;
-        let settings = insights_settings(&app);
-        // A bug must not leave the page waiting forever: a panic is an
-        // outcome too.
-        let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::insights::run(&app.engine, &settings, app.engine.clock.today())
-                .map_err(|e| e.to_string())
-        }))
-        .unwrap_or_else(|p| {
-            Err(format!(
-                "internal error: {}",
-                p.downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| p.downcast_ref::<&str>().copied())
-                    .unwrap_or("panic")
-            ))
-        });
-        let outcome = computed
-            .map(|v| {
-                let html = lifecycle_report::kpis_html(&v["insights"]);
+    app.slow.insights.start(app, |app| {
+        let settings = insights_settings(app);
+        let v = crate::insights::run(&app.engine, &settings, app.engine.clock.today())
+            .map_err(|e| e.to_string())?;
+        let html = lifecycle_report::kpis_html(&v["insights"]);
+        Ok((
+            json!({"customers": v["customers"], "sources": v["sources"], "warnings": v["warnings"]}),
+            html,
+        ))
+    });
+}
+
+/// The global control readout over the last 90 days (as
+/// `/api/v1/results/global` computes it).
+fn start_global(app: &App) {
+    app.slow.global.start(app, |app| {
+        let days = 90;
+        let since = i64::from(app.engine.clock.today()) - days;
+        let share = app.engine.journey_options.global_control;
+        let rows = app
+            .engine
+            .read(|s| s.customer_activity(since))
+            .map_err(|e| e.to_string())?;
+        let rows: Vec<(bool, f64, f64, Option<f64>)> = rows
+            .into_iter()
+            .map(|(id, rev, orders, clv)| {
                 (
-                    json!({"customers": v["customers"], "sources": v["sources"], "warnings": v["warnings"]}),
-                    html,
+                    lifecycle_moments::assignment::held_out("global", &id, share),
+                    rev,
+                    orders,
+                    clv,
                 )
-            });
-        let result = InsightsResult {
-            at_ms: app.engine.clock.now_ms(),
-            seconds: started.elapsed().as_secs_f64(),
-            run,
-            outcome,
-        };
-        if let Ok(mut slot) = cache.last.lock() {
-            *slot = Some(Arc::new(result));
-        }
-        cache.running.store(false, Ordering::Release);
+            })
+            .collect();
+        Ok(crate::results::global_results(&rows, share, 0.05, days))
     });
 }
 
@@ -1213,26 +1340,21 @@ async fn insights_page(State(app): State<App>, headers: HeaderMap) -> Response {
     let Some(s) = session(&app, &headers) else {
         return to_login("/app/insights");
     };
-    let last = app
-        .dashboard_insights
-        .last
-        .lock()
-        .ok()
-        .and_then(|l| l.clone());
+    let last = app.slow.insights.last();
     let outdated = last
         .as_ref()
         .is_none_or(|l| l.run != app.engine.current_run().id);
     if outdated {
         start_insights(&app);
     }
-    let computing = app.dashboard_insights.running.load(Ordering::Acquire);
+    let computing = app.slow.insights.running();
     let mut ctx = json!({
         "computing": computing, "configured": app.insights.is_some(),
     });
     if let Some(l) = &last {
         ctx["at"] = json!(when(l.at_ms));
         ctx["seconds"] = json!(format!("{:.1}", l.seconds));
-        match &l.outcome {
+        match &l.value {
             Ok((meta, html)) => {
                 ctx["meta"] = meta.clone();
                 ctx["sources"] = json!(
@@ -1273,4 +1395,46 @@ async fn insights_refresh(
     }
     start_insights(&app);
     see_other("/app/insights")
+}
+
+/// A journey step in words.
+fn describe_step(s: &lifecycle_moments::LabeledStep) -> String {
+    use lifecycle_moments::Step;
+    let what = match &s.step {
+        Step::Send {
+            channel, template, ..
+        } => format!("send {} ({template})", channel.name()),
+        Step::Wait { days, until } => match until {
+            Some(f) => format!("wait up to {days} days for {}", f.event),
+            None => format!("wait {days} days"),
+        },
+        Step::Branch {
+            condition, then, ..
+        } => format!("if {} then go to {then}", condition.field),
+        Step::Split { arms } => format!("split into {} arms", arms.len()),
+        Step::UpdateTrait { name, value } => format!("set {name} = {value}"),
+        Step::Exit => "exit".to_string(),
+    };
+    match &s.label {
+        Some(l) => format!("{l}: {what}"),
+        None => what,
+    }
+}
+
+fn describe_trigger(m: &lifecycle_moments::Moment) -> String {
+    use lifecycle_moments::Trigger;
+    match &m.trigger {
+        Trigger::Event(f) => format!("the event {}", f.event),
+        Trigger::SegmentEntered(s) => format!("entering {s}"),
+        Trigger::SegmentExited(s) => format!("leaving {s}"),
+        Trigger::Tripwire { name, status } => {
+            format!("the tripwire {} ({status:?})", name.replace('_', " "))
+        }
+        Trigger::ValueDecline => "a predicted value in decline".to_string(),
+        Trigger::DateTrait {
+            trait_name,
+            offset_days,
+        } => format!("the date in {trait_name}, {offset_days:+} days"),
+        Trigger::Absence { event, days } => format!("no {} for {days} days", event.event),
+    }
 }

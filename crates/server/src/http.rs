@@ -115,8 +115,8 @@ pub(crate) struct App {
     pub(crate) insights: Option<Arc<crate::insights::Insights>>,
     /// The dashboard overview's figures.
     pub(crate) overview: Arc<crate::dashboard::OverviewCache>,
-    /// The dashboard's insights, computed in the background.
-    pub(crate) dashboard_insights: Arc<crate::dashboard::InsightsCache>,
+    /// The dashboard's figures computed in the background.
+    pub(crate) slow: Arc<crate::dashboard::Slow>,
 }
 
 /// Who may call a path.
@@ -212,7 +212,7 @@ pub fn serve(
                 })
             }),
             overview: Arc::default(),
-            dashboard_insights: Arc::default(),
+            slow: Arc::default(),
         };
         // A first run when the store has history but no run yet.
         if needs_first_run {

@@ -691,6 +691,18 @@ pub struct MomentCounts {
     pub messages: Vec<(String, i64)>,
 }
 
+/// One step of a moment's journey as its treated customers walked it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepFunnel {
+    pub step: i64,
+    /// Treated enrolments that got this far (their step is this or later).
+    pub reached: i64,
+    /// Treated enrolments waiting at this step now.
+    pub here_now: i64,
+    /// Messages of this step by status.
+    pub messages: Vec<(String, i64)>,
+}
+
 /// (customer, revenue, orders, predicted CLV) over a period.
 pub type Activity = (String, f64, f64, Option<f64>);
 
@@ -1467,6 +1479,43 @@ impl Store {
     }
 
     /// A moment's enrolment, goal and message counts (all versions).
+    /// The journey's funnel: for each step index up to `steps`, how many
+    /// treated customers reached it, how many wait there, and its messages.
+    pub fn moment_funnel(
+        &mut self,
+        name: &str,
+        steps: usize,
+    ) -> Result<Vec<StepFunnel>, StoreError> {
+        let mut funnel: Vec<StepFunnel> = (0..steps as i64)
+            .map(|step| StepFunnel {
+                step,
+                ..StepFunnel::default()
+            })
+            .collect();
+        for r in self.rows(
+            "SELECT step, COUNT(*), CAST(COALESCE(SUM(CASE WHEN ended IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT)
+             FROM enrolments WHERE moment = ?1 AND held_out = 0 GROUP BY step",
+            vals![name],
+        )? {
+            let (at, n, waiting) = (r.i64(0), r.i64(1), r.i64(2));
+            for f in funnel.iter_mut().filter(|f| f.step <= at) {
+                f.reached += n;
+            }
+            if let Some(f) = funnel.iter_mut().find(|f| f.step == at) {
+                f.here_now += waiting;
+            }
+        }
+        for r in self.rows(
+            "SELECT step, status, COUNT(*) FROM outbox WHERE moment = ?1 GROUP BY step, status ORDER BY step, status",
+            vals![name],
+        )? {
+            if let Some(f) = funnel.iter_mut().find(|f| f.step == r.i64(0)) {
+                f.messages.push((r.text(1), r.i64(2)));
+            }
+        }
+        Ok(funnel)
+    }
+
     pub fn moment_counts(&mut self, name: &str) -> Result<MomentCounts, StoreError> {
         let mut c = MomentCounts::default();
         if let Some(r) = self.row(

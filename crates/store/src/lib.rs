@@ -21,8 +21,8 @@ mod live;
 pub use db::DbError;
 pub use journeys::{
     Activity, EnrolmentRow, EnrolmentSummary, Journeys, MessageRow, MomentCounts, MomentRow,
-    OutboxDay, OutboxItem, Outcome, SavedMoment, StoredMoment, VALUE_DECLINE_EVENT, WakeStats,
-    consents,
+    OutboxDay, OutboxItem, Outcome, SavedMoment, StepFunnel, StoredMoment, VALUE_DECLINE_EVENT,
+    WakeStats, consents,
 };
 pub use live::{
     CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
