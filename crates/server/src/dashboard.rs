@@ -904,7 +904,7 @@ async fn moment(State(app): State<App>, headers: HeaderMap, Path(name): Path<Str
             let what = m
                 .steps
                 .get(f.step as usize)
-                .map_or_else(|| "end of the journey".to_string(), |s| describe_step(s));
+                .map_or_else(|| "end of the journey".to_string(), describe_step);
             json!({
                 "step": f.step + 1, "what": what, "reached": f.reached, "here_now": f.here_now,
                 "messages": f.messages.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", "),
