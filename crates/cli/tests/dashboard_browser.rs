@@ -187,6 +187,22 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
     b.wait_url(|u| u.ends_with(&tile));
     assert!(b.count("tbody a[href^=\"/app/customers/\"]") > 0);
     check(&b, "segment");
+    // Sort by CLV, highest first, from the column's header.
+    b.click("th a[href^=\"?sort=-clv\"]");
+    b.wait_url(|u| u.contains("sort=-clv"));
+    assert_eq!(b.count("th[aria-sort=descending]"), 1);
+    let clv = b.script("return [...document.querySelectorAll('tbody tr td:nth-child(6)')].map(td => parseFloat(td.textContent.replace(/,/g, '')))");
+    let clv: Vec<f64> = clv
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    assert!(
+        !clv.is_empty() && clv.windows(2).all(|w| w[0] >= w[1]),
+        "{clv:?}"
+    );
+    b.go(&format!("{base}{tile}"));
     let first = b.text("tbody a[href^=\"/app/customers/\"]");
     b.click("tbody a[href^=\"/app/customers/\"]");
     b.wait_url(|u| u.contains("/app/customers/"));

@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use lifecycle_store::{
-    KeyKind, ProfileFilter, SegmentMove, SegmentTotal, StoreCounts, TripwireTotal,
+    KeyKind, ProfileFilter, ProfileOrder, SegmentMove, SegmentTotal, StoreCounts, TripwireTotal,
 };
 use serde_json::{Value, json};
 
@@ -646,21 +646,82 @@ async fn segment(
     else {
         return (StatusCode::NOT_FOUND, "no such segment").into_response();
     };
+    let order = q
+        .get("sort")
+        .and_then(|k| ProfileOrder::parse(k))
+        .unwrap_or_default();
     let filter = ProfileFilter {
         segment: Some(name.clone()),
         phase: None,
         min_clv: min_clv(&q),
         after: q.get("cursor").cloned(),
         limit: PAGE,
+        order,
+        after_value: q
+            .get("cursor_value")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite()),
     };
     let engine = app.engine.clone();
     let rows = match crate::http::blocking(move || engine.read(|st| st.profiles(&filter))).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let next = (rows.len() == PAGE)
-        .then(|| rows.last().map(|p| p.customer_id.clone()))
-        .flatten();
+    let last = rows.last().filter(|_| rows.len() == PAGE);
+    let next = last.map(|p| p.customer_id.clone());
+    let next_value = last.and_then(|p| order.value_of(p)).map(|v| v.to_string());
+    // The segment's figures (from the overview's snapshot) and what the
+    // last insights found about it.
+    let snapshot = overview_data(&app).await.ok();
+    let figures = snapshot.as_ref().map(|snap| {
+        let t = snap.totals.iter().find(|t| t.segment == name);
+        let n = t.map_or(0, |t| t.customers);
+        let all: u64 = snap.totals.iter().map(|t| t.customers).sum();
+        let since = snap.at_ms.div_euclid(86_400_000) - 30 + 1;
+        let (came, left) = snap.moves.iter().filter(|m| m.day >= since).fold((0, 0), |(c, l), m| {
+            (
+                c + if m.to == name { m.customers } else { 0 },
+                l + if m.from == name { m.customers } else { 0 },
+            )
+        });
+        json!({
+            "customers": n,
+            "share": if all > 0 { format!("{:.1}%", 100.0 * n as f64 / all as f64) } else { "–".into() },
+            "revenue": money(t.map_or(0.0, |t| t.revenue)),
+            "clv": money(t.map_or(0.0, |t| t.clv)),
+            "mean_clv": if n > 0 { money(t.map_or(0.0, |t| t.clv) / n as f64) } else { "–".into() },
+            "came": came, "left": left,
+        })
+    });
+    let anomalies: Vec<Value> = app
+        .slow
+        .insights
+        .last()
+        .and_then(|l| {
+            l.value
+                .as_ref()
+                .ok()
+                .map(|(meta, _)| meta["anomalies"].clone())
+        })
+        .and_then(|a| a.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["segment"] == name.as_str())
+        .collect();
+    let sorts: Vec<Value> = ProfileOrder::ALL
+        .iter()
+        .map(|o| {
+            let label = match o {
+                ProfileOrder::CustomerId => "customer",
+                ProfileOrder::ClvHighest => "highest CLV",
+                ProfileOrder::ClvLowest => "lowest CLV",
+                ProfileOrder::SpendHighest => "highest spend",
+                ProfileOrder::LastOrderNewest => "newest order",
+                ProfileOrder::LastOrderOldest => "oldest order",
+            };
+            json!({"key": o.key(), "label": label, "current": *o == order})
+        })
+        .collect();
     let num = |v: Option<f64>, d: usize| v.map_or_else(|| "–".to_string(), |x| format!("{x:.d$}"));
     let customers: Vec<Value> = rows
         .iter()
@@ -682,8 +743,10 @@ async fn segment(
                     "name": seg.name, "phase": seg.phase.name(), "phase_key": phase_key(seg.phase.name()),
                     "description": seg.description, "goal": seg.goal, "campaigns": seg.campaigns,
                 },
-                "customers": customers, "next": next,
+                "customers": customers, "next": next, "next_value": next_value,
                 "min_clv": q.get("min_clv").cloned().unwrap_or_default(),
+                "sort": order.key(), "sorts": sorts, "by_value": order != ProfileOrder::CustomerId,
+                "figures": figures, "anomalies": anomalies,
             }),
         ),
     )
@@ -704,6 +767,7 @@ async fn segment_csv(
         min_clv: min_clv(&q),
         after: None,
         limit: i64::MAX as usize,
+        ..ProfileFilter::default()
     };
     let engine = app.engine.clone();
     match crate::http::blocking(move || engine.read(|st| st.profiles(&filter))).await {
@@ -1301,7 +1365,10 @@ fn start_insights(app: &App) {
             .map_err(|e| e.to_string())?;
         let html = lifecycle_report::kpis_html(&v["insights"]);
         Ok((
-            json!({"customers": v["customers"], "sources": v["sources"], "warnings": v["warnings"]}),
+            json!({
+                "customers": v["customers"], "sources": v["sources"], "warnings": v["warnings"],
+                "anomalies": v["insights"]["anomalies"]["headlines"],
+            }),
             html,
         ))
     });

@@ -1115,6 +1115,7 @@ async fn list_customers(
         min_clv,
         after: q.get("cursor").cloned(),
         limit,
+        ..ProfileFilter::default()
     };
     let csv = q.get("format").is_some_and(|f| f == "csv");
     let engine = app.engine.clone();

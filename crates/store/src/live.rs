@@ -251,6 +251,75 @@ pub struct ProfileFilter {
     /// Only customers whose id sorts after this one (the cursor).
     pub after: Option<String>,
     pub limit: usize,
+    /// The order of the list (by a value: customers without one left out).
+    pub order: ProfileOrder,
+    /// With a value order: the cursor's value (with `after`, its id).
+    pub after_value: Option<f64>,
+}
+
+/// How a list of profiles is ordered; ties by customer id (in the same
+/// direction). Each has an
+/// index within a segment, so a page of a large segment reads only itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProfileOrder {
+    #[default]
+    CustomerId,
+    ClvHighest,
+    ClvLowest,
+    SpendHighest,
+    LastOrderNewest,
+    LastOrderOldest,
+}
+
+impl ProfileOrder {
+    pub const ALL: [ProfileOrder; 6] = [
+        ProfileOrder::CustomerId,
+        ProfileOrder::ClvHighest,
+        ProfileOrder::ClvLowest,
+        ProfileOrder::SpendHighest,
+        ProfileOrder::LastOrderNewest,
+        ProfileOrder::LastOrderOldest,
+    ];
+
+    /// The name in a query string.
+    pub fn key(self) -> &'static str {
+        match self {
+            ProfileOrder::CustomerId => "customer",
+            ProfileOrder::ClvHighest => "-clv",
+            ProfileOrder::ClvLowest => "clv",
+            ProfileOrder::SpendHighest => "-spend",
+            ProfileOrder::LastOrderNewest => "-last_order",
+            ProfileOrder::LastOrderOldest => "last_order",
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<ProfileOrder> {
+        ProfileOrder::ALL.into_iter().find(|o| o.key() == key)
+    }
+
+    /// The column and whether it descends (`None`: by id).
+    fn column(self) -> Option<(&'static str, bool)> {
+        match self {
+            ProfileOrder::CustomerId => None,
+            ProfileOrder::ClvHighest => Some(("clv", true)),
+            ProfileOrder::ClvLowest => Some(("clv", false)),
+            ProfileOrder::SpendHighest => Some(("total_spend", true)),
+            ProfileOrder::LastOrderNewest => Some(("last_order", true)),
+            ProfileOrder::LastOrderOldest => Some(("last_order", false)),
+        }
+    }
+
+    /// A profile's value in this order (the next page's cursor).
+    pub fn value_of(self, p: &ProfileRow) -> Option<f64> {
+        match self {
+            ProfileOrder::CustomerId => None,
+            ProfileOrder::ClvHighest | ProfileOrder::ClvLowest => p.clv,
+            ProfileOrder::SpendHighest => Some(p.total_spend),
+            ProfileOrder::LastOrderNewest | ProfileOrder::LastOrderOldest => {
+                p.last_order.map(f64::from)
+            }
+        }
+    }
 }
 
 /// Live totals of one segment.
@@ -1379,8 +1448,30 @@ impl Store {
         if let Some(c) = filter.min_clv {
             add("clv >= ?", crate::db::Val::from(c));
         }
-        if let Some(a) = &filter.after {
-            add("customer_id > ?", crate::db::Val::from(a));
+        let by_value = filter.order.column();
+        match (by_value, &filter.after, filter.after_value) {
+            (None, Some(a), _) => add("customer_id > ?", crate::db::Val::from(a)),
+            (Some((col, desc)), Some(a), Some(v)) => {
+                // Keyset: past the cursor's (value, id).
+                let cmp = if desc { "<" } else { ">" };
+                // Days are integers: bound as such (PostgreSQL compares
+                // like with like).
+                params.push(if col == "last_order" {
+                    crate::db::Val::from(v as i64)
+                } else {
+                    crate::db::Val::from(v)
+                });
+                let vi = params.len();
+                params.push(crate::db::Val::from(a));
+                let ai = params.len();
+                conditions.push(format!(
+                    "({col} {cmp} ?{vi} OR ({col} = ?{vi} AND customer_id {cmp} ?{ai}))"
+                ));
+            }
+            _ => {}
+        }
+        if let Some((col, _)) = by_value {
+            conditions.push(format!("{col} IS NOT NULL"));
         }
         // A CLV floor within a segment: SQLite walks either the segment in id
         // order (quick when many pass the floor) or the ones above the floor
@@ -1388,9 +1479,12 @@ impl Store {
         // without statistics, so the index is chosen by counting first.
         // (PostgreSQL's planner has its statistics.)
         let mut hint = "";
-        if let (Some(segment), Some(floor), false) =
-            (&filter.segment, filter.min_clv, self.db.is_postgres())
-        {
+        if let (Some(segment), Some(floor), false, None) = (
+            &filter.segment,
+            filter.min_clv,
+            self.db.is_postgres(),
+            by_value,
+        ) {
             let above = self
                 .row(
                     "SELECT COUNT(*) FROM profiles INDEXED BY profiles_by_segment_clv
@@ -1407,8 +1501,15 @@ impl Store {
         params.push(crate::db::Val::from(
             filter.limit.min(i64::MAX as usize) as i64
         ));
+        let order = match by_value {
+            None => "customer_id".to_string(),
+            // Ties in the same direction, so the (segment, value, id)
+            // index is walked one way, without a sort.
+            Some((col, true)) => format!("{col} DESC, customer_id DESC"),
+            Some((col, false)) => format!("{col}, customer_id"),
+        };
         let sql = format!(
-            "SELECT {PROFILE_COLUMNS} FROM profiles {hint} {} ORDER BY customer_id LIMIT ?{}",
+            "SELECT {PROFILE_COLUMNS} FROM profiles {hint} {} ORDER BY {order} LIMIT ?{}",
             if conditions.is_empty() {
                 String::new()
             } else {
