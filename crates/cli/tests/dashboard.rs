@@ -132,7 +132,11 @@ fn sign_in_pages_export_and_sign_out() {
     // A customer's view, then their segment's list and export.
     let (status, _, view) = get("/app/customers/c3", Some(&cookie));
     assert_eq!(status, 200);
-    assert!(view.contains("<h1>c3") && view.contains("Name 3") && view.contains("Order Completed"));
+    assert!(view.contains("<h1>c3") && view.contains("Name 3"));
+    // The timeline: c3's 4 orders of 13.00 each, their segment changes.
+    assert_eq!(view.matches("class=\"k-order\"").count(), 4, "{view}");
+    assert!(view.contains("Order 13.00") && view.contains("class=\"k-segment\""));
+    assert!(view.contains("href=\"/app/models\">model run 1</a>"));
     let segment = view
         .split("href=\"/app/segments/")
         .nth(1)

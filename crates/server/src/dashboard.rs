@@ -850,14 +850,17 @@ async fn customer(State(app): State<App>, headers: HeaderMap, Path(id): Path<Str
         (Some(r), Some(fq), Some(m)) => format!("{r} {fq} {m}"),
         _ => "–".into(),
     };
+    let timeline = timeline(&c);
     render(
         "customer.html",
         extend(
             base(&app, Some(&s), "customer"),
             json!({
+                "timeline": timeline,
                 "spend": c["orders"]["total_spend"].as_f64().map_or_else(|| "–".to_string(), money),
                 "clv": c["value"]["clv"].as_f64().map_or_else(|| "–".to_string(), money),
                 "p_alive": f(&c["value"]["p_alive"], 2), "rfm": rfm, "phase_key": phase,
+                "clv_at_run": money_of(&c["value"]["clv_at_model_run"]),
                 "traits": traits, "c": c,
             }),
         ),
@@ -1504,4 +1507,75 @@ fn describe_trigger(m: &lifecycle_moments::Moment) -> String {
         } => format!("the date in {trait_name}, {offset_days:+} days"),
         Trigger::Absence { event, days } => format!("no {} for {days} days", event.event),
     }
+}
+
+/// The customer's story, newest first: orders and refunds, segment
+/// changes, tripwires, journeys and messages, and their other events.
+fn timeline(c: &Value) -> Vec<Value> {
+    let mut items: Vec<(String, &str, String)> = Vec::new();
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    for o in c["order_history"].as_array().into_iter().flatten() {
+        let amount = o["amount"].as_f64().unwrap_or(0.0);
+        let (kind, text) = if o["refund"] == true {
+            ("refund", format!("Refund {}", money(amount)))
+        } else {
+            ("order", format!("Order {}", money(amount)))
+        };
+        items.push((s(&o["date"]), kind, text));
+    }
+    for e in c["events"].as_array().into_iter().flatten() {
+        let name = e["event"]
+            .as_str()
+            .unwrap_or_else(|| e["type"].as_str().unwrap_or(""));
+        let p = &e["properties"];
+        let (kind, text) = match name {
+            // Orders are listed from the store (imported ones too).
+            "Order Completed" | "Order Refunded" => continue,
+            "Segment Entered" => (
+                "segment",
+                match p["from"].as_str() {
+                    Some(from) => format!("Moved from {from} to {}", s(&p["segment"])),
+                    None => format!("Entered {}", s(&p["segment"])),
+                },
+            ),
+            "Segment Exited" => continue,
+            "Tripwire Warning" | "Tripwire Tripped" => (
+                "tripwire",
+                format!("{}: {}", name, s(&p["tripwire"]).replace('_', " ")),
+            ),
+            _ => ("event", name.to_string()),
+        };
+        items.push((s(&e["timestamp"]), kind, text));
+    }
+    for j in c["journeys"].as_array().into_iter().flatten() {
+        items.push((
+            s(&j["entered"]),
+            "journey",
+            format!(
+                "Entered the moment {} ({})",
+                s(&j["moment"]),
+                s(&j["group"])
+            ),
+        ));
+    }
+    for m in c["messages"].as_array().into_iter().flatten() {
+        items.push((
+            s(&m["created"]),
+            "message",
+            format!(
+                "{} message of {}: {}",
+                s(&m["channel"]),
+                s(&m["moment"]),
+                s(&m["status"])
+            ),
+        ));
+    }
+    items.sort_by(|a, b| b.0.cmp(&a.0));
+    items
+        .into_iter()
+        .map(|(at, kind, text)| {
+            let shown = at.get(..16).unwrap_or(&at).replace('T', " ");
+            json!({"at": shown, "kind": kind, "text": text})
+        })
+        .collect()
 }

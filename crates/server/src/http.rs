@@ -955,6 +955,12 @@ fn record_json(app: &App, c: &CustomerRecord) -> Value {
             .map(|m| json!({"customer_id": m.customer_id, "merged_id": m.merged_id, "at": time(m.at_ms), "how": m.how}))
             .collect(),
     );
+    v["order_history"] = Value::Array(
+        c.orders
+            .iter()
+            .map(|o| json!({"date": date(Some(o.day)), "amount": o.amount, "refund": !o.is_order}))
+            .collect(),
+    );
     v["events"] = Value::Array(
         c.events
             .iter()

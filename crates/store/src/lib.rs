@@ -26,8 +26,8 @@ pub use journeys::{
 };
 pub use live::{
     CustomerFacts, CustomerRecord, EventOrder, EventStats, Merge, NewEvent, ProfileFilter,
-    ProfileOrder, ProfileRow, Rescored, Scorer, SegmentMove, SegmentTotal, StoredEvent, StoredRun,
-    TripwireRow, TripwireTotal, WatchedEvent,
+    ProfileOrder, ProfileRow, Rescored, Scorer, SegmentMove, SegmentTotal, StoredEvent,
+    StoredOrder, StoredRun, TripwireRow, TripwireTotal, WatchedEvent,
 };
 
 use std::path::PathBuf;

@@ -240,6 +240,19 @@ pub struct CustomerRecord {
     pub merges: Vec<Merge>,
     pub traits: Map<String, Value>,
     pub events: Vec<StoredEvent>,
+    /// The latest consolidated orders and refunds (as many as the events
+    /// asked for), newest first.
+    pub orders: Vec<StoredOrder>,
+}
+
+/// One consolidated order (or refund) of a customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredOrder {
+    /// Days since 1970-01-01 (analysis time zone).
+    pub day: i32,
+    pub amount: f64,
+    /// `false`: a refund only.
+    pub is_order: bool,
 }
 
 /// Which profiles to list.
@@ -1329,6 +1342,19 @@ impl Store {
             Some(Ok(Value::Object(m))) => m,
             _ => Map::new(),
         };
+        let orders = self
+            .rows(
+                "SELECT day, amount, is_order FROM orders WHERE customer_id = ?1
+                 ORDER BY day DESC, order_key LIMIT ?2",
+                vals![&customer_id, events as i64],
+            )?
+            .iter()
+            .map(|r| StoredOrder {
+                day: r.i32(0),
+                amount: r.f64(1),
+                is_order: r.bool(2),
+            })
+            .collect();
         let events = self.recent_events(&customer_id, events)?;
         Ok(Some(CustomerRecord {
             customer_id,
@@ -1337,6 +1363,7 @@ impl Store {
             merges,
             traits,
             events,
+            orders,
         }))
     }
 
