@@ -12,7 +12,8 @@ use lifecycle_rfm::{
     AnalysisConfig, CustomerSummary, Day, OrderEntry, Scoring, SegmentTable, analyze,
 };
 use lifecycle_tripwires::{
-    Backtest, BacktestConfig, History, LearnConfig, Norm, Step, backtest, describe, learn, steps,
+    Backtest, BacktestConfig, History, LearnConfig, Norm, backtest, default_split, describe, learn,
+    steps,
 };
 use serde_json::{Value, json};
 
@@ -842,26 +843,6 @@ pub fn norms_with_backtests(
         results.push((norm, bt));
     }
     results
-}
-
-/// The default split for `step`: the day by which half of the customers
-/// who reached the step's start had reached it, so that about half the
-/// starts are learned from and half judged.
-fn default_split(histories: &[History], step: Step, as_of: Day) -> Option<Day> {
-    let mut starts: Vec<Day> = histories
-        .iter()
-        .filter_map(|h| match step {
-            Step::NextOrder(k) => h.purchase(k as usize),
-            Step::FirstOrder => h.first_seen,
-        })
-        .filter(|&d| d <= as_of)
-        .collect();
-    if starts.is_empty() {
-        return None;
-    }
-    let mid = starts.len() / 2;
-    let (_, median, _) = starts.select_nth_unstable(mid);
-    Some(*median)
 }
 
 /// The best customers as they were on `split`, judged on the history then.

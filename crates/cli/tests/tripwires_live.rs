@@ -76,6 +76,41 @@ fn deadlines_fire_once_on_time_across_a_restart_and_work_is_proportional() {
         })
         .collect();
     assert_eq!(norms.len(), 4, "{runs}");
+    // The run's backtests (kept with its figures for the dashboard) are
+    // the ones `lifecycle tripwires learn` computes from the same orders.
+    let o = lifecycle(&[
+        "tripwires",
+        "learn",
+        orders.to_str().unwrap(),
+        "--as-of",
+        "2024-01-01",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let learned: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let backtests = &runs["runs"][0]["figures"]["backtests"];
+    let mut compared = 0;
+    for n in learned["norms"].as_array().unwrap() {
+        let (cli, live) = (&n["backtest"], &backtests[n["step"].as_str().unwrap()]);
+        if cli.is_null() {
+            continue;
+        }
+        compared += 1;
+        for group in ["kept", "tripped"] {
+            assert_eq!(
+                cli[group]["customers"], live[group]["customers"],
+                "{}",
+                n["step"]
+            );
+            assert_eq!(
+                cli[group]["repeaters"], live[group]["repeaters"],
+                "{}",
+                n["step"]
+            );
+        }
+        assert_eq!(cli["norm_days"], live["norm_days"]);
+    }
+    assert!(compared >= 2, "{learned}");
 
     // The expected firing days, from the raw orders: a customer with k
     // purchase days, the last on L, warns from L + ⌈0.75 N⌉ and trips from

@@ -1044,6 +1044,12 @@ async fn tripwires(State(app): State<App>, headers: HeaderMap) -> Response {
             .find(|t| t.name == name && t.status == status)
             .map_or((0, 0.0), |t| (t.customers, t.clv))
     };
+    // The run's backtests (kept with its figures).
+    let backtests = snapshot
+        .runs
+        .first()
+        .filter(|r| Some(r.0) == run.id)
+        .and_then(|r| r.2["backtests"].as_object());
     let mut rows: Vec<Value> = run
         .run
         .norms
@@ -1054,16 +1060,19 @@ async fn tripwires(State(app): State<App>, headers: HeaderMap) -> Response {
             let (tripped, at_stake) = count(&key, "tripped");
             let evidence = n.lift.as_ref().map(|l| {
                 format!(
-                    "kept: {:.0}% reached {} orders, missed: {:.0}%",
+                    "Of all customers, {:.0}% of those who kept it reached {} orders, against {:.0}% of those who did not.",
                     100.0 * l.kept.0 as f64 / l.kept.1.max(1) as f64,
                     l.target_orders,
                     100.0 * l.missed.0 as f64 / l.missed.1.max(1) as f64
                 )
             });
+            let backtest = backtests
+                .and_then(|b| b.get(&key))
+                .map(backtest_text);
             json!({
                 "name": key, "statement": lifecycle_tripwires::describe(n, "Champions"),
                 "warning": warning, "tripped": tripped, "at_stake": money(at_stake),
-                "evidence": evidence,
+                "evidence": evidence, "backtest": backtest,
             })
         })
         .collect();
@@ -1076,7 +1085,7 @@ async fn tripwires(State(app): State<App>, headers: HeaderMap) -> Response {
             rows.push(json!({
                 "name": t.name, "statement": t.name.replace('_', " "),
                 "warning": warning, "tripped": tripped, "at_stake": money(at_stake),
-                "evidence": null,
+                "evidence": null, "backtest": null,
             }));
         }
     }
@@ -1578,4 +1587,111 @@ fn timeline(c: &Value) -> Vec<Value> {
             json!({"at": shown, "kind": kind, "text": text})
         })
         .collect()
+}
+
+/// A norm's backtest in words.
+fn backtest_text(b: &Value) -> String {
+    let pct = |v: &Value| {
+        v["value"]
+            .as_f64()
+            .map_or_else(|| "–".to_string(), |x| format!("{:.1}%", 100.0 * x))
+    };
+    let judged = b["kept"]["customers"].as_u64().unwrap_or(0)
+        + b["tripped"]["customers"].as_u64().unwrap_or(0);
+    let mut text = format!(
+        "Learned on the history before {} ({} days then), judged on {judged} later deadlines: {} of those who kept it ordered again within {} days, {} of those who tripped it",
+        crate::http::date(b["split_day"].as_i64().and_then(|d| i32::try_from(d).ok()))
+            .as_str()
+            .unwrap_or("–"),
+        b["norm_days"],
+        pct(&b["repeat_rate_kept"]),
+        b["horizon_days"],
+        pct(&b["repeat_rate_tripped"]),
+    );
+    let d = &b["repeat_rate_difference"];
+    if let (Some(v), Some(lo), Some(hi)) =
+        (d["value"].as_f64(), d["low"].as_f64(), d["high"].as_f64())
+    {
+        text.push_str(&format!(
+            " (difference {:+.1} points, 95% interval {:+.1} to {:+.1})",
+            100.0 * v,
+            100.0 * lo,
+            100.0 * hi
+        ));
+    }
+    let r = &b["revenue_difference"];
+    if let (Some(v), Some(lo), Some(hi)) =
+        (r["value"].as_f64(), r["low"].as_f64(), r["high"].as_f64())
+    {
+        text.push_str(&format!(
+            "; revenue per customer {} more ({} to {})",
+            money(v),
+            money(lo),
+            money(hi)
+        ));
+    }
+    text.push('.');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backtest_in_words() {
+        let b = json!({
+            "split_day": 19_700, "horizon_days": 180, "norm_days": 42,
+            "kept": {"customers": 300, "repeaters": 150}, "tripped": {"customers": 100, "repeaters": 20},
+            "repeat_rate_kept": {"value": 0.5, "low": 0.44, "high": 0.56},
+            "repeat_rate_tripped": {"value": 0.2, "low": 0.13, "high": 0.29},
+            "repeat_rate_difference": {"value": 0.3, "low": 0.2, "high": 0.4},
+            "revenue_difference": null,
+        });
+        assert_eq!(
+            backtest_text(&b),
+            "Learned on the history before 2023-12-09 (42 days then), judged on 400 later deadlines: 50.0% of those who kept it ordered again within 180 days, 20.0% of those who tripped it (difference +30.0 points, 95% interval +20.0 to +40.0)."
+        );
+    }
+
+    #[test]
+    fn flows_count_moves_in_the_period() {
+        let move_of = |day, from: &str, to: &str, n| SegmentMove {
+            day,
+            from: from.into(),
+            to: to.into(),
+            customers: n,
+        };
+        let snapshot = Snapshot {
+            version: (0, 0, None),
+            taken: Instant::now(),
+            cost: Duration::ZERO,
+            at_ms: 100 * 86_400_000,
+            counts: StoreCounts::default(),
+            totals: vec![],
+            tripwires: vec![],
+            moves: vec![
+                move_of(60, "", "A", 5),
+                move_of(95, "", "A", 2),
+                move_of(96, "A", "B", 3),
+                move_of(99, "A", "B", 1),
+            ],
+            runs: vec![],
+        };
+        let week = flows(&snapshot, 7);
+        assert_eq!(week["arrivals"], 2);
+        assert_eq!(week["moved"], 4);
+        assert_eq!(week["flows"][0]["from"], "A");
+        assert_eq!(week["flows"][0]["customers"], 4);
+        let quarter = flows(&snapshot, 90);
+        assert_eq!(quarter["arrivals"], 7);
+        assert_eq!(
+            change(Some(110.0), Some(100.0), false).as_deref(),
+            Some("▲ 10.0%")
+        );
+        assert_eq!(
+            change(Some(0.25), Some(0.3), true).as_deref(),
+            Some("▼ 5.0 pts")
+        );
+    }
 }

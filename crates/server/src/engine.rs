@@ -94,6 +94,10 @@ impl Clock {
     }
 }
 
+/// Days after a tripwire's deadline over which a run's backtest measures
+/// repeat orders and revenue (as `lifecycle tripwires` does by default).
+const BACKTEST_HORIZON_DAYS: u32 = 180;
+
 /// The model run in force.
 #[derive(Debug)]
 pub struct CurrentRun {
@@ -530,7 +534,6 @@ impl Engine {
                     let seen = first_seen.get(id).and_then(|&ms| engine.day_of_ms(ms));
                     histories.push(History::from_entries(entries, seen));
                 });
-                drop(builder);
                 let mut run = ModelRun::fit(
                     &summaries,
                     today,
@@ -549,7 +552,36 @@ impl Engine {
                     .map(|s| Some(segment_of(&run, &engine.table, s, today)) == champions)
                     .collect();
                 run.learn_norms(&histories, &best);
-                let figures = crate::runs::history_figures(&run, &histories, today);
+                let mut figures = crate::runs::history_figures(&run, &histories, today);
+                // Each norm's backtest: learned before a split from the
+                // Champions as they were then, judged on later deadlines.
+                let best_at = |split: Day| -> Vec<bool> {
+                    let mut at = Vec::with_capacity(builder.len());
+                    builder.for_each_customer_orders(today, |id, entries| {
+                        at.push(CustomerSummary::from_entries(id, entries, split));
+                    });
+                    let analysis = lifecycle_rfm::analyze(
+                        at,
+                        split,
+                        &lifecycle_rfm::AnalysisConfig {
+                            scoring: engine.scoring.clone(),
+                            segments: engine.table.clone(),
+                        },
+                    );
+                    analysis
+                        .scores
+                        .iter()
+                        .map(|s| Some(usize::from(s.segment)) == champions)
+                        .collect()
+                };
+                figures["backtests"] = crate::runs::backtests_json(
+                    &run,
+                    &histories,
+                    today,
+                    BACKTEST_HORIZON_DAYS,
+                    best_at,
+                );
+                drop(builder);
                 Ok((
                     CurrentRun {
                         id: None,

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use lifecycle_rfm::{Better, Day};
 use lifecycle_store::SegmentTotal;
-use lifecycle_tripwires::{Estimate, History, Lift, Norm, Step};
+use lifecycle_tripwires::{
+    BacktestConfig, Estimate, History, LearnConfig, Lift, Norm, Step, backtest, default_split,
+};
 use serde_json::{Value, json};
 
 fn bound(b: f64) -> Value {
@@ -195,6 +197,64 @@ pub fn history_figures(run: &ModelRun, histories: &[History], today: Day) -> Val
         "retention": {"rate": share(retained, base), "retained": retained, "base": base},
         "tracking": tracking.map(|p| p.iter().map(|&(w, a, e)| json!([w, a, e])).collect::<Vec<_>>()),
     })
+}
+
+/// Each norm's backtest (`best_at(split)`: who the best customers were on
+/// a day, in the histories' order): learned on the history before the
+/// step's default split, judged on the deadlines after it over `horizon`
+/// days. `{step key: backtest}`; norms without a split or too few
+/// customers are left out.
+pub fn backtests_json(
+    run: &ModelRun,
+    histories: &[History],
+    today: Day,
+    horizon_days: u32,
+    mut best_at: impl FnMut(Day) -> Vec<bool>,
+) -> Value {
+    let mut cache: Vec<(Day, Vec<bool>)> = Vec::new();
+    let mut out = serde_json::Map::new();
+    for n in &run.norms {
+        let Some(split) = default_split(histories, n.step, today) else {
+            continue;
+        };
+        if !cache.iter().any(|c| c.0 == split) {
+            cache.push((split, best_at(split)));
+        }
+        let Some(best) = cache.iter().find(|c| c.0 == split).map(|c| &c.1) else {
+            continue;
+        };
+        let config = BacktestConfig {
+            split,
+            horizon_days,
+            level: 0.95,
+        };
+        let Some(b) = backtest(
+            histories,
+            best,
+            n.step,
+            today,
+            &LearnConfig::default(),
+            &config,
+        ) else {
+            continue;
+        };
+        let estimate = |e: Option<Estimate>| {
+            e.map(|e| json!({"value": e.value, "low": e.low, "high": e.high}))
+        };
+        let outcome = |o: &lifecycle_tripwires::Outcome| json!({"customers": o.customers, "repeaters": o.repeaters, "revenue_per_customer": o.revenue.mean()});
+        out.insert(
+            n.step.key(),
+            json!({
+                "split_day": b.split, "horizon_days": b.horizon_days, "norm_days": b.norm.days,
+                "kept": outcome(&b.kept), "tripped": outcome(&b.tripped),
+                "repeat_rate_kept": estimate(b.repeat_rates.0),
+                "repeat_rate_tripped": estimate(b.repeat_rates.1),
+                "repeat_rate_difference": estimate(b.repeat_difference),
+                "revenue_difference": estimate(b.revenue_difference),
+            }),
+        );
+    }
+    Value::Object(out)
 }
 
 /// Customers by CLV band: 0–1, 1–2, 2–5, 5–10, … (bands on a 1-2-5 scale

@@ -25,8 +25,8 @@ pub use check::{Standing, Status, current_step, next_deadline, standing, thresho
 pub use custom::{CustomStanding, CustomTripwire, EventMatch, Happening, Start, evaluate};
 pub use km::KaplanMeier;
 pub use norms::{
-    Backtest, BacktestConfig, History, LearnConfig, Lift, Norm, Outcome, Step, backtest, describe,
-    durations, learn, steps,
+    Backtest, BacktestConfig, History, LearnConfig, Lift, Norm, Outcome, Step, backtest,
+    default_split, describe, durations, learn, steps,
 };
 pub use rhythm::{Overdue, overdue};
 pub use stats::{Estimate, Moments};

@@ -376,6 +376,26 @@ pub struct Backtest {
     pub revenue_difference: Option<Estimate>,
 }
 
+/// The default split for `step`: the day by which half of the customers
+/// who reached the step's start had reached it, so that about half the
+/// starts are learned from and half judged.
+pub fn default_split(histories: &[History], step: Step, as_of: Day) -> Option<Day> {
+    let mut starts: Vec<Day> = histories
+        .iter()
+        .filter_map(|h| match step {
+            Step::NextOrder(k) => h.purchase(k as usize),
+            Step::FirstOrder => h.first_seen,
+        })
+        .filter(|&d| d <= as_of)
+        .collect();
+    if starts.is_empty() {
+        return None;
+    }
+    let mid = starts.len() / 2;
+    let (_, median, _) = starts.select_nth_unstable(mid);
+    Some(*median)
+}
+
 /// Learns `step`'s norm on the history up to `config.split` (the best
 /// customers as they were then: `best_at_split`) and judges it on the
 /// customers whose deadline falls after the split and whose outcome window
