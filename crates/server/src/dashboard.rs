@@ -43,8 +43,8 @@ pub(crate) struct OverviewCache {
 }
 
 pub(crate) struct Snapshot {
-    /// What the store had seen: commits, due re-scores and the model run.
-    version: (u64, u64, Option<i64>),
+    /// What the store had seen (see [`Version`]).
+    version: Version,
     taken: Instant,
     /// How long it took: cheap snapshots are simply taken again.
     cost: Duration,
@@ -64,12 +64,18 @@ const MOVES_DAYS: i64 = 90;
 /// How stale the overview may be while the store changes.
 const OVERVIEW_EVERY: Duration = Duration::from_secs(5);
 
-fn version(app: &App) -> (u64, u64, Option<i64>) {
+/// What the store had seen: commits, due re-scores, the model run in
+/// force and finished refits (a run is in force while it re-scores
+/// everyone; its figures are written when it has finished).
+type Version = (u64, u64, Option<i64>, u64);
+
+fn version(app: &App) -> Version {
     let c = &app.engine.counters;
     (
         c.commits.load(Ordering::Relaxed),
         c.due_rescored.load(Ordering::Relaxed),
         app.engine.current_run().id,
+        c.refits.load(Ordering::Relaxed),
     )
 }
 
@@ -1279,7 +1285,7 @@ pub(crate) struct Computed<T> {
     /// The model run in force when it was computed.
     run: Option<i64>,
     /// The store's version then (commits, due re-scores, run).
-    version: (u64, u64, Option<i64>),
+    version: Version,
     /// The figure, or why it could not be computed.
     value: Result<T, String>,
 }
@@ -1663,7 +1669,7 @@ mod tests {
             customers: n,
         };
         let snapshot = Snapshot {
-            version: (0, 0, None),
+            version: (0, 0, None, 0),
             taken: Instant::now(),
             cost: Duration::ZERO,
             at_ms: 100 * 86_400_000,
