@@ -6,8 +6,15 @@
 //! state carries a CSRF token derived from the session. One small script of
 //! our own (`live.js`) keeps the overview's figures current.
 //!
-//! Pages so far: the overview (key figures, the segment map), a segment's
-//! customers (filter, pages, CSV export) and the single customer view.
+//! Pages: the overview (key figures and their change between runs, the
+//! segment map, flows between segments), a segment (figures, anomalies,
+//! customers sorted, filtered, paged, exported), the single customer view
+//! (scores with their model run, timeline), the moments (funnel,
+//! definition, lift readouts, the global control), the tripwires (norms,
+//! evidence, backtests, value at stake), the insights and the models
+//! (parameters, tracking chart, CLV distribution). Figures that read every
+//! customer come from background snapshots ([`OverviewCache`],
+//! [`Background`]), so no page waits on a scan.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
