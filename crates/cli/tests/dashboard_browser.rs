@@ -88,7 +88,8 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
         batch.push(
             json!({"type": "identify", "userId": c, "messageId": format!("i{i}"),
             "timestamp": "2024-01-01T10:00:00Z",
-            "traits": {"first_name": format!("Shopper {i}"), "city": city}}),
+            "traits": {"first_name": format!("Shopper {i}"), "city": city,
+                "acquisition_channel": (["search", "social"][i % 2]), "acquisition_cost": (20 + 10 * (i % 2))}}),
         );
         batch.push(json!({"type": "track", "event": "Signed Up", "userId": c,
             "messageId": format!("s{i}"), "timestamp": "2024-05-31T09:00:00Z"}));
@@ -97,7 +98,8 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
                 json!({"type": "track", "event": "Order Completed", "userId": c,
                 "messageId": format!("o{i}-{k}"),
                 "timestamp": format!("2024-0{}-{:02}T10:00:00Z", 1 + k, 1 + (i * 7) % 27),
-                "properties": {"order_id": format!("o{i}-{k}"), "revenue": 15 + (i * 13) % 90}}),
+                "properties": {"order_id": format!("o{i}-{k}"), "revenue": 15 + (i * 13) % 90,
+                    "products": [{"product_id": format!("P{}", (i + k) % 4), "price": 15 + (i * 13) % 90, "quantity": 1}]}}),
             );
         }
     }
@@ -202,6 +204,22 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
         !clv.is_empty() && clv.windows(2).all(|w| w[0] >= w[1]),
         "{clv:?}"
     );
+    // Export: the CSV link downloads this segment's customers with the
+    // session (fetched from the page, as the browser would save it).
+    let csv = b.script_async(
+        "const done = arguments[arguments.length - 1];
+         fetch(document.querySelector('a[href$=\"customers.csv\"]').href)
+           .then(r => r.text().then(t => done([r.status, r.headers.get('content-type'), t])));",
+    );
+    assert_eq!(csv[0], 200);
+    assert!(csv[1].as_str().unwrap().starts_with("text/csv"));
+    let csv = csv[2].as_str().unwrap();
+    assert!(csv.starts_with("customer_id,segment,"), "{csv}");
+    assert_eq!(
+        csv.lines().count() - 1,
+        clv.len(),
+        "every customer of the segment"
+    );
     b.go(&format!("{base}{tile}"));
     let first = b.text("tbody a[href^=\"/app/customers/\"]");
     b.click("tbody a[href^=\"/app/customers/\"]");
@@ -282,6 +300,14 @@ fn a_marketer_signs_in_and_walks_the_dashboard() {
         report.contains("city"),
         "stickiness by the customers' city: {report}"
     );
+    for section in [
+        "New-customer stickiness",
+        "Value against acquisition cost",
+        "What customers buy",
+        "Ideal customer profile",
+    ] {
+        assert!(report.contains(section), "{section}: {report}");
+    }
     assert!(b.count(".report svg") >= 2, "cohort heatmap and curves");
     check(&b, "insights");
 
