@@ -279,7 +279,7 @@ ul{{margin:.2rem 0;padding-left:1.1rem}} .note{{background:#fff8e1;padding:.5rem
     for n in &s.notes {
         let _ = write!(h, r#"<p class="note">{}</p>"#, esc(n));
     }
-    h.push_str("<h2>Segments</h2><div class=wrap><table><thead><tr><th>Segment</th><th>Phase</th><th class=n>Customers</th><th class=n>Share</th><th class=n>Revenue</th><th class=n>Rev. share</th><th class=n title='Mean days since the last order'>Recency (days)</th><th class=n title='Mean number of orders'>Orders</th><th class=n title='Mean net spend'>Spend</th><th>Goal</th><th>Suggested campaigns</th></tr></thead><tbody>");
+    h.push_str("<h2>Segments</h2><div class=wrap tabindex=0 role=region aria-label=\"Segments (scrolls sideways)\"><table><thead><tr><th>Segment</th><th>Phase</th><th class=n>Customers</th><th class=n>Share</th><th class=n>Revenue</th><th class=n>Rev. share</th><th class=n title='Mean days since the last order'>Recency (days)</th><th class=n title='Mean number of orders'>Orders</th><th class=n title='Mean net spend'>Spend</th><th>Goal</th><th>Suggested campaigns</th></tr></thead><tbody>");
     let opt = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |x| format!("{x:.d$}"));
     for (i, g) in s.segments.iter().enumerate() {
         let _ = write!(
@@ -471,7 +471,7 @@ fn kpis_section(h: &mut String, k: &serde_json::Value) {
         .map(|c| c["retention"].as_array().map_or(0, Vec::len))
         .max()
         .unwrap_or(0);
-    h.push_str("<div style=\"overflow-x:auto\"><table class=heat><thead><tr><th>Cohort</th><th class=n>Customers</th>");
+    h.push_str("<div style=\"overflow-x:auto\" tabindex=\"0\" role=\"region\" aria-label=\"Cohort retention (scrolls sideways)\"><table class=heat><thead><tr><th>Cohort</th><th class=n>Customers</th>");
     for m in 0..width {
         let _ = write!(h, "<th class=n>{m}</th>");
     }

@@ -1071,21 +1071,11 @@ async fn tripwires(State(app): State<App>, headers: HeaderMap) -> Response {
             let key = n.step.key();
             let (warning, _) = count(&key, "warning");
             let (tripped, at_stake) = count(&key, "tripped");
-            let evidence = n.lift.as_ref().map(|l| {
-                format!(
-                    "Of all customers, {:.0}% of those who kept it reached {} orders, against {:.0}% of those who did not.",
-                    100.0 * l.kept.0 as f64 / l.kept.1.max(1) as f64,
-                    l.target_orders,
-                    100.0 * l.missed.0 as f64 / l.missed.1.max(1) as f64
-                )
-            });
-            let backtest = backtests
-                .and_then(|b| b.get(&key))
-                .map(backtest_text);
+            let backtest = backtests.and_then(|b| b.get(&key)).map(backtest_text);
             json!({
                 "name": key, "statement": lifecycle_tripwires::describe(n, "Champions"),
                 "warning": warning, "tripped": tripped, "at_stake": money(at_stake),
-                "evidence": evidence, "backtest": backtest,
+                "backtest": backtest, "norm": true,
             })
         })
         .collect();
@@ -1098,7 +1088,7 @@ async fn tripwires(State(app): State<App>, headers: HeaderMap) -> Response {
             rows.push(json!({
                 "name": t.name, "statement": t.name.replace('_', " "),
                 "warning": warning, "tripped": tripped, "at_stake": money(at_stake),
-                "evidence": null, "backtest": null,
+                "backtest": null, "norm": false,
             }));
         }
     }
