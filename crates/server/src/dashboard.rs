@@ -1393,25 +1393,7 @@ fn start_insights(app: &App) {
 /// `/api/v1/results/global` computes it).
 fn start_global(app: &App) {
     app.slow.global.start(app, |app| {
-        let days = 90;
-        let since = i64::from(app.engine.clock.today()) - days;
-        let share = app.engine.journey_options.global_control;
-        let rows = app
-            .engine
-            .read(|s| s.customer_activity(since))
-            .map_err(|e| e.to_string())?;
-        let rows: Vec<(bool, f64, f64, Option<f64>)> = rows
-            .into_iter()
-            .map(|(id, rev, orders, clv)| {
-                (
-                    lifecycle_moments::assignment::held_out("global", &id, share),
-                    rev,
-                    orders,
-                    clv,
-                )
-            })
-            .collect();
-        Ok(crate::results::global_results(&rows, share, 0.05, days))
+        crate::results::global_readout(&app.engine, 90, 0.05).map_err(|e| e.to_string())
     });
 }
 

@@ -1864,24 +1864,9 @@ async fn global_results(
         Some(Ok(d)) if (1..=3650).contains(&d) => d,
         Some(_) => return error(StatusCode::BAD_REQUEST, "days: expected 1 to 3650"),
     };
-    let since = i64::from(app.engine.clock.today()) - days;
-    let share = app.engine.journey_options.global_control;
     let engine = app.engine.clone();
-    match blocking(move || engine.read(|s| s.customer_activity(since))).await {
-        Ok(rows) => {
-            let rows: Vec<(bool, f64, f64, Option<f64>)> = rows
-                .into_iter()
-                .map(|(id, rev, orders, clv)| {
-                    (
-                        lifecycle_moments::assignment::held_out("global", &id, share),
-                        rev,
-                        orders,
-                        clv,
-                    )
-                })
-                .collect();
-            axum::Json(crate::results::global_results(&rows, share, alpha, days)).into_response()
-        }
+    match blocking(move || crate::results::global_readout(&engine, days, alpha)).await {
+        Ok(v) => axum::Json(v).into_response(),
         Err(r) => r,
     }
 }

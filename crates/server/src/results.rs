@@ -163,6 +163,31 @@ pub fn global_results(
     })
 }
 
+/// The global control group's readout over the last `days` days of the
+/// store (every customer's revenue, orders and CLV, each assigned by the
+/// same hash the journeys use).
+pub fn global_readout(
+    engine: &crate::engine::Engine,
+    days: i64,
+    alpha: f64,
+) -> Result<Value, lifecycle_store::StoreError> {
+    let since = i64::from(engine.clock.today()) - days;
+    let share = engine.journey_options.global_control;
+    let rows: Vec<(bool, f64, f64, Option<f64>)> = engine
+        .read(|s| s.customer_activity(since))?
+        .into_iter()
+        .map(|(id, rev, orders, clv)| {
+            (
+                lifecycle_moments::assignment::held_out("global", &id, share),
+                rev,
+                orders,
+                clv,
+            )
+        })
+        .collect();
+    Ok(global_results(&rows, share, alpha, days))
+}
+
 /// A readout (the JSON of [`moment_results`] or [`global_results`]) as a
 /// self-contained HTML page: a forest plot of the relative lifts (fixed
 /// horizon; the sequential interval in the table) and the table.
