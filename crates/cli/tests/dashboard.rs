@@ -265,6 +265,11 @@ fn sign_in_pages_export_and_sign_out() {
         .and_then(|s| s.split('"').next())
         .unwrap()
         .to_string();
+    // So does asking for the insights again.
+    assert_eq!(post("/app/insights", "csrf=wrong", Some(&cookie)).0, 403);
+    let (status, head, _) = post("/app/insights", &format!("csrf={token}"), Some(&cookie));
+    assert_eq!(status, 303);
+    assert_eq!(header(&head, "location"), Some("/app/insights"));
     assert_eq!(post("/app/logout", "csrf=wrong", Some(&cookie)).0, 403);
     let (status, head, _) = post("/app/logout", &format!("csrf={token}"), Some(&cookie));
     assert_eq!(status, 303);
