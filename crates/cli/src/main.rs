@@ -17,6 +17,7 @@ mod predict;
 mod select;
 mod serve;
 mod simulate;
+mod summarize;
 mod survey;
 mod tripwires;
 mod value;
@@ -83,6 +84,8 @@ enum Command {
     Fit(fit::FitArgs),
     /// Predict purchases, P(alive) and CLV per customer; score a holdout when given a calibration end
     Predict(predict::PredictArgs),
+    /// Per-customer summaries (frequency, recency, T, monetary value) from an orders file, or the SQL that computes them in a warehouse
+    Summarize(summarize::SummarizeArgs),
     /// Load an orders file into the store (idempotent: re-running adds nothing)
     Import(import::ImportArgs),
     /// Run the real-time engine: the Segment-compatible event API on the store
@@ -137,6 +140,7 @@ fn main() -> ExitCode {
         Command::Lift(args) => lift::run(args),
         Command::Survey { command } => survey::run(command),
         Command::Import(args) => import::run(args),
+        Command::Summarize(args) => summarize::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Keys { command } => serve::keys(command),
         Command::Tripwires { command } => tripwires::run(command),

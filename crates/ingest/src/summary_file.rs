@@ -154,6 +154,8 @@ pub fn read_summary(path: &Path, unit: Option<TimeUnit>) -> Result<SummaryFile, 
     let (_, header) = header.ok_or_else(|| IngestError::format(path, "the file is empty"))?;
     let norm: Vec<String> = header.iter().map(|h| normalize(h)).collect();
     let col = |names: &[&str]| names.iter().find_map(|n| norm.iter().position(|c| c == n));
+    // A customer id column (as `lifecycle summarize` writes) is not a number.
+    let id = col(&["customerid", "customer", "id"]);
     let mut values: Vec<(usize, Vec<f64>)> = Vec::new();
     for (i, line) in lines {
         let fields: Vec<&str> = line.split(',').collect();
@@ -168,7 +170,11 @@ pub fn read_summary(path: &Path, unit: Option<TimeUnit>) -> Result<SummaryFile, 
             ));
         }
         let mut row = Vec::with_capacity(fields.len());
-        for (f, name) in fields.iter().zip(&header) {
+        for (k, (f, name)) in fields.iter().zip(&header).enumerate() {
+            if Some(k) == id {
+                row.push(f64::NAN);
+                continue;
+            }
             let v: f64 = f.trim().parse().map_err(|_| {
                 err(
                     i + 1,

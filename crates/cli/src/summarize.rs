@@ -1,0 +1,293 @@
+//! `lifecycle summarize`: the per-customer summaries (frequency, recency,
+//! T, monetary value of the repeat days, orders, net spend) that `fit` and
+//! `predict` read, from an orders file on this machine, or as the SQL that
+//! computes the same summaries where the orders already live (PostgreSQL,
+//! DuckDB, Spark SQL, BigQuery, Snowflake).
+//!
+//! The definitions are the Rust aggregation's (`lifecycle_rfm`): the rows
+//! of one order on one day are one order (its amounts summed; an order
+//! with no order id is keyed by its timestamp); an order with at least one
+//! non-negative row counts, one of only negative rows is a refund (net
+//! spend, never a purchase); a purchase day is a day with an order;
+//! frequency = purchase days − 1, recency = last − first purchase day,
+//! T = as-of − first purchase day, in days; monetary value = mean value of
+//! the purchase days after the first. The SQL form assumes each row's
+//! amount adds up (a file that repeats an order's total on every line is
+//! only understood by the Rust readers).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use lifecycle_ingest::{ReadOptions, clock_for, format_day, read_orders};
+
+use crate::{column_overrides, csv_text, day_flag, input_err};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dialect {
+    Postgres,
+    Duckdb,
+    Spark,
+    Bigquery,
+    Snowflake,
+}
+
+#[derive(Args, Debug)]
+pub struct SummarizeArgs {
+    /// Orders file (any format `analyze` reads); not with --emit-sql
+    pub input: Option<PathBuf>,
+    /// Write the summaries here (CSV; `fit` and `predict` read it)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The analysis day: later orders are ignored, T runs to it. Default for a file: its last order date; required with --emit-sql
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Print the SQL that computes the summaries in this warehouse instead
+    #[arg(long, value_enum, value_name = "DIALECT")]
+    pub emit_sql: Option<Dialect>,
+    /// With --emit-sql: the orders table
+    #[arg(long, default_value = "orders")]
+    pub table: String,
+    /// With --emit-sql: the customer id column
+    #[arg(long, default_value = "customer_id")]
+    pub customer_column: String,
+    /// With --emit-sql: the order date or timestamp column (UTC)
+    #[arg(long, default_value = "order_date")]
+    pub date_column: String,
+    /// With --emit-sql: the amount column
+    #[arg(long, default_value = "amount")]
+    pub amount_column: String,
+    /// With --emit-sql: the order id column ("none": each timestamp is an order)
+    #[arg(long, default_value = "order_id")]
+    pub order_column: String,
+    /// Column overrides for an orders file (see `analyze --help`)
+    #[arg(long, value_name = "SPEC")]
+    pub columns: Option<String>,
+    /// Time zone where a purchase day begins and ends (files)
+    #[arg(long, default_value = "UTC", value_name = "TZ")]
+    pub timezone: String,
+}
+
+/// The header of a summaries file (after its `# time unit: days` line).
+pub const HEADER: &str = "customer_id,frequency,recency,T,monetary_value,orders,total_spend";
+
+pub fn run(args: SummarizeArgs) -> Result<()> {
+    if let Some(dialect) = args.emit_sql {
+        if args.input.is_some() {
+            return Err(input_err(
+                "--emit-sql prints a query for the warehouse: give no orders file",
+            ));
+        }
+        let as_of = day_flag("--as-of", args.as_of.as_deref())?.ok_or_else(|| {
+            input_err("--emit-sql needs --as-of (the warehouse's data has no last day we know of)")
+        })?;
+        let columns = Columns {
+            table: &args.table,
+            customer: &args.customer_column,
+            date: &args.date_column,
+            amount: &args.amount_column,
+            order: (!args.order_column.eq_ignore_ascii_case("none")).then_some(&*args.order_column),
+        };
+        print!("{}", sql(dialect, &columns, &format_day(as_of))?);
+        return Ok(());
+    }
+    let input = args
+        .input
+        .as_ref()
+        .ok_or_else(|| input_err("give an orders file, or --emit-sql DIALECT"))?;
+    let out = args
+        .out
+        .as_ref()
+        .ok_or_else(|| input_err("--out FILE: where to write the summaries"))?;
+    let opts = ReadOptions {
+        columns: column_overrides(args.columns.as_deref())?,
+        clock: clock_for(&args.timezone).map_err(input_err)?,
+        as_of: day_flag("--as-of", args.as_of.as_deref())?,
+        ..ReadOptions::default()
+    };
+    let read = read_orders(input, &opts)?;
+    let as_of = match opts.as_of {
+        Some(d) => d,
+        None => read
+            .builder
+            .last_order_day()
+            .ok_or_else(|| input_err("no orders found"))?,
+    };
+    let (summaries, _) = read.builder.finish(as_of);
+    let mut text = format!(
+        "# time unit: days\n# as of: {}\n{HEADER}\n",
+        format_day(as_of)
+    );
+    let mut buyers = 0usize;
+    for s in summaries.iter().filter(|s| s.n_orders > 0) {
+        let (Some(first), Some(last)) = (s.first_order, s.last_order) else {
+            continue;
+        };
+        buyers += 1;
+        let _ = writeln!(
+            text,
+            "{},{},{},{},{},{},{}",
+            csv_text(&s.customer_id),
+            s.frequency(),
+            last - first,
+            as_of - first,
+            s.repeat_mean_value(),
+            s.n_orders,
+            s.total_spend
+        );
+    }
+    std::fs::write(out, text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    eprintln!(
+        "{buyers} customers with orders as of {} → {}",
+        format_day(as_of),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Where the orders are in the warehouse.
+pub struct Columns<'a> {
+    pub table: &'a str,
+    pub customer: &'a str,
+    pub date: &'a str,
+    pub amount: &'a str,
+    pub order: Option<&'a str>,
+}
+
+/// A name quoted for the dialect (so that any column name works); table
+/// names may be qualified (`schema.table`), each part quoted.
+fn quote(dialect: Dialect, name: &str) -> Result<String> {
+    if name.is_empty() || name.contains(['"', '`', ';', '\n', '\0']) {
+        return Err(input_err(format!(
+            "\"{name}\" is not a usable table or column name"
+        )));
+    }
+    let q = |part: &str| match dialect {
+        Dialect::Spark | Dialect::Bigquery => format!("`{part}`"),
+        _ => format!("\"{part}\""),
+    };
+    Ok(name.split('.').map(q).collect::<Vec<_>>().join("."))
+}
+
+/// The aggregation query: one row per customer with an order by `as_of`
+/// (`YYYY-MM-DD`), columns as [`HEADER`].
+pub fn sql(dialect: Dialect, c: &Columns<'_>, as_of: &str) -> Result<String> {
+    let (customer, date, amount) = (
+        quote(dialect, c.customer)?,
+        quote(dialect, c.date)?,
+        quote(dialect, c.amount)?,
+    );
+    let table = quote(dialect, c.table)?;
+    let text = match dialect {
+        Dialect::Spark | Dialect::Bigquery => "STRING",
+        _ => "VARCHAR",
+    };
+    // Timestamps (or date strings) to the purchase day, in UTC.
+    let day = match dialect {
+        Dialect::Bigquery => format!("DATE(TIMESTAMP({date}))"),
+        Dialect::Snowflake => format!("TO_DATE({date})"),
+        _ => format!("CAST(CAST({date} AS TIMESTAMP) AS DATE)"),
+    };
+    let key = match c.order {
+        Some(o) => format!("CAST({} AS {text})", quote(dialect, o)?),
+        None => format!("CAST({date} AS {text})"),
+    };
+    let days = |later: &str, earlier: &str| match dialect {
+        Dialect::Postgres | Dialect::Duckdb => format!("({later} - {earlier})"),
+        Dialect::Spark => format!("datediff({later}, {earlier})"),
+        Dialect::Bigquery => format!("DATE_DIFF({later}, {earlier}, DAY)"),
+        Dialect::Snowflake => format!("DATEDIFF(day, {earlier}, {later})"),
+    };
+    let double = match dialect {
+        Dialect::Bigquery => "FLOAT64",
+        Dialect::Spark => "DOUBLE",
+        _ => "DOUBLE PRECISION",
+    };
+    let as_of_date = format!("DATE '{as_of}'");
+    Ok(format!(
+        "-- Lifecycle per-customer summaries ({dialect:?}), as of {as_of}; generated by `lifecycle summarize --emit-sql`.
+-- An order is the rows of one order id on one day; it counts when one of its rows is >= 0
+-- (else it is a refund: net spend only). Days are UTC. Columns: {HEADER}.
+WITH entries AS (
+  SELECT {customer} AS customer_id, {day} AS day, {key} AS order_key,
+         SUM(CAST({amount} AS {double})) AS amount,
+         MAX(CASE WHEN {amount} >= 0 THEN 1 ELSE 0 END) AS is_order
+  FROM {table}
+  WHERE {customer} IS NOT NULL AND {amount} IS NOT NULL AND {day} <= {as_of_date}
+  GROUP BY {customer}, {day}, {key}
+),
+customers AS (
+  SELECT e.customer_id,
+         MIN(CASE WHEN e.is_order = 1 THEN e.day END) AS first_day,
+         MAX(CASE WHEN e.is_order = 1 THEN e.day END) AS last_day,
+         SUM(e.is_order) AS orders,
+         COUNT(DISTINCT CASE WHEN e.is_order = 1 THEN e.day END) AS purchase_days,
+         SUM(e.amount) AS total_spend
+  FROM entries e
+  GROUP BY e.customer_id
+),
+repeat_value AS (
+  SELECT e.customer_id, SUM(e.amount) AS value
+  FROM entries e JOIN customers c ON c.customer_id = e.customer_id
+  WHERE e.is_order = 1 AND e.day > c.first_day
+  GROUP BY e.customer_id
+)
+SELECT c.customer_id,
+       c.purchase_days - 1 AS frequency,
+       {recency} AS recency,
+       {t} AS T,
+       CASE WHEN c.purchase_days > 1 THEN COALESCE(r.value, 0) / (c.purchase_days - 1) ELSE 0 END AS monetary_value,
+       c.orders,
+       c.total_spend
+FROM customers c LEFT JOIN repeat_value r ON r.customer_id = c.customer_id
+WHERE c.orders > 0
+ORDER BY c.customer_id;
+",
+        recency = days("c.last_day", "c.first_day"),
+        t = days(&as_of_date, "c.first_day"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns() -> Columns<'static> {
+        Columns {
+            table: "shop.orders",
+            customer: "customer_id",
+            date: "order_date",
+            amount: "amount",
+            order: Some("order_id"),
+        }
+    }
+
+    #[test]
+    fn names_are_quoted_and_dialects_differ() {
+        let pg = sql(Dialect::Postgres, &columns(), "2024-01-01").unwrap();
+        assert!(pg.contains("FROM \"shop\".\"orders\""));
+        assert!(pg.contains("(c.last_day - c.first_day) AS recency"));
+        let spark = sql(Dialect::Spark, &columns(), "2024-01-01").unwrap();
+        assert!(spark.contains("FROM `shop`.`orders`"));
+        assert!(spark.contains("datediff(DATE '2024-01-01', c.first_day) AS T"));
+        let bq = sql(Dialect::Bigquery, &columns(), "2024-01-01").unwrap();
+        assert!(bq.contains("DATE_DIFF(c.last_day, c.first_day, DAY)"));
+        let sf = sql(Dialect::Snowflake, &columns(), "2024-01-01").unwrap();
+        assert!(sf.contains("DATEDIFF(day, c.first_day, c.last_day)"));
+        let no_ids = Columns {
+            order: None,
+            ..columns()
+        };
+        assert!(
+            sql(Dialect::Duckdb, &no_ids, "2024-01-01")
+                .unwrap()
+                .contains("CAST(\"order_date\" AS VARCHAR) AS order_key")
+        );
+        let bad = Columns {
+            customer: "id\"; DROP TABLE orders; --",
+            ..columns()
+        };
+        assert!(sql(Dialect::Postgres, &bad, "2024-01-01").is_err());
+    }
+}

@@ -1,0 +1,137 @@
+//! `lifecycle summarize --emit-sql postgres` computes, on a real PostgreSQL
+//! server, the same per-customer summaries as the Rust aggregation
+//! (`lifecycle summarize FILE`) of the same orders: generated customers
+//! plus the awkward cases (an order of several rows, a refund inside an
+//! order and a later one, a refund-only customer, two orders on one day,
+//! an order after the as-of day, a negative order net of its refund).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+
+type Row = (i64, i64, i64, f64, i64, f64);
+
+fn rust_summaries(path: &std::path::Path) -> BTreeMap<String, Row> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].to_string(),
+                (
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                    f[3].parse().unwrap(),
+                    f[4].parse().unwrap(),
+                    f[5].parse().unwrap(),
+                    f[6].parse().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn postgres_computes_the_rust_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = dir.path().join("orders.csv");
+    let o = lifecycle(&[
+        "generate",
+        "--customers",
+        "4000",
+        "--seed",
+        "9",
+        "--start",
+        "2023-01-01",
+        "--days",
+        "365",
+        "--out",
+        orders.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut text = std::fs::read_to_string(&orders).unwrap();
+    assert!(text.starts_with("customer_id,order_id,order_date,amount\n"));
+    text.push_str(
+        "X1,A1,2023-03-01 10:00:00,20.00
+X1,A1,2023-03-01 10:00:00,5.50
+X1,A2,2023-03-01 18:00:00,7.25
+X1,A3,2023-04-02 09:00:00,40.00
+X1,A3,2023-04-02 09:30:00,-10.00
+X1,A3,2023-05-09 12:00:00,-15.00
+X1,A4,2023-12-30 12:00:00,99.00
+X2,B1,2023-06-01 12:00:00,-30.00
+X3,C1,2023-02-01 08:00:00,10.00
+X3,C2,2023-07-01 08:00:00,0.00
+X3,C2,2023-07-01 08:00:00,-25.00
+",
+    );
+    std::fs::write(&orders, &text).unwrap();
+    let as_of = "2023-12-15";
+    let rust = dir.path().join("rust.csv");
+    let o = lifecycle(&[
+        "summarize",
+        orders.to_str().unwrap(),
+        "--as-of",
+        as_of,
+        "--out",
+        rust.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = rust_summaries(&rust);
+    // By hand: X1 has orders A1 (25.50) and A2 (7.25) on 03-01, A3 net
+    // 30.00 on 04-02, a refund of A3 on 05-09 and A4 after the as-of day.
+    assert_eq!(want["X1"], (1, 32, 289, 30.0, 3, 47.75));
+    assert!(
+        !want.contains_key("X2"),
+        "a refund-only customer has no order"
+    );
+    // X3's second order is net negative (a zero row makes it an order).
+    assert_eq!(want["X3"], (1, 150, 317, -25.0, 2, -15.0));
+
+    let o = lifecycle(&["summarize", "--emit-sql", "postgres", "--as-of", as_of]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let query = stdout(&o);
+
+    let db = lifecycle_store::testing::postgres_database().unwrap();
+    let mut pg = postgres::Client::connect(&db, postgres::NoTls).unwrap();
+    pg.batch_execute(
+        "CREATE TABLE orders (customer_id TEXT, order_id TEXT, order_date TEXT, amount DOUBLE PRECISION)",
+    )
+    .unwrap();
+    let mut copy = pg
+        .copy_in("COPY orders FROM STDIN WITH (FORMAT csv, HEADER true)")
+        .unwrap();
+    std::io::Write::write_all(&mut copy, text.as_bytes()).unwrap();
+    copy.finish().unwrap();
+    let got: BTreeMap<String, Row> = pg
+        .query(query.as_str(), &[])
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let int = |i: usize| -> i64 {
+                r.try_get::<_, i64>(i)
+                    .or_else(|_| r.try_get::<_, i32>(i).map(i64::from))
+                    .unwrap()
+            };
+            (
+                r.get::<_, String>(0),
+                (int(1), int(2), int(3), r.get(4), int(5), r.get(6)),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for (id, w) in &want {
+        let g = got
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} missing from PostgreSQL"));
+        assert_eq!((g.0, g.1, g.2, g.4), (w.0, w.1, w.2, w.4), "{id}");
+        assert!(
+            (g.3 - w.3).abs() < 1e-6 && (g.5 - w.5).abs() < 1e-6,
+            "{id}: {g:?} vs {w:?}"
+        );
+    }
+}
