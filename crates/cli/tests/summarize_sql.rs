@@ -1,5 +1,6 @@
-//! `lifecycle summarize --emit-sql postgres` computes, on a real PostgreSQL
-//! server, the same per-customer summaries as the Rust aggregation
+//! `lifecycle summarize --emit-sql postgres|duckdb` computes, on a real
+//! PostgreSQL server and in DuckDB (from PyPI), the same per-customer
+//! summaries as the Rust aggregation
 //! (`lifecycle summarize FILE`) of the same orders: generated customers
 //! plus the awkward cases (an order of several rows, a refund inside an
 //! order and a later one, a refund-only customer, two orders on one day,
@@ -123,15 +124,70 @@ X3,C2,2023-07-01 08:00:00,-25.00
             )
         })
         .collect();
-    assert_eq!(got.len(), want.len());
-    for (id, w) in &want {
+    same(&want, &got, "PostgreSQL");
+
+    // DuckDB (from PyPI in a scratch venv) runs its dialect on the same rows.
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("summarize-duckdb");
+    let o = std::process::Command::new("bash")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/summarize_sql/duckdb.sh"))
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let python = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let o = lifecycle(&["summarize", "--emit-sql", "duckdb", "--as-of", as_of]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sql_file = dir.path().join("duckdb.sql");
+    std::fs::write(&sql_file, stdout(&o)).unwrap();
+    let o = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import duckdb, sys
+con = duckdb.connect()
+con.execute(\"CREATE TABLE orders AS SELECT * FROM read_csv(?, header=true, columns={'customer_id': 'VARCHAR', 'order_id': 'VARCHAR', 'order_date': 'VARCHAR', 'amount': 'DOUBLE'})\", [sys.argv[1]])
+for r in con.execute(open(sys.argv[2]).read()).fetchall():
+    print(','.join(repr(x) if isinstance(x, float) else str(x) for x in r))",
+            orders.to_str().unwrap(),
+            sql_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: BTreeMap<String, Row> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].to_string(),
+                (
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                    f[3].parse().unwrap(),
+                    f[4].parse().unwrap(),
+                    f[5].parse().unwrap(),
+                    f[6].parse().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    same(&want, &got, "DuckDB");
+}
+
+fn same(want: &BTreeMap<String, Row>, got: &BTreeMap<String, Row>, engine: &str) {
+    assert_eq!(got.len(), want.len(), "{engine}");
+    for (id, w) in want {
         let g = got
             .get(id)
-            .unwrap_or_else(|| panic!("{id} missing from PostgreSQL"));
-        assert_eq!((g.0, g.1, g.2, g.4), (w.0, w.1, w.2, w.4), "{id}");
+            .unwrap_or_else(|| panic!("{id} missing from {engine}"));
+        assert_eq!((g.0, g.1, g.2, g.4), (w.0, w.1, w.2, w.4), "{engine}: {id}");
         assert!(
             (g.3 - w.3).abs() < 1e-6 && (g.5 - w.5).abs() < 1e-6,
-            "{id}: {g:?} vs {w:?}"
+            "{engine}: {id}: {g:?} vs {w:?}"
         );
     }
 }
