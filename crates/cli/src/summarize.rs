@@ -33,6 +33,12 @@ pub enum Dialect {
     Snowflake,
 }
 
+/// Where the aggregation runs besides this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    Postgres,
+}
+
 #[derive(Args, Debug)]
 pub struct SummarizeArgs {
     /// Orders file (any format `analyze` reads); not with --emit-sql
@@ -46,6 +52,12 @@ pub struct SummarizeArgs {
     /// Print the SQL that computes the summaries in this warehouse instead
     #[arg(long, value_enum, value_name = "DIALECT")]
     pub emit_sql: Option<Dialect>,
+    /// Run the SQL where the orders are instead of reading a file: postgres (with --db URL and --table)
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub engine: Option<Engine>,
+    /// With --engine postgres: the database (postgres://user@host:port/db)
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
     /// With --emit-sql: the orders table
     #[arg(long, default_value = "orders")]
     pub table: String,
@@ -73,14 +85,24 @@ pub struct SummarizeArgs {
 pub const HEADER: &str = "customer_id,frequency,recency,T,monetary_value,orders,total_spend";
 
 pub fn run(args: SummarizeArgs) -> Result<()> {
-    if let Some(dialect) = args.emit_sql {
+    let dialect = match (args.emit_sql, args.engine) {
+        (Some(_), Some(_)) => {
+            return Err(input_err(
+                "--emit-sql prints the query, --engine runs it: choose one",
+            ));
+        }
+        (Some(d), None) => Some(d),
+        (None, Some(Engine::Postgres)) => Some(Dialect::Postgres),
+        (None, None) => None,
+    };
+    if let Some(dialect) = dialect {
         if args.input.is_some() {
             return Err(input_err(
-                "--emit-sql prints a query for the warehouse: give no orders file",
+                "--emit-sql and --engine read the orders where they are: give no orders file",
             ));
         }
         let as_of = day_flag("--as-of", args.as_of.as_deref())?.ok_or_else(|| {
-            input_err("--emit-sql needs --as-of (the warehouse's data has no last day we know of)")
+            input_err("--emit-sql and --engine need --as-of (the warehouse's data has no last day we know of)")
         })?;
         let columns = Columns {
             table: &args.table,
@@ -89,7 +111,38 @@ pub fn run(args: SummarizeArgs) -> Result<()> {
             amount: &args.amount_column,
             order: (!args.order_column.eq_ignore_ascii_case("none")).then_some(&*args.order_column),
         };
-        print!("{}", sql(dialect, &columns, &format_day(as_of))?);
+        let query = sql(dialect, &columns, &format_day(as_of))?;
+        if args.engine.is_none() {
+            print!("{query}");
+            return Ok(());
+        }
+        let url = args
+            .db
+            .as_deref()
+            .ok_or_else(|| input_err("--engine postgres needs --db postgres://..."))?;
+        let out = args
+            .out
+            .as_ref()
+            .ok_or_else(|| input_err("--out FILE: where to write the summaries"))?;
+        let rows = lifecycle_store::query_postgres(url, &query)?;
+        let mut text = format!(
+            "# time unit: days\n# as of: {}\n{HEADER}\n",
+            format_day(as_of)
+        );
+        for r in &rows {
+            let cell = |v: &serde_json::Value| match v {
+                serde_json::Value::String(s) => csv_text(s),
+                other => other.to_string(),
+            };
+            let _ = writeln!(text, "{}", r.iter().map(cell).collect::<Vec<_>>().join(","));
+        }
+        std::fs::write(out, text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        eprintln!(
+            "{} customers with orders as of {} (computed in PostgreSQL) → {}",
+            rows.len(),
+            format_day(as_of),
+            out.display()
+        );
         return Ok(());
     }
     let input = args
@@ -233,13 +286,13 @@ repeat_value AS (
   WHERE e.is_order = 1 AND e.day > c.first_day
   GROUP BY e.customer_id
 )
-SELECT c.customer_id,
-       c.purchase_days - 1 AS frequency,
-       {recency} AS recency,
-       {t} AS T,
-       CASE WHEN c.purchase_days > 1 THEN COALESCE(r.value, 0) / (c.purchase_days - 1) ELSE 0 END AS monetary_value,
-       c.orders,
-       c.total_spend
+SELECT CAST(c.customer_id AS {text}) AS customer_id,
+       CAST(c.purchase_days - 1 AS BIGINT) AS frequency,
+       CAST({recency} AS BIGINT) AS recency,
+       CAST({t} AS BIGINT) AS T,
+       CAST(CASE WHEN c.purchase_days > 1 THEN COALESCE(r.value, 0) / (c.purchase_days - 1) ELSE 0 END AS {double}) AS monetary_value,
+       CAST(c.orders AS BIGINT) AS orders,
+       CAST(c.total_spend AS {double}) AS total_spend
 FROM customers c LEFT JOIN repeat_value r ON r.customer_id = c.customer_id
 WHERE c.orders > 0
 ORDER BY c.customer_id;

@@ -125,6 +125,31 @@ X3,C2,2023-07-01 08:00:00,-25.00
         })
         .collect();
     same(&want, &got, "PostgreSQL");
+    // The same through `--engine postgres`, into a summaries file that
+    // `fit` reads.
+    let pg_file = dir.path().join("pg.csv");
+    let o = lifecycle(&[
+        "summarize",
+        "--engine",
+        "postgres",
+        "--db",
+        &db,
+        "--table",
+        "orders",
+        "--as-of",
+        as_of,
+        "--out",
+        pg_file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    same(&want, &rust_summaries(&pg_file), "--engine postgres");
+    let fit = |file: &std::path::Path| {
+        let o = lifecycle(&["fit", file.to_str().unwrap(), "--model", "bgnbd", "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        v["log_likelihood"].as_f64().unwrap()
+    };
+    assert!((fit(&pg_file) - fit(&rust)).abs() < 1e-6);
 
     // DuckDB (from PyPI in a scratch venv) runs its dialect on the same rows.
     let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("summarize-duckdb");

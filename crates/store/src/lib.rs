@@ -121,6 +121,32 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Runs one read query on a PostgreSQL database that need not be a
+/// Lifecycle store (nothing is migrated or written): a warehouse's orders
+/// for `lifecycle summarize --engine postgres`. Each row's columns as JSON
+/// values (integers, doubles, text, null).
+pub fn query_postgres(url: &str, sql: &str) -> Result<Vec<Vec<serde_json::Value>>, StoreError> {
+    let err = |source| StoreError::Db {
+        store: StoreUrl::Postgres(url.to_string()).label(),
+        source,
+    };
+    let mut db = Db::open_postgres(url).map_err(err)?;
+    let rows = db.query(sql, &[]).map_err(err)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            r.0.into_iter()
+                .map(|v| match v {
+                    Val::Int(i) => serde_json::Value::from(i),
+                    Val::Real(f) => serde_json::Value::from(f),
+                    Val::Text(t) => serde_json::Value::from(t),
+                    Val::Null => serde_json::Value::Null,
+                })
+                .collect()
+        })
+        .collect())
+}
+
 /// The migrations, in order; version i+1 is `MIGRATIONS[i]`. Applied in a
 /// transaction each and recorded in `schema_migrations`; never edited once
 /// released (a change is a new migration).
