@@ -37,6 +37,8 @@ pub enum Dialect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Engine {
     Postgres,
+    /// Spark SQL in local mode or on the cluster `spark-sql` is set up for
+    Spark,
 }
 
 #[derive(Args, Debug)]
@@ -58,6 +60,15 @@ pub struct SummarizeArgs {
     /// With --engine postgres: the database (postgres://user@host:port/db)
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
+    /// With --engine spark: the orders files, a path or glob Spark reads ('lake/orders/*.parquet'; .csv with a header)
+    #[arg(long, value_name = "PATH")]
+    pub spark_input: Option<String>,
+    /// With --engine spark: the spark-sql launcher (default: $SPARK_HOME/bin/spark-sql, else spark-sql on the PATH)
+    #[arg(long, value_name = "PATH")]
+    pub spark_sql: Option<PathBuf>,
+    /// With --engine spark: the Spark master
+    #[arg(long, value_name = "URL", default_value = "local[*]")]
+    pub spark_master: String,
     /// With --emit-sql: the orders table
     #[arg(long, default_value = "orders")]
     pub table: String,
@@ -93,6 +104,7 @@ pub fn run(args: SummarizeArgs) -> Result<()> {
         }
         (Some(d), None) => Some(d),
         (None, Some(Engine::Postgres)) => Some(Dialect::Postgres),
+        (None, Some(Engine::Spark)) => Some(Dialect::Spark),
         (None, None) => None,
     };
     if let Some(dialect) = dialect {
@@ -116,30 +128,40 @@ pub fn run(args: SummarizeArgs) -> Result<()> {
             print!("{query}");
             return Ok(());
         }
-        let url = args
-            .db
-            .as_deref()
-            .ok_or_else(|| input_err("--engine postgres needs --db postgres://..."))?;
         let out = args
             .out
             .as_ref()
             .ok_or_else(|| input_err("--out FILE: where to write the summaries"))?;
-        let rows = lifecycle_store::query_postgres(url, &query)?;
+        let (lines, engine) = match args.engine {
+            Some(Engine::Spark) => (run_spark(&args, &query)?, "Spark"),
+            _ => {
+                let url = args
+                    .db
+                    .as_deref()
+                    .ok_or_else(|| input_err("--engine postgres needs --db postgres://..."))?;
+                let cell = |v: &serde_json::Value| match v {
+                    serde_json::Value::String(s) => csv_text(s),
+                    other => other.to_string(),
+                };
+                let rows = lifecycle_store::query_postgres(url, &query)?;
+                let lines = rows
+                    .iter()
+                    .map(|r| r.iter().map(cell).collect::<Vec<_>>().join(","))
+                    .collect();
+                (lines, "PostgreSQL")
+            }
+        };
         let mut text = format!(
             "# time unit: days\n# as of: {}\n{HEADER}\n",
             format_day(as_of)
         );
-        for r in &rows {
-            let cell = |v: &serde_json::Value| match v {
-                serde_json::Value::String(s) => csv_text(s),
-                other => other.to_string(),
-            };
-            let _ = writeln!(text, "{}", r.iter().map(cell).collect::<Vec<_>>().join(","));
+        for l in &lines {
+            let _ = writeln!(text, "{l}");
         }
         std::fs::write(out, text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
         eprintln!(
-            "{} customers with orders as of {} (computed in PostgreSQL) → {}",
-            rows.len(),
+            "{} customers with orders as of {} (computed in {engine}) → {}",
+            lines.len(),
             format_day(as_of),
             out.display()
         );
@@ -197,6 +219,99 @@ pub fn run(args: SummarizeArgs) -> Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// Runs the Spark SQL dialect through `spark-sql` on the files of
+/// `--spark-input` (Parquet, or CSV with a header), into CSV parts in a
+/// temporary folder; returns their lines (one per customer).
+fn run_spark(args: &SummarizeArgs, query: &str) -> Result<Vec<String>> {
+    let input = args
+        .spark_input
+        .as_deref()
+        .ok_or_else(|| input_err("--engine spark needs --spark-input 'PATH/*.parquet'"))?;
+    if input.contains(['\'', '\n', '\\']) {
+        return Err(input_err(format!(
+            "--spark-input {input}: quotes and backslashes are not allowed"
+        )));
+    }
+    let launcher = match &args.spark_sql {
+        Some(p) => p.clone(),
+        None => match std::env::var_os("SPARK_HOME") {
+            Some(home) => PathBuf::from(home).join("bin/spark-sql"),
+            None => PathBuf::from("spark-sql"),
+        },
+    };
+    let dir = tempfile::tempdir()?;
+    let out_dir = dir.path().join("summaries");
+    let source = if input.to_ascii_lowercase().contains(".csv") {
+        format!("csv OPTIONS (path '{input}', header 'true')")
+    } else {
+        format!("parquet OPTIONS (path '{input}')")
+    };
+    let body = query.trim_end().trim_end_matches(';');
+    let script = format!(
+        "CREATE TEMPORARY VIEW orders USING {source};\nINSERT OVERWRITE DIRECTORY '{}' USING csv OPTIONS (header 'false')\n{body};\n",
+        out_dir.display()
+    );
+    let file = dir.path().join("summarize.sql");
+    std::fs::write(&file, script)?;
+    let mut command = std::process::Command::new(&launcher);
+    // Spark's launchers find their installation through SPARK_HOME: the
+    // folder above the launcher's bin/ when it is not set.
+    if std::env::var_os("SPARK_HOME").is_none()
+        && let Some(home) = launcher
+            .parent()
+            .filter(|b| b.ends_with("bin"))
+            .and_then(|b| b.parent())
+    {
+        command.env("SPARK_HOME", home);
+    }
+    let o = command
+        .args(["--master", &args.spark_master])
+        .args(["--conf", "spark.sql.session.timeZone=UTC"])
+        .args(["--conf", "spark.ui.enabled=false"])
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e} (install Spark, set SPARK_HOME or pass --spark-sql)",
+                launcher.display()
+            )
+        })?;
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        let tail: Vec<&str> = err
+            .lines()
+            .rev()
+            .filter(|l| !l.trim().is_empty())
+            .take(15)
+            .collect();
+        return Err(anyhow::anyhow!(
+            "spark-sql failed ({}):\n{}",
+            o.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
+    }
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(&out_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("part-"))
+        })
+        .collect();
+    parts.sort();
+    let mut lines = Vec::new();
+    for p in parts {
+        lines.extend(
+            std::fs::read_to_string(&p)?
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(String::from),
+        );
+    }
+    Ok(lines)
 }
 
 /// Where the orders are in the warehouse.
@@ -265,7 +380,7 @@ pub fn sql(dialect: Dialect, c: &Columns<'_>, as_of: &str) -> Result<String> {
 WITH entries AS (
   SELECT {customer} AS customer_id, {day} AS day, {key} AS order_key,
          SUM(CAST({amount} AS {double})) AS amount,
-         MAX(CASE WHEN {amount} >= 0 THEN 1 ELSE 0 END) AS is_order
+         MAX(CASE WHEN CAST({amount} AS {double}) >= 0 THEN 1 ELSE 0 END) AS is_order
   FROM {table}
   WHERE {customer} IS NOT NULL AND {amount} IS NOT NULL AND {day} <= {as_of_date}
   GROUP BY {customer}, {day}, {key}

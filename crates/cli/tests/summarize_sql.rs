@@ -36,10 +36,19 @@ fn rust_summaries(path: &std::path::Path) -> BTreeMap<String, Row> {
         .collect()
 }
 
-#[test]
-fn postgres_computes_the_rust_summaries() {
-    let dir = tempfile::tempdir().unwrap();
-    let orders = dir.path().join("orders.csv");
+const AS_OF: &str = "2023-12-15";
+
+/// Generated orders plus the awkward cases, and the Rust summaries of them
+/// (checked by hand for the awkward customers).
+fn fixture(
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    String,
+    std::path::PathBuf,
+    BTreeMap<String, Row>,
+) {
+    let orders = dir.join("orders.csv");
     let o = lifecycle(&[
         "generate",
         "--customers",
@@ -71,8 +80,8 @@ X3,C2,2023-07-01 08:00:00,-25.00
 ",
     );
     std::fs::write(&orders, &text).unwrap();
-    let as_of = "2023-12-15";
-    let rust = dir.path().join("rust.csv");
+    let as_of = AS_OF;
+    let rust = dir.join("rust.csv");
     let o = lifecycle(&[
         "summarize",
         orders.to_str().unwrap(),
@@ -93,6 +102,14 @@ X3,C2,2023-07-01 08:00:00,-25.00
     // X3's second order is net negative (a zero row makes it an order).
     assert_eq!(want["X3"], (1, 150, 317, -25.0, 2, -15.0));
 
+    (orders, text, rust, want)
+}
+
+#[test]
+fn postgres_and_duckdb_compute_the_rust_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orders, text, rust, want) = fixture(dir.path());
+    let as_of = AS_OF;
     let o = lifecycle(&["summarize", "--emit-sql", "postgres", "--as-of", as_of]);
     assert!(o.status.success(), "{}", stderr(&o));
     let query = stdout(&o);
@@ -215,4 +232,43 @@ fn same(want: &BTreeMap<String, Row>, got: &BTreeMap<String, Row>, engine: &str)
             "{engine}: {id}: {g:?} vs {w:?}"
         );
     }
+}
+
+/// `--engine spark` runs the Spark SQL dialect through `spark-sql` in local
+/// mode (Spark from the PySpark wheel) on the orders as CSV and as Parquet.
+#[test]
+fn spark_computes_the_rust_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orders, _, _, want) = fixture(dir.path());
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("summarize-spark");
+    let o = std::process::Command::new("bash")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/summarize_sql/spark.sh"))
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "spark: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let spark_home = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let launcher = format!("{spark_home}/bin/spark-sql");
+    let out = dir.path().join("spark.csv");
+    let o = lifecycle(&[
+        "summarize",
+        "--engine",
+        "spark",
+        "--spark-sql",
+        &launcher,
+        "--spark-master",
+        "local[2]",
+        "--spark-input",
+        orders.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    same(&want, &rust_summaries(&out), "Spark (CSV)");
 }
