@@ -1,6 +1,6 @@
 """Baseline: the same per-customer RFM as rfm_pandas.py, as one SQL statement in DuckDB.
 
-    python rfm_duckdb.py ORDERS.csv OUT.csv
+    python rfm_duckdb.py ORDERS.csv|ORDERS.parquet OUT.csv
 
 Same input, output columns and rules as rfm_pandas.py. The CSV is read with explicit column
 types and timestamp format (no sniffing); amounts are DECIMAL(18,2), so sums are exact. Scores:
@@ -28,12 +28,9 @@ def sql_string(s: str) -> str:
 QUERY = """
 COPY (
   WITH orders AS (
-    SELECT customer_id, order_id, CAST(order_date AS DATE) AS day, amount
-    FROM read_csv({path},
-                  header = true, delim = ',', quote = '"', auto_detect = false,
-                  columns = {{'customer_id': 'VARCHAR', 'order_id': 'VARCHAR',
-                              'order_date': 'TIMESTAMP', 'amount': 'DECIMAL(18,2)'}},
-                  timestampformat = '%Y-%m-%d %H:%M:%S')
+    SELECT customer_id, order_id, CAST(order_date AS DATE) AS day,
+           CAST(amount AS DECIMAL(18,2)) AS amount
+    FROM {source}
   ),
   c AS (
     SELECT customer_id,
@@ -66,10 +63,19 @@ COPY (
 
 def main() -> None:
     if len(sys.argv) != 3:
-        sys.exit("usage: rfm_duckdb.py ORDERS.csv OUT.csv")
+        sys.exit("usage: rfm_duckdb.py ORDERS.csv|ORDERS.parquet OUT.csv")
     path, out = sys.argv[1], sys.argv[2]
     con = duckdb.connect()  # in-memory, default settings and threads
-    customers = con.execute(QUERY.format(path=sql_string(path), out=sql_string(out))).fetchone()[0]
+    if path.endswith(".parquet"):
+        source = f"read_parquet({sql_string(path)})"
+    else:
+        source = (
+            f"read_csv({sql_string(path)}, header = true, delim = ',', quote = '\"', auto_detect = false, "
+            "columns = {'customer_id': 'VARCHAR', 'order_id': 'VARCHAR', "
+            "'order_date': 'TIMESTAMP', 'amount': 'DECIMAL(18,2)'}, "
+            "timestampformat = '%Y-%m-%d %H:%M:%S')"
+        )
+    customers = con.execute(QUERY.format(source=source, out=sql_string(out))).fetchone()[0]
     seconds = time.perf_counter() - START
     print(json.dumps({"tool": "duckdb", "seconds": round(seconds, 3), "customers": customers}))
 
