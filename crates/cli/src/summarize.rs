@@ -435,10 +435,10 @@ mod tests {
     fn names_are_quoted_and_dialects_differ() {
         let pg = sql(Dialect::Postgres, &columns(), "2024-01-01").unwrap();
         assert!(pg.contains("FROM \"shop\".\"orders\""));
-        assert!(pg.contains("(c.last_day - c.first_day) AS recency"));
+        assert!(pg.contains("CAST((c.last_day - c.first_day) AS BIGINT) AS recency"));
         let spark = sql(Dialect::Spark, &columns(), "2024-01-01").unwrap();
         assert!(spark.contains("FROM `shop`.`orders`"));
-        assert!(spark.contains("datediff(DATE '2024-01-01', c.first_day) AS T"));
+        assert!(spark.contains("CAST(datediff(DATE '2024-01-01', c.first_day) AS BIGINT) AS T"));
         let bq = sql(Dialect::Bigquery, &columns(), "2024-01-01").unwrap();
         assert!(bq.contains("DATE_DIFF(c.last_day, c.first_day, DAY)"));
         let sf = sql(Dialect::Snowflake, &columns(), "2024-01-01").unwrap();
