@@ -1,4 +1,6 @@
-//! `lifecycle generate`: streams synthetic orders to CSV or Parquet.
+//! `lifecycle generate`: streams synthetic orders to CSV, Parquet or
+//! NDJSON (Segment messages), and on request the customers' events and
+//! attributes beside them.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use lifecycle_ingest::{format_day, parse_day};
+use lifecycle_synth::extras::{Extras, SynthEvent};
 use lifecycle_synth::{Generator, SynthOrder, SynthParams};
 use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as PhysicalType};
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
@@ -21,6 +24,8 @@ use crate::InputError;
 pub enum OutFormat {
     Csv,
     Parquet,
+    /// Segment `Order Completed` track messages, one per line
+    Ndjson,
 }
 
 #[derive(Args, Debug)]
@@ -31,9 +36,18 @@ pub struct GenerateArgs {
     /// Stop once at least this many orders are written (after a whole customer)
     #[arg(long)]
     pub rows: Option<u64>,
-    /// Output file (.csv, .csv.gz or .parquet)
+    /// Output file (.csv, .csv.gz, .parquet, or .ndjson/.jsonl: Segment `Order Completed` messages)
     #[arg(long)]
     pub out: PathBuf,
+    /// Also write behavioural events (customer_id,timestamp,event,email): each buyer's sign-up before the first order and page views, and visitors who never buy (the input of `analyze --events`)
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// With --events: visitors who never buy, per buyer
+    #[arg(long, default_value_t = 0.5, value_name = "SHARE")]
+    pub visitors_per_customer: f64,
+    /// Also write customer attributes (customer_id,acquisition_channel,acquisition_cost,city,age): the input of `analyze --kpis --attributes`
+    #[arg(long, value_name = "FILE")]
+    pub attributes: Option<PathBuf>,
     /// Random seed: the same seed gives the same file
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -108,6 +122,135 @@ impl<W: Write> Sink for CsvSink<W> {
         self.out.flush()?;
         Ok(())
     }
+}
+
+struct NdjsonSink<W: Write> {
+    out: W,
+    start: i32,
+    line: String,
+}
+
+impl<W: Write> Sink for NdjsonSink<W> {
+    fn write(&mut self, orders: &[SynthOrder]) -> Result<()> {
+        use std::fmt::Write as _;
+        for o in orders {
+            self.line.clear();
+            let s = o.second;
+            let _ = writeln!(
+                self.line,
+                "{{\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"C{:08}\",\"messageId\":\"O{:010}\",\"timestamp\":\"{}T{:02}:{:02}:{:02}Z\",\"properties\":{{\"order_id\":\"O{:010}\",\"revenue\":{:.2}}}}}",
+                o.customer,
+                o.order,
+                format_day(self.start + o.day as i32),
+                s / 3600,
+                s / 60 % 60,
+                s % 60,
+                o.order,
+                o.amount
+            );
+            self.out.write_all(self.line.as_bytes())?;
+        }
+        Ok(())
+    }
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// The side files (events, attributes), written as the customers are drawn.
+struct Side {
+    extras: Extras,
+    events: Option<BufWriter<File>>,
+    attributes: Option<BufWriter<File>>,
+    visitors: f64,
+    start: i32,
+    buffer: Vec<SynthEvent>,
+    line: String,
+    written: (u64, u64),
+}
+
+impl Side {
+    fn time(&self, day: u32, s: u32) -> String {
+        format!(
+            "{} {:02}:{:02}:{:02}",
+            format_day(self.start + day as i32),
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
+    }
+
+    /// The side data of the customer whose orders are `orders`.
+    fn customer(&mut self, orders: &[SynthOrder]) -> Result<()> {
+        use std::fmt::Write as _;
+        let Some(first) = orders.first() else {
+            return Ok(());
+        };
+        if self.events.is_some() {
+            self.buffer.clear();
+            self.extras.buyer_events(
+                first.customer,
+                f64::from(first.day) + f64::from(first.second) / 86_400.0,
+                &mut self.buffer,
+            );
+            if self.extras.add_visitor(self.visitors) {
+                self.extras.visitor_events(&mut self.buffer);
+            }
+            self.line.clear();
+            for e in &self.buffer {
+                let id = format!("{}{:08}", if e.visitor { "V" } else { "C" }, e.id);
+                let email = if e.email {
+                    format!("{}@example.com", id.to_ascii_lowercase())
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    self.line,
+                    "{id},{},{},{email}",
+                    self.time(e.day, e.second),
+                    e.event
+                );
+            }
+            self.written.0 += self.buffer.len() as u64;
+            if let Some(out) = self.events.as_mut() {
+                out.write_all(self.line.as_bytes())?;
+            }
+        }
+        if self.attributes.is_some() {
+            let a = self.extras.attributes(first.customer);
+            self.line.clear();
+            let _ = writeln!(
+                self.line,
+                "C{:08},{},{:.2},{},{}",
+                a.customer, a.channel, a.cost, a.city, a.age
+            );
+            self.written.1 += 1;
+            if let Some(out) = self.attributes.as_mut() {
+                out.write_all(self.line.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        for mut out in [self.events, self.attributes].into_iter().flatten() {
+            out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn side_file(path: &std::path::Path, header: &str) -> Result<BufWriter<File>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+    }
+    let mut out = BufWriter::with_capacity(
+        1 << 20,
+        File::create(path).with_context(|| format!("{}", path.display()))?,
+    );
+    out.write_all(header.as_bytes())?;
+    Ok(out)
 }
 
 struct ParquetSink {
@@ -203,9 +346,14 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let name = args.out.to_string_lossy().to_ascii_lowercase();
     let format = args.format.unwrap_or(if name.ends_with(".parquet") {
         OutFormat::Parquet
+    } else if name.ends_with(".ndjson") || name.ends_with(".jsonl") || name.ends_with(".json") {
+        OutFormat::Ndjson
     } else {
         OutFormat::Csv
     });
+    if !(0.0..=1.0).contains(&args.visitors_per_customer) {
+        return Err(InputError("--visitors-per-customer: expected 0 to 1".into()).into());
+    }
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
     }
@@ -229,6 +377,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             sink.out.write_all(header.as_bytes())?;
             Box::new(sink)
         }
+        OutFormat::Ndjson => Box::new(NdjsonSink {
+            out: BufWriter::with_capacity(1 << 20, file),
+            start,
+            line: String::with_capacity(256),
+        }),
         OutFormat::Parquet => {
             let props = WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
@@ -241,14 +394,42 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             Box::new(ParquetSink { writer, start })
         }
     };
+    let mut side = Side {
+        extras: Extras::new(args.seed, args.days, args.acquisition_days),
+        events: args
+            .events
+            .as_deref()
+            .map(|p| side_file(p, "customer_id,timestamp,event,email\n"))
+            .transpose()?,
+        attributes: args
+            .attributes
+            .as_deref()
+            .map(|p| {
+                side_file(
+                    p,
+                    "customer_id,acquisition_channel,acquisition_cost,city,age\n",
+                )
+            })
+            .transpose()?,
+        visitors: args.visitors_per_customer,
+        start,
+        buffer: Vec::new(),
+        line: String::new(),
+        written: (0, 0),
+    };
+    let with_side = side.events.is_some() || side.attributes.is_some();
     let mut batch = Vec::with_capacity(1 << 20);
     let mut rows = 0u64;
     let mut customers = 0u64;
     let max_customers = args.customers.unwrap_or(u64::MAX);
     let max_rows = args.rows.unwrap_or(u64::MAX);
     while customers < max_customers && rows + (batch.len() as u64) < max_rows {
+        let from = batch.len();
         generator.next_customer(&mut batch);
         customers += 1;
+        if with_side {
+            side.customer(&batch[from..])?;
+        }
         if batch.len() >= 1 << 20 {
             sink.write(&batch)?;
             rows += batch.len() as u64;
@@ -260,9 +441,20 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         rows += batch.len() as u64;
     }
     sink.finish()?;
+    let (events, attributes) = side.written;
+    side.finish()?;
     eprintln!(
         "wrote {rows} orders of {customers} customers to {}",
         args.out.display()
     );
+    if let Some(p) = &args.events {
+        eprintln!("wrote {events} events to {}", p.display());
+    }
+    if let Some(p) = &args.attributes {
+        eprintln!(
+            "wrote {attributes} customers' attributes to {}",
+            p.display()
+        );
+    }
     Ok(())
 }

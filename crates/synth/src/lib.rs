@@ -12,6 +12,7 @@
 //! Pure: no IO and no clock; the caller writes the orders out. Same seed,
 //! same orders. Must never depend on ingestion, storage or the CLI.
 
+pub mod extras;
 pub mod shop;
 
 use rand::SeedableRng;
