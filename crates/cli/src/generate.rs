@@ -91,6 +91,17 @@ trait Sink {
     fn finish(self: Box<Self>) -> Result<()>;
 }
 
+/// `YYYY-MM-DD{sep}HH:MM:SS` of second `s` of day `day` after `start`.
+fn stamp(start: i32, day: u32, s: u32, sep: char) -> String {
+    format!(
+        "{}{sep}{:02}:{:02}:{:02}",
+        format_day(start + day as i32),
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
 struct CsvSink<W: Write> {
     out: W,
     start: i32,
@@ -102,16 +113,12 @@ impl<W: Write> Sink for CsvSink<W> {
         use std::fmt::Write as _;
         for o in orders {
             self.line.clear();
-            let s = o.second;
             let _ = writeln!(
                 self.line,
-                "C{:08},O{:010},{} {:02}:{:02}:{:02},{:.2}",
+                "C{:08},O{:010},{},{:.2}",
                 o.customer,
                 o.order,
-                format_day(self.start + o.day as i32),
-                s / 3600,
-                s / 60 % 60,
-                s % 60,
+                stamp(self.start, o.day, o.second, ' '),
                 o.amount
             );
             self.out.write_all(self.line.as_bytes())?;
@@ -135,16 +142,12 @@ impl<W: Write> Sink for NdjsonSink<W> {
         use std::fmt::Write as _;
         for o in orders {
             self.line.clear();
-            let s = o.second;
             let _ = writeln!(
                 self.line,
-                "{{\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"C{:08}\",\"messageId\":\"O{:010}\",\"timestamp\":\"{}T{:02}:{:02}:{:02}Z\",\"properties\":{{\"order_id\":\"O{:010}\",\"revenue\":{:.2}}}}}",
+                "{{\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"C{:08}\",\"messageId\":\"O{:010}\",\"timestamp\":\"{}Z\",\"properties\":{{\"order_id\":\"O{:010}\",\"revenue\":{:.2}}}}}",
                 o.customer,
                 o.order,
-                format_day(self.start + o.day as i32),
-                s / 3600,
-                s / 60 % 60,
-                s % 60,
+                stamp(self.start, o.day, o.second, 'T'),
                 o.order,
                 o.amount
             );
@@ -171,16 +174,6 @@ struct Side {
 }
 
 impl Side {
-    fn time(&self, day: u32, s: u32) -> String {
-        format!(
-            "{} {:02}:{:02}:{:02}",
-            format_day(self.start + day as i32),
-            s / 3600,
-            s / 60 % 60,
-            s % 60
-        )
-    }
-
     /// The side data of the customer whose orders are `orders`.
     fn customer(&mut self, orders: &[SynthOrder]) -> Result<()> {
         use std::fmt::Write as _;
@@ -208,7 +201,7 @@ impl Side {
                 let _ = writeln!(
                     self.line,
                     "{id},{},{},{email}",
-                    self.time(e.day, e.second),
+                    stamp(self.start, e.day, e.second, ' '),
                     e.event
                 );
             }

@@ -256,6 +256,9 @@ fn run_spark(args: &SummarizeArgs, query: &str) -> Result<Vec<String>> {
     let file = dir.path().join("summarize.sql");
     std::fs::write(&file, script)?;
     let mut command = std::process::Command::new(&launcher);
+    // Spark leaves a metastore and a log in its working folder: the
+    // temporary one, not the user's.
+    command.current_dir(dir.path());
     // Spark's launchers find their installation through SPARK_HOME: the
     // folder above the launcher's bin/ when it is not set.
     if std::env::var_os("SPARK_HOME").is_none()

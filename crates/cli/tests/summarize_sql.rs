@@ -14,26 +14,38 @@ use std::collections::BTreeMap;
 
 type Row = (i64, i64, i64, f64, i64, f64);
 
-fn rust_summaries(path: &std::path::Path) -> BTreeMap<String, Row> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .skip(1)
+/// Summary rows (`customer_id,frequency,recency,T,monetary_value,orders,
+/// total_spend`) by customer.
+fn rows_of(lines: &str) -> BTreeMap<String, Row> {
+    lines
+        .lines()
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
+            let n = |i: usize| f[i].parse::<f64>().unwrap();
             (
                 f[0].to_string(),
                 (
-                    f[1].parse().unwrap(),
-                    f[2].parse().unwrap(),
-                    f[3].parse().unwrap(),
-                    f[4].parse().unwrap(),
-                    f[5].parse().unwrap(),
-                    f[6].parse().unwrap(),
+                    n(1) as i64,
+                    n(2) as i64,
+                    n(3) as i64,
+                    n(4),
+                    n(5) as i64,
+                    n(6),
                 ),
             )
         })
         .collect()
+}
+
+/// A summaries file (after its comment lines and header).
+fn rust_summaries(path: &std::path::Path) -> BTreeMap<String, Row> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let body: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .skip(1)
+        .collect();
+    rows_of(&body.join("\n"))
 }
 
 const AS_OF: &str = "2023-12-15";
@@ -199,24 +211,7 @@ for r in con.execute(open(sys.argv[2]).read()).fetchall():
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let got: BTreeMap<String, Row> = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (
-                f[0].to_string(),
-                (
-                    f[1].parse().unwrap(),
-                    f[2].parse().unwrap(),
-                    f[3].parse().unwrap(),
-                    f[4].parse().unwrap(),
-                    f[5].parse().unwrap(),
-                    f[6].parse().unwrap(),
-                ),
-            )
-        })
-        .collect();
+    let got = rows_of(&String::from_utf8(o.stdout).unwrap());
     same(&want, &got, "DuckDB");
 }
 
