@@ -884,39 +884,12 @@ async fn moments(State(app): State<App>, headers: HeaderMap) -> Response {
     let Some(s) = session(&app, &headers) else {
         return to_login("/app/moments");
     };
-    let engine = app.engine.clone();
-    let rows = crate::http::blocking(move || {
-        engine.read(|st| {
-            // The newest version of each name, with its counts.
-            let mut latest: Vec<lifecycle_store::StoredMoment> = Vec::new();
-            for m in st.moments()? {
-                match latest.iter_mut().find(|x| x.name == m.name) {
-                    Some(x) if x.version < m.version => *x = m,
-                    Some(_) => {}
-                    None => latest.push(m),
-                }
-            }
-            latest
-                .into_iter()
-                .map(|m| Ok((st.moment_counts(&m.name)?, m)))
-                .collect::<Result<Vec<_>, lifecycle_store::StoreError>>()
-        })
-    })
-    .await;
-    let rows = match rows {
-        Ok(r) => r,
-        Err(r) => return r,
+    let shown = app.slow.moment_list.current(&app, moment_list).await;
+    let (list, list_at, list_error) = match shown.as_ref().map(|c| (c, &c.value)) {
+        Some((c, Ok(v))) => (v.clone(), Some(when(c.at_ms)), None),
+        Some((_, Err(e))) => (Vec::new(), None, Some(e.clone())),
+        None => (Vec::new(), None, None),
     };
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|(c, m)| {
-            json!({
-                "name": m.name, "version": m.version, "active": m.active,
-                "enrolled": c.enrolled, "in_journey": c.active, "holdout": c.holdout,
-                "goals": c.goals_treated,
-            })
-        })
-        .collect();
     // The global control readout, from the background.
     let share = app.engine.journey_options.global_control;
     let last = app.slow.global.last();
@@ -937,7 +910,8 @@ async fn moments(State(app): State<App>, headers: HeaderMap) -> Response {
         extend(
             base(&app, Some(&s), "moments"),
             json!({
-                "moments": list, "global": global,
+                "moments": list, "moments_at": list_at, "moments_error": list_error,
+                "moments_computing": shown.is_none(), "global": global,
                 "global_share": format!("{:.0}%", 100.0 * share), "has_global": share > 0.0,
             }),
         ),
@@ -951,33 +925,95 @@ async fn moment(State(app): State<App>, headers: HeaderMap, Path(name): Path<Str
             lifecycle_deliver::templates::percent(&name)
         ));
     };
-    let (rows, m) = match crate::http::moment_rows(&app, name.clone()).await {
-        Ok(x) => x,
-        Err(_) => return (StatusCode::NOT_FOUND, "no such moment").into_response(),
-    };
+    // Only moments that exist get a slot (the list of names is small).
     let engine = app.engine.clone();
-    let counted = name.clone();
+    let wanted = name.clone();
+    let exists = crate::http::blocking(move || {
+        engine.read(|st| Ok(st.moments()?.iter().any(|m| m.name == wanted)))
+    })
+    .await;
+    match exists {
+        Ok(true) => {}
+        Ok(false) => return (StatusCode::NOT_FOUND, "no such moment").into_response(),
+        Err(r) => return r,
+    }
+    let slot = match app.slow.moments.lock() {
+        Ok(mut pages) => pages.entry(name.clone()).or_default().clone(),
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "busy").into_response(),
+    };
+    let for_work = name.clone();
+    let shown = slot
+        .current(&app, move |app| moment_data(app, &for_work))
+        .await;
+    let mut page = base(&app, Some(&s), "moments");
+    page["name"] = json!(name);
+    match shown.as_ref().map(|c| (c, &c.value)) {
+        Some((c, Ok(v))) => {
+            page = extend(page, v.clone());
+            page["at"] = json!(when(c.at_ms));
+            page["refreshing"] = json!(slot.running());
+        }
+        Some((_, Err(e))) => page["error"] = json!(e),
+        None => page["computing"] = json!(true),
+    }
+    render("moment.html", page)
+}
+
+/// Every moment's newest version with its journey counts.
+fn moment_list(app: &App) -> Result<Vec<Value>, String> {
+    let rows = app
+        .engine
+        .read(|st| {
+            let mut latest: Vec<lifecycle_store::StoredMoment> = Vec::new();
+            for m in st.moments()? {
+                match latest.iter_mut().find(|x| x.name == m.name) {
+                    Some(x) if x.version < m.version => *x = m,
+                    Some(_) => {}
+                    None => latest.push(m),
+                }
+            }
+            latest
+                .into_iter()
+                .map(|m| Ok((st.moment_counts(&m.name)?, m)))
+                .collect::<Result<Vec<_>, lifecycle_store::StoreError>>()
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(rows
+        .iter()
+        .map(|(c, m)| {
+            json!({
+                "name": m.name, "version": m.version, "active": m.active,
+                "enrolled": c.enrolled, "in_journey": c.active, "holdout": c.holdout,
+                "goals": c.goals_treated,
+            })
+        })
+        .collect())
+}
+
+/// A moment's page: its definition, journey counts and funnel, and its
+/// lift readout (every enrolment read: seconds for 10^6 of them).
+fn moment_data(app: &App, name: &str) -> Result<Value, String> {
+    let err = |e: lifecycle_store::StoreError| e.to_string();
+    let (rows, m) = crate::http::read_moment(&app.engine, name)
+        .map_err(err)?
+        .ok_or_else(|| "no such moment".to_string())?;
     let steps = m.steps.len() + 1;
-    let read = crate::http::blocking(move || {
-        engine.read(|st| {
+    let (counts, funnel, source) = app
+        .engine
+        .read(|st| {
             let source = st
                 .moments()?
                 .into_iter()
                 .rev()
-                .find(|x| x.name == counted)
+                .find(|x| x.name == name)
                 .map(|x| x.source);
             Ok((
-                st.moment_counts(&counted)?,
-                st.moment_funnel(&counted, steps)?,
+                st.moment_counts(name)?,
+                st.moment_funnel(name, steps)?,
                 source,
             ))
         })
-    })
-    .await;
-    let (counts, funnel, source) = match read {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+        .map_err(err)?;
     let funnel: Vec<Value> = funnel
         .iter()
         .map(|f| {
@@ -997,25 +1033,17 @@ async fn moment(State(app): State<App>, headers: HeaderMap, Path(name): Path<Str
         app.engine.journey_options.global_control,
         0.05,
     );
-    let parts = readout_view(&readout);
-    render(
-        "moment.html",
-        extend(
-            base(&app, Some(&s), "moments"),
-            json!({
-                "name": m.name,
-                "counts": {
-                    "enrolled": counts.enrolled, "active": counts.active, "holdout": counts.holdout,
-                    "global_control": counts.global_control, "goals_treated": counts.goals_treated,
-                    "goals_held_out": counts.goals_held_out, "messages": counts.messages,
-                },
-                "funnel": funnel, "source": source,
-                "trigger": describe_trigger(&m), "holdout_share": format!("{:.0}%", 100.0 * m.holdout),
-                "goal": format!("{} within {} days", m.goal.event.event, m.goal.within_days),
-                "readout": parts,
-            }),
-        ),
-    )
+    Ok(json!({
+        "counts": {
+            "enrolled": counts.enrolled, "active": counts.active, "holdout": counts.holdout,
+            "global_control": counts.global_control, "goals_treated": counts.goals_treated,
+            "goals_held_out": counts.goals_held_out, "messages": counts.messages,
+        },
+        "funnel": funnel, "source": source,
+        "trigger": describe_trigger(&m), "holdout_share": format!("{:.0}%", 100.0 * m.holdout),
+        "goal": format!("{} within {} days", m.goal.event.event, m.goal.within_days),
+        "readout": readout_view(&readout),
+    }))
 }
 
 /// A lift readout (a moment's or the global control's) for the page: its
@@ -1296,6 +1324,36 @@ impl<T: Send + Sync + 'static> Background<T> {
         self.running.load(Ordering::Acquire)
     }
 
+    /// What a page shows: the last result while the store has not changed;
+    /// after a change, a new one when the last was cheap (under 50 ms: a
+    /// small store, always fresh: waited for, up to 150 ms) or is 5 s old
+    /// (computed behind the last one, which is shown meanwhile). The first
+    /// is waited for up to 150 ms; `None` until it exists.
+    async fn current(
+        self: &Arc<Self>,
+        app: &App,
+        work: impl FnOnce(&App) -> Result<T, String> + Send + 'static,
+    ) -> Option<Arc<Computed<T>>> {
+        let last = self.last();
+        let due = last.as_ref().is_none_or(|l| {
+            l.version != version(app) && (l.seconds < 0.05 || l.taken.elapsed() >= OVERVIEW_EVERY)
+        });
+        if !due {
+            return last;
+        }
+        self.start(app, work);
+        // Wait for a first result, or for a cheap one; an expensive one
+        // is refreshed behind the last.
+        if last.as_ref().is_some_and(|l| l.seconds >= 0.05) {
+            return last;
+        }
+        let until = Instant::now() + Duration::from_millis(150);
+        while self.running() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        self.last().or(last)
+    }
+
     /// Starts `work` unless it is running already. A bug must not leave a
     /// page waiting forever: a panic is an outcome too.
     fn start(
@@ -1348,6 +1406,10 @@ pub(crate) struct Slow {
     /// orders of the last 90 days): again when the store has changed and
     /// the result is a minute old.
     global: Arc<Background<Value>>,
+    /// The moments list's counts (a scan of each moment's enrolments).
+    moment_list: Arc<Background<Vec<Value>>>,
+    /// Each moment's page (its readout reads every enrolment).
+    moments: Mutex<HashMap<String, Arc<Background<Value>>>>,
     /// Insights settings when lifecycle.toml has no `[kpis]`: the event
     /// forms only, files into a temporary folder.
     fallback: OnceLock<Arc<crate::insights::Insights>>,

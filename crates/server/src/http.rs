@@ -1788,21 +1788,26 @@ pub(crate) async fn moment_rows(
     name: String,
 ) -> Result<(Vec<lifecycle_store::MomentRow>, lifecycle_moments::Moment), Response> {
     let engine = app.engine.clone();
-    let table = app.engine.table.clone();
-    let found = blocking(move || {
-        engine.read(|s| {
-            let Some(latest) = s.moments()?.into_iter().rev().find(|m| m.name == name) else {
-                return Ok(None);
-            };
-            let Ok(m) = lifecycle_ingest::config::parse_moment(&latest.source, &table) else {
-                return Ok(None);
-            };
-            let rows = s.moment_rows(&name, i64::from(m.goal.within_days))?;
-            Ok(Some((rows, m)))
-        })
-    })
-    .await?;
+    let found = blocking(move || read_moment(&engine, &name)).await?;
     found.ok_or_else(|| error(StatusCode::NOT_FOUND, "no such moment"))
+}
+
+/// A moment's latest definition and every enrolment's outcome row
+/// (blocking; `None` when there is no such moment).
+pub(crate) fn read_moment(
+    engine: &crate::engine::Engine,
+    name: &str,
+) -> Result<Option<(Vec<lifecycle_store::MomentRow>, lifecycle_moments::Moment)>, StoreError> {
+    engine.read(|s| {
+        let Some(latest) = s.moments()?.into_iter().rev().find(|m| m.name == name) else {
+            return Ok(None);
+        };
+        let Ok(m) = lifecycle_ingest::config::parse_moment(&latest.source, &engine.table) else {
+            return Ok(None);
+        };
+        let rows = s.moment_rows(name, i64::from(m.goal.within_days))?;
+        Ok(Some((rows, m)))
+    })
 }
 
 async fn moment_results(
