@@ -1,6 +1,6 @@
 //! `lifecycle summarize`: the per-customer summaries (frequency, recency,
-//! T, monetary value of the repeat days, orders, net spend) that `fit` and
-//! `predict` read, from an orders file on this machine, or as the SQL that
+//! T, monetary value of the repeat days, orders, net spend) that `fit`
+//! reads, from an orders file on this machine, or as the SQL that
 //! computes the same summaries where the orders already live (PostgreSQL,
 //! DuckDB, Spark SQL, BigQuery, Snowflake).
 //!
@@ -45,7 +45,7 @@ pub enum Engine {
 pub struct SummarizeArgs {
     /// Orders file (any format `analyze` reads); not with --emit-sql
     pub input: Option<PathBuf>,
-    /// Write the summaries here (CSV; `fit` and `predict` read it)
+    /// Write the summaries here (CSV; `fit` reads it)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// The analysis day: later orders are ignored, T runs to it. Default for a file: its last order date; required with --emit-sql
