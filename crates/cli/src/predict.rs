@@ -19,7 +19,7 @@ use crate::{column_overrides, day_flag, input_err};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// Orders file (any format `analyze` reads)
+    /// Orders file (any format `analyze` reads), or a summaries file `lifecycle summarize` wrote
     pub orders: PathBuf,
     /// Purchase model: bgnbd, mbgnbd, pareto-nbd, or auto (fit all, keep the best on the holdout)
     #[arg(long, value_enum, default_value = "bgnbd")]
@@ -258,8 +258,17 @@ pub fn run(args: PredictArgs) -> Result<()> {
         Some(p) => Some(crate::decline::read_previous(p)?),
         None => None,
     };
-    let (builder, end) = read(&args, calibration_end)?;
-    let calibration = buyers(builder, end);
+    let (calibration, end) = if crate::summarize::is_summaries(&args.orders) {
+        if calibration_end.is_some() {
+            return Err(input_err(
+                "--calibration-end needs the orders: a summaries file holds no later purchases",
+            ));
+        }
+        crate::summarize::read_summaries(&args.orders)?
+    } else {
+        let (builder, end) = read(&args, calibration_end)?;
+        (buyers(builder, end), end)
+    };
     let d = unit.days();
     let obs: Vec<Observation> = calibration
         .iter()

@@ -1,6 +1,6 @@
 //! `lifecycle summarize`: the per-customer summaries (frequency, recency,
-//! T, monetary value of the repeat days, orders, net spend) that `fit`
-//! reads, from an orders file on this machine, or as the SQL that
+//! T, monetary value of the repeat days, orders, net spend) that `fit` and
+//! `predict` read, from an orders file on this machine, or as the SQL that
 //! computes the same summaries where the orders already live (PostgreSQL,
 //! DuckDB, Spark SQL, BigQuery, Snowflake).
 //!
@@ -45,7 +45,7 @@ pub enum Engine {
 pub struct SummarizeArgs {
     /// Orders file (any format `analyze` reads); not with --emit-sql
     pub input: Option<PathBuf>,
-    /// Write the summaries here (CSV; `fit` reads it)
+    /// Write the summaries here (CSV; `fit` and `predict` read it)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// The analysis day: later orders are ignored, T runs to it. Default for a file: its last order date; required with --emit-sql
@@ -461,4 +461,87 @@ mod tests {
         };
         assert!(sql(Dialect::Postgres, &bad, "2024-01-01").is_err());
     }
+}
+
+/// Whether `path` is a summaries file this command wrote (its header,
+/// after the comment lines).
+pub fn is_summaries(path: &std::path::Path) -> bool {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    std::io::BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .is_some_and(|l| l.trim() == HEADER)
+}
+
+/// Reads a summaries file back into customer summaries (customers with
+/// orders) and its as-of day: first purchase = as-of − T, last = first +
+/// recency, purchase days = frequency + 1, the repeat days' value =
+/// monetary value × frequency.
+pub fn read_summaries(
+    path: &std::path::Path,
+) -> Result<(Vec<lifecycle_rfm::CustomerSummary>, lifecycle_rfm::Day)> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let as_of = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .find_map(|l| l.trim_start_matches('#').trim().strip_prefix("as of:"))
+        .ok_or_else(|| input_err(format!("{name}: no '# as of: YYYY-MM-DD' line")))
+        .and_then(|d| {
+            lifecycle_ingest::parse_day(d.trim())
+                .map_err(|m| input_err(format!("{name}: as of: {m}")))
+        })?;
+    let body: String = text
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let mut out = Vec::new();
+    for (k, record) in reader.records().enumerate() {
+        let line = k + 2 + text.lines().take_while(|l| l.starts_with('#')).count();
+        let r = record.map_err(|e| input_err(format!("{name}:{line}: {e}")))?;
+        let field = |i: usize, column: &str| -> Result<f64> {
+            r.get(i)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    input_err(format!(
+                        "{name}:{line}: column {column}: \"{}\" is not a number",
+                        r.get(i).unwrap_or("")
+                    ))
+                })
+        };
+        let (x, t_x, t) = (field(1, "frequency")?, field(2, "recency")?, field(3, "T")?);
+        let (monetary, orders, spend) = (
+            field(4, "monetary_value")?,
+            field(5, "orders")?,
+            field(6, "total_spend")?,
+        );
+        if x < 0.0 || t_x < 0.0 || t < t_x || orders < 1.0 {
+            return Err(input_err(format!(
+                "{name}:{line}: frequency, recency and T must satisfy 0 <= recency <= T, with at least one order"
+            )));
+        }
+        let first = as_of - t as lifecycle_rfm::Day;
+        let repeat = monetary * x;
+        out.push(lifecycle_rfm::CustomerSummary {
+            customer_id: r.get(0).unwrap_or("").into(),
+            first_order: Some(first),
+            last_order: Some(first + t_x as lifecycle_rfm::Day),
+            n_orders: orders as u32,
+            n_purchase_days: x as u32 + 1,
+            total_spend: spend,
+            first_day_value: spend - repeat,
+            repeat_days_value: repeat,
+            visited: false,
+            left_email: false,
+            first_seen: None,
+        });
+    }
+    Ok((out, as_of))
 }

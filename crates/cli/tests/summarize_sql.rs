@@ -267,3 +267,59 @@ fn spark_computes_the_rust_summaries() {
     assert!(o.status.success(), "{}", stderr(&o));
     same(&want, &rust_summaries(&out), "Spark (CSV)");
 }
+
+/// `predict` reads a summaries file as it reads the orders: the same
+/// predictions for every customer (the purchase and spend models only need
+/// the summaries); a calibration end needs the orders.
+#[test]
+fn predict_reads_the_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orders, _, summaries, _) = fixture(dir.path());
+    let predict = |input: &std::path::Path, out: &str| {
+        let out = dir.path().join(out);
+        let o = lifecycle(&[
+            "predict",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read_to_string(out.join("predictions.csv")).unwrap()
+    };
+    // The fixture's summaries stop at the as-of day; so must the orders.
+    let o = lifecycle(&[
+        "predict",
+        orders.to_str().unwrap(),
+        "--calibration-end",
+        AS_OF,
+        "--out",
+        dir.path().join("holdout").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let from_orders = std::fs::read_to_string(dir.path().join("holdout/predictions.csv")).unwrap();
+    let from_summaries = predict(&summaries, "s");
+    // The orders' run also counts the holdout's purchases (a last column).
+    let without_holdout: Vec<&str> = from_orders
+        .lines()
+        .map(|l| l.rsplit_once(',').map_or(l, |(head, _)| head))
+        .collect();
+    assert!(
+        from_orders.starts_with("customer_id,")
+            && from_orders
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with(",holdout_purchases")
+    );
+    assert_eq!(without_holdout, from_summaries.lines().collect::<Vec<_>>());
+    let o = lifecycle(&[
+        "predict",
+        summaries.to_str().unwrap(),
+        "--calibration-end",
+        AS_OF,
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("needs the orders"), "{}", stderr(&o));
+}
