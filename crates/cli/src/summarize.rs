@@ -420,49 +420,6 @@ ORDER BY c.customer_id;
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn columns() -> Columns<'static> {
-        Columns {
-            table: "shop.orders",
-            customer: "customer_id",
-            date: "order_date",
-            amount: "amount",
-            order: Some("order_id"),
-        }
-    }
-
-    #[test]
-    fn names_are_quoted_and_dialects_differ() {
-        let pg = sql(Dialect::Postgres, &columns(), "2024-01-01").unwrap();
-        assert!(pg.contains("FROM \"shop\".\"orders\""));
-        assert!(pg.contains("CAST((c.last_day - c.first_day) AS BIGINT) AS recency"));
-        let spark = sql(Dialect::Spark, &columns(), "2024-01-01").unwrap();
-        assert!(spark.contains("FROM `shop`.`orders`"));
-        assert!(spark.contains("CAST(datediff(DATE '2024-01-01', c.first_day) AS BIGINT) AS T"));
-        let bq = sql(Dialect::Bigquery, &columns(), "2024-01-01").unwrap();
-        assert!(bq.contains("DATE_DIFF(c.last_day, c.first_day, DAY)"));
-        let sf = sql(Dialect::Snowflake, &columns(), "2024-01-01").unwrap();
-        assert!(sf.contains("DATEDIFF(day, c.first_day, c.last_day)"));
-        let no_ids = Columns {
-            order: None,
-            ..columns()
-        };
-        assert!(
-            sql(Dialect::Duckdb, &no_ids, "2024-01-01")
-                .unwrap()
-                .contains("CAST(\"order_date\" AS VARCHAR) AS order_key")
-        );
-        let bad = Columns {
-            customer: "id\"; DROP TABLE orders; --",
-            ..columns()
-        };
-        assert!(sql(Dialect::Postgres, &bad, "2024-01-01").is_err());
-    }
-}
-
 /// Whether `path` is a summaries file this command wrote (its header,
 /// after the comment lines).
 pub fn is_summaries(path: &std::path::Path) -> bool {
@@ -544,4 +501,47 @@ pub fn read_summaries(
         });
     }
     Ok((out, as_of))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns() -> Columns<'static> {
+        Columns {
+            table: "shop.orders",
+            customer: "customer_id",
+            date: "order_date",
+            amount: "amount",
+            order: Some("order_id"),
+        }
+    }
+
+    #[test]
+    fn names_are_quoted_and_dialects_differ() {
+        let pg = sql(Dialect::Postgres, &columns(), "2024-01-01").unwrap();
+        assert!(pg.contains("FROM \"shop\".\"orders\""));
+        assert!(pg.contains("CAST((c.last_day - c.first_day) AS BIGINT) AS recency"));
+        let spark = sql(Dialect::Spark, &columns(), "2024-01-01").unwrap();
+        assert!(spark.contains("FROM `shop`.`orders`"));
+        assert!(spark.contains("CAST(datediff(DATE '2024-01-01', c.first_day) AS BIGINT) AS T"));
+        let bq = sql(Dialect::Bigquery, &columns(), "2024-01-01").unwrap();
+        assert!(bq.contains("DATE_DIFF(c.last_day, c.first_day, DAY)"));
+        let sf = sql(Dialect::Snowflake, &columns(), "2024-01-01").unwrap();
+        assert!(sf.contains("DATEDIFF(day, c.first_day, c.last_day)"));
+        let no_ids = Columns {
+            order: None,
+            ..columns()
+        };
+        assert!(
+            sql(Dialect::Duckdb, &no_ids, "2024-01-01")
+                .unwrap()
+                .contains("CAST(\"order_date\" AS VARCHAR) AS order_key")
+        );
+        let bad = Columns {
+            customer: "id\"; DROP TABLE orders; --",
+            ..columns()
+        };
+        assert!(sql(Dialect::Postgres, &bad, "2024-01-01").is_err());
+    }
 }
