@@ -50,7 +50,7 @@ fi
 "$VENV/bin/pip" install -q --only-binary=:all: -r bench/requirements-clv.txt
 PY="$VENV/bin/python"
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+source bench/lib.sh  # median (its own measure below writes one line per run)
 measure() { # runs, prefix, command...: one "seconds max_rss_kib" line per run in $prefix.times,
   # the stdout of run i in $prefix.$i.out; on a failure prints its stderr and returns 1
   local runs=$1 prefix=$2; shift 2

@@ -26,16 +26,7 @@ if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
 PY="$VENV/bin/python"
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-measure() { # prints "median_seconds max_rss_kib" of the command
-  local times=() rss=0
-  for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f "%e %M" -o "$DIR/time.txt" "$@" > /dev/null 2> "$DIR/err.txt" || { cat "$DIR/err.txt" >&2; exit 1; }
-    read -r t m < "$DIR/time.txt"
-    times+=("$t"); [ "$m" -gt "$rss" ] && rss=$m
-  done
-  echo "$(printf '%s\n' "${times[@]}" | median) $rss"
-}
+source bench/lib.sh
 echo "| rows | format | customers | job | time | rows/s | peak memory | vs DuckDB | vs bare scan |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for rows in "${SIZES[@]}"; do
@@ -48,15 +39,15 @@ for rows in "${SIZES[@]}"; do
     customers=$(cat "$file.customers" 2>/dev/null || echo "?")
     cat "$file" > /dev/null  # the OS cache, once, before timing anything
     declare -A t m
-    read -r t[scan] m[scan] < <(measure "$PY" bench/scan_duckdb.py "$file")
-    read -r t[duckdb] m[duckdb] < <(measure "$PY" bench/rfm_duckdb.py "$file" "$DIR/duckdb.csv")
+    read -r _ t[scan] m[scan] < <(measure scan "$PY" bench/scan_duckdb.py "$file")
+    read -r _ t[duckdb] m[duckdb] < <(measure duckdb "$PY" bench/rfm_duckdb.py "$file" "$DIR/duckdb.csv")
     jobs=(scan duckdb)
     if [ "$fmt" = csv ] && [ "$rows" -le 10000000 ]; then
-      read -r t[pandas] m[pandas] < <(measure "$PY" bench/rfm_pandas.py "$file" "$DIR/pandas.csv")
+      read -r _ t[pandas] m[pandas] < <(measure pandas "$PY" bench/rfm_pandas.py "$file" "$DIR/pandas.csv")
       jobs+=(pandas)
     fi
-    read -r t[analyze] m[analyze] < <(measure "$BIN" analyze "$file" --out "$DIR/scale-out")
-    read -r t[clv] m[clv] < <(measure "$BIN" analyze "$file" --clv --out "$DIR/scale-out")
+    read -r _ t[analyze] m[analyze] < <(measure analyze "$BIN" analyze "$file" --out "$DIR/scale-out")
+    read -r _ t[clv] m[clv] < <(measure clv "$BIN" analyze "$file" --clv --out "$DIR/scale-out")
     jobs+=(analyze clv)
     for j in "${jobs[@]}"; do
       name=$j; [ "$j" = scan ] && name="bare scan (DuckDB)"; [ "$j" = clv ] && name="analyze --clv"

@@ -102,25 +102,19 @@ fn stamp(start: i32, day: u32, s: u32, sep: char) -> String {
     )
 }
 
-struct CsvSink<W: Write> {
+/// A text sink: one line per order, as `line` writes it.
+struct LineSink<W: Write> {
     out: W,
     start: i32,
     line: String,
+    format: fn(&mut String, i32, &SynthOrder),
 }
 
-impl<W: Write> Sink for CsvSink<W> {
+impl<W: Write> Sink for LineSink<W> {
     fn write(&mut self, orders: &[SynthOrder]) -> Result<()> {
-        use std::fmt::Write as _;
         for o in orders {
             self.line.clear();
-            let _ = writeln!(
-                self.line,
-                "C{:08},O{:010},{},{:.2}",
-                o.customer,
-                o.order,
-                stamp(self.start, o.day, o.second, ' '),
-                o.amount
-            );
+            (self.format)(&mut self.line, self.start, o);
             self.out.write_all(self.line.as_bytes())?;
         }
         Ok(())
@@ -131,34 +125,30 @@ impl<W: Write> Sink for CsvSink<W> {
     }
 }
 
-struct NdjsonSink<W: Write> {
-    out: W,
-    start: i32,
-    line: String,
+fn csv_line(line: &mut String, start: i32, o: &SynthOrder) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        line,
+        "C{:08},O{:010},{},{:.2}",
+        o.customer,
+        o.order,
+        stamp(start, o.day, o.second, ' '),
+        o.amount
+    );
 }
 
-impl<W: Write> Sink for NdjsonSink<W> {
-    fn write(&mut self, orders: &[SynthOrder]) -> Result<()> {
-        use std::fmt::Write as _;
-        for o in orders {
-            self.line.clear();
-            let _ = writeln!(
-                self.line,
-                "{{\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"C{:08}\",\"messageId\":\"O{:010}\",\"timestamp\":\"{}Z\",\"properties\":{{\"order_id\":\"O{:010}\",\"revenue\":{:.2}}}}}",
-                o.customer,
-                o.order,
-                stamp(self.start, o.day, o.second, 'T'),
-                o.order,
-                o.amount
-            );
-            self.out.write_all(self.line.as_bytes())?;
-        }
-        Ok(())
-    }
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        self.out.flush()?;
-        Ok(())
-    }
+/// A Segment `Order Completed` track message.
+fn ndjson_line(line: &mut String, start: i32, o: &SynthOrder) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        line,
+        "{{\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"C{:08}\",\"messageId\":\"O{:010}\",\"timestamp\":\"{}Z\",\"properties\":{{\"order_id\":\"O{:010}\",\"revenue\":{:.2}}}}}",
+        o.customer,
+        o.order,
+        stamp(start, o.day, o.second, 'T'),
+        o.order,
+        o.amount
+    );
 }
 
 /// The side files (events, attributes), written as the customers are drawn.
@@ -362,18 +352,20 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             } else {
                 Box::new(BufWriter::with_capacity(1 << 20, file))
             };
-            let mut sink = CsvSink {
+            let mut sink = LineSink {
                 out,
                 start,
                 line: String::with_capacity(64),
+                format: csv_line,
             };
             sink.out.write_all(header.as_bytes())?;
             Box::new(sink)
         }
-        OutFormat::Ndjson => Box::new(NdjsonSink {
+        OutFormat::Ndjson => Box::new(LineSink {
             out: BufWriter::with_capacity(1 << 20, file),
             start,
             line: String::with_capacity(256),
+            format: ndjson_line,
         }),
         OutFormat::Parquet => {
             let props = WriterProperties::builder()
