@@ -242,9 +242,16 @@ pub fn read_order_lines(
         row(rec, &cols, header, &style, naive_is_utc, clock, loc, names)
     };
     if parquet {
-        let parts = crate::parquet_source::for_each_row_group(
+        let scan = crate::parquet_source::Scan {
+            needed: None,
+            halt: None,
+            progress: None,
+            typed: true,
+        };
+        let parts = crate::parquet_source::for_each_batch(
             path,
             threads,
+            &scan,
             Part::default,
             |part: &mut Part, g, rows| {
                 let mut lines = Vec::new();
