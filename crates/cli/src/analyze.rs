@@ -462,35 +462,70 @@ fn value_columns(
         decline_threshold: 0.5,
     };
     let purchase = Purchase::Bg(model);
-    let mut outlooks = Outlooks::new(&purchase, cfg, None, None);
     let n = analysis.len();
-    let mut cols: Vec<Vec<f64>> = vec![vec![f64::NAN; n]; 6];
+    // Each customer's value, in parallel chunks (each with its own cache of
+    // outlooks per distinct history).
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let per = n.div_ceil(threads).max(1);
+    let rows: Vec<Vec<[f64; 6]>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = analysis
+            .summaries
+            .chunks(per)
+            .zip(obs.chunks(per))
+            .map(|(sums, obs)| {
+                let (purchase, gg, cfg) = (&purchase, gg.as_ref(), &cfg);
+                scope.spawn(move || -> Result<Vec<[f64; 6]>> {
+                    let mut outlooks = Outlooks::new(purchase, *cfg, None, None);
+                    let mut rows = Vec::with_capacity(sums.len());
+                    for (s, o) in sums.iter().zip(obs) {
+                        let Some(o) = o else {
+                            rows.push([f64::NAN; 6]);
+                            continue;
+                        };
+                        let out = outlooks.get(o)?;
+                        let v = customer_value(
+                            &out,
+                            gg.map(|g| &g.0),
+                            o,
+                            s.repeat_mean_value(),
+                            s.avg_order_value(),
+                            cfg,
+                            None,
+                        );
+                        let next = out.next_purchase.map_or(f64::NAN, |t| {
+                            f64::from(as_of) + (t * weeks).round().min(1e6)
+                        });
+                        rows.push([
+                            v.p_alive,
+                            v.expected_purchases,
+                            v.order_value,
+                            v.clv,
+                            f64::from(u8::from(v.value_decline)),
+                            next,
+                        ]);
+                    }
+                    Ok(rows)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut cols: Vec<Vec<f64>> = (0..6).map(|_| Vec::with_capacity(n)).collect();
     let mut clv_by_segment = vec![(0.0f64, 0usize); table.segments().len()];
     let mut flagged = 0usize;
-    for (i, (s, o)) in analysis.summaries.iter().zip(&obs).enumerate() {
-        let Some(o) = o else { continue };
-        let out = outlooks.get(o)?;
-        let v = customer_value(
-            &out,
-            gg.as_ref().map(|g| &g.0),
-            o,
-            s.repeat_mean_value(),
-            s.avg_order_value(),
-            &cfg,
-            None,
-        );
-        cols[5][i] = out.next_purchase.map_or(f64::NAN, |t| {
-            f64::from(as_of) + (t * weeks).round().min(1e6)
-        });
-        cols[0][i] = v.p_alive;
-        cols[1][i] = v.expected_purchases;
-        cols[2][i] = v.order_value;
-        cols[3][i] = v.clv;
-        cols[4][i] = f64::from(u8::from(v.value_decline));
-        flagged += usize::from(v.value_decline);
-        let seg = analysis.scores[i].segment as usize;
-        clv_by_segment[seg].0 += v.clv;
-        clv_by_segment[seg].1 += 1;
+    for (i, row) in rows.iter().flatten().enumerate() {
+        for (col, v) in cols.iter_mut().zip(row) {
+            col.push(*v);
+        }
+        if obs[i].is_some() {
+            flagged += usize::from(row[4] > 0.0);
+            let seg = analysis.scores[i].segment as usize;
+            clv_by_segment[seg].0 += row[3];
+            clv_by_segment[seg].1 += 1;
+        }
     }
     let total: f64 = clv_by_segment.iter().map(|s| s.0).sum();
     let histogram = clv_histogram(&cols[3]);
@@ -522,13 +557,7 @@ fn value_columns(
     let [r, alpha, a, b] = purchase.params();
     let tracking = match by_day {
         Some(by_day) => {
-            let buyers: Vec<lifecycle_rfm::CustomerSummary> = analysis
-                .summaries
-                .iter()
-                .filter(|s| s.first_order.is_some())
-                .cloned()
-                .collect();
-            crate::value::tracking(&buyers, &purchase, as_of, weeks, by_day)?
+            crate::value::tracking(&analysis.summaries, &purchase, as_of, weeks, by_day)?
         }
         None => None,
     };

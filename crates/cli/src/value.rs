@@ -295,8 +295,8 @@ pub fn customer_value(
 /// The tracking chart's points for `customers` under `model`
 /// ([`lifecycle_engine::tracking`]; `by_day`: repeat purchases by day).
 /// `None` without customers.
-pub fn tracking(
-    customers: &[lifecycle_rfm::CustomerSummary],
+pub fn tracking<'s>(
+    customers: impl IntoIterator<Item = &'s lifecycle_rfm::CustomerSummary>,
     model: &Purchase,
     last: lifecycle_rfm::Day,
     unit_days: f64,

@@ -144,7 +144,7 @@ impl GammaGamma {
         data: &[SpendObservation],
         config: &FitConfig,
     ) -> Result<(GammaGamma, FitReport), ModelError> {
-        let mut index = std::collections::HashMap::new();
+        let mut index: crate::FastMap<(u64, u64), usize> = crate::FastMap::default();
         let mut rows: Vec<SpendObservation> = Vec::new();
         for (i, o) in data.iter().enumerate() {
             if !(o.x.is_finite()

@@ -362,10 +362,13 @@ impl SummaryBuilder {
         as_of: Day,
         cohort_end: Day,
     ) -> std::collections::BTreeMap<Day, u64> {
-        let mut out = std::collections::BTreeMap::new();
-        let mut days: Vec<Day> = Vec::new();
-        for shard in &self.shards {
-            for slot in &shard.customers {
+        // Per shard group in parallel, counted in a dense vector by day
+        // (offset from the earliest day seen), then merged.
+        fn count(shards: &[Shard], as_of: Day, cohort_end: Day) -> (Day, Vec<u64>) {
+            let mut base: Option<Day> = None;
+            let mut counts: Vec<u64> = Vec::new();
+            let mut days: Vec<Day> = Vec::new();
+            for slot in shards.iter().flat_map(|s| &s.customers) {
                 let h = &slot.history;
                 days.clear();
                 days.extend(
@@ -376,11 +379,47 @@ impl SummaryBuilder {
                 );
                 days.sort_unstable();
                 days.dedup();
-                if days.first().is_none_or(|&f| f > cohort_end) {
+                if days.first().is_none_or(|&f| f > cohort_end) || days.len() < 2 {
                     continue;
                 }
-                for &d in days.iter().skip(1) {
-                    *out.entry(d).or_insert(0) += 1;
+                let lo = days[1];
+                let b = *base.get_or_insert(lo);
+                if lo < b {
+                    let shift = (b - lo) as usize;
+                    counts.splice(0..0, std::iter::repeat_n(0, shift));
+                    base = Some(lo);
+                }
+                let b = base.unwrap_or(lo);
+                for &d in &days[1..] {
+                    let k = (d - b) as usize;
+                    if k >= counts.len() {
+                        counts.resize(k + 1, 0);
+                    }
+                    counts[k] += 1;
+                }
+            }
+            (base.unwrap_or(0), counts)
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .max(1);
+        let per = self.shards.len().div_ceil(threads).max(1);
+        let parts: Vec<(Day, Vec<u64>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .shards
+                .chunks(per)
+                .map(|group| scope.spawn(move || count(group, as_of, cohort_end)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut out = std::collections::BTreeMap::new();
+        for (base, counts) in parts {
+            for (k, n) in counts.into_iter().enumerate() {
+                if n > 0 {
+                    *out.entry(base + k as Day).or_insert(0) += n;
                 }
             }
         }
@@ -751,6 +790,7 @@ fn finish_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn row(day: Day, key: u64, amount: f64) -> OrderRow {
         OrderRow {
@@ -776,6 +816,31 @@ mod tests {
         assert_eq!(s[0].n_orders, 2);
         assert_eq!(s[0].total_spend, 35.0);
         assert_eq!(stats.refund_rows, 1);
+    }
+
+    #[test]
+    fn repeat_purchases_are_counted_by_day() {
+        let mut b = SummaryBuilder::new();
+        // a: first day 10, repeats on 20 and 30 (two orders on 30).
+        for (day, key) in [(10, 1), (20, 2), (30, 3), (30, 4)] {
+            b.add_order("a", 0, row(day, key, 5.0));
+        }
+        // b: first day 3, repeat on 5 (earlier than a's repeats) and 40
+        // (after the analysis day).
+        for (day, key) in [(3, 5), (5, 6), (40, 7)] {
+            b.add_order("b", 1, row(day, key, 5.0));
+        }
+        // c: a refund on day 8 is no purchase day; first day 25 is after
+        // the cohort's end in the second count.
+        b.add_order("c", 2, row(25, 8, 5.0));
+        b.add_order("c", 2, row(28, 9, 5.0));
+        b.add_order("c", 2, row(8, 10, -5.0));
+        let all = b.repeat_purchases_by_day(35, 35);
+        let want: BTreeMap<Day, u64> = [(5, 1), (20, 1), (28, 1), (30, 1)].into();
+        assert_eq!(all, want);
+        let cohort = b.repeat_purchases_by_day(35, 12);
+        let want: BTreeMap<Day, u64> = [(5, 1), (20, 1), (30, 1)].into();
+        assert_eq!(cohort, want);
     }
 
     #[test]
