@@ -64,6 +64,12 @@ pub struct AnalyzeArgs {
     /// Longest accepted line in bytes
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_line_bytes: usize,
+    /// The input is a summaries file from `lifecycle summarize` (also
+    /// recognised by its header): RFM scores, segments and --clv from the
+    /// per-customer summaries; not with --events, --tripwires or --kpis,
+    /// which need every order
+    #[arg(long)]
+    pub summaries: bool,
     /// Also fit BG/NBD + Gamma-Gamma and append p_alive, expected_purchases, expected_order_value, clv and value_decline to customers.csv
     #[arg(long)]
     pub clv: bool,
@@ -224,13 +230,43 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     if let Some(t) = args.threads {
         opts.threads = t.max(1);
     }
-    let size = std::fs::metadata(&args.orders)
-        .map(|m| m.len())
-        .with_context(|| format!("{}", args.orders.display()))
-        .map_err(|e| input_err(format!("{e:#}")))?;
-    let orders = {
+    let from_summaries = args.summaries || crate::summarize::is_summaries(&args.orders);
+    if from_summaries {
+        let refused = [
+            (args.events.is_some(), "--events"),
+            (args.tripwires, "--tripwires"),
+            (args.kpis, "--kpis"),
+        ];
+        if let Some((_, flag)) = refused.iter().find(|(on, _)| *on) {
+            return Err(input_err(format!(
+                "{}: a summaries file has no order history; {flag} needs the orders file",
+                args.orders.display()
+            )));
+        }
+    }
+    let mut customers = if from_summaries {
+        let (summaries, day) = crate::summarize::read_summaries(&args.orders)?;
+        if let Some(a) = as_of
+            && a != day
+        {
+            return Err(input_err(format!(
+                "{}: the summaries are as of {}; --as-of {} needs the orders file",
+                args.orders.display(),
+                lifecycle_ingest::format_day(day),
+                lifecycle_ingest::format_day(a)
+            )));
+        }
+        Customers::Summaries {
+            summaries,
+            as_of: day,
+        }
+    } else {
+        let size = std::fs::metadata(&args.orders)
+            .map(|m| m.len())
+            .with_context(|| format!("{}", args.orders.display()))
+            .map_err(|e| input_err(format!("{e:#}")))?;
         let _bar = Progress::start("reading orders", size, counter);
-        read_orders(&args.orders, &opts)?
+        Customers::Orders(Box::new(read_orders(&args.orders, &opts)?))
     };
     let t_read = started.elapsed();
     // Stage times for --stats.
@@ -243,9 +279,8 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             last = now;
         }
     };
-    let mut builder = orders.builder;
-    let events = match &args.events {
-        Some(path) => {
+    let events = match (&args.events, &mut customers) {
+        (Some(path), Customers::Orders(orders)) => {
             let ev_opts = ReadOptions {
                 columns: ColumnOverrides::default(),
                 date_format: None,
@@ -253,24 +288,30 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
                 ..opts.clone()
             };
             let ev = read_events(path, &ev_opts)?;
-            builder.merge(ev.builder);
+            orders.builder.merge(ev.builder);
             Some((ev.description, ev.stats))
         }
-        None => None,
+        _ => None,
     };
-    let as_of_day = match as_of {
-        Some(d) => d,
-        None => builder
+    let as_of_day = match (&customers, as_of) {
+        (Customers::Summaries { as_of, .. }, _) => *as_of,
+        (_, Some(d)) => d,
+        (Customers::Orders(orders), None) => orders
+            .builder
             .last_order_day()
             .ok_or_else(|| input_err(format!("{}: no orders found", args.orders.display())))?,
     };
+    let builder = match &customers {
+        Customers::Orders(orders) => Some(&orders.builder),
+        Customers::Summaries { .. } => None,
+    };
     // The actual curve of the model section's tracking chart.
-    let by_day = args
-        .clv
-        .then(|| builder.repeat_purchases_by_day(as_of_day, as_of_day));
-    let tripwire_data = args
-        .tripwires
-        .then(|| crate::tripwires::loaded_from_builder(&builder, as_of_day));
+    let by_day = builder
+        .filter(|_| args.clv)
+        .map(|b| b.repeat_purchases_by_day(as_of_day, as_of_day));
+    let tripwire_data = builder
+        .filter(|_| args.tripwires)
+        .map(|b| crate::tripwires::loaded_from_builder(b, as_of_day));
     let paths = lifecycle_insights::Paths {
         attributes: args.attributes.clone(),
         lines: args.lines.clone(),
@@ -321,11 +362,25 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     } else {
         None
     };
-    if let Some(p) = pass.as_mut() {
-        builder.for_each_customer_orders(as_of_day, |id, entries| p.add(id, entries));
+    if let (Some(p), Some(b)) = (pass.as_mut(), builder) {
+        b.for_each_customer_orders(as_of_day, |id, entries| p.add(id, entries));
     }
     mark(&mut stages, "kpi_pass");
-    let (summaries, finish) = builder.finish(as_of_day);
+    let (description, read_stats, summaries, finish) = match customers {
+        Customers::Orders(orders) => {
+            let (summaries, finish) = orders.builder.finish(as_of_day);
+            (orders.description, orders.stats, summaries, finish)
+        }
+        Customers::Summaries { summaries, .. } => (
+            summaries_description(&args.orders),
+            lifecycle_ingest::ReadStats {
+                rows_read: summaries.len() as u64,
+                ..Default::default()
+            },
+            summaries,
+            lifecycle_rfm::FinishStats::default(),
+        ),
+    };
     let t_finish = started.elapsed();
     let config = AnalysisConfig {
         scoring: scoring.clone(),
@@ -334,8 +389,8 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     let analysis = analyze(summaries, as_of_day, &config);
     let t_analyze = started.elapsed();
     let run = RunInfo {
-        input: orders.description,
-        read: orders.stats,
+        input: description,
+        read: read_stats,
         finish,
         events,
         as_of_given: as_of.is_some(),
@@ -408,6 +463,37 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         eprintln!("stages: {}", parts.join(" "));
     }
     Ok(())
+}
+
+/// Where the customers come from: an orders file, or the summaries of one.
+enum Customers {
+    Orders(Box<lifecycle_ingest::OrdersInput>),
+    Summaries {
+        summaries: Vec<lifecycle_rfm::CustomerSummary>,
+        as_of: lifecycle_rfm::Day,
+    },
+}
+
+/// How a summaries file is described in the report.
+fn summaries_description(path: &std::path::Path) -> lifecycle_ingest::InputDescription {
+    lifecycle_ingest::InputDescription {
+        path: path.to_path_buf(),
+        format: "per-customer summaries (lifecycle summarize)".into(),
+        compressed: false,
+        has_header: true,
+        columns: [
+            "frequency",
+            "recency",
+            "T",
+            "monetary_value",
+            "orders",
+            "total_spend",
+        ]
+        .iter()
+        .map(|c| ((*c).to_string(), (*c).to_string()))
+        .collect(),
+        date_format: "days".into(),
+    }
 }
 
 /// Input mistakes of the insights exit with status 2, like other input errors.

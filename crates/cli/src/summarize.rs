@@ -45,7 +45,7 @@ pub enum Engine {
 pub struct SummarizeArgs {
     /// Orders file (any format `analyze` reads); not with --emit-sql
     pub input: Option<PathBuf>,
-    /// Write the summaries here (CSV; `fit` and `predict` read it)
+    /// Write the summaries here: CSV, or Parquet for a .parquet name (`fit`, `predict` and `analyze` read either)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// The analysis day: later orders are ignored, T runs to it. Default for a file: its last order date; required with --emit-sql
@@ -61,7 +61,7 @@ pub struct SummarizeArgs {
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
     /// With --engine spark: the orders files, a path or glob Spark reads ('lake/orders/*.parquet'; .csv with a header)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long = "input", alias = "spark-input", value_name = "PATH")]
     pub spark_input: Option<String>,
     /// With --engine spark: the spark-sql launcher (default: $SPARK_HOME/bin/spark-sql, else spark-sql on the PATH)
     #[arg(long, value_name = "PATH")]
@@ -158,7 +158,7 @@ pub fn run(args: SummarizeArgs) -> Result<()> {
         for l in &lines {
             let _ = writeln!(text, "{l}");
         }
-        std::fs::write(out, text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        write_summaries(out, &text)?;
         eprintln!(
             "{} customers with orders as of {} (computed in {engine}) → {}",
             lines.len(),
@@ -212,7 +212,7 @@ pub fn run(args: SummarizeArgs) -> Result<()> {
             s.total_spend
         );
     }
-    std::fs::write(out, text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    write_summaries(out, &text)?;
     eprintln!(
         "{buyers} customers with orders as of {} → {}",
         format_day(as_of),
@@ -228,10 +228,10 @@ fn run_spark(args: &SummarizeArgs, query: &str) -> Result<Vec<String>> {
     let input = args
         .spark_input
         .as_deref()
-        .ok_or_else(|| input_err("--engine spark needs --spark-input 'PATH/*.parquet'"))?;
+        .ok_or_else(|| input_err("--engine spark needs --input 'PATH/*.parquet'"))?;
     if input.contains(['\'', '\n', '\\']) {
         return Err(input_err(format!(
-            "--spark-input {input}: quotes and backslashes are not allowed"
+            "--input {input}: quotes and backslashes are not allowed"
         )));
     }
     let launcher = match &args.spark_sql {
@@ -424,6 +424,9 @@ ORDER BY c.customer_id;
 /// after the comment lines).
 pub fn is_summaries(path: &std::path::Path) -> bool {
     use std::io::BufRead;
+    if lifecycle_ingest::is_parquet(path).unwrap_or(false) {
+        return parquet_columns(path).is_some_and(|c| c.join(",") == HEADER);
+    }
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
@@ -434,6 +437,136 @@ pub fn is_summaries(path: &std::path::Path) -> bool {
         .is_some_and(|l| l.trim() == HEADER)
 }
 
+/// A Parquet file's top-level column names.
+fn parquet_columns(path: &std::path::Path) -> Option<Vec<String>> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).ok()?).ok()?;
+    Some(
+        reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .root_schema()
+            .get_fields()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect(),
+    )
+}
+
+/// Writes a summaries file: the CSV text as it is, or (for a `.parquet`
+/// name) as Parquet with typed columns and the `# time unit` and `# as of`
+/// lines as `lifecycle.time_unit` and `lifecycle.as_of` key-value metadata.
+fn write_summaries(out: &std::path::Path, text: &str) -> Result<()> {
+    let name = out.display().to_string();
+    if !out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        return std::fs::write(out, text).map_err(|e| anyhow::anyhow!("{name}: {e}"));
+    }
+    use parquet::basic::{ConvertedType, Repetition, Type as Physical};
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+    use parquet::file::metadata::KeyValue;
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::types::Type;
+    let meta: Vec<KeyValue> = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.trim_start_matches('#').split_once(':'))
+        .map(|(k, v)| {
+            KeyValue::new(
+                format!("lifecycle.{}", k.trim().replace(' ', "_")),
+                v.trim().to_string(),
+            )
+        })
+        .collect();
+    let body: String = text
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut ids: Vec<ByteArray> = Vec::new();
+    let mut ints: [Vec<i64>; 4] = Default::default();
+    let mut floats: [Vec<f64>; 2] = Default::default();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    for (k, record) in reader.records().enumerate() {
+        let r = record.map_err(|e| anyhow::anyhow!("{name}: row {}: {e}", k + 1))?;
+        let cell = |i: usize| r.get(i).unwrap_or("").trim();
+        ids.push(cell(0).into());
+        for (j, col) in [(1, 0), (2, 1), (3, 2), (5, 3)] {
+            let v: f64 = cell(j).parse().map_err(|_| {
+                anyhow::anyhow!("{name}: row {}: \"{}\" is not a count", k + 1, cell(j))
+            })?;
+            ints[col].push(v as i64);
+        }
+        for (j, col) in [(4, 0), (6, 1)] {
+            let v: f64 = cell(j).parse().map_err(|_| {
+                anyhow::anyhow!("{name}: row {}: \"{}\" is not a number", k + 1, cell(j))
+            })?;
+            floats[col].push(v);
+        }
+    }
+    let column = |n: &str, t: Physical, c: ConvertedType| {
+        Type::primitive_type_builder(n, t)
+            .with_repetition(Repetition::REQUIRED)
+            .with_converted_type(c)
+            .build()
+            .map(std::sync::Arc::new)
+    };
+    let mut fields = vec![column(
+        "customer_id",
+        Physical::BYTE_ARRAY,
+        ConvertedType::UTF8,
+    )?];
+    for n in ["frequency", "recency", "T"] {
+        fields.push(column(n, Physical::INT64, ConvertedType::NONE)?);
+    }
+    fields.push(column(
+        "monetary_value",
+        Physical::DOUBLE,
+        ConvertedType::NONE,
+    )?);
+    fields.push(column("orders", Physical::INT64, ConvertedType::NONE)?);
+    fields.push(column(
+        "total_spend",
+        Physical::DOUBLE,
+        ConvertedType::NONE,
+    )?);
+    let schema = Type::group_type_builder("summaries")
+        .with_fields(fields)
+        .build()?;
+    let props = WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_key_value_metadata(Some(meta))
+        .build();
+    let file = std::fs::File::create(out).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let mut w = SerializedFileWriter::new(file, std::sync::Arc::new(schema), props.into())?;
+    let mut rg = w.next_row_group()?;
+    let mut i = 0;
+    while let Some(mut col) = rg.next_column()? {
+        match i {
+            0 => col.typed::<ByteArrayType>().write_batch(&ids, None, None)?,
+            1..=3 => col
+                .typed::<Int64Type>()
+                .write_batch(&ints[i - 1], None, None)?,
+            4 => col
+                .typed::<DoubleType>()
+                .write_batch(&floats[0], None, None)?,
+            5 => col.typed::<Int64Type>().write_batch(&ints[3], None, None)?,
+            _ => col
+                .typed::<DoubleType>()
+                .write_batch(&floats[1], None, None)?,
+        };
+        col.close()?;
+        i += 1;
+    }
+    rg.close()?;
+    w.close()?;
+    Ok(())
+}
+
 /// Reads a summaries file back into customer summaries (customers with
 /// orders) and its as-of day: first purchase = as-of − T, last = first +
 /// recency, purchase days = frequency + 1, the repeat days' value =
@@ -442,7 +575,7 @@ pub fn read_summaries(
     path: &std::path::Path,
 ) -> Result<(Vec<lifecycle_rfm::CustomerSummary>, lifecycle_rfm::Day)> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let text = lifecycle_ingest::summary_file::summary_text(path)?;
     let as_of = text
         .lines()
         .take_while(|l| l.starts_with('#'))

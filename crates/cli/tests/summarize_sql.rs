@@ -48,6 +48,39 @@ fn rust_summaries(path: &std::path::Path) -> BTreeMap<String, Row> {
     rows_of(&body.join("\n"))
 }
 
+/// A Parquet summaries file (`summarize --out x.parquet`) by customer, and
+/// its `lifecycle.*` key-value metadata.
+fn parquet_summaries(path: &std::path::Path) -> (BTreeMap<String, Row>, Vec<(String, String)>) {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let meta = reader
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let lines: Vec<String> = reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|row| {
+            let row = row.unwrap();
+            row.get_column_iter()
+                .map(|(_, f)| match f {
+                    Field::Str(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    (rows_of(&lines.join("\n")), meta)
+}
+
 const AS_OF: &str = "2023-12-15";
 
 /// Generated orders plus the awkward cases, and the Rust summaries of them
@@ -248,7 +281,7 @@ fn spark_computes_the_rust_summaries() {
     );
     let spark_home = String::from_utf8(o.stdout).unwrap().trim().to_string();
     let launcher = format!("{spark_home}/bin/spark-sql");
-    let out = dir.path().join("spark.csv");
+    let out = dir.path().join("spark.parquet");
     let o = lifecycle(&[
         "summarize",
         "--engine",
@@ -257,7 +290,7 @@ fn spark_computes_the_rust_summaries() {
         &launcher,
         "--spark-master",
         "local[2]",
-        "--spark-input",
+        "--input",
         orders.to_str().unwrap(),
         "--as-of",
         AS_OF,
@@ -265,7 +298,103 @@ fn spark_computes_the_rust_summaries() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    same(&want, &rust_summaries(&out), "Spark (CSV)");
+    let (got, meta) = parquet_summaries(&out);
+    same(&want, &got, "Spark (Parquet summaries)");
+    assert!(
+        meta.contains(&("lifecycle.as_of".into(), AS_OF.into())),
+        "{meta:?}"
+    );
+    assert!(
+        meta.contains(&("lifecycle.time_unit".into(), "days".into())),
+        "{meta:?}"
+    );
+}
+
+/// The summaries as Parquet hold what the CSV holds, and `fit`, `predict`
+/// and `analyze` read either; `analyze` on the summaries scores and values
+/// every customer as it does from the orders, and refuses what needs the
+/// order history.
+#[test]
+fn summaries_in_parquet_and_analyze_from_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = dir.path().join("orders.csv");
+    let o = lifecycle(&[
+        "generate",
+        "--customers",
+        "3000",
+        "--seed",
+        "21",
+        "--out",
+        orders.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = dir.path().join("s.csv");
+    let pq = dir.path().join("s.parquet");
+    for out in [&csv, &pq] {
+        let o = lifecycle(&[
+            "summarize",
+            orders.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (from_parquet, _) = parquet_summaries(&pq);
+    assert_eq!(from_parquet.len(), 3000);
+    same(&rust_summaries(&csv), &from_parquet, "Parquet summaries");
+    let analyze = |input: &std::path::Path, out: &str, extra: &[&str]| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "analyze",
+            input.to_str().unwrap(),
+            "--clv",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let o = lifecycle(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (
+            std::fs::read_to_string(out.join("customers.csv")).unwrap(),
+            json,
+        )
+    };
+    let (want, want_json) = analyze(&orders, "a", &[]);
+    for (input, name) in [(&csv, "b"), (&pq, "c")] {
+        let (got, json) = analyze(input, name, &[]);
+        assert_eq!(got, want, "customers.csv from {}", input.display());
+        assert_eq!(json["segments"], want_json["segments"]);
+        assert_eq!(json["clv"]["total_clv"], want_json["clv"]["total_clv"]);
+        assert!(json["clv"]["tracking"].is_null());
+    }
+    // The explicit flag on a summaries file is the same as recognising it.
+    let (got, _) = analyze(&pq, "d", &["--summaries"]);
+    assert_eq!(got, want);
+    // fit reads both forms alike.
+    let fit = |input: &std::path::Path| {
+        let o = lifecycle(&["fit", "--model", "bgnbd", "--json", input.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["log_likelihood"].as_f64().unwrap()
+    };
+    assert_eq!(fit(&csv), fit(&pq));
+    // What needs the orders is refused, in words.
+    for (flag, value) in [
+        ("--tripwires", None),
+        ("--kpis", None),
+        ("--as-of", Some("2024-01-01")),
+    ] {
+        let mut args = vec!["analyze", pq.to_str().unwrap(), flag];
+        args.extend(value);
+        let x = dir.path().join("x");
+        args.extend(["--out", x.to_str().unwrap()]);
+        let o = lifecycle(&args);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {}", stderr(&o));
+        assert!(stderr(&o).contains("s.parquet"), "{flag}: {}", stderr(&o));
+        assert!(stderr(&o).contains("orders"), "{flag}: {}", stderr(&o));
+    }
 }
 
 /// `predict` reads a summaries file as it reads the orders: the same

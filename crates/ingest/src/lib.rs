@@ -35,7 +35,7 @@ pub mod summary_file;
 pub use datetime::{Clock, DateStyle, civil_from_days, days_from_civil, format_day};
 pub use error::{IngestError, Location, RowError};
 pub use events::{EventRecord, EventsInput, event_leaves_email, read_event_records, read_events};
-pub use layout::{ColumnOverrides, normalize};
+pub use layout::{ColumnOverrides, is_parquet, normalize};
 pub use number::parse_amount;
 pub use orders::{
     BadRows, InputDescription, OrdersInput, ReadOptions, ReadStats, order_key, read_orders,

@@ -631,6 +631,40 @@ pub(crate) fn header_and_sample(
     Ok((header, sample))
 }
 
+/// A small Parquet table (a summary file) as CSV text: its `lifecycle.*`
+/// key-value metadata as `# key: value` lines (`lifecycle.time_unit` →
+/// `# time unit: days`), then the header and every row.
+pub(crate) fn to_csv_text(path: &Path) -> Result<String, IngestError> {
+    let (header, _) = header_and_sample(path)?;
+    let reader = open_reader(path)?;
+    let mut out = String::new();
+    if let Some(kv) = reader.metadata().file_metadata().key_value_metadata() {
+        for k in kv {
+            if let (Some(name), Some(v)) = (k.key.strip_prefix("lifecycle."), &k.value) {
+                out.push_str(&format!("# {}: {v}\n", name.replace('_', " ")));
+            }
+        }
+    }
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    let io = |e: csv::Error| IngestError::format(path, e.to_string());
+    w.write_record(&header).map_err(io)?;
+    let rows = reader
+        .get_row_iter(None)
+        .map_err(|e| IngestError::format(path, format!("cannot read rows: {e}")))?;
+    for (k, row) in rows.enumerate() {
+        let row = row.map_err(|e| {
+            IngestError::format(path, format!("row {}: cannot be decoded: {e}", k + 1))
+        })?;
+        let cells: Vec<String> = row.get_column_iter().map(|(_, f)| as_text(f)).collect();
+        w.write_record(&cells).map_err(io)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| IngestError::format(path, e.to_string()))?;
+    out.push_str(&String::from_utf8_lossy(&bytes));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

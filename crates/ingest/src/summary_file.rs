@@ -98,8 +98,16 @@ pub enum SummaryFile {
 /// Is this a summary file rather than an orders file? (Its header names
 /// summary columns.)
 pub fn looks_like_summary(path: &Path) -> bool {
-    let Ok(text) = read_head(path) else {
-        return false;
+    let text = if crate::layout::is_parquet(path).unwrap_or(false) {
+        match crate::parquet_source::header_and_sample(path) {
+            Ok((header, _)) => header.join(","),
+            Err(_) => return false,
+        }
+    } else {
+        let Ok(text) = read_head(path) else {
+            return false;
+        };
+        text
     };
     let Some(header) = text
         .lines()
@@ -110,6 +118,17 @@ pub fn looks_like_summary(path: &Path) -> bool {
     let cols: Vec<String> = header.split(',').map(normalize).collect();
     let has = |n: &str| cols.iter().any(|c| c == n);
     (has("frequency") && has("recency")) || (has("x") && has("tx")) || has("survivors")
+}
+
+/// A summary file's text: a CSV file as it is; a Parquet file as CSV, its
+/// `lifecycle.*` key-value metadata (`time_unit`, `as_of`) as the
+/// `# time unit:` and `# as of:` lines a CSV summary file carries.
+pub fn summary_text(path: &Path) -> Result<String, IngestError> {
+    if crate::layout::is_parquet(path)? {
+        crate::parquet_source::to_csv_text(path)
+    } else {
+        std::fs::read_to_string(path).map_err(|e| IngestError::io(path, e))
+    }
 }
 
 fn read_head(path: &Path) -> std::io::Result<String> {
@@ -123,7 +142,7 @@ fn read_head(path: &Path) -> std::io::Result<String> {
 /// Reads a summary file; `unit` is required for a continuous-time summary
 /// without a `# time unit:` comment.
 pub fn read_summary(path: &Path, unit: Option<TimeUnit>) -> Result<SummaryFile, IngestError> {
-    let text = std::fs::read_to_string(path).map_err(|e| IngestError::io(path, e))?;
+    let text = summary_text(path)?;
     let err = |line: usize, m: String| IngestError::Row {
         path: path.to_path_buf(),
         row: crate::RowError::new(crate::Location::Line(line as u64), None, m),
