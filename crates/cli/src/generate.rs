@@ -10,7 +10,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use lifecycle_ingest::{format_day, parse_day};
-use lifecycle_synth::extras::{Extras, SynthEvent};
+use lifecycle_synth::Effect;
+use lifecycle_synth::extras::{Extras, SynthAttributes, SynthEvent};
 use lifecycle_synth::{Generator, SynthOrder, SynthParams};
 use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as PhysicalType};
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
@@ -84,6 +85,118 @@ pub struct GenerateArgs {
     /// Gamma-Gamma gamma (rate of the customer's spend rate)
     #[arg(long, default_value_t = SynthParams::default().gamma)]
     pub gamma: f64,
+    /// Plant an effect of an attribute on the purchase process (repeatable; needs --attributes):
+    /// ATTRIBUTE=VALUE:EFFECT*FACTOR with ATTRIBUTE city or channel and EFFECT frequency (the
+    /// purchase rate), dropout (the drop-out probability) or spend (every order's value), e.g.
+    /// 'city=Lyon:frequency*2' or 'channel=display:dropout*1.5'
+    #[arg(long, value_name = "SPEC")]
+    pub plant: Vec<String>,
+}
+
+/// One planted effect: customers whose attribute has the value get the
+/// factor on one process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plant {
+    pub attribute: PlantAttribute,
+    pub value: String,
+    pub effect: PlantEffect,
+    pub factor: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantAttribute {
+    City,
+    Channel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantEffect {
+    Frequency,
+    Dropout,
+    Spend,
+}
+
+impl std::str::FromStr for Plant {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Plant, String> {
+        let shape = || {
+            format!(
+                "--plant {spec}: expected ATTRIBUTE=VALUE:EFFECT*FACTOR, e.g. city=Lyon:frequency*2"
+            )
+        };
+        let (who, what) = spec.split_once(':').ok_or_else(shape)?;
+        let (attribute, value) = who.split_once('=').ok_or_else(shape)?;
+        let (effect, factor) = what.split_once('*').ok_or_else(shape)?;
+        let attribute = match attribute.trim().to_ascii_lowercase().as_str() {
+            "city" => PlantAttribute::City,
+            "channel" | "acquisition_channel" => PlantAttribute::Channel,
+            other => {
+                return Err(format!(
+                    "--plant {spec}: attribute \"{other}\" is not city or channel"
+                ));
+            }
+        };
+        let known: Vec<&str> = match attribute {
+            PlantAttribute::City => lifecycle_synth::extras::CITIES.to_vec(),
+            PlantAttribute::Channel => lifecycle_synth::extras::CHANNELS
+                .iter()
+                .map(|(c, _)| *c)
+                .collect(),
+        };
+        let value = known
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(value.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "--plant {spec}: \"{}\" is not one of {}",
+                    value.trim(),
+                    known.join(", ")
+                )
+            })?
+            .to_string();
+        let effect = match effect.trim().to_ascii_lowercase().as_str() {
+            "frequency" => PlantEffect::Frequency,
+            "dropout" => PlantEffect::Dropout,
+            "spend" => PlantEffect::Spend,
+            other => {
+                return Err(format!(
+                    "--plant {spec}: effect \"{other}\" is not frequency, dropout or spend"
+                ));
+            }
+        };
+        let factor: f64 = factor
+            .trim()
+            .parse()
+            .ok()
+            .filter(|f: &f64| f.is_finite() && *f > 0.0)
+            .ok_or_else(|| format!("--plant {spec}: the factor must be a positive number"))?;
+        Ok(Plant {
+            attribute,
+            value,
+            effect,
+            factor,
+        })
+    }
+}
+
+/// The combined effect of the plants on a customer with these attributes.
+fn effect_of(plants: &[Plant], a: &SynthAttributes) -> Effect {
+    let mut e = Effect::default();
+    for p in plants {
+        let has = match p.attribute {
+            PlantAttribute::City => a.city == p.value,
+            PlantAttribute::Channel => a.channel == p.value,
+        };
+        if has {
+            match p.effect {
+                PlantEffect::Frequency => e.rate *= p.factor,
+                PlantEffect::Dropout => e.dropout *= p.factor,
+                PlantEffect::Spend => e.spend *= p.factor,
+            }
+        }
+    }
+    e
 }
 
 trait Sink {
@@ -164,8 +277,13 @@ struct Side {
 }
 
 impl Side {
-    /// The side data of the customer whose orders are `orders`.
-    fn customer(&mut self, orders: &[SynthOrder]) -> Result<()> {
+    /// The side data of the customer whose orders are `orders` and whose
+    /// attributes (drawn before the orders) are `attributes`.
+    fn customer(
+        &mut self,
+        orders: &[SynthOrder],
+        attributes: Option<&SynthAttributes>,
+    ) -> Result<()> {
         use std::fmt::Write as _;
         let Some(first) = orders.first() else {
             return Ok(());
@@ -200,8 +318,7 @@ impl Side {
                 out.write_all(self.line.as_bytes())?;
             }
         }
-        if self.attributes.is_some() {
-            let a = self.extras.attributes(first.customer);
+        if let (Some(a), true) = (attributes, self.attributes.is_some()) {
             self.line.clear();
             let _ = writeln!(
                 self.line,
@@ -402,6 +519,18 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         line: String::new(),
         written: (0, 0),
     };
+    let plants = args
+        .plant
+        .iter()
+        .map(|p| p.parse::<Plant>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(InputError)?;
+    if !plants.is_empty() && args.attributes.is_none() {
+        return Err(InputError(
+            "--plant needs --attributes FILE: the planted attribute is written there".into(),
+        )
+        .into());
+    }
     let with_side = side.events.is_some() || side.attributes.is_some();
     let mut batch = Vec::with_capacity(1 << 20);
     let mut rows = 0u64;
@@ -410,10 +539,17 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let max_rows = args.rows.unwrap_or(u64::MAX);
     while customers < max_customers && rows + (batch.len() as u64) < max_rows {
         let from = batch.len();
-        generator.next_customer(&mut batch);
+        let attributes = side
+            .attributes
+            .is_some()
+            .then(|| side.extras.attributes(generator.next_id()));
+        let effect = attributes
+            .as_ref()
+            .map_or_else(Effect::default, |a| effect_of(&plants, a));
+        generator.next_customer_with(effect, &mut batch);
         customers += 1;
         if with_side {
-            side.customer(&batch[from..])?;
+            side.customer(&batch[from..], attributes.as_ref())?;
         }
         if batch.len() >= 1 << 20 {
             sink.write(&batch)?;

@@ -88,3 +88,94 @@ fn ndjson_events_and_attributes_beside_the_same_orders() {
         "{kpis}"
     );
 }
+
+/// `--plant` changes the purchase process of the customers with the planted
+/// attribute, and fitting each group's orders recovers the planted factor:
+/// Lyon customers buy twice as often (BG/NBD E[λ] = r/α), display customers
+/// drop out 1.5 times as readily (E[p] = a/(a+b)) and spend 1.5 times as much
+/// per order; everyone else is drawn as without plants.
+#[test]
+fn planted_effects_are_recovered_by_fitting_each_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let o = lifecycle(&[
+        "generate",
+        "--customers",
+        "40000",
+        "--seed",
+        "5",
+        "--out",
+        &p("orders.csv"),
+        "--attributes",
+        &p("attributes.csv"),
+        "--plant",
+        "city=Lyon:frequency*2",
+        "--plant",
+        "channel=display:dropout*1.5",
+        "--plant",
+        "channel=display:spend*1.5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, attrs) = read_csv(std::path::Path::new(&p("attributes.csv")));
+    let city: std::collections::HashMap<String, (String, String)> = attrs
+        .into_iter()
+        .map(|r| (r[0].clone(), (r[3].clone(), r[1].clone())))
+        .collect();
+    let text = std::fs::read_to_string(p("orders.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    // Groups: Lyon (not display), display (not Lyon), neither.
+    let mut groups: [String; 3] = std::array::from_fn(|_| format!("{header}\n"));
+    let mut spend = [(0.0f64, 0u64); 3];
+    for l in lines {
+        let id = l.split(',').next().unwrap();
+        let (c, ch) = &city[id];
+        let g = match (c == "Lyon", ch == "display") {
+            (true, false) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+            (true, true) => continue,
+        };
+        groups[g].push_str(l);
+        groups[g].push('\n');
+        let amount: f64 = l.rsplit(',').next().unwrap().parse().unwrap();
+        spend[g].0 += amount;
+        spend[g].1 += 1;
+    }
+    let fit = |g: usize| {
+        let path = p(&format!("group{g}.csv"));
+        std::fs::write(&path, &groups[g]).unwrap();
+        let o = lifecycle(&["fit", "--model", "bgnbd", "--json", &path]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let q = |k: &str| v["params"][k].as_f64().unwrap();
+        (q("r") / q("alpha"), q("a") / (q("a") + q("b")))
+    };
+    let (lyon, display, rest) = (fit(0), fit(1), fit(2));
+    let rate = lyon.0 / rest.0;
+    assert!(
+        (1.7..2.3).contains(&rate),
+        "Lyon's purchase rate ×{rate:.2}"
+    );
+    let dropout = display.1 / rest.1;
+    assert!(
+        (1.25..1.8).contains(&dropout),
+        "display's drop-out ×{dropout:.2}"
+    );
+    // Lyon's drop-out and display's rate are not planted.
+    assert!(
+        (0.8..1.25).contains(&(lyon.1 / rest.1)),
+        "{lyon:?} {rest:?}"
+    );
+    assert!(
+        (0.8..1.25).contains(&(display.0 / rest.0)),
+        "{display:?} {rest:?}"
+    );
+    let mean = |g: usize| spend[g].0 / spend[g].1 as f64;
+    let value = mean(1) / mean(2);
+    assert!(
+        (1.35..1.65).contains(&value),
+        "display's order value ×{value:.2}"
+    );
+    assert!((0.9..1.1).contains(&(mean(0) / mean(2))));
+}

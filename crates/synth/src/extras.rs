@@ -1,9 +1,10 @@
 //! What a shop knows besides the orders, for the generated customers:
 //! behavioural events (a sign-up before the first order, page views, and
 //! visitors who never buy) and customer attributes (acquisition channel
-//! and cost, city, age). Drawn from their own random stream, so asking for
-//! them never changes the orders; independent of the purchase process (no
-//! planted effect: the generate-shop command plants those).
+//! and cost, city, age). Drawn from their own random streams (one for the
+//! events, one for the attributes), so asking for them never changes the
+//! orders or each other; independent of the purchase process unless the
+//! caller plants an effect of an attribute on it ([`crate::Effect`]).
 
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
@@ -34,18 +35,21 @@ pub struct SynthAttributes {
     pub age: u32,
 }
 
-const CHANNELS: [(&str, f64); 5] = [
+/// Acquisition channels and their typical cost per customer.
+pub const CHANNELS: [(&str, f64); 5] = [
     ("search", 25.0),
     ("social", 18.0),
     ("email", 6.0),
     ("display", 32.0),
     ("referral", 12.0),
 ];
-const CITIES: [&str; 6] = ["Paris", "Lyon", "Marseille", "Lille", "Bordeaux", "Nantes"];
+/// The cities customers live in.
+pub const CITIES: [&str; 6] = ["Paris", "Lyon", "Marseille", "Lille", "Bordeaux", "Nantes"];
 
 /// Draws the side data, one customer at a time.
 pub struct Extras {
     rng: Xoshiro256PlusPlus,
+    attribute_rng: Xoshiro256PlusPlus,
     period_days: u32,
     acquisition_days: u32,
     next_visitor: u64,
@@ -56,6 +60,7 @@ impl Extras {
     pub fn new(seed: u64, period_days: u32, acquisition_days: u32) -> Extras {
         Extras {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15),
+            attribute_rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xA076_1D64_78BD_642F),
             period_days: period_days.max(1),
             acquisition_days: acquisition_days.clamp(1, period_days.max(1)),
             next_visitor: 1,
@@ -63,7 +68,11 @@ impl Extras {
     }
 
     fn uniform(&mut self, hi: f64) -> f64 {
-        Uniform::new(0.0, hi.max(f64::MIN_POSITIVE)).map_or(0.0, |u| u.sample(&mut self.rng))
+        Self::draw(&mut self.rng, hi)
+    }
+
+    fn draw(rng: &mut Xoshiro256PlusPlus, hi: f64) -> f64 {
+        Uniform::new(0.0, hi.max(f64::MIN_POSITIVE)).map_or(0.0, |u| u.sample(rng))
     }
 
     fn at(t: f64) -> (u32, u32) {
@@ -137,10 +146,11 @@ impl Extras {
     /// A buyer's attributes: a channel (with its typical cost, ±50%), a
     /// city and an age from 18 to 79, all independent of the orders.
     pub fn attributes(&mut self, customer: u64) -> SynthAttributes {
-        let (channel, base) = CHANNELS[(self.uniform(5.0) as usize).min(4)];
-        let cost = (base * (0.5 + self.uniform(1.0)) * 100.0).round() / 100.0;
-        let city = CITIES[(self.uniform(6.0) as usize).min(5)];
-        let age = 18 + (self.uniform(62.0) as u32).min(61);
+        let rng = &mut self.attribute_rng;
+        let (channel, base) = CHANNELS[(Self::draw(rng, 5.0) as usize).min(4)];
+        let cost = (base * (0.5 + Self::draw(rng, 1.0)) * 100.0).round() / 100.0;
+        let city = CITIES[(Self::draw(rng, 6.0) as usize).min(5)];
+        let age = 18 + (Self::draw(rng, 62.0) as u32).min(61);
         SynthAttributes {
             customer,
             channel,

@@ -70,6 +70,27 @@ pub struct SynthOrder {
     pub amount: f64,
 }
 
+/// A planted effect on one customer's processes: multipliers of the
+/// purchase rate λ, of the drop-out probability p (capped at 1) and of
+/// every order's value. The default changes nothing (and draws the same
+/// numbers).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Effect {
+    pub rate: f64,
+    pub dropout: f64,
+    pub spend: f64,
+}
+
+impl Default for Effect {
+    fn default() -> Self {
+        Effect {
+            rate: 1.0,
+            dropout: 1.0,
+            spend: 1.0,
+        }
+    }
+}
+
 /// Draws customers one at a time.
 pub struct Generator {
     rng: Xoshiro256PlusPlus,
@@ -126,14 +147,25 @@ impl Generator {
         })
     }
 
+    /// The id the next customer will have.
+    pub fn next_id(&self) -> u64 {
+        self.next_customer
+    }
+
     /// Appends the next customer's orders to `out` (at least one).
     pub fn next_customer(&mut self, out: &mut Vec<SynthOrder>) {
+        self.next_customer_with(Effect::default(), out);
+    }
+
+    /// The next customer's orders with a planted effect on their purchase
+    /// rate, drop-out probability and order values.
+    pub fn next_customer_with(&mut self, effect: Effect, out: &mut Vec<SynthOrder>) {
         let customer = self.next_customer;
         self.next_customer += 1;
-        let lambda = self.lambda.sample(&mut self.rng).max(1e-12);
-        let p = self.dropout.sample(&mut self.rng);
+        let lambda = (self.lambda.sample(&mut self.rng) * effect.rate).max(1e-12);
+        let p = (self.dropout.sample(&mut self.rng) * effect.dropout).min(1.0);
         let nu = self.nu.sample(&mut self.rng).max(1e-12);
-        let value = Gamma::new(self.spend_shape, 1.0 / nu).ok();
+        let value = Gamma::new(self.spend_shape, effect.spend / nu).ok();
         let gap = Exp::new(lambda).ok();
         let mut t = self.acquisition.sample(&mut self.rng);
         let first_order = self.next_order;
