@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use lifecycle_ingest::{format_day, parse_day};
 use lifecycle_synth::Effect;
-use lifecycle_synth::extras::{Extras, SynthAttributes, SynthEvent};
+use lifecycle_synth::extras::{Extras, SynthAttributes, SynthEvent, SynthLine};
 use lifecycle_synth::{Generator, SynthOrder, SynthParams};
 use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as PhysicalType};
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
@@ -49,6 +49,9 @@ pub struct GenerateArgs {
     /// Also write customer attributes (customer_id,acquisition_channel,acquisition_cost,city,age): the input of `analyze --kpis --attributes`
     #[arg(long, value_name = "FILE")]
     pub attributes: Option<PathBuf>,
+    /// Also write the orders' lines (order_id,customer_id,order_date,product_id,category,brand,quantity,unit_price,unit_cost): one to three products of a 60-product catalogue per order, adding up to the order's amount (the input of `analyze --kpis --lines`)
+    #[arg(long, value_name = "FILE")]
+    pub lines: Option<PathBuf>,
     /// Random seed: the same seed gives the same file
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -269,11 +272,13 @@ struct Side {
     extras: Extras,
     events: Option<BufWriter<File>>,
     attributes: Option<BufWriter<File>>,
+    lines: Option<BufWriter<File>>,
+    order_lines: Vec<SynthLine>,
     visitors: f64,
     start: i32,
     buffer: Vec<SynthEvent>,
     line: String,
-    written: (u64, u64),
+    written: (u64, u64, u64),
 }
 
 impl Side {
@@ -318,6 +323,34 @@ impl Side {
                 out.write_all(self.line.as_bytes())?;
             }
         }
+        if self.lines.is_some() {
+            self.line.clear();
+            for o in orders {
+                self.extras.order_lines(o.amount, &mut self.order_lines);
+                for l in &self.order_lines {
+                    let Some(p) = self.extras.catalogue().get(l.product) else {
+                        continue;
+                    };
+                    let _ = writeln!(
+                        self.line,
+                        "O{:010},C{:08},{},{},{},{},{},{:.2},{:.2}",
+                        o.order,
+                        o.customer,
+                        stamp(self.start, o.day, o.second, ' '),
+                        p.id,
+                        p.category,
+                        p.brand,
+                        l.quantity,
+                        l.unit_price,
+                        l.unit_cost
+                    );
+                }
+                self.written.2 += self.order_lines.len() as u64;
+            }
+            if let Some(out) = self.lines.as_mut() {
+                out.write_all(self.line.as_bytes())?;
+            }
+        }
         if let (Some(a), true) = (attributes, self.attributes.is_some()) {
             self.line.clear();
             let _ = writeln!(
@@ -334,7 +367,10 @@ impl Side {
     }
 
     fn finish(self) -> Result<()> {
-        for mut out in [self.events, self.attributes].into_iter().flatten() {
+        for mut out in [self.events, self.attributes, self.lines]
+            .into_iter()
+            .flatten()
+        {
             out.flush()?;
         }
         Ok(())
@@ -513,11 +549,22 @@ pub fn run(args: GenerateArgs) -> Result<()> {
                 )
             })
             .transpose()?,
+        lines: args
+            .lines
+            .as_deref()
+            .map(|p| {
+                side_file(
+                    p,
+                    "order_id,customer_id,order_date,product_id,category,brand,quantity,unit_price,unit_cost\n",
+                )
+            })
+            .transpose()?,
+        order_lines: Vec::new(),
         visitors: args.visitors_per_customer,
         start,
         buffer: Vec::new(),
         line: String::new(),
-        written: (0, 0),
+        written: (0, 0, 0),
     };
     let plants = args
         .plant
@@ -531,7 +578,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         )
         .into());
     }
-    let with_side = side.events.is_some() || side.attributes.is_some();
+    let with_side = side.events.is_some() || side.attributes.is_some() || side.lines.is_some();
     let mut batch = Vec::with_capacity(1 << 20);
     let mut rows = 0u64;
     let mut customers = 0u64;
@@ -562,7 +609,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         rows += batch.len() as u64;
     }
     sink.finish()?;
-    let (events, attributes) = side.written;
+    let (events, attributes, lines) = side.written;
     side.finish()?;
     eprintln!(
         "wrote {rows} orders of {customers} customers to {}",
@@ -570,6 +617,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     );
     if let Some(p) = &args.events {
         eprintln!("wrote {events} events to {}", p.display());
+    }
+    if let Some(p) = &args.lines {
+        eprintln!("wrote {lines} order lines to {}", p.display());
     }
     if let Some(p) = &args.attributes {
         eprintln!(

@@ -179,3 +179,68 @@ fn planted_effects_are_recovered_by_fitting_each_group() {
     );
     assert!((0.9..1.1).contains(&(mean(0) / mean(2))));
 }
+
+/// `--lines` writes each order as lines of catalogue products that add up
+/// to the order's amount, leaves the orders unchanged, and is read by
+/// `analyze --kpis --lines` (what customers buy).
+#[test]
+fn order_lines_add_up_to_the_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    for (out, lines) in [("plain.csv", None), ("orders.csv", Some("lines.csv"))] {
+        let mut args = vec!["generate", "--customers", "2000", "--seed", "9", "--out"];
+        let out = p(out);
+        args.push(&out);
+        let lines = lines.map(p);
+        if let Some(l) = &lines {
+            args.extend(["--lines", l]);
+        }
+        let o = lifecycle(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(
+        std::fs::read(p("plain.csv")).unwrap(),
+        std::fs::read(p("orders.csv")).unwrap()
+    );
+    let (_, orders) = read_csv(std::path::Path::new(&p("orders.csv")));
+    let (header, lines) = read_csv(std::path::Path::new(&p("lines.csv")));
+    assert_eq!(
+        header.join(","),
+        "order_id,customer_id,order_date,product_id,category,brand,quantity,unit_price,unit_cost"
+    );
+    let mut by_order: std::collections::HashMap<&str, (i64, &str, &str, usize)> =
+        std::collections::HashMap::new();
+    for l in &lines {
+        let cents =
+            (l[7].parse::<f64>().unwrap() * 100.0).round() as i64 * l[6].parse::<i64>().unwrap();
+        let e = by_order.entry(&l[0]).or_insert((0, &l[1], &l[2], 0));
+        e.0 += cents;
+        e.3 += 1;
+        assert!(l[3].starts_with('P') && !l[4].is_empty() && !l[5].is_empty());
+    }
+    assert_eq!(by_order.len(), orders.len());
+    for o in &orders {
+        let (cents, customer, date, n) = by_order[o[1].as_str()];
+        assert_eq!(cents, (o[3].parse::<f64>().unwrap() * 100.0).round() as i64);
+        assert_eq!((customer, date), (o[0].as_str(), o[2].as_str()));
+        assert!((1..=3).contains(&n));
+    }
+    let out = p("report");
+    let o = lifecycle(&[
+        "analyze",
+        &p("orders.csv"),
+        "--kpis",
+        "--lines",
+        &p("lines.csv"),
+        "--json",
+        "--out",
+        &out,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let read = &v["kpis"]["lines"];
+    assert_eq!(read["lines"].as_u64().unwrap(), lines.len() as u64);
+    assert_eq!(read["products"].as_u64().unwrap(), 60);
+    let revenue: f64 = orders.iter().map(|o| o[3].parse::<f64>().unwrap()).sum();
+    assert!((read["revenue"].as_f64().unwrap() - revenue).abs() < 0.01);
+}

@@ -35,6 +35,18 @@ pub struct SynthAttributes {
     pub age: u32,
 }
 
+/// One line of a generated order: a product of the shop's catalogue
+/// ([`crate::shop::catalogue`]) and its share of the order's amount.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthLine {
+    pub product: usize,
+    pub quantity: u32,
+    /// Price of one unit; the lines of an order add up to its amount.
+    pub unit_price: f64,
+    /// Cost of one unit (the product's cost rate of the price).
+    pub unit_cost: f64,
+}
+
 /// Acquisition channels and their typical cost per customer.
 pub const CHANNELS: [(&str, f64); 5] = [
     ("search", 25.0),
@@ -50,6 +62,10 @@ pub const CITIES: [&str; 6] = ["Paris", "Lyon", "Marseille", "Lille", "Bordeaux"
 pub struct Extras {
     rng: Xoshiro256PlusPlus,
     attribute_rng: Xoshiro256PlusPlus,
+    line_rng: Xoshiro256PlusPlus,
+    catalogue: Vec<crate::shop::Product>,
+    /// Cumulative catalogue weights, for drawing products.
+    cumulative: Vec<f64>,
     period_days: u32,
     acquisition_days: u32,
     next_visitor: u64,
@@ -58,9 +74,19 @@ pub struct Extras {
 impl Extras {
     /// `seed` is the orders' seed (the stream is derived from it).
     pub fn new(seed: u64, period_days: u32, acquisition_days: u32) -> Extras {
+        let catalogue = crate::shop::catalogue();
         Extras {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15),
             attribute_rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xA076_1D64_78BD_642F),
+            line_rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xE703_7ED1_A0B4_28DB),
+            cumulative: catalogue
+                .iter()
+                .scan(0.0, |acc, p| {
+                    *acc += p.weight;
+                    Some(*acc)
+                })
+                .collect(),
+            catalogue,
             period_days: period_days.max(1),
             acquisition_days: acquisition_days.clamp(1, period_days.max(1)),
             next_visitor: 1,
@@ -138,6 +164,57 @@ impl Extras {
         self.views(true, id, signed, out);
     }
 
+    /// The catalogue the order lines' products come from.
+    pub fn catalogue(&self) -> &[crate::shop::Product] {
+        &self.catalogue
+    }
+
+    /// An order of `amount` as one to three lines of distinct products
+    /// (drawn by the catalogue's brand weights), quantity 1 or 2, whose
+    /// totals add up to the amount to the cent; each unit's cost is the
+    /// product's cost rate of its price.
+    pub fn order_lines(&mut self, amount: f64, out: &mut Vec<SynthLine>) {
+        out.clear();
+        let rng = &mut self.line_rng;
+        let n = 1 + (Self::draw(rng, 3.0) as usize).min(2);
+        let total_cents = (amount * 100.0).round() as i64;
+        let shares: Vec<f64> = (0..n).map(|_| 0.5 + Self::draw(rng, 1.0)).collect();
+        let sum: f64 = shares.iter().sum();
+        let mut left = total_cents;
+        let top = self.cumulative.last().copied().unwrap_or(1.0);
+        for (k, share) in shares.iter().enumerate() {
+            let cents = if k + 1 == n {
+                left
+            } else {
+                (((total_cents as f64) * share / sum).round() as i64).clamp(0, left.max(0))
+            };
+            left -= cents;
+            let u = Self::draw(rng, top);
+            let mut product = self.cumulative.partition_point(|c| *c < u);
+            product = product.min(self.catalogue.len().saturating_sub(1));
+            // Distinct products within an order.
+            while out.iter().any(|l: &SynthLine| l.product == product) {
+                product = (product + 1) % self.catalogue.len().max(1);
+            }
+            let quantity = if cents % 2 == 0 && Self::draw(rng, 1.0) < 0.2 {
+                2
+            } else {
+                1
+            };
+            let unit_price = (cents / i64::from(quantity)) as f64 / 100.0;
+            let rate = self
+                .catalogue
+                .get(product)
+                .map_or(0.5, |p| p.cost / p.price);
+            out.push(SynthLine {
+                product,
+                quantity,
+                unit_price,
+                unit_cost: (unit_price * rate * 100.0).round() / 100.0,
+            });
+        }
+    }
+
     /// Whether to add a visitor after this buyer (`share` visitors per buyer, up to 1).
     pub fn add_visitor(&mut self, share: f64) -> bool {
         self.uniform(1.0) < share
@@ -164,6 +241,38 @@ impl Extras {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_lines_add_up_to_the_order() {
+        let mut x = Extras::new(3, 730, 365);
+        let mut lines = Vec::new();
+        let mut counts = [0usize; 4];
+        for k in 0..5000u32 {
+            let amount = f64::from(k % 9000) / 7.0 + 0.01;
+            x.order_lines(amount, &mut lines);
+            counts[lines.len()] += 1;
+            let cents: i64 = lines
+                .iter()
+                .map(|l| (l.unit_price * 100.0).round() as i64 * i64::from(l.quantity))
+                .sum();
+            assert_eq!(
+                cents,
+                (amount * 100.0).round() as i64,
+                "{amount}: {lines:?}"
+            );
+            let mut products: Vec<usize> = lines.iter().map(|l| l.product).collect();
+            products.sort_unstable();
+            products.dedup();
+            assert_eq!(products.len(), lines.len());
+            assert!(
+                lines
+                    .iter()
+                    .all(|l| l.unit_cost <= l.unit_price.max(0.0) + 0.01)
+            );
+        }
+        assert_eq!(counts[0], 0);
+        assert!(counts[1..].iter().all(|c| *c > 1000), "{counts:?}");
+    }
 
     #[test]
     fn same_seed_same_side_data_and_sign_ups_come_first() {

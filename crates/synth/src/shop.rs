@@ -56,7 +56,7 @@ pub struct Product {
     pub brand: &'static str,
     pub price: f64,
     pub cost: f64,
-    weight: f64,
+    pub(crate) weight: f64,
 }
 
 const CATEGORIES: [&str; 6] = ["Shoes", "Bags", "Jackets", "Shirts", "Jewellery", "Hats"];
