@@ -31,26 +31,9 @@ fi
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/lifecycle}
 [ -x "$BIN" ] || { echo "no lifecycle binary at $BIN" >&2; exit 1; }
 
-if [ ! -x "$VENV/bin/python" ]; then
-  PY=${LIFETIMES_PYTHON:-}
-  if [ -z "$PY" ]; then
-    for c in python3.11 python3.10 python3.9 python3.8 python3; do
-      if command -v "$c" > /dev/null &&
-        "$c" -c 'import sys; sys.exit(not (3, 8) <= sys.version_info[:2] <= (3, 11))'; then
-        PY=$c; break
-      fi
-    done
-  fi
-  [ -n "$PY" ] || {
-    echo "lifetimes' pinned wheels need CPython 3.8-3.11; set LIFETIMES_PYTHON (e.g. from 'uv python install 3.11')" >&2
-    exit 1
-  }
-  "$PY" -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q --only-binary=:all: -r bench/requirements-clv.txt
-PY="$VENV/bin/python"
+source bench/lib.sh  # median, lifetimes_python (its own measure below writes one line per run)
+PY=$(lifetimes_python "$VENV")
 
-source bench/lib.sh  # median (its own measure below writes one line per run)
 measure() { # runs, prefix, command...: one "seconds max_rss_kib" line per run in $prefix.times,
   # the stdout of run i in $prefix.$i.out; on a failure prints its stderr and returns 1
   local runs=$1 prefix=$2; shift 2

@@ -12,3 +12,26 @@ measure() { # name, command...: prints "name median_seconds max_rss_kib" over $R
   done
   echo "$name $(printf '%s\n' "${times[@]}" | median) $rss"
 }
+
+lifetimes_python() { # venv: creates it once with lifetimes 0.11.3 (bench/requirements-clv.txt),
+  # prints its python. The pinned wheels need CPython 3.8-3.11: $LIFETIMES_PYTHON, else the first
+  # of python3.11, python3.10, python3.9, python3.8, python3 that is one.
+  local venv=$1 py=${LIFETIMES_PYTHON:-}
+  if [ ! -x "$venv/bin/python" ]; then
+    if [ -z "$py" ]; then
+      for c in python3.11 python3.10 python3.9 python3.8 python3; do
+        if command -v "$c" > /dev/null &&
+          "$c" -c 'import sys; sys.exit(not (3, 8) <= sys.version_info[:2] <= (3, 11))'; then
+          py=$c; break
+        fi
+      done
+    fi
+    [ -n "$py" ] || {
+      echo "lifetimes' pinned wheels need CPython 3.8-3.11; set LIFETIMES_PYTHON (e.g. from 'uv python install 3.11')" >&2
+      return 1
+    }
+    "$py" -m venv "$venv" >&2
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: -r bench/requirements-clv.txt >&2
+  echo "$venv/bin/python"
+}
