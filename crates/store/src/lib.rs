@@ -337,6 +337,11 @@ const MIGRATIONS: &[&str] = &[
     // dashboard's sortable lists).
     "CREATE INDEX profiles_by_segment_spend ON profiles (segment, total_spend);
     CREATE INDEX profiles_by_segment_last ON profiles (segment, last_order);",
+    // 11: a moment's enrolments without a scan (its counts, funnel and
+    // readout). On PostgreSQL also: enrolments and the outbox keyed by
+    // customer first, so that every large table can be distributed by
+    // customer id (see PG_MIGRATIONS).
+    "CREATE INDEX enrolments_by_moment ON enrolments (moment);",
 ];
 
 /// The same migrations for PostgreSQL: integers are BIGINT, reals DOUBLE
@@ -520,6 +525,19 @@ const PG_MIGRATIONS: &[&str] = &[
     // dashboard's sortable lists).
     "CREATE INDEX profiles_by_segment_spend ON profiles (segment, total_spend);
     CREATE INDEX profiles_by_segment_last ON profiles (segment, last_order);",
+    // 11: a moment's enrolments by index; enrolments and the outbox keyed
+    // by customer first. A distributed PostgreSQL (Citus) requires every
+    // primary key and unique constraint of a table distributed by a column
+    // to include it: with these, every large table is keyed by customer id
+    // (identities by the alias, its lookup key). Lookups by enrolment id
+    // and outbox key keep an index of their own.
+    "CREATE INDEX enrolments_by_moment ON enrolments (moment);
+    ALTER TABLE enrolments DROP CONSTRAINT enrolments_pkey;
+    ALTER TABLE enrolments ADD PRIMARY KEY (customer_id, id);
+    CREATE INDEX enrolments_by_id ON enrolments (id);
+    ALTER TABLE outbox DROP CONSTRAINT outbox_pkey;
+    ALTER TABLE outbox ADD PRIMARY KEY (customer_id, key);
+    CREATE INDEX outbox_by_key ON outbox (key);",
 ];
 
 /// The kinds of API key (who may call what: see the README's access table).
@@ -1054,6 +1072,62 @@ mod tests {
             let e = Store::open(&url).err().unwrap().to_string();
             assert!(e.contains("schema version 99"), "{e}");
         });
+    }
+
+    /// On PostgreSQL, every primary key and unique index of the tables that
+    /// grow with customers includes the column they would be distributed by
+    /// (Citus' rule for distributed tables): customer id, or the alias for
+    /// identities. Every other table is small (a reference table).
+    #[test]
+    fn large_tables_are_keyed_by_customer_on_postgres() {
+        let pg = testing::postgres_database()
+            .unwrap_or_else(|e| panic!("no PostgreSQL for the tests: {e}"));
+        drop(Store::open(&StoreUrl::Postgres(pg.clone())).unwrap());
+        let rows = query_postgres(
+            &pg,
+            "SELECT t.relname::text, i.relname::text,
+                    array_to_string(array_agg(a.attname::text ORDER BY a.attname), ',')
+             FROM pg_index x
+             JOIN pg_class t ON t.oid = x.indrelid
+             JOIN pg_class i ON i.oid = x.indexrelid
+             JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = 'public'
+             JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(x.indkey)
+             WHERE x.indisunique
+             GROUP BY t.relname, i.relname",
+        )
+        .unwrap();
+        let by_customer = [
+            "customers",
+            "orders",
+            "events",
+            "profiles",
+            "traits",
+            "merges",
+            "moment_timers",
+            "enrolments",
+            "outbox",
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &rows {
+            let text = |k: usize| r[k].as_str().unwrap_or("").to_string();
+            let (table, index, columns) = (text(0), text(1), text(2));
+            let columns: Vec<&str> = columns.split(',').collect();
+            let key = if table == "identities" {
+                "id"
+            } else if by_customer.contains(&table.as_str()) {
+                "customer_id"
+            } else {
+                continue;
+            };
+            assert!(
+                columns.contains(&key),
+                "{table}: unique index {index} ({columns:?}) does not include {key}"
+            );
+            seen.insert(table);
+        }
+        for t in by_customer.iter().chain(&["identities"]) {
+            assert!(seen.contains(*t), "{t} has no primary key");
+        }
     }
 
     /// Import then load gives the same summaries; order keys with the top
