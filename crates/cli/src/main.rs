@@ -3,6 +3,7 @@
 //! wires the crates together and prints.
 
 mod analyze;
+mod backup;
 mod bench;
 mod bench_journeys;
 mod bench_serve;
@@ -88,6 +89,10 @@ enum Command {
     Summarize(summarize::SummarizeArgs),
     /// Load an orders file into the store (idempotent: re-running adds nothing)
     Import(import::ImportArgs),
+    /// Back up the whole store (one consistent snapshot, while it is in use) to a file
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty store (either backend)
+    Restore(backup::RestoreArgs),
     /// Run the real-time engine: the Segment-compatible event API on the store
     Serve(serve::ServeArgs),
     /// Tripwires: the desired behaviour of the best customers and who deviates from it
@@ -140,6 +145,8 @@ fn main() -> ExitCode {
         Command::Lift(args) => lift::run(args),
         Command::Survey { command } => survey::run(command),
         Command::Import(args) => import::run(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Summarize(args) => summarize::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Keys { command } => serve::keys(command),

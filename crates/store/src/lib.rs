@@ -14,6 +14,7 @@
 //! crates, and it knows nothing of scoring rules, HTTP, file formats or the
 //! CLI.
 
+mod backup;
 mod db;
 mod journeys;
 mod live;
@@ -32,6 +33,7 @@ pub use live::{
 
 use std::path::PathBuf;
 
+pub use backup::BackupStats;
 use db::{Db, Row, Val, vals};
 use lifecycle_rfm::{OrderEntry, SummaryBuilder};
 
