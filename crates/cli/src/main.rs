@@ -7,6 +7,7 @@ mod backup;
 mod bench;
 mod bench_journeys;
 mod bench_serve;
+mod customers;
 mod decline;
 mod fit;
 mod generate;
@@ -93,6 +94,11 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into an empty store (either backend)
     Restore(backup::RestoreArgs),
+    /// Data rights: erase a person's personal data, or export everything held on them
+    Customers {
+        #[command(subcommand)]
+        command: customers::CustomersCommand,
+    },
     /// Run the real-time engine: the Segment-compatible event API on the store
     Serve(serve::ServeArgs),
     /// Tripwires: the desired behaviour of the best customers and who deviates from it
@@ -147,6 +153,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(args),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
+        Command::Customers { command } => customers::run(command),
         Command::Summarize(args) => summarize::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Keys { command } => serve::keys(command),

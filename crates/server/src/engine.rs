@@ -136,6 +136,7 @@ enum Job {
     Due(Reply<u64>),
     InstallRun(Box<CurrentRun>, Value, Reply<u64>),
     Merge(String, String, Reply<u64>),
+    Erase(String, Reply<lifecycle_store::Erasure>),
     Audit(String, String, Reply<()>),
     Expire(i64, Reply<u64>),
     Moments(MomentsJob, Reply<Value>),
@@ -508,6 +509,11 @@ impl Engine {
         self.submit(|r| Job::Merge(target, source, r)).await
     }
 
+    /// Erases a customer's personal data (see `Store::erase_customer`).
+    pub async fn erase(&self, customer: String) -> Result<lifecycle_store::Erasure, EngineError> {
+        self.submit(|r| Job::Erase(customer, r)).await
+    }
+
     pub async fn audit(&self, action: &str, detail: String) -> Result<(), EngineError> {
         let action = action.to_string();
         self.submit(|r| Job::Audit(action, detail, r)).await
@@ -815,6 +821,9 @@ impl Engine {
                 Job::Merge(target, source, reply) => {
                     let result = store.merge_customers(&target, &source, &scorer, now_ms);
                     let _ = reply.send(result);
+                }
+                Job::Erase(customer, reply) => {
+                    let _ = reply.send(store.erase_customer(&customer, now_ms));
                 }
                 Job::Audit(action, detail, reply) => {
                     let _ = reply.send(store.audit(now_ms, &action, &detail));

@@ -396,6 +396,18 @@ pub fn endpoints() -> Vec<Endpoint> {
             docs::get_customer(),
         ),
         endpoint(
+            Method::DELETE,
+            "/api/v1/customers/{id}",
+            delete(erase_customer),
+            docs::erase_customer(),
+        ),
+        endpoint(
+            Method::GET,
+            "/api/v1/customers/{id}/export",
+            get(export_customer),
+            docs::export_customer(),
+        ),
+        endpoint(
             Method::POST,
             "/api/v1/customers/{id}/merge",
             post(merge_customer),
@@ -1257,6 +1269,47 @@ async fn merge_customer(State(app): State<App>, Path(id): Path<String>, body: By
         Ok(_) => axum::Json(json!({"success": true, "customer_id": target, "merged": source}))
             .into_response(),
         Err(e) => engine_error(e),
+    }
+}
+
+/// The customer an id, alias or email address names, or the response.
+async fn resolve(app: &App, id: &str) -> Result<String, Response> {
+    let engine = app.engine.clone();
+    let key = id.to_string();
+    match blocking(move || engine.read(|s| s.find_customer(&key))).await? {
+        Some(c) => Ok(c),
+        None => Err(error(StatusCode::NOT_FOUND, format!("no customer {id}"))),
+    }
+}
+
+async fn erase_customer(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let customer = match resolve(&app, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match app.engine.erase(customer).await {
+        Ok(e) => axum::Json(json!({
+            "erased": true,
+            "events_deleted": e.events,
+            "identities_deleted": e.identities,
+            "orders_kept_anonymously": e.orders_kept_anonymously,
+            "enrolments_kept_anonymously": e.enrolments_kept_anonymously,
+            "messages_cleared": e.messages_cleared,
+        }))
+        .into_response(),
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn export_customer(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let customer = match resolve(&app, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let engine = app.engine.clone();
+    match blocking(move || engine.read(|s| s.export_customer(&customer))).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(r) => r,
     }
 }
 

@@ -140,6 +140,38 @@ pub mod docs {
             ],
         }
     }
+    pub fn erase_customer() -> Doc {
+        Doc {
+            summary: "Erase a customer's personal data",
+            description: "The right to erasure: deletes the person's events (with their traits and properties), traits, identities, merge history, timers and suppressions of their id, and clears their messages' subject, content and detail. Orders, scores, journey enrolments and message statuses stay under a random pseudonym that nothing links back to them, so aggregates (revenue, segments, fits, lift readouts) do not change; an email address on a suppression list stays there. {id} may be a customer id, an alias or an email address. Recorded in the audit log without naming them.",
+            params: vec![path("id", "Customer id, alias or email address")],
+            body: None,
+            responses: vec![
+                (
+                    200,
+                    "{erased, events_deleted, identities_deleted, orders_kept_anonymously, enrolments_kept_anonymously, messages_cleared}",
+                ),
+                (404, "No such customer"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
+    pub fn export_customer() -> Doc {
+        Doc {
+            summary: "Everything held on a customer",
+            description: "The right of access: every stored row naming the customer, by table (events with their payloads, orders, traits, identities, merges, profile, journey enrolments, messages with their content, timers) and the suppressions of their id or email addresses.",
+            params: vec![path("id", "Customer id, alias or email address")],
+            body: None,
+            responses: vec![
+                (
+                    200,
+                    "{customer_id, <table>: [rows as objects], suppressions}",
+                ),
+                (404, "No such customer"),
+                UNAUTHORIZED,
+            ],
+        }
+    }
     pub fn merge_customer() -> Doc {
         Doc {
             summary: "Merge two customers (admin)",

@@ -38,8 +38,8 @@ struct Restoring {
 
 /// A table's columns: name and whether the column holds integers (so that
 /// a real read from a loosely typed SQLite column is written back as one).
-struct Columns {
-    names: Vec<String>,
+pub(crate) struct Columns {
+    pub(crate) names: Vec<String>,
     integer: Vec<bool>,
     /// PostgreSQL identity columns (restored with OVERRIDING SYSTEM VALUE,
     /// their sequence moved past the largest value).
@@ -50,7 +50,7 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn tables(db: &mut Db) -> Result<Vec<String>, crate::db::DbError> {
+pub(crate) fn tables(db: &mut Db) -> Result<Vec<String>, crate::db::DbError> {
     let sql = if db.is_postgres() {
         "SELECT table_name::text FROM information_schema.tables
          WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
@@ -67,7 +67,7 @@ fn tables(db: &mut Db) -> Result<Vec<String>, crate::db::DbError> {
         .collect())
 }
 
-fn columns(db: &mut Db, table: &str) -> Result<Columns, crate::db::DbError> {
+pub(crate) fn columns(db: &mut Db, table: &str) -> Result<Columns, crate::db::DbError> {
     let rows = if db.is_postgres() {
         db.query(
             "SELECT column_name::text, data_type::text, is_identity::text

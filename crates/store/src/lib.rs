@@ -18,6 +18,7 @@ mod backup;
 mod db;
 mod journeys;
 mod live;
+mod privacy;
 
 pub use db::DbError;
 pub use journeys::{
@@ -36,6 +37,7 @@ use std::path::PathBuf;
 pub use backup::BackupStats;
 use db::{Db, Row, Val, vals};
 use lifecycle_rfm::{OrderEntry, SummaryBuilder};
+pub use privacy::Erasure;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,95 @@
+//! `lifecycle customers erase|export`: the data rights on the store
+//! directly (the server offers the same as `DELETE /api/v1/customers/{id}`
+//! and `GET /api/v1/customers/{id}/export`).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Subcommand;
+use lifecycle_store::{Store, StoreUrl};
+
+use crate::input_err;
+
+#[derive(Subcommand, Debug)]
+pub enum CustomersCommand {
+    /// Erase a person's personal data everywhere (events, traits, identities, message content);
+    /// their orders, scores and journey records stay under a random pseudonym
+    Erase {
+        /// Customer id, alias (userId or anonymousId) or email address
+        id: String,
+        #[arg(
+            long,
+            env = "LIFECYCLE_DB",
+            default_value = "sqlite://lifecycle.db",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        db: String,
+    },
+    /// Print (or write) everything held on a customer as JSON
+    Export {
+        /// Customer id, alias (userId or anonymousId) or email address
+        id: String,
+        #[arg(
+            long,
+            env = "LIFECYCLE_DB",
+            default_value = "sqlite://lifecycle.db",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        db: String,
+        /// Write the JSON here instead of the standard output
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+fn open(db: &str) -> Result<Store> {
+    let url = StoreUrl::parse(db).map_err(|e| input_err(e.to_string()))?;
+    if let StoreUrl::Sqlite(p) = &url
+        && !p.exists()
+    {
+        return Err(input_err(format!("--db {db}: no such store")));
+    }
+    Ok(Store::open(&url)?)
+}
+
+fn resolve(store: &mut Store, id: &str) -> Result<String> {
+    store
+        .find_customer(id)?
+        .ok_or_else(|| input_err(format!("no customer {id}")))
+}
+
+pub fn run(command: CustomersCommand) -> Result<()> {
+    match command {
+        CustomersCommand::Erase { id, db } => {
+            let mut store = open(&db)?;
+            let customer = resolve(&mut store, &id)?;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let e = store.erase_customer(&customer, now_ms)?;
+            eprintln!(
+                "erased {id}: {} events and {} identities deleted, {} messages cleared; {} orders and {} journey enrolments kept under a pseudonym",
+                e.events,
+                e.identities,
+                e.messages_cleared,
+                e.orders_kept_anonymously,
+                e.enrolments_kept_anonymously
+            );
+            Ok(())
+        }
+        CustomersCommand::Export { id, db, out } => {
+            let mut store = open(&db)?;
+            let customer = resolve(&mut store, &id)?;
+            let v = store.export_customer(&customer)?;
+            let text = serde_json::to_string_pretty(&v)?;
+            match out {
+                Some(path) => std::fs::write(&path, text + "\n")
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                None => println!("{text}"),
+            }
+            Ok(())
+        }
+    }
+}
