@@ -107,6 +107,7 @@ impl Default for ServeOptions {
 pub(crate) struct App {
     pub(crate) engine: Arc<Engine>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Key kinds by the key's SHA-256 digest.
     pub(crate) keys: Arc<RwLock<HashMap<String, KeyKind>>>,
     pub(crate) metrics_open: bool,
     pub(crate) currency: Option<Arc<Currency>>,
@@ -614,7 +615,10 @@ fn presented_key(headers: &HeaderMap) -> Option<String> {
 }
 
 pub(crate) async fn key_kind(app: &App, key: String) -> Option<KeyKind> {
-    if let Some(k) = app.keys.read().ok().and_then(|m| m.get(&key).copied()) {
+    // Cached and compared by digest, never by the key itself (no timing
+    // about a key's bytes from the comparison).
+    let digest = lifecycle_store::key_hash(&key);
+    if let Some(k) = app.keys.read().ok().and_then(|m| m.get(&digest).copied()) {
         return Some(k);
     }
     let engine = app.engine.clone();
@@ -624,7 +628,7 @@ pub(crate) async fn key_kind(app: &App, key: String) -> Option<KeyKind> {
         .ok()?
         .ok()??;
     if let Ok(mut m) = app.keys.write() {
-        m.insert(key, kind);
+        m.insert(digest, kind);
     }
     Some(kind)
 }

@@ -573,7 +573,10 @@ impl KeyKind {
     }
 }
 
-fn key_hash(key: &str) -> String {
+/// The SHA-256 of an API key, as stored (lower-case hex): keys are only
+/// ever looked up and compared by this digest, so comparing them leaks no
+/// timing about the key itself.
+pub fn key_hash(key: &str) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(key.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
