@@ -141,4 +141,33 @@ mod tests {
         assert!(id.ends_with("@example.com>"));
         assert_eq!(redact("smtps://u:secret@h:465"), "smtps://u:***@h:465");
     }
+
+    /// A recipient address carrying a header (CR LF) is refused as invalid,
+    /// permanently, before any connection is made: no Bcc can be smuggled.
+    #[test]
+    fn header_injection_in_the_address_is_refused() {
+        // Port 9 (discard) is never connected to: the address fails first.
+        let s = Smtp::new("smtp://127.0.0.1:9", "Shop <shop@example.com>").unwrap();
+        for to in [
+            "ann@example.com\r\nBcc: evil@example.com",
+            "ann@example.com\nBcc: evil@example.com",
+            "\"Ann\r\nBcc: evil@example.com\" <ann@example.com>",
+        ] {
+            let e = Email {
+                to,
+                subject: "Hello",
+                html: "<p>Hi</p>",
+                text: "Hi",
+                key: "m:1:c:0:0",
+                unsubscribe: None,
+            };
+            match s.send(&e) {
+                Err(DeliverError::Send { message, permanent }) => {
+                    assert!(permanent, "{to:?}: {message}");
+                    assert!(message.contains("is not valid"), "{to:?}: {message}");
+                }
+                other => panic!("{to:?}: {other:?}"),
+            }
+        }
+    }
 }

@@ -633,6 +633,9 @@ pub(crate) async fn key_kind(app: &App, key: String) -> Option<KeyKind> {
     Some(kind)
 }
 
+/// The largest request body any route reads (axum's default limit).
+const MAX_BODY_BYTES: u64 = 2 << 20;
+
 /// Authorisation (the access table) and request metrics, for every route.
 async fn guard(State(app): State<App>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -677,6 +680,20 @@ async fn guard(State(app): State<App>, request: Request, next: Next) -> Response
             }
             return r;
         }
+    }
+    // A body declared larger than any route reads is refused from its
+    // headers, before it is read (axum's own limit only stops reading).
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = declared.filter(|n| *n > MAX_BODY_BYTES) {
+        app.metrics.rejected("too_large");
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is {len} bytes; the limit is {MAX_BODY_BYTES} bytes"),
+        );
     }
     let class = match access_of(&path) {
         Access::Write => "ingest",
@@ -818,6 +835,11 @@ fn order_of(
         })
         .filter(|a: &f64| a.is_finite())
         .unwrap_or(0.0);
+    if amount.abs() > MAX_ORDER_AMOUNT {
+        return Err(format!(
+            "order {id}: the amount {amount} is out of range (at most 10^12 either way)"
+        ));
+    }
     if let (Some(c), Some(code)) = (currency, p.get("currency").and_then(Value::as_str)) {
         let code = code.trim().to_ascii_uppercase();
         if !code.is_empty() && code != c.base {
@@ -839,6 +861,10 @@ fn order_of(
         refund,
     }))
 }
+
+/// The largest order amount accepted in either direction: beyond it a
+/// value is a mistake or an attack, and would swamp every total.
+const MAX_ORDER_AMOUNT: f64 = 1e12;
 
 async fn ingest(
     State(app): State<App>,

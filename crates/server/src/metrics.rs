@@ -9,7 +9,7 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 const CLASSES: [&str; 3] = ["ingest", "api", "other"];
-const REASONS: [&str; 2] = ["unauthorized", "bad_request"];
+const REASONS: [&str; 3] = ["unauthorized", "bad_request", "too_large"];
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -23,7 +23,7 @@ struct Histogram {
 #[derive(Debug, Default)]
 pub struct Metrics {
     latency: [Histogram; 3],
-    rejected: [AtomicU64; 2],
+    rejected: [AtomicU64; 3],
 }
 
 impl Metrics {

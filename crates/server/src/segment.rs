@@ -95,18 +95,34 @@ pub struct Message {
     pub context: Map<String, Value>,
 }
 
+/// Event times accepted: from 1970-01-01 (Unix time 0) to the end of 2199
+/// (UTC, in seconds). A birth date in the traits may be earlier: traits are
+/// not event times.
+const EARLIEST: i64 = 0;
+const LATEST: i64 = 7_258_118_400;
+
 fn ts(v: Option<&Value>, index: usize, field: &str) -> Result<Option<Timestamp>, MessageError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => {
-            s.parse::<Timestamp>()
-                .map(Some)
-                .map_err(|_| MessageError::Invalid {
+            let range = || MessageError::Invalid {
+                index,
+                message: format!(
+                    "{field} \"{s}\" is outside the accepted range (1970-01-01 to 2199-12-31 UTC)"
+                ),
+            };
+            let year: Option<i32> = s.get(..4).and_then(|y| y.parse().ok());
+            match s.parse::<Timestamp>() {
+                Ok(t) if (EARLIEST..LATEST).contains(&t.as_second()) => Ok(Some(t)),
+                Ok(_) => Err(range()),
+                Err(_) if year.is_some_and(|y| !(1970..2200).contains(&y)) => Err(range()),
+                Err(_) => Err(MessageError::Invalid {
                     index,
                     message: format!(
                         "{field} \"{s}\" is not an ISO-8601 date-time with a time zone"
                     ),
-                })
+                }),
+            }
         }
         Some(other) => Err(MessageError::Invalid {
             index,
