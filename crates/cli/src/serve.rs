@@ -137,6 +137,8 @@ struct SmsSection {
     account: String,
     token: String,
     from: String,
+    #[serde(default)]
+    allow_private: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +147,8 @@ struct PushSection {
     base_url: String,
     project: String,
     token: String,
+    #[serde(default)]
+    allow_private: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -504,6 +508,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 account: o.account.clone(),
                 token: o.token.clone(),
                 from: o.from.clone(),
+                allow_private: o.allow_private.clone(),
             }),
         push: file
             .channels
@@ -513,6 +518,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 base_url: o.base_url.clone(),
                 project: o.project.clone(),
                 token: o.token.clone(),
+                allow_private: o.allow_private.clone(),
             }),
         audience_dir: file.channels.audience.as_ref().map(|a| in_dir(&a.dir)),
         catalogue: m.catalogue.as_ref().map(in_dir),

@@ -122,11 +122,13 @@ base_url = "{base}"
 account = "AC1"
 token = "tok"
 from = "+15550001111"
+allow_private = ["127.0.0.1"]
 
 [channels.push]
 base_url = "{base}"
 project = "p1"
 token = "push-token"
+allow_private = ["127.0.0.1"]
 
 [channels.audience]
 dir = "audiences"

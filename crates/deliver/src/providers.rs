@@ -11,15 +11,22 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::DeliverError;
+use crate::webhook::{AllowList, Guard, refused_for, refused_literal};
 
 fn config(e: impl std::fmt::Display) -> DeliverError {
     DeliverError::Config(e.to_string())
 }
 
-fn client() -> Result<reqwest::blocking::Client, DeliverError> {
+/// An HTTP client that never connects to an internal address the allow
+/// rules refuse (names are resolved through the guard; no redirects).
+fn client(allow: &AllowList) -> Result<reqwest::blocking::Client, DeliverError> {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("lifecycle/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(std::sync::Arc::new(Guard {
+            allow: allow.clone(),
+        }))
         .build()
         .map_err(config)
 }
@@ -55,19 +62,31 @@ fn answer(
     })
 }
 
+/// A failed request, with its causes (a refused internal address is
+/// permanent: retrying cannot help).
 fn network(what: &str, e: reqwest::Error) -> DeliverError {
-    DeliverError::Send {
-        message: format!("{what}: {e}"),
-        permanent: false,
+    let mut message = format!("{what}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
     }
+    let permanent = message.contains("is an internal address");
+    DeliverError::Send { message, permanent }
 }
 
-fn base(url: &str, what: &str) -> Result<String, DeliverError> {
+fn base(url: &str, what: &str, allow: &AllowList) -> Result<String, DeliverError> {
     let parsed: reqwest::Url = url
         .parse()
         .map_err(|e| config(format!("{what} base_url \"{url}\": {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(config(format!("{what} base_url \"{url}\": not http(s)")));
+    }
+    if let Some(ip) = refused_literal(&parsed, allow) {
+        return Err(config(format!(
+            "{what} base_url \"{url}\": {}",
+            refused_for(ip, what)
+        )));
     }
     Ok(url.trim_end_matches('/').to_string())
 }
@@ -87,10 +106,11 @@ impl Sms {
         account: &str,
         token: &str,
         from: &str,
+        allow: &AllowList,
     ) -> Result<Sms, DeliverError> {
-        let base = base(base_url, "sms")?;
+        let base = base(base_url, "sms", allow)?;
         Ok(Sms {
-            client: client()?,
+            client: client(allow)?,
             url: format!("{base}/2010-04-01/Accounts/{account}/Messages.json"),
             account: account.to_string(),
             token: token.to_string(),
@@ -119,10 +139,15 @@ pub struct Push {
 }
 
 impl Push {
-    pub fn new(base_url: &str, project: &str, token: &str) -> Result<Push, DeliverError> {
-        let base = base(base_url, "push")?;
+    pub fn new(
+        base_url: &str,
+        project: &str,
+        token: &str,
+        allow: &AllowList,
+    ) -> Result<Push, DeliverError> {
+        let base = base(base_url, "push", allow)?;
         Ok(Push {
-            client: client()?,
+            client: client(allow)?,
             url: format!("{base}/v1/projects/{project}/messages:send"),
             token: token.to_string(),
         })
@@ -149,5 +174,42 @@ impl Push {
             .send()
             .map_err(|e| network("push", e))?;
         answer("push", r, "name")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A provider at an internal address is refused unless allow-listed:
+    /// literally (at start-up, as a configuration error) and through a name
+    /// that resolves to one (at send time, before connecting).
+    #[test]
+    fn providers_cannot_reach_internal_addresses_unless_allowed() {
+        let none = AllowList::default();
+        for url in [
+            "http://127.0.0.1:9",
+            "http://10.1.2.3",
+            "http://[::1]:9",
+            "http://169.254.169.254",
+        ] {
+            let e = Sms::new(url, "AC1", "t", "+1555", &none)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.contains("internal address") && e.contains("[channels.sms] allow_private"),
+                "{e}"
+            );
+            let e = Push::new(url, "p", "t", &none).err().unwrap().to_string();
+            assert!(e.contains("[channels.push] allow_private"), "{e}");
+        }
+        let local = AllowList::parse(&["127.0.0.0/8".to_string()]).unwrap();
+        assert!(Sms::new("http://127.0.0.1:9", "AC1", "t", "+1555", &local).is_ok());
+        // A name for loopback: refused by the resolver, never connected.
+        let sms = Sms::new("http://localhost:9", "AC1", "t", "+1555", &none).unwrap();
+        let e = sms.send("+15551234567", "hi").err().unwrap().to_string();
+        assert!(e.contains("internal address"), "{e}");
     }
 }

@@ -114,12 +114,32 @@ pub fn is_internal(ip: IpAddr) -> bool {
 }
 
 fn refused(ip: IpAddr) -> String {
-    format!("refused: {ip} is an internal address (allow it with [channels.webhook] allow_private)")
+    refused_for(ip, "webhook")
 }
 
-/// Resolves names and keeps only addresses the allow rules accept.
-struct Guard {
-    allow: AllowList,
+/// Why `ip` may not be called by `channel`, and how to allow it.
+pub(crate) fn refused_for(ip: IpAddr, channel: &str) -> String {
+    format!(
+        "refused: {ip} is an internal address (allow it with [channels.{channel}] allow_private)"
+    )
+}
+
+/// The internal address a URL names literally (not through DNS) and the
+/// allow rules refuse, if any.
+pub(crate) fn refused_literal(url: &reqwest::Url, allow: &AllowList) -> Option<IpAddr> {
+    let ip = url
+        .host_str()?
+        .trim_matches(['[', ']'])
+        .parse::<IpAddr>()
+        .ok()?;
+    (is_internal(ip) && !allow.allows(ip)).then_some(ip)
+}
+
+/// Resolves names and keeps only addresses the allow rules accept (so a
+/// name that resolves, or later re-resolves, to an internal address is
+/// never connected to).
+pub(crate) struct Guard {
+    pub(crate) allow: AllowList,
 }
 
 impl reqwest::dns::Resolve for Guard {

@@ -112,6 +112,8 @@ pub struct SmsOptions {
     pub account: String,
     pub token: String,
     pub from: String,
+    /// Internal addresses the provider may be reached at (e.g. a relay).
+    pub allow_private: Vec<String>,
 }
 
 /// An FCM-style push API.
@@ -120,6 +122,8 @@ pub struct PushOptions {
     pub base_url: String,
     pub project: String,
     pub token: String,
+    /// Internal addresses the provider may be reached at.
+    pub allow_private: Vec<String>,
 }
 
 /// A product of the catalogue.
@@ -501,11 +505,25 @@ impl Deliverer {
             None => None,
         };
         let sms = match &options.sms {
-            Some(o) => Some(Sms::new(&o.base_url, &o.account, &o.token, &o.from)?),
+            Some(o) => {
+                let allow = AllowList::parse(&o.allow_private)
+                    .map_err(|e| DeliverError::Config(format!("sms allow_private: {e}")))?;
+                Some(Sms::new(
+                    &o.base_url,
+                    &o.account,
+                    &o.token,
+                    &o.from,
+                    &allow,
+                )?)
+            }
             None => None,
         };
         let push = match &options.push {
-            Some(o) => Some(Push::new(&o.base_url, &o.project, &o.token)?),
+            Some(o) => {
+                let allow = AllowList::parse(&o.allow_private)
+                    .map_err(|e| DeliverError::Config(format!("push allow_private: {e}")))?;
+                Some(Push::new(&o.base_url, &o.project, &o.token, &allow)?)
+            }
             None => None,
         };
         let catalogue = match &options.catalogue {
