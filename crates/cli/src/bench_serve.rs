@@ -43,16 +43,23 @@ pub struct BenchServeArgs {
     /// Run serve with these moments (to measure what journeys cost ingestion)
     #[arg(long, value_name = "DIR")]
     pub moments: Option<PathBuf>,
+    /// Soak instead: ingest at --rate and read customer views at --reads-per-second together
+    /// for this many seconds, sampling the server's memory and both latencies every second
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub soak: u64,
+    /// With --soak: events per second through /v1/batch (open loop)
+    #[arg(long, default_value_t = 20_000)]
+    pub rate: u64,
 }
 
 /// One keep-alive HTTP/1.1 connection.
-struct Conn {
+pub(crate) struct Conn {
     reader: BufReader<TcpStream>,
     addr: String,
 }
 
 impl Conn {
-    fn open(addr: &str) -> Result<Conn> {
+    pub(crate) fn open(addr: &str) -> Result<Conn> {
         let s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
         s.set_nodelay(true)?;
         Ok(Conn {
@@ -61,7 +68,7 @@ impl Conn {
         })
     }
 
-    fn call(
+    pub(crate) fn call(
         &mut self,
         method: &str,
         path: &str,
@@ -121,7 +128,7 @@ fn key(exe: &PathBuf, db: &str, kind: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn batch_body(start: usize, n: usize, customers: usize) -> String {
+pub(crate) fn batch_body(start: usize, n: usize, customers: usize) -> String {
     let mut s = String::from("{\"batch\":[");
     for i in start..start + n {
         if i > start {
@@ -145,7 +152,7 @@ fn batch_body(start: usize, n: usize, customers: usize) -> String {
     s
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -190,6 +197,7 @@ pub fn run(args: BenchServeArgs) -> Result<()> {
     if let Some(out) = child.stdout.take() {
         BufReader::new(out).read_line(&mut line)?;
     }
+    let pid = child.id();
     let server = Server(child);
     let addr = line
         .trim()
@@ -200,6 +208,13 @@ pub fn run(args: BenchServeArgs) -> Result<()> {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{write}:"))
     );
+
+    if args.soak > 0 {
+        let bearer = format!("Bearer {secret}");
+        let result = crate::soak::run(&args, &addr, pid, &basic, &bearer);
+        drop(server);
+        return result;
+    }
 
     // Phase 1: ingestion.
     let batches = args.events.div_ceil(args.batch.max(1));

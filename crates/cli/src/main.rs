@@ -19,6 +19,7 @@ mod predict;
 mod select;
 mod serve;
 mod simulate;
+mod soak;
 mod summarize;
 mod survey;
 mod tripwires;

@@ -1,0 +1,239 @@
+//! `lifecycle bench-serve --soak SECONDS`: ingestion at a fixed event rate
+//! and customer-view reads at a fixed request rate, together, against a
+//! real `serve`, open loop (every request timed from when it was due), with
+//! the server's resident memory and both latencies sampled every second.
+//! Prints a table (a row per 30 s) and the verdicts: memory flat after the
+//! warm-up, the view's p99 under 5 ms, the rate kept.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::bench_serve::{BenchServeArgs, Conn, batch_body, percentile};
+
+/// The customer view's p99 target (the engine's benchmark target).
+const VIEW_P99_MS: f64 = 5.0;
+/// Growth of resident memory from the end of the warm-up to the end that
+/// still counts as flat.
+const FLAT: f64 = 0.10;
+
+/// One completed request: the second it completed in and its latency.
+type Sample = (u64, f64);
+
+/// The server's resident memory in KiB (Linux).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Runs `each(conn, k)` for k = 0, 1, … at `per_second` (spread over
+/// `threads` connections) until `end`; returns (second, latency) samples.
+fn open_loop(
+    addr: &str,
+    threads: usize,
+    per_second: f64,
+    begin: Instant,
+    end: Instant,
+    stop: &AtomicBool,
+    each: &(dyn Fn(&mut Conn, u64) -> Result<()> + Sync),
+) -> Result<Vec<Sample>> {
+    let interval = Duration::from_secs_f64(threads as f64 / per_second.max(1e-3));
+    let results: Vec<Result<Vec<Sample>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || -> Result<Vec<Sample>> {
+                    let mut conn = Conn::open(addr)?;
+                    let mut out = Vec::new();
+                    let offset = interval.mul_f64(t as f64 / threads as f64);
+                    for i in 0u64.. {
+                        let due = begin + interval * (i as u32) + offset;
+                        if due >= end || stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let now = Instant::now();
+                        if due > now {
+                            std::thread::sleep(due - now);
+                        }
+                        if let Err(e) = each(&mut conn, i * threads as u64 + t as u64) {
+                            stop.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                        let second = due.duration_since(begin).as_secs();
+                        out.push((second, due.elapsed().as_secs_f64()));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut all = Vec::new();
+    for r in results {
+        all.extend(r?);
+    }
+    Ok(all)
+}
+
+fn window(samples: &[Sample], from: u64, to: u64) -> Vec<f64> {
+    let mut v: Vec<f64> = samples
+        .iter()
+        .filter(|(s, _)| (from..to).contains(s))
+        .map(|(_, l)| *l)
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &str) -> Result<()> {
+    let seconds = args.soak;
+    let batch = args.batch.max(1);
+    let customers = args.customers.max(1);
+    eprintln!(
+        "soak: {} events/s in batches of {batch} over {} connections and {} customer views/s, for {seconds} s ...",
+        args.rate, args.clients, args.reads_per_second
+    );
+    let begin = Instant::now() + Duration::from_millis(200);
+    let end = begin + Duration::from_secs(seconds);
+    let stop = AtomicBool::new(false);
+    let memory: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+    let ingest = |conn: &mut Conn, k: u64| -> Result<()> {
+        let body = batch_body(k as usize * batch, batch, customers);
+        let (status, text) = conn.call("POST", "/v1/batch", basic, body.as_bytes())?;
+        if status != 200 {
+            bail!(
+                "ingestion answered {status}: {}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        Ok(())
+    };
+    let read = |conn: &mut Conn, k: u64| -> Result<()> {
+        let c = (k as usize).wrapping_mul(40_503) % customers;
+        let (status, _) = conn.call("GET", &format!("/api/v1/customers/b{c}"), bearer, b"")?;
+        if status != 200 && status != 404 {
+            bail!("customer view answered {status}");
+        }
+        Ok(())
+    };
+    let (batches, views) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut next = begin;
+            while next < end && !stop.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                }
+                if let (Some(kib), Ok(mut m)) = (rss_kib(pid), memory.lock()) {
+                    m.push((next.duration_since(begin).as_secs(), kib));
+                }
+                next += Duration::from_secs(1);
+            }
+        });
+        let batches = scope.spawn(|| {
+            open_loop(
+                addr,
+                args.clients.max(1),
+                args.rate as f64 / batch as f64,
+                begin,
+                end,
+                &stop,
+                &ingest,
+            )
+        });
+        let views = open_loop(
+            addr,
+            4,
+            args.reads_per_second as f64,
+            begin,
+            end,
+            &stop,
+            &read,
+        );
+        let batches = batches
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let _ = sampler.join();
+        (batches, views)
+    });
+    let (batches, views) = (batches?, views?);
+    let memory = memory.into_inner().unwrap_or_default();
+    let rss_at = |from: u64, to: u64| -> Option<f64> {
+        let v: Vec<u64> = memory
+            .iter()
+            .filter(|(s, _)| (from..to).contains(s))
+            .map(|(_, k)| *k)
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<u64>() as f64 / v.len() as f64 / 1024.0)
+    };
+    println!("| from s | events/s | batch p99 ms | view p50 ms | view p99 ms | server RSS MiB |");
+    println!("|---|---|---|---|---|---|");
+    let step = 30.min(seconds.max(1));
+    let mut from = 0;
+    while from < seconds {
+        let to = (from + step).min(seconds);
+        let b = window(&batches, from, to);
+        let v = window(&views, from, to);
+        println!(
+            "| {from} | {:.0} | {:.1} | {:.2} | {:.2} | {} |",
+            (b.len() * batch) as f64 / (to - from) as f64,
+            percentile(&b, 0.99) * 1e3,
+            percentile(&v, 0.5) * 1e3,
+            percentile(&v, 0.99) * 1e3,
+            rss_at(from, to).map_or("?".into(), |m| format!("{m:.0}")),
+        );
+        from = to;
+    }
+    let all_views = window(&views, 0, seconds);
+    let all_batches = window(&batches, 0, seconds);
+    let achieved = (all_batches.len() * batch) as f64 / seconds as f64;
+    let p99 = percentile(&all_views, 0.99) * 1e3;
+    // Memory: the warm-up is the first fifth (at most two minutes); flat
+    // means the last 30 s are within 10% of the 30 s after the warm-up.
+    let warm = (seconds / 5).clamp(1, 120);
+    let after_warm = rss_at(warm, warm + 30);
+    let last = rss_at(seconds.saturating_sub(30), seconds);
+    println!();
+    println!(
+        "ingestion: {achieved:.0} events/s of {} asked ({} batches, p50 {:.1} ms, p99 {:.1} ms)",
+        args.rate,
+        all_batches.len(),
+        percentile(&all_batches, 0.5) * 1e3,
+        percentile(&all_batches, 0.99) * 1e3
+    );
+    println!(
+        "customer view: {} requests, p50 {:.2} ms, p99 {p99:.2} ms (target < {VIEW_P99_MS} ms): {}",
+        all_views.len(),
+        percentile(&all_views, 0.5) * 1e3,
+        if p99 < VIEW_P99_MS { "PASS" } else { "FAIL" }
+    );
+    match (after_warm, last) {
+        (Some(a), Some(b)) => println!(
+            "server memory: {a:.0} MiB after the warm-up ({warm} s), {b:.0} MiB at the end ({:+.1}%, flat within {:.0}%): {}",
+            (b / a - 1.0) * 100.0,
+            FLAT * 100.0,
+            if b <= a * (1.0 + FLAT) {
+                "PASS"
+            } else {
+                "FAIL"
+            }
+        ),
+        _ => println!("server memory: not sampled (no /proc)"),
+    }
+    println!(
+        "rate kept: {}",
+        if achieved >= args.rate as f64 * 0.98 {
+            "PASS"
+        } else {
+            "FAIL (the server fell behind the asked rate)"
+        }
+    );
+    Ok(())
+}
