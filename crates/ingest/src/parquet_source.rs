@@ -113,11 +113,45 @@ fn convert(f: &PqField, t: TimeInfo) -> Field<'_> {
     }
 }
 
+/// A value as sample text (for recognising columns and the date style).
+/// Dates and times are written here, never by the `parquet` crate's
+/// `Display`, which panics on a timestamp outside chrono's range (found by
+/// fuzzing); nested values are left empty.
 fn as_text(f: &PqField) -> String {
+    /// Days from 1970 within years 0 to 9999, the range dates are written in.
+    fn day_text(day: i64) -> Option<String> {
+        (-719_528..=2_932_896)
+            .contains(&day)
+            .then(|| crate::datetime::format_day(day as i32))
+    }
+    fn stamp(seconds: i64) -> String {
+        let (day, s) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+        match day_text(day) {
+            Some(d) => format!("{d} {:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60),
+            None => seconds.to_string(),
+        }
+    }
     match f {
         PqField::Str(s) => s.clone(),
         PqField::Null => String::new(),
-        other => other.to_string(),
+        PqField::Bytes(b) => String::from_utf8_lossy(b.data()).into_owned(),
+        PqField::Date(d) => day_text(i64::from(*d)).unwrap_or_else(|| d.to_string()),
+        PqField::TimestampMillis(ms) => stamp(ms.div_euclid(1000)),
+        PqField::TimestampMicros(us) => stamp(us.div_euclid(1_000_000)),
+        PqField::Decimal(d) => decimal_bytes_to_f64(d.data(), d.scale()).to_string(),
+        PqField::Bool(_)
+        | PqField::Byte(_)
+        | PqField::Short(_)
+        | PqField::Int(_)
+        | PqField::Long(_)
+        | PqField::UByte(_)
+        | PqField::UShort(_)
+        | PqField::UInt(_)
+        | PqField::ULong(_)
+        | PqField::Float16(_)
+        | PqField::Float(_)
+        | PqField::Double(_) => f.to_string(),
+        _ => String::new(),
     }
 }
 
