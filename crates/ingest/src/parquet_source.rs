@@ -33,8 +33,32 @@ const BATCH: usize = 4096;
 
 fn open_reader(path: &Path) -> Result<SerializedFileReader<File>, IngestError> {
     let f = File::open(path).map_err(|e| IngestError::io(path, e))?;
-    SerializedFileReader::new(f)
-        .map_err(|e| IngestError::format(path, format!("not a readable Parquet file: {e}")))
+    let size = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    let reader = SerializedFileReader::new(f)
+        .map_err(|e| IngestError::format(path, format!("not a readable Parquet file: {e}")))?;
+    // Column chunks must lie inside the file (the reader asserts on
+    // negative offsets and sizes instead of failing).
+    let meta = reader.metadata();
+    for g in 0..meta.num_row_groups() {
+        for c in meta.row_group(g).columns() {
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let len = c.compressed_size();
+            let inside = start >= 0
+                && len >= 0
+                && (start as u64)
+                    .checked_add(len as u64)
+                    .is_some_and(|end| end <= size);
+            if !inside {
+                return Err(IngestError::format(
+                    path,
+                    format!(
+                        "not a readable Parquet file: row group {g} has a column chunk outside the file (offset {start}, {len} bytes)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(reader)
 }
 
 /// A big-endian two's complement unscaled decimal, scaled.
@@ -372,7 +396,7 @@ pub(crate) struct Scan<'s> {
 /// row group, on up to `threads` workers each with its own state from
 /// `make`. Batches come in no particular order; the first row index orders
 /// them.
-pub(crate) fn for_each_batch<W: Send>(
+fn for_each_batch_inner<W: Send>(
     path: &Path,
     threads: usize,
     scan: &Scan<'_>,
@@ -593,7 +617,7 @@ fn order_fields(c: &crate::layout::OrderColumns) -> Vec<usize> {
     fields
 }
 
-pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput, IngestError> {
+fn read_orders_inner(path: &Path, opts: &ReadOptions) -> Result<OrdersInput, IngestError> {
     let (header, sample) = header_and_sample(path)?;
     let sniffed = Sniffed {
         compression: Compression::None,
@@ -641,9 +665,7 @@ pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput
 
 /// A Parquet file's column names and the first 1,000 rows as text (for
 /// recognising columns and the date style).
-pub(crate) fn header_and_sample(
-    path: &Path,
-) -> Result<(Vec<String>, Vec<Vec<String>>), IngestError> {
+fn header_and_sample_inner(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), IngestError> {
     let reader = open_reader(path)?;
     let header: Vec<String> = reader
         .metadata()
@@ -668,7 +690,7 @@ pub(crate) fn header_and_sample(
 /// A small Parquet table (a summary file) as CSV text: its `lifecycle.*`
 /// key-value metadata as `# key: value` lines (`lifecycle.time_unit` →
 /// `# time unit: days`), then the header and every row.
-pub(crate) fn to_csv_text(path: &Path) -> Result<String, IngestError> {
+fn to_csv_text_inner(path: &Path) -> Result<String, IngestError> {
     let (header, _) = header_and_sample(path)?;
     let reader = open_reader(path)?;
     let mut out = String::new();
@@ -697,6 +719,52 @@ pub(crate) fn to_csv_text(path: &Path) -> Result<String, IngestError> {
         .map_err(|e| IngestError::format(path, e.to_string()))?;
     out.push_str(&String::from_utf8_lossy(&bytes));
     Ok(out)
+}
+
+/// Runs `f`, turning a panic inside the `parquet` crate (it asserts on
+/// some malformed files; found by fuzzing) into an error naming the file.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, IngestError>) -> Result<T, IngestError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the Parquet reader failed".into());
+        Err(IngestError::format(
+            path,
+            format!("not a readable Parquet file (corrupt or unsupported: {why})"),
+        ))
+    })
+}
+
+/// See [`for_each_batch_inner`]; a malformed file is an error, never a panic.
+pub(crate) fn for_each_batch<W: Send>(
+    path: &Path,
+    threads: usize,
+    scan: &Scan<'_>,
+    make: impl Fn() -> W + Sync,
+    process: impl Fn(&mut W, u64, &mut dyn Iterator<Item = RowItem<'_>>) + Sync,
+) -> Result<Vec<W>, IngestError> {
+    guarded(path, || {
+        for_each_batch_inner(path, threads, scan, make, process)
+    })
+}
+
+/// Reads a Parquet orders file; a malformed file is an error, never a panic.
+pub(crate) fn read_orders(path: &Path, opts: &ReadOptions) -> Result<OrdersInput, IngestError> {
+    guarded(path, || read_orders_inner(path, opts))
+}
+
+/// A Parquet file's column names and the first 1,000 rows as text.
+pub(crate) fn header_and_sample(
+    path: &Path,
+) -> Result<(Vec<String>, Vec<Vec<String>>), IngestError> {
+    guarded(path, || header_and_sample_inner(path))
+}
+
+/// A small Parquet table as CSV text (see [`to_csv_text_inner`]).
+pub(crate) fn to_csv_text(path: &Path) -> Result<String, IngestError> {
+    guarded(path, || to_csv_text_inner(path))
 }
 
 #[cfg(test)]
