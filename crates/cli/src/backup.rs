@@ -10,19 +10,12 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lifecycle_store::{Store, StoreUrl};
 
-use crate::input_err;
+use crate::{DbArg, input_err};
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
-    /// The store: sqlite://PATH or postgres://USER@HOST:PORT/DB
-    #[arg(
-        long,
-        env = "LIFECYCLE_DB",
-        default_value = "sqlite://lifecycle.db",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub db: String,
+    #[command(flatten)]
+    pub db: DbArg,
     /// The backup file (FILE.gz: gzip-compressed). It holds personal data and
     /// the store's secrets: it is created readable by its owner only
     #[arg(long, value_name = "FILE")]
@@ -50,13 +43,7 @@ fn gzip(path: &std::path::Path) -> bool {
 }
 
 pub fn backup(args: BackupArgs) -> Result<()> {
-    let url = StoreUrl::parse(&args.db).map_err(|e| input_err(e.to_string()))?;
-    if let StoreUrl::Sqlite(p) = &url
-        && !p.exists()
-    {
-        return Err(input_err(format!("--db {}: no such store", args.db)));
-    }
-    let mut store = Store::open(&url)?;
+    let mut store = args.db.open_existing()?;
     let name = args.out.display().to_string();
     // Written beside the target and renamed once complete: a failed backup
     // never leaves a file that looks whole.
@@ -93,7 +80,7 @@ pub fn backup(args: BackupArgs) -> Result<()> {
         "backed up {} rows of {} tables from {} ({}) to {name}",
         stats.rows,
         stats.tables,
-        url.label(),
+        lifecycle_store::StoreUrl::parse(&args.db.db).map_or_else(|_| String::new(), |u| u.label()),
         store.backend()
     );
     Ok(())

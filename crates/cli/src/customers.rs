@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Subcommand;
-use lifecycle_store::{Store, StoreUrl};
+use lifecycle_store::Store;
 
-use crate::input_err;
+use crate::{DbArg, input_err};
 
 #[derive(Subcommand, Debug)]
 pub enum CustomersCommand {
@@ -17,41 +17,19 @@ pub enum CustomersCommand {
     Erase {
         /// Customer id, alias (userId or anonymousId) or email address
         id: String,
-        #[arg(
-            long,
-            env = "LIFECYCLE_DB",
-            default_value = "sqlite://lifecycle.db",
-            value_name = "URL",
-            hide_env_values = true
-        )]
-        db: String,
+        #[command(flatten)]
+        db: DbArg,
     },
     /// Print (or write) everything held on a customer as JSON
     Export {
         /// Customer id, alias (userId or anonymousId) or email address
         id: String,
-        #[arg(
-            long,
-            env = "LIFECYCLE_DB",
-            default_value = "sqlite://lifecycle.db",
-            value_name = "URL",
-            hide_env_values = true
-        )]
-        db: String,
+        #[command(flatten)]
+        db: DbArg,
         /// Write the JSON here instead of the standard output
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-}
-
-fn open(db: &str) -> Result<Store> {
-    let url = StoreUrl::parse(db).map_err(|e| input_err(e.to_string()))?;
-    if let StoreUrl::Sqlite(p) = &url
-        && !p.exists()
-    {
-        return Err(input_err(format!("--db {db}: no such store")));
-    }
-    Ok(Store::open(&url)?)
 }
 
 fn resolve(store: &mut Store, id: &str) -> Result<String> {
@@ -63,7 +41,7 @@ fn resolve(store: &mut Store, id: &str) -> Result<String> {
 pub fn run(command: CustomersCommand) -> Result<()> {
     match command {
         CustomersCommand::Erase { id, db } => {
-            let mut store = open(&db)?;
+            let mut store = db.open_existing()?;
             let customer = resolve(&mut store, &id)?;
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -80,7 +58,7 @@ pub fn run(command: CustomersCommand) -> Result<()> {
             Ok(())
         }
         CustomersCommand::Export { id, db, out } => {
-            let mut store = open(&db)?;
+            let mut store = db.open_existing()?;
             let customer = resolve(&mut store, &id)?;
             let v = store.export_customer(&customer)?;
             let text = serde_json::to_string_pretty(&v)?;

@@ -41,6 +41,35 @@ impl std::fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+/// `--db URL`: the store (one definition for the commands that act on it).
+#[derive(clap::Args, Debug)]
+pub struct DbArg {
+    /// The store: sqlite://PATH or postgres://USER@HOST:PORT/DB
+    #[arg(
+        long,
+        env = "LIFECYCLE_DB",
+        default_value = "sqlite://lifecycle.db",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub db: String,
+}
+
+impl DbArg {
+    /// Opens a store that must already exist (a SQLite path that does not
+    /// exist is an input error, not a new empty store).
+    pub fn open_existing(&self) -> anyhow::Result<lifecycle_store::Store> {
+        let url =
+            lifecycle_store::StoreUrl::parse(&self.db).map_err(|e| input_err(e.to_string()))?;
+        if let lifecycle_store::StoreUrl::Sqlite(p) = &url
+            && !p.exists()
+        {
+            return Err(input_err(format!("--db {}: no such store", self.db)));
+        }
+        Ok(lifecycle_store::Store::open(&url)?)
+    }
+}
+
 /// A bad argument: exit code 2.
 pub fn input_err(m: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(InputError(m.into()))
