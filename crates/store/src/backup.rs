@@ -438,56 +438,22 @@ mod tests {
         let pg = store.db.is_postgres();
         for table in tables(&mut store.db).unwrap() {
             let cols = columns(&mut store.db, &table).unwrap();
-            let nullable: Vec<bool> = if pg {
-                store
-                    .db
-                    .query(
-                        "SELECT is_nullable::text FROM information_schema.columns
-                         WHERE table_schema = current_schema() AND table_name::text = ?1
-                         ORDER BY ordinal_position",
-                        &[Val::from(table.as_str())],
-                    )
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.text(0) == "YES")
-                    .collect()
+            // Each column's type and whether it may be NULL.
+            let sql = if pg {
+                "SELECT data_type::text, (is_nullable::text = 'YES')::int::bigint
+                 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name::text = ?1
+                 ORDER BY ordinal_position"
             } else {
-                store
-                    .db
-                    .query(
-                        "SELECT \"notnull\", pk FROM pragma_table_info(?1) ORDER BY cid",
-                        &[Val::from(table.as_str())],
-                    )
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.i64(0) == 0 && r.i64(1) == 0)
-                    .collect()
+                "SELECT type, \"notnull\" = 0 AND pk = 0 FROM pragma_table_info(?1) ORDER BY cid"
             };
-            let types: Vec<String> = if pg {
-                store
-                    .db
-                    .query(
-                        "SELECT data_type::text FROM information_schema.columns
-                         WHERE table_schema = current_schema() AND table_name::text = ?1
-                         ORDER BY ordinal_position",
-                        &[Val::from(table.as_str())],
-                    )
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.text(0).to_ascii_lowercase())
-                    .collect()
-            } else {
-                store
-                    .db
-                    .query(
-                        "SELECT type FROM pragma_table_info(?1) ORDER BY cid",
-                        &[Val::from(table.as_str())],
-                    )
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.text(0).to_ascii_lowercase())
-                    .collect()
-            };
+            let (types, nullable): (Vec<String>, Vec<bool>) = store
+                .db
+                .query(sql, &[Val::from(table.as_str())])
+                .unwrap()
+                .iter()
+                .map(|r| (r.text(0).to_ascii_lowercase(), r.i64(1) != 0))
+                .unzip();
             for k in 0..4i64 {
                 let values: Vec<Val> = (0..cols.names.len())
                     .map(|c| {

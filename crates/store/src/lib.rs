@@ -573,6 +573,17 @@ impl KeyKind {
     }
 }
 
+/// `bytes` bytes of the operating system's randomness, in lower-case hex
+/// (keys, secrets, pseudonyms).
+pub(crate) fn random_hex(bytes: usize) -> Result<String, StoreError> {
+    use std::io::Read;
+    let mut b = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
 /// The SHA-256 of an API key, as stored (lower-case hex): keys are only
 /// ever looked up and compared by this digest, so comparing them leaks no
 /// timing about the key itself.
@@ -851,20 +862,12 @@ impl Store {
     /// Creates a key of `kind` from 24 bytes of the OS's randomness and
     /// returns it; only its hash is stored, so it cannot be shown again.
     pub fn create_key(&mut self, kind: KeyKind) -> Result<String, StoreError> {
-        use std::io::Read;
-        let mut bytes = [0u8; 24];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .map_err(|e| StoreError::Random(e.to_string()))?;
         let prefix = match kind {
             KeyKind::Public => "pk",
             KeyKind::Write => "wk",
             KeyKind::Secret => "sk",
         };
-        let key = format!(
-            "{prefix}_{}",
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let key = format!("{prefix}_{}", random_hex(24)?);
         self.exec(
             "INSERT INTO api_keys (key_hash, kind) VALUES (?1, ?2)",
             vals![key_hash(&key), kind.name()],
@@ -876,15 +879,10 @@ impl Store {
     /// the same for every instance): e.g. the key that signs unsubscribe
     /// links.
     pub fn secret(&mut self, name: &str) -> Result<String, StoreError> {
-        use std::io::Read;
         if let Some(r) = self.row("SELECT value FROM secrets WHERE name = ?1", vals![name])? {
             return Ok(r.text(0));
         }
-        let mut bytes = [0u8; 32];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .map_err(|e| StoreError::Random(e.to_string()))?;
-        let value: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let value = random_hex(32)?;
         self.exec(
             "INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             vals![name, &value],

@@ -13,7 +13,7 @@
 //! made before the erasure still hold them: they age out with the backups.
 
 use crate::db::{Val, vals};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, random_hex};
 
 /// What an erasure did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,15 +27,6 @@ pub struct Erasure {
 
 /// Columns holding JSON text, exported as JSON.
 const JSON_COLUMNS: [&str; 4] = ["payload", "traits", "tripwires", "params"];
-
-fn random_hex(bytes: usize) -> Result<String, StoreError> {
-    use std::io::Read;
-    let mut b = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .map_err(|e| StoreError::Random(e.to_string()))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
 
 /// `s` as a LIKE pattern matching itself anywhere (with `ESCAPE '\'`).
 fn like_anywhere(s: &str) -> String {
