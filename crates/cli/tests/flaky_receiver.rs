@@ -2,7 +2,9 @@
 //! client's timeout, then answers: the message is retried on the backoff
 //! (1, then 2 minutes, on the simulated clock) with the same
 //! Idempotency-Key every time, recorded as sent once it is answered, and
-//! never sent again afterwards (at least once, deduplicable by key).
+//! never sent again afterwards (at least once, deduplicable by key). The
+//! same for an SMTP server that resets, hangs and answers 451, and one
+//! that refuses for good (554).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -166,4 +168,230 @@ fn resets_and_timeouts_are_retried_with_one_key() {
         "{keys:?}"
     );
     assert_eq!(message()["attempts"], 3);
+}
+
+/// What the flaky SMTP server saw: the Message-ID of every message whose
+/// data it read, and of those it accepted.
+#[derive(Default)]
+struct SmtpSeen {
+    read: Vec<String>,
+    accepted: Vec<String>,
+}
+
+/// Connection 1: closed before the greeting (reset). Then, by message:
+/// the first is read and never answered (35 s, past the client's 20 s
+/// timeout), the second is answered 451 (try again later), later ones 250,
+/// except to `bounce@…`, answered 554 (permanent).
+fn flaky_smtp() -> (String, Arc<Mutex<SmtpSeen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen: Arc<Mutex<SmtpSeen>> = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { continue };
+            if n == 0 {
+                drop(stream);
+                continue;
+            }
+            let log = log.clone();
+            std::thread::spawn(move || smtp_session(stream, &log));
+        }
+    });
+    (addr, seen)
+}
+
+fn smtp_session(stream: std::net::TcpStream, log: &Mutex<SmtpSeen>) -> Option<()> {
+    let mut out = stream.try_clone().ok()?;
+    let mut reader = BufReader::new(stream);
+    out.write_all(b"220 flaky ESMTP\r\n").ok()?;
+    let mut rcpt = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let upper = line.trim_end().to_ascii_uppercase();
+        let answer: &[u8] = if upper.starts_with("EHLO") {
+            b"250-flaky\r\n250 8BITMIME\r\n"
+        } else if upper.starts_with("RCPT TO:") {
+            rcpt = upper;
+            b"250 ok\r\n"
+        } else if upper == "DATA" {
+            out.write_all(b"354 go ahead\r\n").ok()?;
+            let mut id = String::new();
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).ok()? == 0 {
+                    return None;
+                }
+                if l == ".\r\n" {
+                    break;
+                }
+                if let Some(v) = l.strip_prefix("Message-ID:") {
+                    id = v.trim().to_string();
+                }
+            }
+            let nth = {
+                let mut s = log.lock().unwrap();
+                s.read.push(id.clone());
+                s.read.len()
+            };
+            if nth == 1 {
+                std::thread::sleep(Duration::from_secs(35));
+                return None;
+            }
+            if nth == 2 {
+                b"451 try again later\r\n"
+            } else if rcpt.contains("BOUNCE@") {
+                b"554 no such user here\r\n"
+            } else {
+                log.lock().unwrap().accepted.push(id);
+                b"250 queued\r\n"
+            }
+        } else if upper == "QUIT" {
+            out.write_all(b"221 bye\r\n").ok()?;
+            return None;
+        } else {
+            b"250 ok\r\n"
+        };
+        out.write_all(answer).ok()?;
+    }
+}
+
+/// The same for email: an SMTP server that resets the connection, reads a
+/// message and never answers (past the 20 s timeout), then answers 451:
+/// each is a transient failure retried on the backoff (1, 2, 4 minutes),
+/// sent on the fourth attempt and never again; the message read but not
+/// answered is the only other copy the server saw, with the same
+/// Message-ID (at least once, recognisable). A 554 fails at once, without
+/// a retry.
+#[test]
+fn smtp_resets_timeouts_and_failures() {
+    let (smtp, seen) = flaky_smtp();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let (write, secret) = (create_key(&db, "write"), create_key(&db, "secret"));
+    let moments = dir.path().join("moments");
+    std::fs::create_dir_all(&moments).unwrap();
+    std::fs::write(
+        moments.join("welcome.toml"),
+        "name = \"Welcome\"\nholdout = 0\n\n[goal]\nevent = \"Order Completed\"\nwithin_days = 30\n\n[trigger]\nevent = \"Signed Up\"\n\n[[step]]\nsend = { channel = \"email\", template = \"t.html\", subject = \"Welcome\" }\n",
+    )
+    .unwrap();
+    std::fs::write(moments.join("t.html"), "<p>hello</p>").unwrap();
+    let config = dir.path().join("lifecycle.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[moments]\ndir = \"{}\"\nglobal_control = 0\n\n[channels.email]\nsmtp = \"smtp://{smtp}\"\nfrom = \"Shop <shop@example.com>\"\n",
+            moments.display()
+        ),
+    )
+    .unwrap();
+    let server = start(
+        &db,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--simulated-clock",
+            "2024-03-01T12:00:00Z",
+            "--refit-every",
+            "off",
+        ],
+    );
+    let addr = server.addr.clone();
+    let sign_up = |user: &str, email: &str| {
+        let batch = json!({"batch": [
+            {"type": "identify", "userId": user, "messageId": format!("i-{user}"), "traits": {"email": email}},
+            {"type": "track", "userId": user, "event": "Signed Up", "messageId": format!("s-{user}")},
+        ]});
+        let (status, text) = request(
+            &addr,
+            "POST",
+            "/v1/batch",
+            &[basic(&write)],
+            batch.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{text}");
+    };
+    let message = |user: &str| -> Value {
+        let (status, body) = request(
+            &addr,
+            "GET",
+            &format!("/api/v1/customers/{user}"),
+            &[basic(&secret)],
+            b"",
+        );
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["messages"][0].clone()
+    };
+    let wait_attempts = |user: &str, n: i64, secs: u64| -> Value {
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let m = message(user);
+            if m["attempts"].as_i64().unwrap_or(0) >= n || m["status"] != "queued" {
+                return m;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "attempt {n} never came: {m}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let advance = |seconds: u64| {
+        let (status, body) = request(
+            &addr,
+            "POST",
+            "/api/v1/admin/clock",
+            &[basic(&secret)],
+            format!("{{\"advance_seconds\": {seconds}}}").as_bytes(),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    sign_up("c1", "ann@example.org");
+    // 1: reset before the greeting.
+    let m = wait_attempts("c1", 1, 30);
+    assert_eq!(m["status"], "queued", "{m}");
+    assert!(m["detail"].as_str().unwrap().contains("SMTP"), "{m}");
+    // 2: read, never answered: the client gives up after 20 s.
+    advance(61);
+    let m = wait_attempts("c1", 2, 60);
+    assert_eq!(m["status"], "queued", "{m}");
+    // 3: 451, transient.
+    advance(121);
+    let m = wait_attempts("c1", 3, 30);
+    assert_eq!(m["status"], "queued", "{m}");
+    assert!(m["detail"].as_str().unwrap().contains("451"), "{m}");
+    // 4: accepted, and never again.
+    advance(241);
+    let m = wait_attempts("c1", 4, 30);
+    assert_eq!(m["status"], "sent", "{m}");
+    advance(3600);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(message("c1")["attempts"], 4);
+    {
+        let s = seen.lock().unwrap();
+        assert_eq!(s.accepted.len(), 1, "accepted: {:?}", s.accepted);
+        assert_eq!(s.read.len(), 3, "read: {:?}", s.read);
+        assert!(
+            s.read
+                .iter()
+                .all(|id| id == &s.accepted[0] && id.ends_with("@example.com>")),
+            "{:?}",
+            s.read
+        );
+    }
+
+    // A permanent refusal fails at once and is not retried.
+    sign_up("c2", "bounce@example.org");
+    let m = wait_attempts("c2", 1, 30);
+    assert_eq!(m["status"], "failed", "{m}");
+    assert!(m["detail"].as_str().unwrap().contains("554"), "{m}");
+    advance(3600);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(message("c2")["attempts"], 1);
+    assert_eq!(seen.lock().unwrap().read.len(), 4);
 }
