@@ -948,8 +948,11 @@ pub fn delivery_loop(
                         let outcome = deliverer.deliver(store, item, now);
                         engine.count_delivery(&outcome);
                         if let Err(e) = store.finish_outbox(&item.key, &outcome, now) {
-                            // The lease runs out and the send is tried again.
+                            // The lease runs out and the send is tried
+                            // again; so do the rest of this part's (the
+                            // store is likely down: no point trying them).
                             eprintln!("delivery: {}: {e}", item.key);
+                            break;
                         }
                     }
                 });

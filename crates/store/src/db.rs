@@ -160,8 +160,23 @@ impl Row {
 pub enum DbError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    #[error(transparent)]
+    #[error("{}", pg_message(.0))]
     Postgres(#[from] postgres::Error),
+}
+
+/// A PostgreSQL error with its cause: the driver's own text is only its
+/// kind ("db error", "error connecting to server").
+fn pg_message(e: &postgres::Error) -> String {
+    let mut out = e.to_string();
+    if let Some(db) = e.as_db_error() {
+        out.push_str(&format!(": {}: {}", db.severity(), db.message()));
+    } else if let Some(cause) = std::error::Error::source(e) {
+        let cause = cause.to_string();
+        if !out.ends_with(&cause) {
+            out.push_str(&format!(": {cause}"));
+        }
+    }
+    out
 }
 
 impl DbError {
@@ -248,10 +263,12 @@ impl Pg {
     }
 
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
+        // A statement prepared on a connection that has since closed is
+        // useless: reconnect first (a cheap check).
+        self.reconnect_if_closed()?;
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        self.reconnect_if_closed()?;
         let s = self.client.prepare(&dollars(sql))?;
         self.statements.insert(sql.to_string(), s.clone());
         Ok(s)
@@ -334,17 +351,32 @@ impl Db {
                 Ok(())
             }
             Db::Postgres(pg) => {
-                let s = pg.statement(sql)?;
-                let mut rows = pg.client.query_raw(&s, params.iter())?;
-                let mut row = Row(Vec::new());
-                while let Some(r) = fallible_iterator::FallibleIterator::next(&mut rows)? {
-                    row.0.clear();
-                    for i in 0..r.len() {
-                        row.0.push(pg_value(&r, i)?);
+                let mut delivered = false;
+                let mut run = |pg: &mut Pg, delivered: &mut bool| -> Result<(), postgres::Error> {
+                    let s = pg.statement(sql)?;
+                    let mut rows = pg.client.query_raw(&s, params.iter())?;
+                    let mut row = Row(Vec::new());
+                    while let Some(r) = fallible_iterator::FallibleIterator::next(&mut rows)? {
+                        row.0.clear();
+                        for i in 0..r.len() {
+                            row.0.push(pg_value(&r, i)?);
+                        }
+                        *delivered = true;
+                        f(&row);
                     }
-                    f(&row);
+                    Ok(())
+                };
+                match run(pg, &mut delivered) {
+                    // The server closed the connection (a restart) before
+                    // any row came: a read is safe to run again on a new
+                    // connection, so the caller does not see the restart.
+                    Err(e) if e.is_closed() && !pg.in_transaction && !delivered => {
+                        drop(e);
+                        run(pg, &mut delivered)?;
+                        Ok(())
+                    }
+                    other => Ok(other?),
                 }
-                Ok(())
             }
         }
     }
