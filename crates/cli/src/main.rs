@@ -167,6 +167,23 @@ enum Command {
     },
 }
 
+/// An error and its causes, `: `-separated, leaving out a cause whose text
+/// is already said (many errors print their source in their own message).
+fn chain_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -202,7 +219,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain_text(&e));
             let input = e.chain().any(|c| {
                 c.downcast_ref::<lifecycle_ingest::IngestError>().is_some()
                     || matches!(
@@ -220,5 +237,39 @@ fn main() -> ExitCode {
             });
             ExitCode::from(if input { 2 } else { 1 })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_already_said_are_not_repeated() {
+        #[derive(Debug)]
+        struct Inner;
+        impl std::fmt::Display for Inner {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("disk is full")
+            }
+        }
+        impl std::error::Error for Inner {}
+        #[derive(Debug)]
+        struct Outer(Inner);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "s.db: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = anyhow::Error::new(Outer(Inner));
+        assert_eq!(format!("{e:#}"), "s.db: disk is full: disk is full");
+        assert_eq!(chain_text(&e), "s.db: disk is full");
+        let e = e.context("importing orders.csv");
+        assert_eq!(chain_text(&e), "importing orders.csv: s.db: disk is full");
     }
 }

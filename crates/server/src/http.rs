@@ -592,7 +592,11 @@ fn engine_error(e: EngineError) -> Response {
             eprintln!("error: {e}");
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "the store is unavailable; retry later",
+                if e.is_disk_full() {
+                    "the store's disk is full; nothing was stored; retry later"
+                } else {
+                    "the store is unavailable; retry later"
+                },
             )
         }
     }

@@ -190,6 +190,17 @@ impl DbError {
             DbError::Sqlite(_) => false,
         }
     }
+
+    /// The database's disk (or quota) is full: nothing was written, and
+    /// the same write may succeed once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            DbError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            DbError::Postgres(e) => e
+                .code()
+                .is_some_and(|c| *c == postgres::error::SqlState::DISK_FULL),
+        }
+    }
 }
 
 /// A PostgreSQL connection with its prepared statements; reconnected

@@ -68,6 +68,13 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The store's disk is full (see [`DbError::is_disk_full`]).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Db { source, .. } if source.is_disk_full())
+    }
+}
+
 /// Where the store lives, as given by `--db`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
