@@ -185,6 +185,14 @@ fn chain_text(e: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    // A panic that a Parquet read turns into an error naming the file is
+    // not printed as a panic too.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !lifecycle_ingest::panic_is_contained(info) {
+            default_hook(info);
+        }
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),

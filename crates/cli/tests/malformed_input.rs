@@ -285,3 +285,23 @@ fn bad_json_line_and_broken_parquet() {
         "{err}"
     );
 }
+
+/// The Parquet files that made the `parquet` crate panic (found by
+/// fuzzing, `fuzz/artifacts/orders/`): each is an error naming the file,
+/// on one line, with no panic message printed.
+#[test]
+fn parquet_files_that_panic_the_reader_are_errors_without_a_panic_message() {
+    let dir = repo().join("fuzz/artifacts/orders");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        if !bytes.starts_with(b"PAR1") {
+            continue;
+        }
+        let err = fails("orders.parquet", &bytes, &[]);
+        assert!(err.starts_with("error: orders.parquet: "), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        n += 1;
+    }
+    assert!(n >= 2, "{n} Parquet reproducers");
+}

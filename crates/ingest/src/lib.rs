@@ -41,6 +41,7 @@ pub use orders::{
     BadRows, InputDescription, OrdersInput, ReadOptions, ReadStats, order_key, read_orders,
     status_excludes,
 };
+pub use parquet_source::panic_is_contained;
 
 /// Parses an `--as-of` style date (`YYYY-MM-DD` or `YYYYMMDD`) into a day.
 pub fn parse_day(s: &str) -> Result<lifecycle_rfm::Day, String> {

@@ -721,9 +721,42 @@ fn to_csv_text_inner(path: &Path) -> Result<String, IngestError> {
     Ok(out)
 }
 
+/// Guarded Parquet reads under way (any thread).
+static GUARDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a panic is one a Parquet read contains: raised inside the
+/// `parquet` crate while a guarded read is under way, so that the read
+/// reports the file as unreadable. A panic hook may keep quiet about it
+/// (the user sees the error naming the file, not a panic message), and a
+/// fuzzer may let it unwind instead of aborting.
+pub fn panic_is_contained(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    GUARDED.load(std::sync::atomic::Ordering::SeqCst) > 0
+        && info.location().is_some_and(|l| {
+            let file = l.file().replace('\\', "/");
+            file.contains("/parquet-")
+        })
+}
+
+/// Counts a guarded read while it lives.
+struct Guard;
+
+impl Guard {
+    fn new() -> Guard {
+        GUARDED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Guard
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        GUARDED.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Runs `f`, turning a panic inside the `parquet` crate (it asserts on
 /// some malformed files; found by fuzzing) into an error naming the file.
 fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, IngestError>) -> Result<T, IngestError> {
+    let _guard = Guard::new();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
         let why = payload
             .downcast_ref::<&str>()
