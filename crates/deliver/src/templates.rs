@@ -4,17 +4,52 @@
 //! present, is the plain-text part, otherwise the text is taken from the
 //! HTML.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use minijinja::Environment;
 use serde_json::Value;
 
 use crate::DeliverError;
 
+/// Limits on one rendering. Templates are the operator's own files, but a
+/// slip (a loop over a loop, a sequence repeated a billion times) must not
+/// hang the delivery workers or eat the memory:
+/// - fuel: minijinja's count of executed instructions (loops, calls);
+/// - output: the rendered text's size (emails over 100 KB get clipped by
+///   Gmail anyway);
+/// - time: the rendering runs on its own thread and is given up after the
+///   deadline (some work happens inside one instruction, e.g. printing a
+///   sequence repeated lazily, which fuel does not count); a template
+///   that ran past it is not rendered again until the templates are
+///   reloaded, so that at most one runaway thread spins per template.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub fuel: u64,
+    pub max_output: usize,
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            fuel: 5_000_000,
+            max_output: 2 << 20,
+            deadline: Duration::from_secs(2),
+        }
+    }
+}
+
 /// The templates of one moments folder.
 pub struct Templates {
-    env: Environment<'static>,
+    env: Arc<Environment<'static>>,
     dir: PathBuf,
+    limits: Limits,
+    /// Templates (names, or a one-line template's source) whose rendering
+    /// ran past the deadline.
+    runaway: Arc<Mutex<HashSet<String>>>,
 }
 
 fn template_err(name: &str, e: impl std::fmt::Display) -> DeliverError {
@@ -24,14 +59,64 @@ fn template_err(name: &str, e: impl std::fmt::Display) -> DeliverError {
     }
 }
 
+/// Collects the output, failing once it passes the limit.
+struct Capped {
+    out: Vec<u8>,
+    max: usize,
+    overflowed: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > self.max {
+            self.overflowed = true;
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a rendering failed: a limit, or anything else (a syntax error,
+/// an undefined filter, bad data).
+enum Failed {
+    Limit(String),
+    Other(String),
+}
+
+impl Failed {
+    fn named(self, name: &str) -> DeliverError {
+        match self {
+            Failed::Limit(m) | Failed::Other(m) => template_err(name, m),
+        }
+    }
+}
+
+/// A template file's name, or a one-line template's text.
+enum Source {
+    Named(String),
+    Inline(String),
+}
+
 impl Templates {
-    /// Templates read from `dir` (on first use, then cached).
+    /// Templates read from `dir` (on first use, then cached), with the
+    /// default [`Limits`].
     pub fn new(dir: &Path) -> Templates {
+        Templates::with_limits(dir, Limits::default())
+    }
+
+    pub fn with_limits(dir: &Path, limits: Limits) -> Templates {
         let mut env = Environment::new();
         env.set_loader(minijinja::path_loader(dir));
+        env.set_fuel(Some(limits.fuel));
         Templates {
-            env,
+            env: Arc::new(env),
             dir: dir.to_path_buf(),
+            limits,
+            runaway: Arc::default(),
         }
     }
 
@@ -39,21 +124,90 @@ impl Templates {
         &self.dir
     }
 
-    /// Whether the template exists and parses (for `moments check`).
+    /// Whether the template exists and parses, and renders within the
+    /// limits with no customer data (for `moments check` and loading a
+    /// moment; other errors of that trial rendering are the data's, not
+    /// the template's, and do not count).
     pub fn check(&self, name: &str) -> Result<(), DeliverError> {
         self.env
             .get_template(name)
-            .map(|_| ())
-            .map_err(|e| template_err(name, detailed(&e)))
+            .map_err(|e| template_err(name, detailed(&e)))?;
+        match self.guarded(Source::Named(name.to_string()), &Value::Null) {
+            Err(Failed::Limit(m)) => Err(template_err(
+                name,
+                format!("a trial rendering with no customer data: {m}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Renders `source` with `ctx` within the limits.
+    fn guarded(&self, source: Source, ctx: &Value) -> Result<String, Failed> {
+        let key = match &source {
+            Source::Named(n) => n.clone(),
+            Source::Inline(s) => format!("inline:{s}"),
+        };
+        let deadline = self.limits.deadline;
+        let stopped = || {
+            Failed::Limit(format!(
+                "rendering took longer than {} s and was stopped; not rendered again until the templates are reloaded",
+                deadline.as_secs_f64()
+            ))
+        };
+        if self.runaway.lock().map_or(true, |r| r.contains(&key)) {
+            return Err(stopped());
+        }
+        let (tx, rx) = mpsc::channel();
+        let (env, ctx, max) = (self.env.clone(), ctx.clone(), self.limits.max_output);
+        let spawned = std::thread::Builder::new()
+            .name("render".into())
+            .spawn(move || {
+                let mut out = Capped {
+                    out: Vec::new(),
+                    max,
+                    overflowed: false,
+                };
+                let done = match &source {
+                    Source::Named(n) => env
+                        .get_template(n)
+                        .and_then(|t| t.render_captured_to(&ctx, &mut out).map(|_| ())),
+                    Source::Inline(s) => env
+                        .template_from_str(s)
+                        .and_then(|t| t.render_captured_to(&ctx, &mut out).map(|_| ())),
+                };
+                let result = match done {
+                    Ok(()) => String::from_utf8(out.out).map_err(|e| Failed::Other(e.to_string())),
+                    Err(_) if out.overflowed => Err(Failed::Limit(format!(
+                        "the output is larger than {max} bytes"
+                    ))),
+                    Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(Failed::Limit(
+                        "rendering ran out of fuel (too many loop iterations or calls)".into(),
+                    )),
+                    Err(e) => Err(Failed::Other(detailed(&e))),
+                };
+                let _ = tx.send(result);
+            });
+        if let Err(e) = spawned {
+            return Err(Failed::Other(format!("cannot start rendering: {e}")));
+        }
+        match rx.recv_timeout(deadline) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(mut r) = self.runaway.lock() {
+                    r.insert(key);
+                }
+                Err(stopped())
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Failed::Other("the template engine failed".into()))
+            }
+        }
     }
 
     /// Renders the template `name` with `ctx`.
     pub fn render(&self, name: &str, ctx: &Value) -> Result<String, DeliverError> {
-        let t = self
-            .env
-            .get_template(name)
-            .map_err(|e| template_err(name, detailed(&e)))?;
-        t.render(ctx).map_err(|e| template_err(name, detailed(&e)))
+        self.guarded(Source::Named(name.to_string()), ctx)
+            .map_err(|f| f.named(name))
     }
 
     /// The plain-text part: `NAME.txt` beside an HTML template when it
@@ -74,10 +228,9 @@ impl Templates {
         source: &str,
         ctx: &Value,
     ) -> Result<String, DeliverError> {
-        self.env
-            .render_str(source, ctx)
+        self.guarded(Source::Inline(source.to_string()), ctx)
+            .map_err(|f| f.named(what))
             .map(|s| s.replace(['\r', '\n'], " ").trim().to_string())
-            .map_err(|e| template_err(what, detailed(&e)))
     }
 }
 
@@ -297,6 +450,65 @@ mod tests {
                 .unwrap(),
             "For <Ann> !"
         );
+    }
+
+    /// Templates that would loop for minutes or fill the memory stop with
+    /// an error: the one fuzzing found (an empty sequence repeated 2.6·10^9
+    /// times, lazily: no instruction per repeat, so only the deadline
+    /// stops it), a loop of loops (fuel), a huge output (the cap).
+    #[test]
+    fn runaway_templates_are_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Templates::with_limits(
+            dir.path(),
+            Limits {
+                deadline: Duration::from_millis(300),
+                ..Limits::default()
+            },
+        );
+        let ctx = serde_json::json!({});
+        let started = std::time::Instant::now();
+        let slow = "{{()*51615*0000050700*0.**0.0}}";
+        let e = t
+            .render_line("subject", slow, &ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than 0.3 s"), "{e}");
+        // Not tried again: at once, the same error.
+        let e2 = t
+            .render_line("subject", slow, &ctx)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, e2);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let loops =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let e = t
+            .render_line("subject", loops, &ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("out of fuel"), "{e}");
+        let big = "{{ 'x' * 1000000 }}{{ 'x' * 1000000 }}{{ 'x' * 1000000 }}";
+        let e = t.render_line("subject", big, &ctx).unwrap_err().to_string();
+        assert!(e.contains("larger than 2097152 bytes"), "{e}");
+        // An ordinary template is unaffected.
+        assert_eq!(t.render_line("subject", "{{ 6 * 7 }}", &ctx).unwrap(), "42");
+        // Checking a moment's templates catches it before any send.
+        std::fs::write(dir.path().join("slow.html"), slow).unwrap();
+        std::fs::write(
+            dir.path().join("data.html"),
+            "{{ traits.first_name | upper }}",
+        )
+        .unwrap();
+        let t = Templates::with_limits(dir.path(), t.limits);
+        let e = t.check("slow.html").unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "template slow.html: a trial rendering with no customer data: rendering took longer"
+            ),
+            "{e}"
+        );
+        t.check("data.html").unwrap();
     }
 
     #[test]
