@@ -16,10 +16,9 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A tmpfs mounted for the test; unmounted when dropped.
@@ -103,15 +102,7 @@ fn disk_full_under_serve_import_and_analyze() {
     let (write, secret) = (create_key(&db, "write"), create_key(&db, "secret"));
     let mut server = start(&db, &["--refit-every", "off"]);
     let addr = server.addr.clone();
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    {
-        let (err, log) = (server.child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                log.lock().unwrap().push(line);
-            }
-        });
-    }
+    let log = server.keep_log();
     let send = |b: usize| {
         request(
             &addr,

@@ -72,61 +72,96 @@ fn flaky_receiver() -> (String, Seen) {
     (addr, seen)
 }
 
-#[test]
-fn resets_and_timeouts_are_retried_with_one_key() {
-    let (receiver, seen) = flaky_receiver();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("f.db").display());
-    let (write, secret) = (create_key(&db, "write"), create_key(&db, "secret"));
-    let moments = dir.path().join("moments");
-    std::fs::create_dir_all(&moments).unwrap();
-    std::fs::write(
-        moments.join("hook.toml"),
-        "name = \"Hook\"\nholdout = 0\n\n[goal]\nevent = \"Order Completed\"\nwithin_days = 30\n\n[trigger]\nevent = \"Signed Up\"\n\n[[step]]\nsend = { channel = \"webhook\", template = \"t.txt\" }\n",
-    )
-    .unwrap();
-    std::fs::write(moments.join("t.txt"), "hello").unwrap();
-    let config = dir.path().join("lifecycle.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[moments]\ndir = \"{}\"\nglobal_control = 0\n\n[channels.webhook]\nurl = \"http://{receiver}/hook\"\nsecret = \"a signing secret of 16+\"\nallow_private = [\"127.0.0.1\"]\n",
-            moments.display()
-        ),
-    )
-    .unwrap();
-    let server = start(
-        &db,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--simulated-clock",
-            "2024-03-01T12:00:00Z",
-            "--refit-every",
-            "off",
-        ],
-    );
-    let addr = server.addr.clone();
-    let batch = json!({"batch": [{"type": "track", "userId": "c1", "event": "Signed Up", "messageId": "s1"}]});
-    let (status, text) = request(
-        &addr,
-        "POST",
-        "/v1/batch",
-        &[basic(&write)],
-        batch.to_string().as_bytes(),
-    );
-    assert_eq!(status, 200, "{text}");
-    let message = || -> Value {
-        let (status, body) = request(&addr, "GET", "/api/v1/customers/c1", &[basic(&secret)], b"");
+/// A served store with one moment (trigger `Signed Up`, one send step)
+/// on the simulated clock, for watching a send's attempts.
+struct Retries {
+    _dir: tempfile::TempDir,
+    server: Server,
+    write: String,
+    secret: String,
+}
+
+impl Retries {
+    /// `step`: the send step's inline table; `channel`: the config's
+    /// channel section.
+    fn start(step: &str, template: (&str, &str), channel: &str) -> Retries {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("r.db").display());
+        let (write, secret) = (create_key(&db, "write"), create_key(&db, "secret"));
+        let moments = dir.path().join("moments");
+        std::fs::create_dir_all(&moments).unwrap();
+        std::fs::write(
+            moments.join("m.toml"),
+            format!("name = \"Hook\"\nholdout = 0\n\n[goal]\nevent = \"Order Completed\"\nwithin_days = 30\n\n[trigger]\nevent = \"Signed Up\"\n\n[[step]]\nsend = {step}\n"),
+        )
+        .unwrap();
+        std::fs::write(moments.join(template.0), template.1).unwrap();
+        let config = dir.path().join("lifecycle.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[moments]\ndir = \"{}\"\nglobal_control = 0\n\n{channel}",
+                moments.display()
+            ),
+        )
+        .unwrap();
+        let server = start(
+            &db,
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "--simulated-clock",
+                "2024-03-01T12:00:00Z",
+                "--refit-every",
+                "off",
+            ],
+        );
+        Retries {
+            _dir: dir,
+            server,
+            write,
+            secret,
+        }
+    }
+
+    /// `user` signs up (leaving `email` first, when given).
+    fn sign_up(&self, user: &str, email: Option<&str>) {
+        let mut batch = Vec::new();
+        if let Some(email) = email {
+            batch.push(json!({"type": "identify", "userId": user, "messageId": format!("i-{user}"), "traits": {"email": email}}));
+        }
+        batch.push(json!({"type": "track", "userId": user, "event": "Signed Up", "messageId": format!("s-{user}")}));
+        let body = json!({ "batch": batch }).to_string();
+        let (status, text) = request(
+            &self.server.addr,
+            "POST",
+            "/v1/batch",
+            &[basic(&self.write)],
+            body.as_bytes(),
+        );
+        assert_eq!(status, 200, "{text}");
+    }
+
+    /// The user's (only) message.
+    fn message(&self, user: &str) -> Value {
+        let (status, body) = request(
+            &self.server.addr,
+            "GET",
+            &format!("/api/v1/customers/{user}"),
+            &[basic(&self.secret)],
+            b"",
+        );
         assert_eq!(status, 200, "{body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         v["messages"][0].clone()
-    };
-    let wait_attempts = |n: i64, secs: u64| -> Value {
+    }
+
+    /// The message once it has had `n` attempts or is no longer queued.
+    fn wait_attempts(&self, user: &str, n: i64, secs: u64) -> Value {
         let until = std::time::Instant::now() + Duration::from_secs(secs);
         loop {
-            let m = message();
-            if m["attempts"].as_i64().unwrap_or(0) >= n || m["status"] == "sent" {
+            let m = self.message(user);
+            if m["attempts"].as_i64().unwrap_or(0) >= n || m["status"] != "queued" {
                 return m;
             }
             assert!(
@@ -135,30 +170,44 @@ fn resets_and_timeouts_are_retried_with_one_key() {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-    };
-    let advance = |seconds: u64| {
+    }
+
+    fn advance(&self, seconds: u64) {
         let (status, body) = request(
-            &addr,
+            &self.server.addr,
             "POST",
             "/api/v1/admin/clock",
-            &[basic(&secret)],
+            &[basic(&self.secret)],
             format!("{{\"advance_seconds\": {seconds}}}").as_bytes(),
         );
         assert_eq!(status, 200, "{body}");
-    };
+    }
+}
+
+#[test]
+fn resets_and_timeouts_are_retried_with_one_key() {
+    let (receiver, seen) = flaky_receiver();
+    let r = Retries::start(
+        "{ channel = \"webhook\", template = \"t.txt\" }",
+        ("t.txt", "hello"),
+        &format!(
+            "[channels.webhook]\nurl = \"http://{receiver}/hook\"\nsecret = \"a signing secret of 16+\"\nallow_private = [\"127.0.0.1\"]\n"
+        ),
+    );
+    r.sign_up("c1", None);
     // 1: reset, a transient failure waiting for its retry.
-    let m = wait_attempts(1, 30);
+    let m = r.wait_attempts("c1", 1, 30);
     assert_eq!(m["status"], "queued", "{m}");
     assert!(!m["detail"].is_null(), "{m}");
     // 2: the receiver reads it and hangs: the client gives up after 15 s.
-    advance(61);
-    let m = wait_attempts(2, 40);
+    r.advance(61);
+    let m = r.wait_attempts("c1", 2, 40);
     assert_eq!(m["status"], "queued", "{m}");
     // 3: answered: sent, and never again.
-    advance(121);
-    let m = wait_attempts(3, 30);
+    r.advance(121);
+    let m = r.wait_attempts("c1", 3, 30);
     assert_eq!(m["status"], "sent", "{m}");
-    advance(3600);
+    r.advance(3600);
     std::thread::sleep(Duration::from_millis(1500));
     let keys = seen.lock().unwrap().clone();
     assert_eq!(keys.len(), 2, "requests read by the receiver: {keys:?}");
@@ -167,7 +216,7 @@ fn resets_and_timeouts_are_retried_with_one_key() {
             .all(|k| k == &keys[0] && k.starts_with("Hook:1:c1:")),
         "{keys:?}"
     );
-    assert_eq!(message()["attempts"], 3);
+    assert_eq!(r.message("c1")["attempts"], 3);
 }
 
 /// What the flaky SMTP server saw: the Message-ID of every message whose
@@ -269,109 +318,34 @@ fn smtp_session(stream: std::net::TcpStream, log: &Mutex<SmtpSeen>) -> Option<()
 #[test]
 fn smtp_resets_timeouts_and_failures() {
     let (smtp, seen) = flaky_smtp();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("s.db").display());
-    let (write, secret) = (create_key(&db, "write"), create_key(&db, "secret"));
-    let moments = dir.path().join("moments");
-    std::fs::create_dir_all(&moments).unwrap();
-    std::fs::write(
-        moments.join("welcome.toml"),
-        "name = \"Welcome\"\nholdout = 0\n\n[goal]\nevent = \"Order Completed\"\nwithin_days = 30\n\n[trigger]\nevent = \"Signed Up\"\n\n[[step]]\nsend = { channel = \"email\", template = \"t.html\", subject = \"Welcome\" }\n",
-    )
-    .unwrap();
-    std::fs::write(moments.join("t.html"), "<p>hello</p>").unwrap();
-    let config = dir.path().join("lifecycle.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[moments]\ndir = \"{}\"\nglobal_control = 0\n\n[channels.email]\nsmtp = \"smtp://{smtp}\"\nfrom = \"Shop <shop@example.com>\"\n",
-            moments.display()
+    let r = Retries::start(
+        "{ channel = \"email\", template = \"t.html\", subject = \"Welcome\" }",
+        ("t.html", "<p>hello</p>"),
+        &format!(
+            "[channels.email]\nsmtp = \"smtp://{smtp}\"\nfrom = \"Shop <shop@example.com>\"\n"
         ),
-    )
-    .unwrap();
-    let server = start(
-        &db,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--simulated-clock",
-            "2024-03-01T12:00:00Z",
-            "--refit-every",
-            "off",
-        ],
     );
-    let addr = server.addr.clone();
-    let sign_up = |user: &str, email: &str| {
-        let batch = json!({"batch": [
-            {"type": "identify", "userId": user, "messageId": format!("i-{user}"), "traits": {"email": email}},
-            {"type": "track", "userId": user, "event": "Signed Up", "messageId": format!("s-{user}")},
-        ]});
-        let (status, text) = request(
-            &addr,
-            "POST",
-            "/v1/batch",
-            &[basic(&write)],
-            batch.to_string().as_bytes(),
-        );
-        assert_eq!(status, 200, "{text}");
-    };
-    let message = |user: &str| -> Value {
-        let (status, body) = request(
-            &addr,
-            "GET",
-            &format!("/api/v1/customers/{user}"),
-            &[basic(&secret)],
-            b"",
-        );
-        assert_eq!(status, 200, "{body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["messages"][0].clone()
-    };
-    let wait_attempts = |user: &str, n: i64, secs: u64| -> Value {
-        let until = std::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            let m = message(user);
-            if m["attempts"].as_i64().unwrap_or(0) >= n || m["status"] != "queued" {
-                return m;
-            }
-            assert!(
-                std::time::Instant::now() < until,
-                "attempt {n} never came: {m}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    let advance = |seconds: u64| {
-        let (status, body) = request(
-            &addr,
-            "POST",
-            "/api/v1/admin/clock",
-            &[basic(&secret)],
-            format!("{{\"advance_seconds\": {seconds}}}").as_bytes(),
-        );
-        assert_eq!(status, 200, "{body}");
-    };
-    sign_up("c1", "ann@example.org");
+    r.sign_up("c1", Some("ann@example.org"));
     // 1: reset before the greeting.
-    let m = wait_attempts("c1", 1, 30);
+    let m = r.wait_attempts("c1", 1, 30);
     assert_eq!(m["status"], "queued", "{m}");
     assert!(m["detail"].as_str().unwrap().contains("SMTP"), "{m}");
     // 2: read, never answered: the client gives up after 20 s.
-    advance(61);
-    let m = wait_attempts("c1", 2, 60);
+    r.advance(61);
+    let m = r.wait_attempts("c1", 2, 60);
     assert_eq!(m["status"], "queued", "{m}");
     // 3: 451, transient.
-    advance(121);
-    let m = wait_attempts("c1", 3, 30);
+    r.advance(121);
+    let m = r.wait_attempts("c1", 3, 30);
     assert_eq!(m["status"], "queued", "{m}");
     assert!(m["detail"].as_str().unwrap().contains("451"), "{m}");
     // 4: accepted, and never again.
-    advance(241);
-    let m = wait_attempts("c1", 4, 30);
+    r.advance(241);
+    let m = r.wait_attempts("c1", 4, 30);
     assert_eq!(m["status"], "sent", "{m}");
-    advance(3600);
+    r.advance(3600);
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(message("c1")["attempts"], 4);
+    assert_eq!(r.message("c1")["attempts"], 4);
     {
         let s = seen.lock().unwrap();
         assert_eq!(s.accepted.len(), 1, "accepted: {:?}", s.accepted);
@@ -386,12 +360,12 @@ fn smtp_resets_timeouts_and_failures() {
     }
 
     // A permanent refusal fails at once and is not retried.
-    sign_up("c2", "bounce@example.org");
-    let m = wait_attempts("c2", 1, 30);
+    r.sign_up("c2", Some("bounce@example.org"));
+    let m = r.wait_attempts("c2", 1, 30);
     assert_eq!(m["status"], "failed", "{m}");
     assert!(m["detail"].as_str().unwrap().contains("554"), "{m}");
-    advance(3600);
+    r.advance(3600);
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(message("c2")["attempts"], 1);
+    assert_eq!(r.message("c2")["attempts"], 1);
     assert_eq!(seen.lock().unwrap().read.len(), 4);
 }

@@ -17,7 +17,6 @@ use common::smtp::SmtpSink;
 use common::*;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -126,15 +125,7 @@ fn postgres_restarted_under_the_server() {
     let mut server = start(&db, &args);
     let addr = server.addr.clone();
     // Keep the server's log (and never let its pipe fill).
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    {
-        let (err, log) = (server.child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                log.lock().unwrap().push(line);
-            }
-        });
-    }
+    let log = server.keep_log();
     identify_targets(&addr, &f);
     let days = days_to_at_risk(&addr, &f.secret);
 

@@ -70,6 +70,23 @@ pub struct Server {
     pub addr: String,
 }
 
+impl Server {
+    /// Reads the server's log (stderr) into a list as it comes, so that
+    /// a test can look at it and the pipe never fills.
+    pub fn keep_log(&mut self) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        if let Some(err) = self.child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        log
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
