@@ -155,14 +155,7 @@ fn disk_full_under_serve_import_and_analyze() {
         acked += 1;
     }
     drop(server);
-    let events = sql_count(
-        &db,
-        "SELECT COUNT(*) FROM events WHERE message_id LIKE 'm%'",
-    );
-    let distinct = sql_count(
-        &db,
-        "SELECT COUNT(DISTINCT message_id) FROM events WHERE message_id LIKE 'm%'",
-    );
+    let (events, distinct) = stored_events(&db, "m");
     assert_eq!(
         (events, distinct),
         (50 * acked as i64, 50 * acked as i64),

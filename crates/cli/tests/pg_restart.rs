@@ -244,14 +244,7 @@ fn postgres_restarted_under_the_server() {
     let refusals = refusals.lock().unwrap().clone();
 
     // Every acknowledged event once; nothing from the refused batch.
-    let events = sql_count(
-        &db,
-        "SELECT COUNT(*) FROM events WHERE message_id LIKE 'm%'",
-    );
-    let distinct = sql_count(
-        &db,
-        "SELECT COUNT(DISTINCT message_id) FROM events WHERE message_id LIKE 'm%'",
-    );
+    let (events, distinct) = stored_events(&db, "m");
     assert_eq!(events, distinct);
     assert_eq!(events, 50 * acked as i64, "{acked} batches acknowledged");
     assert_eq!(

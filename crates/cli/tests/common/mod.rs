@@ -234,3 +234,16 @@ pub fn sql_count(db: &str, sql: &str) -> i64 {
         }
     }
 }
+
+/// (events stored, distinct message ids among them) for the events whose
+/// message id starts with `prefix`: equal when none is stored twice.
+pub fn stored_events(db: &str, prefix: &str) -> (i64, i64) {
+    let like = format!("message_id LIKE '{prefix}%'");
+    (
+        sql_count(db, &format!("SELECT COUNT(*) FROM events WHERE {like}")),
+        sql_count(
+            db,
+            &format!("SELECT COUNT(DISTINCT message_id) FROM events WHERE {like}"),
+        ),
+    )
+}
