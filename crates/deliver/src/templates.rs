@@ -101,6 +101,93 @@ enum Source {
     Inline(String),
 }
 
+/// One rendering, for a renderer thread.
+struct Job {
+    env: Arc<Environment<'static>>,
+    source: Source,
+    ctx: Value,
+    max: usize,
+    reply: mpsc::Sender<Result<String, Failed>>,
+}
+
+impl Job {
+    fn run(self) {
+        let Job {
+            env,
+            source,
+            ctx,
+            max,
+            reply,
+        } = self;
+        let mut out = Capped {
+            out: Vec::new(),
+            max,
+            overflowed: false,
+        };
+        let done = match &source {
+            Source::Named(n) => env
+                .get_template(n)
+                .and_then(|t| t.render_captured_to(&ctx, &mut out).map(|_| ())),
+            Source::Inline(s) => env
+                .template_from_str(s)
+                .and_then(|t| t.render_captured_to(&ctx, &mut out).map(|_| ())),
+        };
+        let result = match done {
+            Ok(()) => String::from_utf8(out.out).map_err(|e| Failed::Other(e.to_string())),
+            Err(_) if out.overflowed => Err(Failed::Limit(format!(
+                "the output is larger than {max} bytes"
+            ))),
+            Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(Failed::Limit(
+                "rendering ran out of fuel (too many loop iterations or calls)".into(),
+            )),
+            Err(e) => Err(Failed::Other(detailed(&e))),
+        };
+        let _ = reply.send(result);
+    }
+}
+
+/// The calling thread's renderer: a thread of its own that renders one
+/// job after another (starting a thread per rendering cost ~50 µs, twenty
+/// times the rendering). Abandoned when a rendering runs past its
+/// deadline (it exits once that rendering ends); a new one starts for the
+/// next job.
+#[derive(Default)]
+struct Renderer {
+    jobs: Option<mpsc::Sender<Job>>,
+}
+
+impl Renderer {
+    fn run(&mut self, job: Job) -> std::io::Result<()> {
+        let job = match &self.jobs {
+            Some(jobs) => match jobs.send(job) {
+                Ok(()) => return Ok(()),
+                // Its thread is gone (a panic inside minijinja).
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("render".into())
+            .spawn(move || {
+                for job in rx {
+                    job.run();
+                }
+            })?;
+        let sent = tx.send(job);
+        self.jobs = Some(tx);
+        sent.map_err(|_| std::io::Error::other("the renderer stopped"))
+    }
+
+    fn abandon(&mut self) {
+        self.jobs = None;
+    }
+}
+
+thread_local! {
+    static RENDERER: std::cell::RefCell<Renderer> = std::cell::RefCell::new(Renderer::default());
+}
+
 impl Templates {
     /// Templates read from `dir` (on first use, then cached), with the
     /// default [`Limits`].
@@ -158,36 +245,14 @@ impl Templates {
             return Err(stopped());
         }
         let (tx, rx) = mpsc::channel();
-        let (env, ctx, max) = (self.env.clone(), ctx.clone(), self.limits.max_output);
-        let spawned = std::thread::Builder::new()
-            .name("render".into())
-            .spawn(move || {
-                let mut out = Capped {
-                    out: Vec::new(),
-                    max,
-                    overflowed: false,
-                };
-                let done = match &source {
-                    Source::Named(n) => env
-                        .get_template(n)
-                        .and_then(|t| t.render_captured_to(&ctx, &mut out).map(|_| ())),
-                    Source::Inline(s) => env
-                        .template_from_str(s)
-                        .and_then(|t| t.render_captured_to(&ctx, &mut out).map(|_| ())),
-                };
-                let result = match done {
-                    Ok(()) => String::from_utf8(out.out).map_err(|e| Failed::Other(e.to_string())),
-                    Err(_) if out.overflowed => Err(Failed::Limit(format!(
-                        "the output is larger than {max} bytes"
-                    ))),
-                    Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(Failed::Limit(
-                        "rendering ran out of fuel (too many loop iterations or calls)".into(),
-                    )),
-                    Err(e) => Err(Failed::Other(detailed(&e))),
-                };
-                let _ = tx.send(result);
-            });
-        if let Err(e) = spawned {
+        let job = Job {
+            env: self.env.clone(),
+            source,
+            ctx: ctx.clone(),
+            max: self.limits.max_output,
+            reply: tx,
+        };
+        if let Err(e) = RENDERER.with(|r| r.borrow_mut().run(job)) {
             return Err(Failed::Other(format!("cannot start rendering: {e}")));
         }
         match rx.recv_timeout(deadline) {
@@ -196,6 +261,9 @@ impl Templates {
                 if let Ok(mut r) = self.runaway.lock() {
                     r.insert(key);
                 }
+                // Its thread is busy until minijinja gives up; the next
+                // rendering gets a new one.
+                RENDERER.with(|r| r.borrow_mut().abandon());
                 Err(stopped())
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
