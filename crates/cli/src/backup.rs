@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lifecycle_store::{Store, StoreUrl};
+use lifecycle_store::Store;
 
 use crate::{DbArg, input_err};
 
@@ -26,15 +26,9 @@ pub struct BackupArgs {
 pub struct RestoreArgs {
     /// A file written by `lifecycle backup`
     pub backup: PathBuf,
-    /// The store to restore into: it must be empty (a new one is created)
-    #[arg(
-        long,
-        env = "LIFECYCLE_DB",
-        default_value = "sqlite://lifecycle.db",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub db: String,
+    // The store to restore into: it must be empty (a new one is created).
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 fn gzip(path: &std::path::Path) -> bool {
@@ -87,7 +81,7 @@ pub fn backup(args: BackupArgs) -> Result<()> {
 }
 
 pub fn restore(args: RestoreArgs) -> Result<()> {
-    let url = StoreUrl::parse(&args.db).map_err(|e| input_err(e.to_string()))?;
+    let url = args.db.url()?;
     let name = args.backup.display().to_string();
     let file = std::fs::File::open(&args.backup)
         .with_context(|| name.clone())

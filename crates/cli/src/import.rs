@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use lifecycle_ingest::{ReadOptions, clock_for, format_day, read_orders};
-use lifecycle_store::{Store, StoreUrl};
+use lifecycle_store::Store;
 
 use crate::{column_overrides, day_flag, input_err};
 
@@ -15,15 +15,9 @@ use crate::{column_overrides, day_flag, input_err};
 pub struct ImportArgs {
     /// Orders file (CSV/TSV, NDJSON, Parquet, gzip; as `analyze`)
     pub orders: PathBuf,
-    /// The store: sqlite://PATH (embedded; created if missing) or postgres://USER@HOST:PORT/DB
-    #[arg(
-        long,
-        env = "LIFECYCLE_DB",
-        default_value = "sqlite://lifecycle.db",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub db: String,
+    // A new SQLite store is created when missing.
+    #[command(flatten)]
+    pub db: crate::DbArg,
     /// Ignore orders after this date
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<String>,
@@ -39,7 +33,7 @@ pub struct ImportArgs {
 }
 
 pub fn run(args: ImportArgs) -> Result<()> {
-    let url = StoreUrl::parse(&args.db).map_err(|e| input_err(e.to_string()))?;
+    let url = args.db.url()?;
     let as_of = day_flag("--as-of", args.as_of.as_deref())?;
     let opts = ReadOptions {
         columns: column_overrides(args.columns.as_deref())?,
@@ -74,7 +68,7 @@ pub fn run(args: ImportArgs) -> Result<()> {
     );
     println!(
         "store {}: {} customers, {} orders, {} refunds, net amount {:.2}",
-        args.db, counts.customers, counts.orders, counts.refunds, counts.amount
+        args.db.db, counts.customers, counts.orders, counts.refunds, counts.amount
     );
     Ok(())
 }

@@ -56,11 +56,15 @@ pub struct DbArg {
 }
 
 impl DbArg {
+    /// The URL, parsed (a malformed one is an input error).
+    pub fn url(&self) -> anyhow::Result<lifecycle_store::StoreUrl> {
+        lifecycle_store::StoreUrl::parse(&self.db).map_err(|e| input_err(e.to_string()))
+    }
+
     /// Opens a store that must already exist (a SQLite path that does not
     /// exist is an input error, not a new empty store).
     pub fn open_existing(&self) -> anyhow::Result<lifecycle_store::Store> {
-        let url =
-            lifecycle_store::StoreUrl::parse(&self.db).map_err(|e| input_err(e.to_string()))?;
+        let url = self.url()?;
         if let lifecycle_store::StoreUrl::Sqlite(p) = &url
             && !p.exists()
         {

@@ -312,15 +312,8 @@ pub enum KeysCommand {
         /// public (on-site messages), write (event ingestion /v1/*) or secret (API and admin)
         #[arg(long)]
         kind: String,
-        /// The store: sqlite://PATH or postgres://USER@HOST:PORT/DB
-        #[arg(
-            long,
-            env = "LIFECYCLE_DB",
-            default_value = "sqlite://lifecycle.db",
-            value_name = "URL",
-            hide_env_values = true
-        )]
-        db: String,
+        #[command(flatten)]
+        db: crate::DbArg,
     },
 }
 
@@ -591,8 +584,7 @@ pub fn keys(command: KeysCommand) -> Result<()> {
             let kind = KeyKind::parse(&kind).ok_or_else(|| {
                 input_err(format!("--kind: \"{kind}\" is not public, write or secret"))
             })?;
-            let url = StoreUrl::parse(&db).map_err(|e| input_err(e.to_string()))?;
-            let mut store = Store::open(&url)?;
+            let mut store = Store::open(&db.url()?)?;
             let key = store.create_key(kind)?;
             store.audit(
                 jiff::Timestamp::now().as_millisecond(),
@@ -601,8 +593,9 @@ pub fn keys(command: KeysCommand) -> Result<()> {
             )?;
             println!("{key}");
             eprintln!(
-                "{} key created in {db}; it is shown only now (the store keeps its hash)",
-                kind.name()
+                "{} key created in {}; it is shown only now (the store keeps its hash)",
+                kind.name(),
+                db.db
             );
             Ok(())
         }
