@@ -20,8 +20,8 @@ use crate::DeliverError;
 /// - fuel: minijinja's count of executed instructions (loops, calls);
 /// - output: the rendered text's size (emails over 100 KB get clipped by
 ///   Gmail anyway);
-/// - time: the rendering runs on its own thread and is given up after the
-///   deadline (some work happens inside one instruction, e.g. printing a
+/// - time: the rendering runs on a renderer thread and is given up after
+///   the deadline (some work happens inside one instruction, e.g. printing a
 ///   sequence repeated lazily, which fuel does not count); a template
 ///   that ran past it is not rendered again until the templates are
 ///   reloaded, so that at most one runaway thread spins per template.

@@ -219,6 +219,16 @@ pub(crate) enum Db {
     Postgres(Box<Pg>),
 }
 
+/// Whether a statement only reads (`SELECT`/`WITH … SELECT` without a
+/// data-changing word).
+fn is_read(sql: &str) -> bool {
+    let upper = sql.trim_start().to_ascii_uppercase();
+    (upper.starts_with("SELECT") || upper.starts_with("WITH"))
+        && !["INSERT ", "UPDATE ", "DELETE ", "FOR UPDATE"]
+            .iter()
+            .any(|w| upper.contains(w))
+}
+
 /// `?N` placeholders as PostgreSQL's `$N`.
 fn dollars(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
@@ -379,9 +389,10 @@ impl Db {
                 };
                 match run(pg, &mut delivered) {
                     // The server closed the connection (a restart) before
-                    // any row came: a read is safe to run again on a new
-                    // connection, so the caller does not see the restart.
-                    Err(e) if e.is_closed() && !pg.in_transaction && !delivered => {
+                    // any row came: a plain read is safe to run again on a
+                    // new connection, so the caller does not see the
+                    // restart (not an `UPDATE … RETURNING`: it may have run).
+                    Err(e) if e.is_closed() && !pg.in_transaction && !delivered && is_read(sql) => {
                         drop(e);
                         run(pg, &mut delivered)?;
                         Ok(())
@@ -442,6 +453,19 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_reads_are_retried() {
+        assert!(is_read("SELECT a FROM t WHERE b = ?1"));
+        assert!(is_read("  with x AS (SELECT 1) SELECT * FROM x"));
+        assert!(!is_read("UPDATE outbox SET lease_ms = ?2 RETURNING key"));
+        assert!(!is_read(
+            "SELECT 1 FROM customers WHERE customer_id = ?1 FOR UPDATE"
+        ));
+        assert!(!is_read(
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"
+        ));
+    }
 
     #[test]
     fn placeholders_outside_quotes_become_dollars() {
