@@ -195,6 +195,8 @@ fn postgres_restarted_under_the_server() {
     assert_eq!(status, 503, "{body}");
     let (status, _) = request(&addr, "GET", "/healthz", &[], b"");
     assert_eq!(status, 200);
+    let (status, _) = request(&addr, "GET", "/readyz", &[], b"");
+    assert_eq!(status, 503);
     std::thread::sleep(Duration::from_secs(2));
     assert!(server.child.try_wait().unwrap().is_none(), "serve exited");
     let sent_during = sink.count() - sent_at_stop;
@@ -214,6 +216,8 @@ fn postgres_restarted_under_the_server() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let resumed_in = resumed.elapsed();
+    let (status, body) = request(&addr, "GET", "/readyz", &[], b"");
+    assert_eq!((status, body.as_str()), (200, "ready"));
     // Sends interrupted by the outage are retried (1 minute) or their
     // leases run out (2 minutes, on the simulated clock).
     advance_days(&addr, &f.secret, 121.0 / 86_400.0);

@@ -5,7 +5,7 @@
 //!
 //! | path | who |
 //! |---|---|
-//! | `/healthz`, `/openapi.json` | open |
+//! | `/healthz`, `/readyz`, `/openapi.json` | open |
 //! | `/v1/*` (Segment ingestion) | write key (HTTP Basic, key as user name) |
 //! | `/api/v1/*` (customers, segments, models, admin) | secret key (Bearer or Basic) |
 //! | `/metrics` | secret key, or open with `--metrics-open` |
@@ -381,6 +381,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             get(|| async { "ok" }),
             docs::healthz(),
         ),
+        endpoint(Method::GET, "/readyz", get(readyz), docs::readyz()),
         endpoint(Method::GET, "/openapi.json", get(openapi), docs::openapi()),
         endpoint(Method::GET, "/metrics", get(metrics), docs::metrics()),
         endpoint(Method::POST, "/v1/{kind}", post(ingest), docs::ingest()),
@@ -2037,6 +2038,17 @@ async fn audit(State(app): State<App>) -> Response {
     }
 }
 
+/// Readiness: the store answers a query on a read connection (a load
+/// balancer sends traffic elsewhere while, say, PostgreSQL restarts). Not
+/// logged when it fails: probes come every few seconds.
+async fn readyz(State(app): State<App>) -> Response {
+    let engine = app.engine.clone();
+    match tokio::task::spawn_blocking(move || engine.read(|s| s.schema_version())).await {
+        Ok(Ok(_)) => "ready".into_response(),
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable"),
+    }
+}
+
 async fn metrics(State(app): State<App>) -> Response {
     let c = &app.engine.counters;
     let counters = [
@@ -2159,6 +2171,7 @@ mod tests {
     #[test]
     fn the_access_table() {
         assert_eq!(access_of("/healthz"), Access::Open);
+        assert_eq!(access_of("/readyz"), Access::Open);
         assert_eq!(access_of("/openapi.json"), Access::Open);
         assert_eq!(access_of("/v1/batch"), Access::Write);
         assert_eq!(access_of("/api/v1/customers/x"), Access::Secret);

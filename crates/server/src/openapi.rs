@@ -67,6 +67,15 @@ pub mod docs {
             responses: vec![(200, "ok")],
         }
     }
+    pub fn readyz() -> Doc {
+        Doc {
+            summary: "Readiness",
+            description: "Answers `ready` when the store answers a query; 503 while it does not (e.g. PostgreSQL restarting), for load balancers' health checks.",
+            params: vec![],
+            body: None,
+            responses: vec![(200, "ready"), (503, "the store is unavailable")],
+        }
+    }
     pub fn openapi() -> Doc {
         Doc {
             summary: "This document",
