@@ -171,13 +171,14 @@ enum Command {
     },
 }
 
-/// An error and its causes, `: `-separated, leaving out a cause whose text
-/// is already said (many errors print their source in their own message).
+/// An error and its causes, `: `-separated, leaving out a cause the text so
+/// far already ends with (many errors print their source at the end of
+/// their own message).
 fn chain_text(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if out.contains(&text) {
+        if out.ends_with(&text) {
             continue;
         }
         if !out.is_empty() {
