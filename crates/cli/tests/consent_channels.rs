@@ -88,14 +88,7 @@ allow_private = ["127.0.0.1"]
         {"type": "track", "userId": "yes", "event": "Signed Up", "messageId": "s1"},
         {"type": "track", "userId": "no", "event": "Signed Up", "messageId": "s2"},
     ]});
-    let (status, text) = request(
-        &addr,
-        "POST",
-        "/v1/batch",
-        &[basic(&write)],
-        batch.to_string().as_bytes(),
-    );
-    assert_eq!(status, 200, "{text}");
+    send_batch(&addr, &write, &batch);
     let messages = |id: &str| -> Vec<Value> {
         let (status, body) = request(
             &addr,

@@ -131,15 +131,7 @@ impl Retries {
             batch.push(json!({"type": "identify", "userId": user, "messageId": format!("i-{user}"), "traits": {"email": email}}));
         }
         batch.push(json!({"type": "track", "userId": user, "event": "Signed Up", "messageId": format!("s-{user}")}));
-        let body = json!({ "batch": batch }).to_string();
-        let (status, text) = request(
-            &self.server.addr,
-            "POST",
-            "/v1/batch",
-            &[basic(&self.write)],
-            body.as_bytes(),
-        );
-        assert_eq!(status, 200, "{text}");
+        send_batch(&self.server.addr, &self.write, &json!({ "batch": batch }));
     }
 
     /// The user's (only) message.

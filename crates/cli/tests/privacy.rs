@@ -106,14 +106,7 @@ fn erase_and_export_on(db: &str, dir: &std::path::Path) {
         {"type": "track", "event": "Order Completed", "userId": "live-1", "messageId": "o1",
          "timestamp": "2024-05-31T10:00:00Z", "properties": {"order_id": "zo-1", "revenue": 123.45}},
     ]});
-    let (status, body) = request(
-        addr,
-        "POST",
-        "/v1/batch",
-        &[basic(&write)],
-        batch.to_string().as_bytes(),
-    );
-    assert_eq!(status, 200, "{body}");
+    send_batch(addr, &write, &batch);
     let before = revenue(addr, &secret);
     // The export, by email address: every table that names them.
     let (status, body) = request(

@@ -93,14 +93,7 @@ allow_private = ["127.0.0.1"]
          "traits": {"first_name": "Ann", "email": "ann@example.com", "phone": "+15551234567", "push_token": "device-1"}},
         {"type": "track", "userId": "u1", "event": "Signed Up", "messageId": "s1"},
     ]});
-    let (status, text) = request(
-        &addr,
-        "POST",
-        "/v1/batch",
-        &[basic(&write)],
-        batch.to_string().as_bytes(),
-    );
-    assert_eq!(status, 200, "{text}");
+    send_batch(&addr, &write, &batch);
     // Wait until every channel has failed at least once.
     // (Failed sends wait for a retry, queued; permanent failures are dead letters.)
     let list = || {

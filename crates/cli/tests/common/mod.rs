@@ -247,3 +247,15 @@ pub fn stored_events(db: &str, prefix: &str) -> (i64, i64) {
         ),
     )
 }
+
+/// Posts a Segment batch to `/v1/batch` with the write key; asserts 200.
+pub fn send_batch(addr: &str, write_key: &str, batch: &serde_json::Value) {
+    let (status, text) = request(
+        addr,
+        "POST",
+        "/v1/batch",
+        &[basic(write_key)],
+        batch.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{text}");
+}
