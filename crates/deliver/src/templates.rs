@@ -49,7 +49,7 @@ pub struct Templates {
     limits: Limits,
     /// Templates (names, or a one-line template's source) whose rendering
     /// ran past the deadline.
-    runaway: Arc<Mutex<HashSet<String>>>,
+    runaway: Mutex<HashSet<String>>,
 }
 
 fn template_err(name: &str, e: impl std::fmt::Display) -> DeliverError {
@@ -203,7 +203,7 @@ impl Templates {
             env: Arc::new(env),
             dir: dir.to_path_buf(),
             limits,
-            runaway: Arc::default(),
+            runaway: Mutex::default(),
         }
     }
 
