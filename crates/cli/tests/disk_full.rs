@@ -25,10 +25,15 @@ use std::time::{Duration, Instant};
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+    /// Mounts a tmpfs of `size` at `dir`, owned by user `uid` if given.
+    fn mount(dir: &Path, size: &str, uid: Option<u32>) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).unwrap();
+        let mut options = format!("size={size}");
+        if let Some(uid) = uid {
+            options += &format!(",uid={uid},mode=0700");
+        }
         let o = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
             .arg(dir)
             .output()
             .ok()?;
@@ -90,17 +95,12 @@ fn batch(b: usize) -> String {
     format!(r#"{{"batch":[{}]}}"#, messages.join(","))
 }
 
-#[test]
-fn disk_full_under_serve_import_and_analyze() {
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("mnt");
-    let Some(_tmpfs) = Tmpfs::mount(&mnt, "24m") else {
-        return;
-    };
-    let file = mnt.join("s.db");
-    let db = format!("sqlite://{}", file.display());
-    let (write, secret) = (create_key(&db, "write"), create_key(&db, "secret"));
-    let mut server = start(&db, &["--refit-every", "off"]);
+/// `serve` on `db` (whose data lives on the file system at `mnt`) while
+/// the disk fills up and frees again; returns (batches acknowledged
+/// before the first refusal, batches acknowledged in all, events stored).
+fn serve_while_the_disk_fills(db: &str, mnt: &Path) -> (usize, usize, i64) {
+    let (write, secret) = (create_key(db, "write"), create_key(db, "secret"));
+    let mut server = start(db, &["--refit-every", "off"]);
     let addr = server.addr.clone();
     let log = server.keep_log();
     let send = |b: usize| {
@@ -117,7 +117,7 @@ fn disk_full_under_serve_import_and_analyze() {
     }
 
     // Fill the disk, then ingest until a batch is refused.
-    let filler = fill(&mnt, 1 << 20);
+    let filler = fill(mnt, 1 << 20);
     let mut acked = 5;
     let refused = loop {
         let (status, body) = send(acked);
@@ -162,12 +162,30 @@ fn disk_full_under_serve_import_and_analyze() {
         acked += 1;
     }
     drop(server);
-    let (events, distinct) = stored_events(&db, "m");
+    let (events, distinct) = stored_events(db, "m");
     assert_eq!(
         (events, distinct),
         (50 * acked as i64, 50 * acked as i64),
         "full at {full_at}"
     );
+    let log = log.lock().unwrap().clone();
+    eprintln!(
+        "{db}: disk full after {full_at} batches of 50; {acked} acknowledged in all, {events} events stored once; log:\n{}",
+        log.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+    );
+    (full_at, acked, events)
+}
+
+#[test]
+fn disk_full_under_serve_import_and_analyze() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    let Some(_tmpfs) = Tmpfs::mount(&mnt, "24m", None) else {
+        return;
+    };
+    let file = mnt.join("s.db");
+    let db = format!("sqlite://{}", file.display());
+    serve_while_the_disk_fills(&db, &mnt);
     let check: String = rusqlite::Connection::open(&file)
         .unwrap()
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -215,10 +233,61 @@ fn disk_full_under_serve_import_and_analyze() {
     let o = lifecycle(&["import", orders.to_str().unwrap(), "--db", &db]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(sql_count(&db, "SELECT COUNT(*) FROM orders") > 0);
+    eprintln!("import: {import_err}analyze: {analyze_err}");
+}
 
-    let log = log.lock().unwrap().clone();
-    eprintln!(
-        "disk full after {full_at} batches of 50; {acked} acknowledged in all, {events} events stored once;\nimport: {import_err}analyze: {analyze_err}log:\n{}",
-        log.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
-    );
+/// PostgreSQL: the database's tablespace on a small tmpfs (its write-ahead
+/// log stays on the server's own disk, as a production server's would on
+/// a separate volume), so that extending a table fails with SQLSTATE 53100
+/// ("could not extend file: No space left on device").
+#[test]
+fn disk_full_under_serve_on_postgres() {
+    if std::env::var_os("LIFECYCLE_TEST_POSTGRES").is_some() {
+        eprintln!(
+            "skipped: the tablespace must be on this machine's tmpfs, not LIFECYCLE_TEST_POSTGRES's server"
+        );
+        return;
+    }
+    let db = lifecycle_store::testing::postgres_database().unwrap();
+    // The throw-away server runs as `postgres` when the tests run as root.
+    let uid = Command::new("id")
+        .args(["-u", "postgres"])
+        .output()
+        .unwrap();
+    let Ok(uid) = stdout(&uid).trim().parse::<u32>() else {
+        assert!(std::env::var_os("CI").is_none(), "no postgres user in CI");
+        eprintln!("skipped: no postgres user");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The server (another user) must reach the mount point.
+    let mut perms = std::fs::metadata(dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(dir.path(), perms).unwrap();
+    let mnt = dir.path().join("mnt");
+    let Some(_tmpfs) = Tmpfs::mount(&mnt, "24m", Some(uid)) else {
+        return;
+    };
+    let (server, name) = db.rsplit_once('/').unwrap();
+    let mut admin =
+        postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls).unwrap();
+    let space = format!("{name}_small");
+    // One statement per call: neither runs inside a transaction block.
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLESPACE {space} LOCATION '{}'",
+            mnt.display()
+        ))
+        .unwrap();
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} SET TABLESPACE {space}"))
+        .unwrap();
+    let (full_at, acked, events) = serve_while_the_disk_fills(&db, &mnt);
+    assert!(full_at > 5 && acked > full_at && events > 0);
+    for sql in [
+        format!("DROP DATABASE {name}"),
+        format!("DROP TABLESPACE {space}"),
+    ] {
+        admin.batch_execute(&sql).unwrap();
+    }
 }
