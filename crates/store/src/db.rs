@@ -203,6 +203,9 @@ impl DbError {
     }
 }
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 256;
+
 /// A PostgreSQL connection with its prepared statements; reconnected
 /// (outside a transaction) when the server has closed it, e.g. after a
 /// restart.
@@ -290,6 +293,10 @@ impl Pg {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
+        if self.statements.len() >= STATEMENT_CACHE {
+            // Bounded: dropped statements are closed on the server.
+            self.statements.clear();
+        }
         let s = self.client.prepare(&dollars(sql))?;
         self.statements.insert(sql.to_string(), s.clone());
         Ok(s)
@@ -302,7 +309,12 @@ fn pg_params(params: &[Val]) -> Vec<&(dyn ToSql + Sync)> {
 
 impl Db {
     pub fn open_sqlite(path: &std::path::Path) -> Result<Db, DbError> {
-        Ok(Db::Sqlite(rusqlite::Connection::open(path)?))
+        let c = rusqlite::Connection::open(path)?;
+        // Room for every statement of the ingestion path, including the
+        // profile updates naming only the columns that changed (the
+        // default 16 would re-prepare some of them on every event).
+        c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(Db::Sqlite(c))
     }
 
     pub fn open_postgres(url: &str) -> Result<Db, DbError> {

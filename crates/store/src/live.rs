@@ -385,6 +385,33 @@ impl From<DbError> for Failure {
 const PROFILE_COLUMNS: &str = "customer_id, run_id, n_orders, total_spend, first_order, last_order, r, f, m, \
      segment, phase, p_alive, expected_purchases, clv, clv_at_run, declining, next_order_day, due_day, updated_ms, tripwires";
 
+/// A profile's values in [`PROFILE_COLUMNS`] order.
+fn profile_vals(row: &ProfileRow) -> Vec<Val> {
+    vals![
+        &row.customer_id,
+        row.run_id,
+        row.n_orders,
+        row.total_spend,
+        row.first_order,
+        row.last_order,
+        row.r,
+        row.f,
+        row.m,
+        &row.segment,
+        &row.phase,
+        row.p_alive,
+        row.expected_purchases,
+        row.clv,
+        row.clv_at_run,
+        row.declining,
+        row.next_order_day,
+        row.due_day,
+        row.updated_ms,
+        tripwires_json(&row.tripwires)
+    ]
+    .to_vec()
+}
+
 fn profile_of(r: &Row) -> ProfileRow {
     ProfileRow {
         customer_id: r.text(0),
@@ -839,22 +866,24 @@ impl Tx<'_> {
     }
 
     fn entries(&mut self, customer: &str) -> Result<Vec<OrderEntry>, Failure> {
-        Ok(self
-            .db
-            .query(
-                "SELECT day, order_key, amount, rows, is_order FROM orders
-                 WHERE customer_id = ?1 ORDER BY day, order_key",
-                vals![customer],
-            )?
-            .iter()
-            .map(|r| OrderEntry {
-                day: r.i32(0),
-                key: r.i64(1) as u64,
-                amount: r.f64(2),
-                rows: r.i64(3).max(0) as u64,
-                is_order: r.bool(4),
-            })
-            .collect())
+        // Streamed into the entries (no row copies): every re-score reads
+        // the customer's whole order history.
+        let mut out = Vec::new();
+        self.db.query_each(
+            "SELECT day, order_key, amount, rows, is_order FROM orders
+             WHERE customer_id = ?1 ORDER BY day, order_key",
+            vals![customer],
+            &mut |r| {
+                out.push(OrderEntry {
+                    day: r.i32(0),
+                    key: r.i64(1) as u64,
+                    amount: r.f64(2),
+                    rows: r.i64(3).max(0) as u64,
+                    is_order: r.bool(4),
+                })
+            },
+        )?;
+        Ok(out)
     }
 
     fn watched_events(&mut self, customer: &str) -> Result<Vec<WatchedEvent>, Failure> {
@@ -932,43 +961,56 @@ impl Tx<'_> {
         });
         row.customer_id = customer.to_string();
         row.updated_ms = self.now_ms;
-        self.db.exec(
-            &format!(
-                "INSERT INTO profiles ({PROFILE_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
-                 ON CONFLICT (customer_id) DO UPDATE SET run_id = excluded.run_id,
-                   n_orders = excluded.n_orders, total_spend = excluded.total_spend,
-                   first_order = excluded.first_order, last_order = excluded.last_order,
-                   r = excluded.r, f = excluded.f, m = excluded.m, segment = excluded.segment,
-                   phase = excluded.phase, p_alive = excluded.p_alive,
-                   expected_purchases = excluded.expected_purchases, clv = excluded.clv,
-                   clv_at_run = excluded.clv_at_run, declining = excluded.declining,
-                   next_order_day = excluded.next_order_day, due_day = excluded.due_day,
-                   updated_ms = excluded.updated_ms, tripwires = excluded.tripwires"
-            ),
-            vals![
-                &row.customer_id,
-                row.run_id,
-                row.n_orders,
-                row.total_spend,
-                row.first_order,
-                row.last_order,
-                row.r,
-                row.f,
-                row.m,
-                &row.segment,
-                &row.phase,
-                row.p_alive,
-                row.expected_purchases,
-                row.clv,
-                row.clv_at_run,
-                row.declining,
-                row.next_order_day,
-                row.due_day,
-                row.updated_ms,
-                tripwires_json(&row.tripwires)
-            ],
-        )?;
+        let values = profile_vals(&row);
+        match previous.as_ref().map(profile_vals) {
+            // Only the columns that changed: an index none of whose
+            // columns changed is left alone (the dashboard's indexes on
+            // segment, CLV, spend and last order would otherwise each be
+            // rewritten for every re-score).
+            Some(before) => {
+                let mut sets = Vec::new();
+                let mut params = vec![values[0].clone()];
+                for ((name, new), old) in PROFILE_COLUMNS
+                    .split(',')
+                    .map(str::trim)
+                    .zip(&values)
+                    .zip(&before)
+                    .skip(1)
+                {
+                    if new != old {
+                        params.push(new.clone());
+                        sets.push(format!("{name} = ?{}", params.len()));
+                    }
+                }
+                if !sets.is_empty() {
+                    self.db.exec(
+                        &format!(
+                            "UPDATE profiles SET {} WHERE customer_id = ?1",
+                            sets.join(", ")
+                        ),
+                        &params,
+                    )?;
+                }
+            }
+            None => {
+                self.db.exec(
+                    &format!(
+                        "INSERT INTO profiles ({PROFILE_COLUMNS})
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+                         ON CONFLICT (customer_id) DO UPDATE SET run_id = excluded.run_id,
+                           n_orders = excluded.n_orders, total_spend = excluded.total_spend,
+                           first_order = excluded.first_order, last_order = excluded.last_order,
+                           r = excluded.r, f = excluded.f, m = excluded.m, segment = excluded.segment,
+                           phase = excluded.phase, p_alive = excluded.p_alive,
+                           expected_purchases = excluded.expected_purchases, clv = excluded.clv,
+                           clv_at_run = excluded.clv_at_run, declining = excluded.declining,
+                           next_order_day = excluded.next_order_day, due_day = excluded.due_day,
+                           updated_ms = excluded.updated_ms, tripwires = excluded.tripwires"
+                    ),
+                    &values,
+                )?;
+            }
+        }
         // Each open tripwire is published once per episode: its messageId
         // names the tripwire, the status and the day the episode started.
         for t in &row.tripwires {
