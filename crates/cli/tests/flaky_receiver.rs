@@ -105,17 +105,7 @@ impl Retries {
             ),
         )
         .unwrap();
-        let server = start(
-            &db,
-            &[
-                "--config",
-                config.to_str().unwrap(),
-                "--simulated-clock",
-                "2024-03-01T12:00:00Z",
-                "--refit-every",
-                "off",
-            ],
-        );
+        let server = start_at(&db, &config, "2024-03-01T12:00:00Z");
         Retries {
             _dir: dir,
             server,

@@ -140,17 +140,7 @@ fn serve_reads_the_event_forms_when_no_file_is_named() {
     let config = dir.path().join("lifecycle.toml");
     std::fs::write(&config, "[kpis]\n").unwrap();
     let (secret, write) = (create_key(&db, "secret"), create_key(&db, "write"));
-    let server = start(
-        &db,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--simulated-clock",
-            "2024-06-01T00:00:00Z",
-            "--refit-every",
-            "off",
-        ],
-    );
+    let server = start_at(&db, &config, "2024-06-01T00:00:00Z");
     let addr = server.addr.as_str();
     let mut batch = Vec::new();
     let send = |batch: &mut Vec<Value>| {

@@ -143,17 +143,7 @@ dir = "audiences"
         stdout(&o).trim().to_string()
     };
     let (secret, write, public) = (key("secret"), key("write"), key("public"));
-    let server = start(
-        &db,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--simulated-clock",
-            "2024-03-01T12:00:00Z",
-            "--refit-every",
-            "off",
-        ],
-    );
+    let server = start_at(&db, &config, "2024-03-01T12:00:00Z");
     let addr = server.addr.as_str();
     // The receiver is down for the first webhook; a second customer's
     // webhook is refused for good (400).

@@ -88,17 +88,7 @@ fn caps_priorities_quiet_hours_and_reentry() {
         stdout(&o).trim().to_string()
     };
     let (secret, write) = (key("secret"), key("write"));
-    let server = start(
-        &db,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--simulated-clock",
-            "2024-01-01T12:00:00Z",
-            "--refit-every",
-            "off",
-        ],
-    );
+    let server = start_at(&db, &config, "2024-01-01T12:00:00Z");
     let addr = server.addr.as_str();
     // c1 in London (12:00 local: fine), c2 in New York (07:00: quiet).
     let request_coupon = |c: &str, id: &str| json!({"type": "track", "userId": c, "event": "Coupon Requested", "messageId": id});

@@ -123,6 +123,22 @@ pub fn start(db: &str, extra: &[&str]) -> Server {
     Server { child, addr }
 }
 
+/// `start` with a settings file, a simulated clock set to `clock` and no
+/// scheduled refits (the shape of most journey tests).
+pub fn start_at(db: &str, config: &Path, clock: &str) -> Server {
+    start(
+        db,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--simulated-clock",
+            clock,
+            "--refit-every",
+            "off",
+        ],
+    )
+}
+
 /// One request; returns (status, body).
 pub fn request(
     addr: &str,
