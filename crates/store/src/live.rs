@@ -385,6 +385,22 @@ impl From<DbError> for Failure {
 const PROFILE_COLUMNS: &str = "customer_id, run_id, n_orders, total_spend, first_order, last_order, r, f, m, \
      segment, phase, p_alive, expected_purchases, clv, clv_at_run, declining, next_order_day, due_day, updated_ms, tripwires";
 
+/// Inserts a profile (every column of [`PROFILE_COLUMNS`]), or replaces
+/// the one stored.
+static PROFILE_UPSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let columns: Vec<&str> = PROFILE_COLUMNS.split(',').map(str::trim).collect();
+    let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    let sets: Vec<String> = columns[1..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO profiles ({PROFILE_COLUMNS}) VALUES ({}) ON CONFLICT (customer_id) DO UPDATE SET {}",
+        params.join(", "),
+        sets.join(", ")
+    )
+});
+
 /// A profile's values in [`PROFILE_COLUMNS`] order.
 fn profile_vals(row: &ProfileRow) -> Vec<Val> {
     vals![
@@ -993,22 +1009,7 @@ impl Tx<'_> {
                 }
             }
             None => {
-                self.db.exec(
-                    &format!(
-                        "INSERT INTO profiles ({PROFILE_COLUMNS})
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
-                         ON CONFLICT (customer_id) DO UPDATE SET run_id = excluded.run_id,
-                           n_orders = excluded.n_orders, total_spend = excluded.total_spend,
-                           first_order = excluded.first_order, last_order = excluded.last_order,
-                           r = excluded.r, f = excluded.f, m = excluded.m, segment = excluded.segment,
-                           phase = excluded.phase, p_alive = excluded.p_alive,
-                           expected_purchases = excluded.expected_purchases, clv = excluded.clv,
-                           clv_at_run = excluded.clv_at_run, declining = excluded.declining,
-                           next_order_day = excluded.next_order_day, due_day = excluded.due_day,
-                           updated_ms = excluded.updated_ms, tripwires = excluded.tripwires"
-                    ),
-                    &values,
-                )?;
+                self.db.exec(&PROFILE_UPSERT, &values)?;
             }
         }
         // Each open tripwire is published once per episode: its messageId
