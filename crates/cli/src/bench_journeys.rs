@@ -68,7 +68,9 @@ const DAY_MS: i64 = 86_400_000;
 
 fn scorer(f: &CustomerFacts<'_>) -> ProfileRow {
     ProfileRow {
-        n_orders: f.entries.len() as i64,
+        n_orders: f
+            .summary
+            .map_or(f.entries.len() as i64, |s| i64::from(s.n_orders)),
         segment: "Engaged Visitors".into(),
         phase: "Acquisition".into(),
         ..ProfileRow::default()

@@ -717,7 +717,7 @@ pub fn write_flags(
     let as_of = data.as_of;
     let mut flags: Vec<Flag> = extra;
     for (i, h) in data.histories.iter().enumerate() {
-        if let Some(s) = lifecycle_tripwires::standing(h, norms, as_of, warning) {
+        if let Some(s) = lifecycle_tripwires::standing(&h.progress(as_of), norms, as_of, warning) {
             flags.push(Flag {
                 customer: i,
                 tripwire: s.step.key(),

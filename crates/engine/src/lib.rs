@@ -22,7 +22,7 @@ mod tracking;
 
 pub use profile::{
     LiveProfile, OpenTripwire, TripwireState, Value, clv_of, discounted_purchases, live_profile,
-    segment_of, tripwires,
+    progress, segment_of, tripwires,
 };
 pub use run::{ModelRun, RunConfig, default_scales};
 pub use scale::Scale;

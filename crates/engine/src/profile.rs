@@ -3,7 +3,7 @@
 
 use lifecycle_models::PurchaseModel;
 use lifecycle_rfm::{CustomerSummary, Day, Profile, Scores, SegmentTable};
-use lifecycle_tripwires::{History, Status, next_deadline, standing};
+use lifecycle_tripwires::{Progress, Status, next_deadline, standing};
 
 use crate::run::ModelRun;
 
@@ -65,18 +65,28 @@ pub struct TripwireState {
     pub next_deadline: Option<Day>,
 }
 
-/// The tripwires of a customer with `history` (purchase days up to today)
+/// A customer's progress (purchase days, the last, first seen) from their
+/// order summary as of a day: what the learned norms' current step needs.
+pub fn progress(summary: &CustomerSummary, first_seen: Option<Day>) -> Progress {
+    Progress {
+        purchase_days: summary.n_purchase_days,
+        last_purchase: summary.last_order,
+        first_seen,
+    }
+}
+
+/// The tripwires of a customer with `progress` (purchase days up to today)
 /// under `run`: the learned norms of the step they are in, and their
 /// personal rhythm under the run's purchase model.
 pub fn tripwires(
     run: &ModelRun,
     summary: &CustomerSummary,
-    history: &History,
+    progress: &Progress,
     today: Day,
 ) -> TripwireState {
     let warning = run.config.warning_share;
     let mut state = TripwireState::default();
-    if let Some(s) = standing(history, &run.norms, today, warning) {
+    if let Some(s) = standing(progress, &run.norms, today, warning) {
         state.open.push(OpenTripwire {
             name: s.step.key(),
             status: s.status,
@@ -86,7 +96,7 @@ pub fn tripwires(
             probability: None,
         });
     }
-    state.next_deadline = next_deadline(history, &run.norms, today, warning).map(|(d, _)| d);
+    state.next_deadline = next_deadline(progress, &run.norms, today, warning).map(|(d, _)| d);
     if let (Some(threshold), Some(model), Some(first), Some(last)) = (
         run.config.rhythm,
         run.purchase.as_ref(),
@@ -363,7 +373,7 @@ mod tests {
 
     #[test]
     fn a_visitor_trips_the_sign_up_norm_and_a_buyer_their_next_order_norm() {
-        use lifecycle_tripwires::{Norm, Step};
+        use lifecycle_tripwires::{History, Norm, Step};
         let norm = |step, days| Norm {
             step,
             coverage: 0.8,
@@ -382,16 +392,21 @@ mod tests {
             days: vec![],
             values: vec![],
         };
-        let t = tripwires(&run, &visitor, &seen, 100);
+        let t = tripwires(&run, &visitor, &seen.progress(100), 100);
         assert!(t.open.is_empty());
         // Warning from ⌈0.75 × 10⌉ = 8 days, tripped after 10.
         assert_eq!(t.next_deadline, Some(103));
-        let t = tripwires(&run, &visitor, &seen, 106);
+        let t = tripwires(&run, &visitor, &seen.progress(106), 106);
         assert_eq!(t.open[0].name, "signup_to_order_1");
         assert_eq!(t.open[0].status, lifecycle_tripwires::Status::Tripped);
         let buyer = CustomerSummary::from_entries("b", &[entry(50, 1, 10.0)], 100);
         let h = History::from_entries(&[entry(50, 1, 10.0)], Some(40));
-        let t = tripwires(&run, &buyer, &h, 100);
+        let t = tripwires(&run, &buyer, &h.progress(100), 100);
+        assert_eq!(
+            progress(&buyer, Some(40)),
+            h.progress(100),
+            "the summary's progress is the history's"
+        );
         assert_eq!(t.open[0].name, "order_1_to_2");
         assert_eq!(t.open[0].since, 81);
     }

@@ -529,6 +529,33 @@ impl CustomerSummary {
         s
     }
 
+    /// Adds one more consolidated entry (a store's row: its own day and
+    /// key) dated on or after every entry already summarised, as
+    /// [`CustomerSummary::from_entries`] would count it: a live store keeps
+    /// a customer's summary this way instead of re-reading the history on
+    /// every order. Sums may differ from a re-count in the last bits (the
+    /// additions come in arrival order).
+    pub fn push_entry(&mut self, e: &OrderEntry) {
+        if e.rows == 0 {
+            return;
+        }
+        self.total_spend += e.amount;
+        if !e.is_order {
+            return;
+        }
+        self.n_orders += 1;
+        if self.last_order != Some(e.day) {
+            self.n_purchase_days += 1;
+            self.first_order.get_or_insert(e.day);
+            self.last_order = Some(e.day);
+        }
+        if self.n_purchase_days == 1 {
+            self.first_day_value += e.amount;
+        } else {
+            self.repeat_days_value += e.amount;
+        }
+    }
+
     /// Mean value of the repeat purchase days (the first day excluded), as
     /// the Gamma-Gamma spend model wants it; 0 when there is no repeat day.
     pub fn repeat_mean_value(&self) -> f64 {
@@ -791,6 +818,48 @@ fn finish_range(
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    proptest::proptest! {
+        /// Entries pushed one by one in day order (any order within a day)
+        /// summarise as `from_entries` counts them all at once.
+        #[test]
+        fn push_entry_counts_as_from_entries(
+            raw in proptest::collection::vec((0i32..40, 0u64..6, -50i32..500, 0u64..3), 0..40)
+        ) {
+            let mut entries: Vec<OrderEntry> = Vec::new();
+            for (day, key, cents, rows) in raw {
+                // The store keeps one entry per (day, key).
+                if entries.iter().any(|e| e.day == day && e.key == key) {
+                    continue;
+                }
+                entries.push(OrderEntry {
+                    day,
+                    key,
+                    amount: f64::from(cents) / 100.0,
+                    rows,
+                    is_order: cents >= 0,
+                });
+            }
+            // Arrival order: by day, keys within a day in any order.
+            entries.sort_by_key(|e| (e.day, std::cmp::Reverse(e.key)));
+            let all = CustomerSummary::from_entries("c", &entries, Day::MAX);
+            let mut pushed = CustomerSummary::from_entries("c", &[], Day::MAX);
+            for e in &entries {
+                pushed.push_entry(e);
+            }
+            proptest::prop_assert_eq!(pushed.n_orders, all.n_orders);
+            proptest::prop_assert_eq!(pushed.n_purchase_days, all.n_purchase_days);
+            proptest::prop_assert_eq!(pushed.first_order, all.first_order);
+            proptest::prop_assert_eq!(pushed.last_order, all.last_order);
+            for (a, b) in [
+                (pushed.total_spend, all.total_spend),
+                (pushed.first_day_value, all.first_day_value),
+                (pushed.repeat_days_value, all.repeat_days_value),
+            ] {
+                proptest::prop_assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+            }
+        }
+    }
 
     fn row(day: Day, key: u64, amount: f64) -> OrderRow {
         OrderRow {

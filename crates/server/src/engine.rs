@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
-use lifecycle_engine::{ModelRun, RunConfig, live_profile, segment_of, tripwires};
+use lifecycle_engine::{ModelRun, RunConfig, live_profile, progress, segment_of, tripwires};
 use lifecycle_moments::Channel;
 use lifecycle_rfm::{CustomerSummary, Day, Scoring, SegmentTable};
 use lifecycle_store::{
@@ -608,14 +608,16 @@ impl Engine {
 
     /// The profile of a customer on `today` under the current run.
     fn score(&self, run: &CurrentRun, facts: &CustomerFacts<'_>, today: Day) -> ProfileRow {
-        let mut summary = CustomerSummary::from_entries(facts.customer_id, facts.entries, today);
+        // The store's summary (every entry dated no later than now) or one
+        // counted from the entries as of today.
+        let mut summary = match facts.summary {
+            Some(s) => s.clone(),
+            None => CustomerSummary::from_entries(facts.customer_id, facts.entries, today),
+        };
         summary.left_email = facts.has_email;
         let live = live_profile(&run.run, &self.table, &summary, today);
-        let history = History::from_entries(
-            facts.entries,
-            facts.first_seen_ms.and_then(|ms| self.day_of_ms(ms)),
-        );
-        let trips = tripwires(&run.run, &summary, &history, today);
+        let first_seen = facts.first_seen_ms.and_then(|ms| self.day_of_ms(ms));
+        let trips = tripwires(&run.run, &summary, &progress(&summary, first_seen), today);
         let mut due_day = match (live.due_day, trips.next_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

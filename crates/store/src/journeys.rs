@@ -1568,7 +1568,9 @@ mod tests {
             .unwrap_or("Visitors")
             .to_string();
         ProfileRow {
-            n_orders: f.entries.len() as i64,
+            n_orders: f
+                .summary
+                .map_or(f.entries.len() as i64, |s| i64::from(s.n_orders)),
             segment,
             phase: "P".into(),
             ..ProfileRow::default()

@@ -360,6 +360,11 @@ const MIGRATIONS: &[&str] = &[
     // spent half its time writing pages: 16,700 events/s over 90 s with
     // it, 20,000 asked and kept without it).
     "DROP INDEX events_by_time;",
+    // 13: each customer's orders summarised beside their profile, so that
+    // a new order is added to it rather than the history re-read (NULL:
+    // not kept yet, or orders imported since; the next re-score reads the
+    // history and keeps it).
+    "ALTER TABLE profiles ADD COLUMN order_summary TEXT;",
 ];
 
 /// The same migrations for PostgreSQL: integers are BIGINT, reals DOUBLE
@@ -559,6 +564,8 @@ const PG_MIGRATIONS: &[&str] = &[
     // 12: as on SQLite; the primary key (customer_id, message_id) finds a
     // customer's events.
     "DROP INDEX events_by_time;",
+    // 13: as on SQLite.
+    "ALTER TABLE profiles ADD COLUMN order_summary TEXT;",
 ];
 
 /// The kinds of API key (who may call what: see the README's access table).
@@ -826,6 +833,7 @@ impl Store {
                         stats.customers_new += 1;
                         position += 1;
                     }
+                    let changed_before = stats.orders_new + stats.orders_updated;
                     for e in entries {
                         let values = vals![id, e.day, e.key as i64, e.amount, e.rows as i64, e.is_order];
                         if db.exec(
@@ -846,6 +854,14 @@ impl Store {
                         } else {
                             stats.orders_unchanged += 1;
                         }
+                    }
+                    if stats.orders_new + stats.orders_updated > changed_before {
+                        // The live engine's kept summary no longer covers
+                        // every order: the next re-score reads them all.
+                        db.exec(
+                            "UPDATE profiles SET order_summary = NULL WHERE customer_id = ?1",
+                            vals![id],
+                        )?;
                     }
                     Ok(())
                 })();
@@ -1160,6 +1176,149 @@ mod tests {
         both("i", import_load_roundtrip_on);
     }
 
+    /// A new order after every stored one is added to the kept summary
+    /// (the scorer gets the summary, not the history); a late order, a
+    /// correction, a future-dated order or an import make the next re-score
+    /// read the whole history. Either way the kept summary is the history's.
+    #[test]
+    fn kept_order_summary_follows_the_orders() {
+        both("k", kept_order_summary_follows_the_orders_on);
+    }
+
+    fn kept_order_summary_follows_the_orders_on(url: StoreUrl) {
+        use crate::live::KeptSummary;
+        let mut store = Store::open(&url).unwrap();
+        let paths = std::cell::RefCell::new(Vec::new());
+        let recording = |f: &CustomerFacts<'_>| {
+            paths.borrow_mut().push(f.summary.is_some());
+            toy_scorer(f)
+        };
+        let scorer: Scorer<'_> = &recording;
+        let order = |id: &str, key: u64, day, amount, refund, at_ms| NewEvent {
+            event: Some(
+                if refund {
+                    "Order Refunded"
+                } else {
+                    "Order Completed"
+                }
+                .into(),
+            ),
+            order: Some(EventOrder {
+                order_key: key,
+                day,
+                amount,
+                refund,
+            }),
+            at_ms,
+            ..track(Some("k1"), None, id)
+        };
+        let now = 10_000;
+        let steps = [
+            // (message, key, day, amount, refund, at_ms, summary given)
+            ("o1", 1, 100, 30.0, false, 1_000, false), // a new profile
+            ("o2", 2, 101, 35.25, false, 2_000, true),
+            ("o3", 3, 101, 7.5, true, 2_500, true), // a refund
+            ("o4", 4, 101, 0.1, false, 3_000, true), // same day
+            ("o5", 5, 99, 12.0, false, 3_000, false), // late
+            ("o6", 2, 101, 36.0, false, 4_000, false), // o2 corrected
+            ("o7", 7, 120, 0.2, false, 5_000, true),
+            ("o8", 8, 130, 9.0, false, now + 1, false), // from the future
+            ("o9", 9, 131, 0.3, false, 6_000, true),
+        ];
+        let kept = |store: &mut Store| {
+            let text = store
+                .row(
+                    "SELECT order_summary FROM profiles WHERE customer_id = 'k1'",
+                    &[],
+                )
+                .unwrap()
+                .and_then(|r| r.opt_text(0));
+            let entries: Vec<OrderEntry> = store
+                .rows(
+                    "SELECT day, order_key, amount, rows, is_order FROM orders
+                     WHERE customer_id = 'k1' ORDER BY day, order_key",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| OrderEntry {
+                    day: r.i32(0),
+                    key: r.i64(1) as u64,
+                    amount: r.f64(2),
+                    rows: r.i64(3) as u64,
+                    is_order: r.bool(4),
+                })
+                .collect();
+            (
+                text.as_deref().and_then(KeptSummary::parse),
+                KeptSummary::of(&entries),
+            )
+        };
+        for (i, (id, key, day, amount, refund, at_ms, summary_given)) in steps.iter().enumerate() {
+            paths.borrow_mut().clear();
+            store
+                .ingest(
+                    &[vec![order(id, *key, *day, *amount, *refund, *at_ms)]],
+                    scorer,
+                    now,
+                )
+                .unwrap();
+            assert_eq!(
+                paths.borrow().first(),
+                Some(summary_given),
+                "{url:?} step {i} ({id})"
+            );
+            let (got, want) = kept(&mut store);
+            let got = got.unwrap_or_else(|| panic!("step {i}: no summary kept"));
+            assert!(
+                got.close_to(&want),
+                "{url:?} step {i} ({id}): {got:?} vs {want:?}"
+            );
+        }
+        let profile = store.customer("k1", 0).unwrap().unwrap().profile.unwrap();
+        assert_eq!(profile.n_orders, 7);
+        assert!(
+            (profile.total_spend - (30.0 + 36.0 - 7.5 + 0.1 + 12.0 + 0.2 + 9.0 + 0.3)).abs() < 1e-9
+        );
+
+        // An import that changes k1's orders drops the kept summary; the
+        // next order reads the history again.
+        let mut b = SummaryBuilder::new();
+        b.add_order(
+            "k1",
+            0,
+            lifecycle_rfm::OrderRow {
+                day: 131,
+                order_key: 77,
+                amount: 5.0,
+                is_order_total: false,
+            },
+        );
+        store.import(&b, 200, "more").unwrap();
+        assert_eq!(kept(&mut store).0, None);
+        paths.borrow_mut().clear();
+        store
+            .ingest(
+                &[vec![order("o10", 10, 140, 1.0, false, 7_000)]],
+                scorer,
+                now,
+            )
+            .unwrap();
+        assert_eq!(paths.borrow().first(), Some(&false));
+        let (got, want) = kept(&mut store);
+        assert!(got.unwrap().close_to(&want));
+        assert_eq!(
+            store
+                .customer("k1", 0)
+                .unwrap()
+                .unwrap()
+                .profile
+                .unwrap()
+                .n_orders,
+            9
+        );
+    }
+
     fn import_load_roundtrip_on(url: StoreUrl) {
         use lifecycle_rfm::OrderRow;
         let mut b = SummaryBuilder::new();
@@ -1222,11 +1381,17 @@ mod tests {
     /// A scorer for the tests: buyers and visitors, due ten days after the
     /// last order.
     fn toy_scorer(f: &CustomerFacts<'_>) -> ProfileRow {
-        let orders = f.entries.iter().filter(|e| e.is_order).count() as i64;
-        let last = f.entries.iter().filter(|e| e.is_order).map(|e| e.day).max();
+        let (orders, spend, last) = match f.summary {
+            Some(s) => (i64::from(s.n_orders), s.total_spend, s.last_order),
+            None => (
+                f.entries.iter().filter(|e| e.is_order).count() as i64,
+                f.entries.iter().map(|e| e.amount).sum(),
+                f.entries.iter().filter(|e| e.is_order).map(|e| e.day).max(),
+            ),
+        };
         ProfileRow {
             n_orders: orders,
-            total_spend: f.entries.iter().map(|e| e.amount).sum(),
+            total_spend: spend,
             last_order: last,
             segment: match (orders, f.has_email) {
                 (0, false) => "Visitors".into(),

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use lifecycle_rfm::OrderEntry;
+use lifecycle_rfm::{CustomerSummary, Day, OrderEntry};
 use serde_json::{Map, Value};
 
 use std::sync::Arc;
@@ -182,12 +182,126 @@ fn tripwires_of(text: Option<String>) -> Vec<TripwireRow> {
         .collect()
 }
 
+/// A customer's orders summarised over every stored entry, kept in
+/// `profiles.order_summary` so that a new order is added to it instead of
+/// re-reading the customer's whole history (see
+/// [`CustomerSummary::push_entry`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KeptSummary {
+    summary: CustomerSummary,
+    /// The latest day of any entry (orders and refunds).
+    max_day: Option<Day>,
+}
+
+impl KeptSummary {
+    /// Of a customer's entries (sorted by day), all of them.
+    pub(crate) fn of(entries: &[OrderEntry]) -> KeptSummary {
+        KeptSummary {
+            summary: CustomerSummary::from_entries("", entries, Day::MAX),
+            max_day: entries.iter().map(|e| e.day).max(),
+        }
+    }
+
+    /// The same counts and days, and sums within 1e-9 (a kept summary adds
+    /// in arrival order).
+    #[cfg(test)]
+    pub(crate) fn close_to(&self, other: &KeptSummary) -> bool {
+        let (a, b) = (&self.summary, &other.summary);
+        let near = |x: f64, y: f64| (x - y).abs() < 1e-9;
+        (
+            a.n_orders,
+            a.n_purchase_days,
+            a.first_order,
+            a.last_order,
+            self.max_day,
+        ) == (
+            b.n_orders,
+            b.n_purchase_days,
+            b.first_order,
+            b.last_order,
+            other.max_day,
+        ) && near(a.total_spend, b.total_spend)
+            && near(a.first_day_value, b.first_day_value)
+            && near(a.repeat_days_value, b.repeat_days_value)
+    }
+
+    fn push(&mut self, e: &OrderEntry) {
+        self.summary.push_entry(e);
+        self.max_day = Some(self.max_day.map_or(e.day, |m| m.max(e.day)));
+    }
+
+    /// `1 orders days first last max spend first_value repeat_value`, `-`
+    /// for none; floats as Rust writes them (they read back exactly).
+    fn encode(&self) -> String {
+        let day = |d: Option<Day>| d.map_or_else(|| "-".to_string(), |d| d.to_string());
+        let s = &self.summary;
+        format!(
+            "1 {} {} {} {} {} {} {} {}",
+            s.n_orders,
+            s.n_purchase_days,
+            day(s.first_order),
+            day(s.last_order),
+            day(self.max_day),
+            s.total_spend,
+            s.first_day_value,
+            s.repeat_days_value
+        )
+    }
+
+    /// `None` for anything but what [`KeptSummary::encode`] writes.
+    pub(crate) fn parse(text: &str) -> Option<KeptSummary> {
+        let f: Vec<&str> = text.split(' ').collect();
+        let [
+            version,
+            orders,
+            days,
+            first,
+            last,
+            max,
+            spend,
+            first_value,
+            repeat_value,
+        ] = f.as_slice()
+        else {
+            return None;
+        };
+        let day = |t: &str| -> Option<Option<Day>> {
+            if t == "-" {
+                Some(None)
+            } else {
+                t.parse().ok().map(Some)
+            }
+        };
+        if *version != "1" {
+            return None;
+        }
+        let mut summary = CustomerSummary::from_entries("", &[], Day::MAX);
+        summary.n_orders = orders.parse().ok()?;
+        summary.n_purchase_days = days.parse().ok()?;
+        summary.first_order = day(first)?;
+        summary.last_order = day(last)?;
+        summary.total_spend = spend.parse().ok()?;
+        summary.first_day_value = first_value.parse().ok()?;
+        summary.repeat_days_value = repeat_value.parse().ok()?;
+        Some(KeptSummary {
+            summary,
+            max_day: day(max)?,
+        })
+    }
+}
+
 /// What the scorer sees of a customer.
 #[derive(Debug)]
 pub struct CustomerFacts<'a> {
     pub customer_id: &'a str,
-    /// Consolidated orders and refunds, sorted by day and key.
+    /// Consolidated orders and refunds, sorted by day and key; empty when
+    /// `summary` is given.
     pub entries: &'a [OrderEntry],
+    /// The customer's orders summarised, every entry dated no later than
+    /// now: given instead of `entries` when the store added this change's
+    /// new orders to the summary it keeps (see [`CustomerSummary::push_entry`])
+    /// rather than re-reading the history.
+    pub summary: Option<&'a CustomerSummary>,
     pub has_email: bool,
     /// The profile before this change, if any.
     pub previous: Option<&'a ProfileRow>,
@@ -509,6 +623,13 @@ pub(crate) struct Tx<'t> {
     pub(crate) steps_run: u64,
     /// Segment events emitted (all rounds).
     pub(crate) segment_events: u64,
+    /// Orders this transaction added after every stored order of their
+    /// customer (and not after now): the re-score adds them to the kept
+    /// summary.
+    appended: HashMap<String, Vec<OrderEntry>>,
+    /// Customers whose orders changed otherwise (an amount corrected, a
+    /// late or future order, a merge): re-scored from the whole history.
+    orders_rewritten: BTreeSet<String>,
 }
 
 impl Tx<'_> {
@@ -649,6 +770,7 @@ impl Tx<'_> {
         for q in moves {
             self.db.exec(q, vals![source, target])?;
         }
+        self.orders_rewritten.insert(target.to_string());
         for q in [
             "DELETE FROM events WHERE customer_id = ?1",
             "DELETE FROM orders WHERE customer_id = ?1",
@@ -808,6 +930,7 @@ impl Tx<'_> {
         &mut self,
         customer: &str,
         o: &EventOrder,
+        at_ms: i64,
         stats: &mut EventStats,
     ) -> Result<(), Failure> {
         let (key, amount) = if o.refund {
@@ -831,14 +954,31 @@ impl Tx<'_> {
                     vals![customer, day, key as i64, amount],
                 )?;
                 stats.orders_updated += 1;
+                self.orders_rewritten.insert(customer.to_string());
             }
             None => {
-                self.db.exec(
+                let n = self.db.exec(
                     "INSERT INTO orders (customer_id, day, order_key, amount, rows, is_order)
                      VALUES (?1, ?2, ?3, ?4, 1, ?5) ON CONFLICT DO NOTHING",
                     vals![customer, o.day, key as i64, amount, !o.refund],
                 )?;
                 stats.orders_new += 1;
+                if n > 0 && at_ms <= self.now_ms {
+                    // Whether it comes after every stored order is for
+                    // the re-score to judge (it knows the summary's days).
+                    self.appended
+                        .entry(customer.to_string())
+                        .or_default()
+                        .push(OrderEntry {
+                            day: o.day,
+                            key,
+                            amount,
+                            rows: 1,
+                            is_order: !o.refund,
+                        });
+                } else {
+                    self.orders_rewritten.insert(customer.to_string());
+                }
             }
         }
         self.touched.insert(customer.to_string());
@@ -928,6 +1068,24 @@ impl Tx<'_> {
             .collect())
     }
 
+    /// The profile and the order summary kept with it (`None` when not
+    /// kept: a profile from before migration 13, or orders imported since).
+    fn profile_and_summary(
+        &mut self,
+        customer: &str,
+    ) -> Result<(Option<ProfileRow>, Option<String>), Failure> {
+        let n = PROFILE_COLUMNS.split(',').count();
+        Ok(self
+            .db
+            .query_one(
+                &format!(
+                    "SELECT {PROFILE_COLUMNS}, order_summary FROM profiles WHERE customer_id = ?1"
+                ),
+                vals![customer],
+            )?
+            .map_or((None, None), |r| (Some(profile_of(&r)), r.opt_text(n))))
+    }
+
     pub(crate) fn profile(&mut self, customer: &str) -> Result<Option<ProfileRow>, Failure> {
         Ok(self
             .db
@@ -949,10 +1107,39 @@ impl Tx<'_> {
         if !self.customer_exists(customer)? || !self.lock_customer(customer)? {
             return Ok(0);
         }
-        let entries = self.entries(customer)?;
         let traits = self.traits_of(customer)?;
         let has_email = traits.as_ref().is_some_and(|(_, e)| *e);
-        let previous = self.profile(customer)?;
+        let (previous, kept_before) = self.profile_and_summary(customer)?;
+        // New orders after every stored one are added to the kept summary;
+        // otherwise the whole history is read and summarised again.
+        let appended = self.appended.remove(customer);
+        let rewritten = self.orders_rewritten.remove(customer);
+        let incremental = match (
+            appended,
+            kept_before.as_deref().and_then(KeptSummary::parse),
+        ) {
+            (Some(mut new), Some(mut kept)) if !rewritten => {
+                new.sort_by_key(|e| e.day);
+                let in_order = new
+                    .first()
+                    .is_some_and(|e| kept.max_day.is_none_or(|m| e.day >= m));
+                in_order.then(|| {
+                    for e in &new {
+                        kept.push(e);
+                    }
+                    kept
+                })
+            }
+            _ => None,
+        };
+        let (entries, kept) = match incremental {
+            Some(kept) => (Vec::new(), kept),
+            None => {
+                let entries = self.entries(customer)?;
+                let kept = KeptSummary::of(&entries);
+                (entries, kept)
+            }
+        };
         let events = self.watched_events(customer)?;
         let first_seen_ms = if self.first_seen_wanted {
             self.db
@@ -969,6 +1156,7 @@ impl Tx<'_> {
         let mut row = scorer(&CustomerFacts {
             customer_id: customer,
             entries: &entries,
+            summary: entries.is_empty().then_some(&kept.summary),
             has_email,
             previous: previous.as_ref(),
             traits: traits.as_ref().map(|(m, _)| m),
@@ -977,8 +1165,13 @@ impl Tx<'_> {
         });
         row.customer_id = customer.to_string();
         row.updated_ms = self.now_ms;
-        let values = profile_vals(&row);
-        match previous.as_ref().map(profile_vals) {
+        let mut values = profile_vals(&row);
+        values.push(Val::from(kept.encode()));
+        match previous.as_ref().map(|p| {
+            let mut v = profile_vals(p);
+            v.push(kept_before.map_or(Val::Null, Val::from));
+            v
+        }) {
             // Only the columns that changed: an index none of whose
             // columns changed is left alone (the dashboard's indexes on
             // segment, CLV, spend and last order would otherwise each be
@@ -989,6 +1182,7 @@ impl Tx<'_> {
                 for ((name, new), old) in PROFILE_COLUMNS
                     .split(',')
                     .map(str::trim)
+                    .chain(["order_summary"])
                     .zip(&values)
                     .zip(&before)
                     .skip(1)
@@ -1009,7 +1203,14 @@ impl Tx<'_> {
                 }
             }
             None => {
+                let summary = values.pop();
                 self.db.exec(&PROFILE_UPSERT, &values)?;
+                if let Some(summary) = summary {
+                    self.db.exec(
+                        "UPDATE profiles SET order_summary = ?2 WHERE customer_id = ?1",
+                        &[Val::from(customer), summary],
+                    )?;
+                }
             }
         }
         // Each open tripwire is published once per episode: its messageId
@@ -1158,6 +1359,8 @@ impl Store {
                     queued: 0,
                     steps_run: 0,
                     segment_events: 0,
+                    appended: HashMap::new(),
+                    orders_rewritten: BTreeSet::new(),
                 };
                 let out = work(&mut tx)?;
                 self.db.commit()?;
@@ -1216,7 +1419,7 @@ impl Store {
                         tx.apply_traits(&customer, &t)?;
                     }
                     if let Some(o) = &e.order {
-                        tx.apply_order(&customer, o, &mut stats)?;
+                        tx.apply_order(&customer, o, e.at_ms, &mut stats)?;
                     }
                 }
                 all.push(stats);

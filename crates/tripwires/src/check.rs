@@ -42,15 +42,40 @@ pub struct Standing {
     pub started: Day,
 }
 
-/// The step a customer is in on `as_of` (the order they are waiting for)
-/// and when it started.
-pub fn current_step(h: &History, as_of: Day) -> Option<(Step, Day)> {
-    let k = h.days.partition_point(|&d| d <= as_of);
-    if k == 0 {
-        let seen = h.first_seen.filter(|&d| d <= as_of)?;
-        return Some((Step::FirstOrder, seen));
+/// How far along a customer is on a day: their purchase days so far, the
+/// last of them, and when they were first seen. What the current step
+/// needs, so that a live engine keeping a customer's order summary need
+/// not re-read the whole history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub purchase_days: u32,
+    pub last_purchase: Option<Day>,
+    pub first_seen: Option<Day>,
+}
+
+impl History {
+    /// The customer's progress as it was known on `as_of` (later purchase
+    /// days left out).
+    pub fn progress(&self, as_of: Day) -> Progress {
+        let k = self.days.partition_point(|&d| d <= as_of);
+        Progress {
+            purchase_days: u32::try_from(k).unwrap_or(u32::MAX),
+            last_purchase: k.checked_sub(1).map(|i| self.days[i]),
+            first_seen: self.first_seen,
+        }
     }
-    Some((Step::NextOrder(k as u32), h.days[k - 1]))
+}
+
+/// The step a customer is in on `as_of` (the order they are waiting for)
+/// and when it started; `p` is their progress as of that day.
+pub fn current_step(p: &Progress, as_of: Day) -> Option<(Step, Day)> {
+    match (p.purchase_days, p.last_purchase) {
+        (0, _) | (_, None) => {
+            let seen = p.first_seen.filter(|&d| d <= as_of)?;
+            Some((Step::FirstOrder, seen))
+        }
+        (k, Some(last)) => Some((Step::NextOrder(k), last)),
+    }
 }
 
 /// The first day of the warning (`warning_share` of the norm's days, if
@@ -67,12 +92,12 @@ pub fn thresholds(norm: &Norm, warning_share: Option<f64>) -> (Option<i32>, i32)
 /// The customer's standing on `as_of` against the norm of the step they
 /// are in, if they are at warning or tripped.
 pub fn standing(
-    h: &History,
+    p: &Progress,
     norms: &[Norm],
     as_of: Day,
     warning_share: Option<f64>,
 ) -> Option<Standing> {
-    let (step, started) = current_step(h, as_of)?;
+    let (step, started) = current_step(p, as_of)?;
     let norm = norms.iter().find(|n| n.step == step)?;
     let (warning, trip) = thresholds(norm, warning_share);
     let elapsed = as_of - started;
@@ -96,12 +121,12 @@ pub fn standing(
 /// The next day on which the customer's standing changes with no new event
 /// (warning, then tripped), `None` once tripped or without a norm.
 pub fn next_deadline(
-    h: &History,
+    p: &Progress,
     norms: &[Norm],
     as_of: Day,
     warning_share: Option<f64>,
 ) -> Option<(Day, Status)> {
-    let (step, started) = current_step(h, as_of)?;
+    let (step, started) = current_step(p, as_of)?;
     let norm = norms.iter().find(|n| n.step == step)?;
     let (warning, trip) = thresholds(norm, warning_share);
     let elapsed = as_of - started;
@@ -129,6 +154,15 @@ mod tests {
         }
     }
 
+    /// The standing and the next deadline from a full history.
+    fn st(h: &History, norms: &[Norm], as_of: Day, w: Option<f64>) -> Option<Standing> {
+        standing(&h.progress(as_of), norms, as_of, w)
+    }
+
+    fn nd(h: &History, norms: &[Norm], as_of: Day, w: Option<f64>) -> Option<(Day, Status)> {
+        next_deadline(&h.progress(as_of), norms, as_of, w)
+    }
+
     fn h(days: &[Day]) -> History {
         History {
             first_seen: None,
@@ -142,41 +176,38 @@ mod tests {
         let norms = [norm(Step::NextOrder(1), 20), norm(Step::NextOrder(2), 40)];
         let c = h(&[100]);
         // Warning from 75% of 20 days = day 15; tripped from day 21.
-        assert_eq!(standing(&c, &norms, 114, Some(0.75)), None);
+        assert_eq!(st(&c, &norms, 114, Some(0.75)), None);
         assert_eq!(
-            next_deadline(&c, &norms, 114, Some(0.75)),
+            nd(&c, &norms, 114, Some(0.75)),
             Some((115, Status::Warning))
         );
-        let w = standing(&c, &norms, 115, Some(0.75)).unwrap();
+        let w = st(&c, &norms, 115, Some(0.75)).unwrap();
         assert_eq!(
             (w.status, w.since, w.days_overdue),
             (Status::Warning, 115, -5)
         );
         assert_eq!(
-            next_deadline(&c, &norms, 115, Some(0.75)),
+            nd(&c, &norms, 115, Some(0.75)),
             Some((121, Status::Tripped))
         );
         assert_eq!(
-            standing(&c, &norms, 120, Some(0.75)).unwrap().status,
+            st(&c, &norms, 120, Some(0.75)).unwrap().status,
             Status::Warning
         );
-        let t = standing(&c, &norms, 121, Some(0.75)).unwrap();
+        let t = st(&c, &norms, 121, Some(0.75)).unwrap();
         assert_eq!(
             (t.status, t.since, t.days_overdue, t.started),
             (Status::Tripped, 121, 1, 100)
         );
-        assert_eq!(next_deadline(&c, &norms, 121, Some(0.75)), None);
+        assert_eq!(nd(&c, &norms, 121, Some(0.75)), None);
         // A second order resets the clock for the next norm.
         let c2 = h(&[100, 118]);
-        assert_eq!(standing(&c2, &norms, 130, Some(0.75)), None);
-        assert_eq!(
-            next_deadline(&c2, &norms, 130, None),
-            Some((159, Status::Tripped))
-        );
+        assert_eq!(st(&c2, &norms, 130, Some(0.75)), None);
+        assert_eq!(nd(&c2, &norms, 130, None), Some((159, Status::Tripped)));
         // Without a warning share: tripped only.
-        assert_eq!(standing(&c, &norms, 118, None), None);
+        assert_eq!(st(&c, &norms, 118, None), None);
         // No norm for the third step.
-        assert_eq!(standing(&h(&[1, 2, 3]), &norms, 500, None), None);
+        assert_eq!(st(&h(&[1, 2, 3]), &norms, 500, None), None);
     }
 
     #[test]
@@ -184,11 +215,8 @@ mod tests {
         let norms = [norm(Step::FirstOrder, 10)];
         let mut v = h(&[]);
         v.first_seen = Some(50);
-        assert_eq!(
-            standing(&v, &norms, 61, None).unwrap().status,
-            Status::Tripped
-        );
-        assert_eq!(standing(&v, &norms, 60, None), None);
-        assert_eq!(standing(&h(&[]), &norms, 60, None), None);
+        assert_eq!(st(&v, &norms, 61, None).unwrap().status, Status::Tripped);
+        assert_eq!(st(&v, &norms, 60, None), None);
+        assert_eq!(st(&h(&[]), &norms, 60, None), None);
     }
 }

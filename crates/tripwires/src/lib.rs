@@ -21,7 +21,7 @@ pub mod norms;
 pub mod rhythm;
 pub mod stats;
 
-pub use check::{Standing, Status, current_step, next_deadline, standing, thresholds};
+pub use check::{Progress, Standing, Status, current_step, next_deadline, standing, thresholds};
 pub use custom::{CustomStanding, CustomTripwire, EventMatch, Happening, Start, evaluate};
 pub use km::KaplanMeier;
 pub use norms::{

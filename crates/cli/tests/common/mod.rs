@@ -162,6 +162,17 @@ pub fn try_request(
     request_with_head(addr, method, path, headers, body).map(|(status, _, body)| (status, body))
 }
 
+/// A read that goes on after a signal interrupted it (EINTR), as
+/// `read_to_end` does; a CI run saw one in the middle of a response.
+fn read_retrying(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// One request; (status, the response's header lines, body). The body is
 /// read by its Content-Length when there is one (chromedriver keeps
 /// connections open), else to the end of the connection; reads time out
@@ -188,7 +199,7 @@ pub fn request_with_head(
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
     let (head_end, length) = loop {
-        let n = s.read(&mut chunk)?;
+        let n = read_retrying(&mut s, &mut chunk)?;
         if n == 0 {
             return Err(std::io::Error::other(format!(
                 "no complete response: {:?}",
@@ -208,7 +219,7 @@ pub fn request_with_head(
         }
     };
     while length.is_none_or(|n| buf.len() < head_end + n) {
-        let n = s.read(&mut chunk)?;
+        let n = read_retrying(&mut s, &mut chunk)?;
         if n == 0 {
             break;
         }
