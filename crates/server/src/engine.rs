@@ -25,6 +25,9 @@ use crate::journeys::{JourneyOptions, diff, journeys_from, sync_folder};
 
 /// At most this many events are committed in one transaction.
 const GROUP_EVENTS: usize = 20_000;
+/// The page cache of each read and delivery connection (SQLite), in KiB;
+/// the writer keeps the store's 64 MB.
+const READER_CACHE_KIB: u32 = 8_192;
 
 /// The engine's clock: the system's, or a simulated one that only moves
 /// when told to (for tests and for replaying history). Days are counted in
@@ -260,7 +263,9 @@ impl Engine {
         let mut writer_store = Store::open(url)?;
         let mut pool = Vec::with_capacity(readers.max(1));
         for _ in 0..readers.max(1) {
-            pool.push(Mutex::new(Store::open(url)?));
+            let mut reader = Store::open(url)?;
+            reader.limit_page_cache(READER_CACHE_KIB)?;
+            pool.push(Mutex::new(reader));
         }
         let config = settings.valuation;
         let table = settings.table.clone();
@@ -382,7 +387,9 @@ impl Engine {
     pub fn prepare_delivery(&self) -> Result<Delivery, StoreError> {
         let mut stores = Vec::new();
         for _ in 0..self.journey_options.workers.max(1) {
-            stores.push(Store::open(&self.url)?);
+            let mut store = Store::open(&self.url)?;
+            store.limit_page_cache(READER_CACHE_KIB)?;
+            stores.push(store);
         }
         let secret = stores[0].secret("links")?;
         let deliverer = crate::journeys::Deliverer::new(

@@ -688,6 +688,21 @@ impl Store {
         Ok(store)
     }
 
+    /// Bounds this connection's own page cache to `kib` KiB (SQLite; the
+    /// 64 MB default is for the writer). A read connection mostly meets
+    /// pages the writer or the operating system already holds, and every
+    /// connection's cache counts in the server's memory: a pool of readers
+    /// with the writer's cache each would grow for as long as they meet
+    /// new pages.
+    pub fn limit_page_cache(&mut self, kib: u32) -> Result<(), StoreError> {
+        if self.db.is_postgres() {
+            return Ok(());
+        }
+        self.db
+            .batch(&format!("PRAGMA cache_size = -{kib};"))
+            .map_err(|e| self.err(e))
+    }
+
     fn err(&self, source: impl Into<DbError>) -> StoreError {
         StoreError::Db {
             store: self.label.clone(),
@@ -1174,6 +1189,19 @@ mod tests {
     #[test]
     fn import_load_roundtrip() {
         both("i", import_load_roundtrip_on);
+    }
+
+    /// A read connection's page cache is bounded; the writer's stays 64 MB.
+    #[test]
+    fn a_reader_cache_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = StoreUrl::Sqlite(dir.path().join("c.db"));
+        let mut writer = Store::open(&url).unwrap();
+        let mut reader = Store::open(&url).unwrap();
+        reader.limit_page_cache(8_192).unwrap();
+        let size = |s: &mut Store| s.row("PRAGMA cache_size", &[]).unwrap().unwrap().i64(0);
+        assert_eq!(size(&mut reader), -8_192);
+        assert_eq!(size(&mut writer), -65_536);
     }
 
     /// A new order after every stored one is added to the kept summary
