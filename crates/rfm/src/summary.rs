@@ -539,20 +539,27 @@ impl CustomerSummary {
         if e.rows == 0 {
             return;
         }
-        self.total_spend += e.amount;
-        if !e.is_order {
-            return;
+        if e.is_order {
+            self.add_order(e.day, e.amount);
+        } else {
+            self.total_spend += e.amount;
         }
+    }
+
+    /// Counts one order on `day`, on or after every order counted so far.
+    #[inline]
+    fn add_order(&mut self, day: Day, amount: f64) {
         self.n_orders += 1;
-        if self.last_order != Some(e.day) {
+        self.total_spend += amount;
+        if self.last_order != Some(day) {
             self.n_purchase_days += 1;
-            self.first_order.get_or_insert(e.day);
-            self.last_order = Some(e.day);
+            self.first_order.get_or_insert(day);
+            self.last_order = Some(day);
         }
         if self.n_purchase_days == 1 {
-            self.first_day_value += e.amount;
+            self.first_day_value += amount;
         } else {
-            self.repeat_days_value += e.amount;
+            self.repeat_days_value += amount;
         }
     }
 
@@ -581,30 +588,18 @@ fn consolidated(entries: &[Entry]) -> impl Iterator<Item = Entry> + '_ {
     })
 }
 
-/// Adds sorted entries (rows of one order adjacent) to `s`; returns the
-/// rows and amount of the refunds that matched no order.
+/// Adds sorted entries (rows of one order adjacent) to `s`, a summary
+/// without orders yet; returns the rows and amount of the refunds that
+/// matched no order.
 fn summarize(entries: &[Entry], s: &mut CustomerSummary) -> (u64, f64) {
     let mut refund_rows = 0u64;
     let mut refund_amount = 0.0;
-    let mut current_day: Option<Day> = None;
     for e in consolidated(entries) {
-        if !e.has_nonneg() {
+        if e.has_nonneg() {
+            s.add_order(e.day, e.amount);
+        } else {
             refund_rows += e.rows();
             refund_amount += e.amount;
-            continue;
-        }
-        s.n_orders += 1;
-        s.total_spend += e.amount;
-        if current_day != Some(e.day) {
-            current_day = Some(e.day);
-            s.n_purchase_days += 1;
-            s.first_order.get_or_insert(e.day);
-            s.last_order = Some(e.day);
-        }
-        if s.n_purchase_days == 1 {
-            s.first_day_value += e.amount;
-        } else {
-            s.repeat_days_value += e.amount;
         }
     }
     (refund_rows, refund_amount)

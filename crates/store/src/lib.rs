@@ -1222,23 +1222,9 @@ mod tests {
             toy_scorer(f)
         };
         let scorer: Scorer<'_> = &recording;
-        let order = |id: &str, key: u64, day, amount, refund, at_ms| NewEvent {
-            event: Some(
-                if refund {
-                    "Order Refunded"
-                } else {
-                    "Order Completed"
-                }
-                .into(),
-            ),
-            order: Some(EventOrder {
-                order_key: key,
-                day,
-                amount,
-                refund,
-            }),
+        let order = |id: &str, key, day, amount, refund, at_ms| NewEvent {
             at_ms,
-            ..track(Some("k1"), None, id)
+            ..order_event("k1", id, key, day, amount, refund)
         };
         let now = 10_000;
         let steps = [
@@ -1432,6 +1418,32 @@ mod tests {
         }
     }
 
+    /// `Order Completed` (or `Order Refunded`) of `user` for order `key`.
+    fn order_event(
+        user: &str,
+        id: &str,
+        key: u64,
+        day: lifecycle_rfm::Day,
+        amount: f64,
+        refund: bool,
+    ) -> NewEvent {
+        let name = if refund {
+            "Order Refunded"
+        } else {
+            "Order Completed"
+        };
+        NewEvent {
+            event: Some(name.into()),
+            order: Some(EventOrder {
+                order_key: key,
+                day,
+                amount,
+                refund,
+            }),
+            ..track(Some(user), None, id)
+        }
+    }
+
     fn track(user: Option<&str>, anon: Option<&str>, id: &str) -> NewEvent {
         NewEvent {
             user_id: user.map(Into::into),
@@ -1563,23 +1575,7 @@ mod tests {
 
         // Orders: a re-send under a new messageId updates the one order; a
         // refund stands apart. u1 moves Visitors -> Buyers once.
-        let order = |id: &str, day, amount, refund| NewEvent {
-            event: Some(
-                if refund {
-                    "Order Refunded"
-                } else {
-                    "Order Completed"
-                }
-                .into(),
-            ),
-            order: Some(EventOrder {
-                order_key: 42,
-                day,
-                amount,
-                refund,
-            }),
-            ..track(Some("u1"), None, id)
-        };
+        let order = |id: &str, day, amount, refund| order_event("u1", id, 42, day, amount, refund);
         let s = store
             .ingest(&[vec![order("o1", 100, 30.0, false)]], scorer, 3_000)
             .unwrap();
