@@ -618,7 +618,10 @@ impl Engine {
         // The store's summary (every entry dated no later than now) or one
         // counted from the entries as of today.
         let mut summary = match facts.summary {
-            Some(s) => s.clone(),
+            Some(s) => CustomerSummary {
+                customer_id: facts.customer_id.into(),
+                ..s.clone()
+            },
             None => CustomerSummary::from_entries(facts.customer_id, facts.entries, today),
         };
         summary.left_email = facts.has_email;

@@ -499,17 +499,27 @@ impl From<DbError> for Failure {
 const PROFILE_COLUMNS: &str = "customer_id, run_id, n_orders, total_spend, first_order, last_order, r, f, m, \
      segment, phase, p_alive, expected_purchases, clv, clv_at_run, declining, next_order_day, due_day, updated_ms, tripwires";
 
-/// Inserts a profile (every column of [`PROFILE_COLUMNS`]), or replaces
+/// The columns a re-score writes: the profile's, then the store's kept
+/// order summary.
+fn stored_columns() -> impl Iterator<Item = &'static str> {
+    PROFILE_COLUMNS
+        .split(',')
+        .map(str::trim)
+        .chain(["order_summary"])
+}
+
+/// Inserts a profile (every column of [`stored_columns`]), or replaces
 /// the one stored.
 static PROFILE_UPSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let columns: Vec<&str> = PROFILE_COLUMNS.split(',').map(str::trim).collect();
+    let columns: Vec<&str> = stored_columns().collect();
     let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
     let sets: Vec<String> = columns[1..]
         .iter()
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
     format!(
-        "INSERT INTO profiles ({PROFILE_COLUMNS}) VALUES ({}) ON CONFLICT (customer_id) DO UPDATE SET {}",
+        "INSERT INTO profiles ({}) VALUES ({}) ON CONFLICT (customer_id) DO UPDATE SET {}",
+        columns.join(", "),
         params.join(", "),
         sets.join(", ")
     )
@@ -1087,13 +1097,7 @@ impl Tx<'_> {
     }
 
     pub(crate) fn profile(&mut self, customer: &str) -> Result<Option<ProfileRow>, Failure> {
-        Ok(self
-            .db
-            .query_one(
-                &format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE customer_id = ?1"),
-                vals![customer],
-            )?
-            .map(|r| profile_of(&r)))
+        Ok(self.profile_and_summary(customer)?.0)
     }
 
     /// Re-scores `customer`, saves the profile and records a segment
@@ -1132,6 +1136,7 @@ impl Tx<'_> {
             }
             _ => None,
         };
+        let from_summary = incremental.is_some();
         let (entries, kept) = match incremental {
             Some(kept) => (Vec::new(), kept),
             None => {
@@ -1156,7 +1161,7 @@ impl Tx<'_> {
         let mut row = scorer(&CustomerFacts {
             customer_id: customer,
             entries: &entries,
-            summary: entries.is_empty().then_some(&kept.summary),
+            summary: from_summary.then_some(&kept.summary),
             has_email,
             previous: previous.as_ref(),
             traits: traits.as_ref().map(|(m, _)| m),
@@ -1179,14 +1184,7 @@ impl Tx<'_> {
             Some(before) => {
                 let mut sets = Vec::new();
                 let mut params = vec![values[0].clone()];
-                for ((name, new), old) in PROFILE_COLUMNS
-                    .split(',')
-                    .map(str::trim)
-                    .chain(["order_summary"])
-                    .zip(&values)
-                    .zip(&before)
-                    .skip(1)
-                {
+                for ((name, new), old) in stored_columns().zip(&values).zip(&before).skip(1) {
                     if new != old {
                         params.push(new.clone());
                         sets.push(format!("{name} = ?{}", params.len()));
@@ -1203,14 +1201,7 @@ impl Tx<'_> {
                 }
             }
             None => {
-                let summary = values.pop();
                 self.db.exec(&PROFILE_UPSERT, &values)?;
-                if let Some(summary) = summary {
-                    self.db.exec(
-                        "UPDATE profiles SET order_summary = ?2 WHERE customer_id = ?1",
-                        &[Val::from(customer), summary],
-                    )?;
-                }
             }
         }
         // Each open tripwire is published once per episode: its messageId
