@@ -1,9 +1,10 @@
 //! `lifecycle bench-serve --soak SECONDS`: ingestion at a fixed event rate
 //! and customer-view reads at a fixed request rate, together, against a
 //! real `serve`, open loop (every request timed from when it was due), with
-//! the server's resident memory and both latencies sampled every second.
-//! Prints a table (a row per 30 s) and the verdicts: memory flat after the
-//! warm-up, the view's p99 under 5 ms, the rate kept.
+//! the server's resident memory, both latencies and the writer's time in
+//! transactions (`/metrics`) sampled every second. Prints a table (a row per
+//! 30 s) and the verdicts: memory flat after the warm-up, the view's p99
+//! under 5 ms, the rate kept.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,21 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The writer's seconds running statements and committing, from the
+/// server's `/metrics` text.
+fn writer_seconds(metrics: &str) -> Option<(f64, f64)> {
+    let value = |name: &str| {
+        metrics.lines().find_map(|l| {
+            let (n, v) = l.split_once(' ')?;
+            (n == name).then(|| v.trim().parse::<f64>().ok())?
+        })
+    };
+    Some((
+        value("lifecycle_writer_work_seconds_total")?,
+        value("lifecycle_writer_commit_seconds_total")?,
+    ))
 }
 
 /// Runs `each(conn, k)` for k = 0, 1, … at `per_second` (spread over
@@ -106,6 +122,8 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
     let end = begin + Duration::from_secs(seconds);
     let stop = AtomicBool::new(false);
     let memory: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+    // (second, the writer's work and commit seconds so far)
+    let writer: Mutex<Vec<(u64, f64, f64)>> = Mutex::new(Vec::new());
     let ingest = |conn: &mut Conn, k: u64| -> Result<()> {
         let body = batch_body(k as usize * batch, batch, customers);
         let (status, text) = conn.call("POST", "/v1/batch", basic, body.as_bytes())?;
@@ -128,13 +146,22 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
     let (batches, views) = std::thread::scope(|scope| {
         let sampler = scope.spawn(|| {
             let mut next = begin;
+            let mut conn = Conn::open(addr).ok();
             while next < end && !stop.load(Ordering::Relaxed) {
                 let now = Instant::now();
                 if next > now {
                     std::thread::sleep(next - now);
                 }
+                let second = next.duration_since(begin).as_secs();
                 if let (Some(kib), Ok(mut m)) = (rss_kib(pid), memory.lock()) {
-                    m.push((next.duration_since(begin).as_secs(), kib));
+                    m.push((second, kib));
+                }
+                let spent = conn
+                    .as_mut()
+                    .and_then(|c| c.call("GET", "/metrics", bearer, b"").ok())
+                    .and_then(|(_, text)| writer_seconds(&String::from_utf8_lossy(&text)));
+                if let (Some((work, commit)), Ok(mut w)) = (spent, writer.lock()) {
+                    w.push((second, work, commit));
                 }
                 next += Duration::from_secs(1);
             }
@@ -175,10 +202,21 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
             .collect();
         (!v.is_empty()).then(|| v.iter().sum::<u64>() as f64 / v.len() as f64 / 1024.0)
     };
+    let writer = writer.into_inner().unwrap_or_default();
+    // The writer's share of the window spent in transactions, and the
+    // commits' share of that.
+    let writer_at = |from: u64, to: u64| -> Option<(f64, f64)> {
+        let first = writer.iter().find(|(s, ..)| *s >= from)?;
+        let last = writer.iter().rev().find(|(s, ..)| *s < to)?;
+        let span = last.0.checked_sub(first.0).filter(|&d| d > 0)? as f64;
+        let (work, commit) = (last.1 - first.1, last.2 - first.2);
+        let busy = work + commit;
+        Some((busy / span * 100.0, commit / busy.max(1e-9) * 100.0))
+    };
     println!(
-        "| from s | events/s answered | batch p99 ms (from due) | view p50 ms | view p99 ms | server RSS MiB |"
+        "| from s | events/s answered | batch p99 ms (from due) | view p50 ms | view p99 ms | server RSS MiB | writer busy % | of it committing % |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let step = 30.min(seconds.max(1));
     let mut from = 0;
     while from < seconds {
@@ -191,8 +229,11 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
             .iter()
             .filter(|(due, latency)| (from..to).contains(&(due + *latency as u64)))
             .count();
+        let (busy, committing) = writer_at(from, to).map_or(("?".into(), "?".into()), |(b, c)| {
+            (format!("{b:.0}"), format!("{c:.0}"))
+        });
         println!(
-            "| {from} | {:.0} | {:.1} | {:.2} | {:.2} | {} |",
+            "| {from} | {:.0} | {:.1} | {:.2} | {:.2} | {} | {busy} | {committing} |",
             (answered * batch) as f64 / (to - from) as f64,
             percentile(&b, 0.99) * 1e3,
             percentile(&v, 0.5) * 1e3,
@@ -246,4 +287,20 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
         }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_seconds_are_read_from_the_metrics() {
+        let text = "# HELP lifecycle_writer_work_seconds_total x\n\
+                    # TYPE lifecycle_writer_work_seconds_total counter\n\
+                    lifecycle_writer_work_seconds_total 12.500000\n\
+                    lifecycle_writer_commit_seconds_total 30.250000\n\
+                    lifecycle_commits_total 7\n";
+        assert_eq!(writer_seconds(text), Some((12.5, 30.25)));
+        assert_eq!(writer_seconds("lifecycle_commits_total 7\n"), None);
+    }
 }

@@ -314,5 +314,18 @@ fn customer_api_and_recency_drift(db: &str) {
     assert_eq!(status, 200);
     assert!(text.contains("lifecycle_due_rescored_total"), "{text}");
     assert!(text.contains("lifecycle_request_duration_seconds_bucket{class=\"api\""));
+    // The writer's time in transactions: it has ingested, so both count.
+    for name in [
+        "lifecycle_writer_work_seconds_total",
+        "lifecycle_writer_commit_seconds_total",
+    ] {
+        let seconds: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+            .parse()
+            .unwrap();
+        assert!(seconds > 0.0, "{name} {seconds}");
+    }
     drop(server);
 }

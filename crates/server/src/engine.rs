@@ -130,6 +130,10 @@ pub struct Counters {
     pub messages_retried: AtomicU64,
     pub messages_suppressed: AtomicU64,
     pub messages_deferred: AtomicU64,
+    /// The writer's time in write transactions, µs: running statements,
+    /// and committing (see [`lifecycle_store::WriteTime`]).
+    pub writer_work_us: AtomicU64,
+    pub writer_commit_us: AtomicU64,
 }
 
 /// What the writer does.
@@ -750,6 +754,13 @@ impl Engine {
     fn write_loop(self: Arc<Self>, mut store: Store, rx: mpsc::Receiver<Job>) {
         let mut pending: Option<Job> = None;
         loop {
+            let spent = store.write_time();
+            self.counters
+                .writer_work_us
+                .store(spent.work.as_micros() as u64, Ordering::Relaxed);
+            self.counters
+                .writer_commit_us
+                .store(spent.commit.as_micros() as u64, Ordering::Relaxed);
             let job = match pending.take() {
                 Some(j) => j,
                 None => match rx.recv() {

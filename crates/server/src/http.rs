@@ -2136,6 +2136,26 @@ async fn metrics(State(app): State<App>) -> Response {
             v.load(Ordering::Relaxed)
         ));
     }
+    for (name, help, us) in [
+        (
+            "lifecycle_writer_work_seconds_total",
+            "The writer's time running write transactions' statements",
+            &c.writer_work_us,
+        ),
+        (
+            "lifecycle_writer_commit_seconds_total",
+            "The writer's time committing (the log written and synced, checkpoints)",
+            &c.writer_commit_us,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}
+# TYPE {name} counter
+{name} {:.6}
+",
+            us.load(Ordering::Relaxed) as f64 / 1e6
+        ));
+    }
     app.metrics.render(&mut out);
     let mut r = Response::new(Body::from(out));
     r.headers_mut().insert(

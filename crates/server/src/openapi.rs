@@ -88,7 +88,7 @@ pub mod docs {
     pub fn metrics() -> Doc {
         Doc {
             summary: "Prometheus metrics",
-            description: "Counters (events stored, duplicates, orders, merges, segment events, commits, refits, rejections) and request latency histograms by class (ingest, api, other), in the Prometheus text format. Needs a secret key unless the server runs with --metrics-open.",
+            description: "Counters (events stored, duplicates, orders, merges, segment events, commits, refits, rejections, the writer's seconds running and committing transactions) and request latency histograms by class (ingest, api, other), in the Prometheus text format. Needs a secret key unless the server runs with --metrics-open.",
             params: vec![],
             body: None,
             responses: vec![(200, "text/plain; version=0.0.4"), UNAUTHORIZED],

@@ -646,6 +646,18 @@ pub struct Store {
     first_seen_wanted: bool,
     /// The moments events are run through.
     journeys: std::sync::Arc<Journeys>,
+    /// Time spent in this connection's write transactions.
+    write_time: WriteTime,
+}
+
+/// Time a connection spent in its committed write transactions, split into
+/// running their statements and committing (the log written and synced,
+/// and any checkpoint that commit ran): how busy a writer is, and on what.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteTime {
+    pub work: std::time::Duration,
+    pub commit: std::time::Duration,
+    pub transactions: u64,
 }
 
 /// Serialises migrations of several instances starting at once.
@@ -683,9 +695,15 @@ impl Store {
             watched: Vec::new(),
             first_seen_wanted: false,
             journeys: std::sync::Arc::new(Journeys::default()),
+            write_time: WriteTime::default(),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Time spent in this connection's write transactions so far.
+    pub fn write_time(&self) -> WriteTime {
+        self.write_time
     }
 
     /// Bounds this connection's own page cache to `kib` KiB (SQLite; the
@@ -1454,6 +1472,31 @@ mod tests {
             payload: "{}".into(),
             ..NewEvent::default()
         }
+    }
+
+    /// A connection counts the time of the write transactions it
+    /// committed, split into statements and the commit; a rolled-back one
+    /// does not count.
+    #[test]
+    fn write_time_counts_committed_transactions() {
+        both("w", |url| {
+            let mut store = Store::open(&url).unwrap();
+            let scorer: Scorer<'_> = &toy_scorer;
+            assert_eq!(store.write_time(), WriteTime::default());
+            store
+                .ingest(&[vec![track(Some("u"), None, "m1")]], scorer, 1_000)
+                .unwrap();
+            let once = store.write_time();
+            assert_eq!(once.transactions, 1);
+            assert!(once.work > std::time::Duration::ZERO);
+            assert!(once.commit > std::time::Duration::ZERO);
+            assert!(
+                store
+                    .ingest(&[vec![track(None, None, "m2")]], scorer, 2_000)
+                    .is_err()
+            );
+            assert_eq!(store.write_time(), once);
+        });
     }
 
     /// Every order of a segment's list, page by page through its keyset

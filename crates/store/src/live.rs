@@ -1353,8 +1353,13 @@ impl Store {
                     appended: HashMap::new(),
                     orders_rewritten: BTreeSet::new(),
                 };
+                let started = std::time::Instant::now();
                 let out = work(&mut tx)?;
+                let worked = started.elapsed();
                 self.db.commit()?;
+                self.write_time.work += worked;
+                self.write_time.commit += started.elapsed().saturating_sub(worked);
+                self.write_time.transactions += 1;
                 Ok(out)
             })();
             match result {
