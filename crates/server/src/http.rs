@@ -2149,10 +2149,7 @@ async fn metrics(State(app): State<App>) -> Response {
         ),
     ] {
         out.push_str(&format!(
-            "# HELP {name} {help}
-# TYPE {name} counter
-{name} {:.6}
-",
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {:.6}\n",
             us.load(Ordering::Relaxed) as f64 / 1e6
         ));
     }
