@@ -1,10 +1,12 @@
 //! `lifecycle bench-serve --soak SECONDS`: ingestion at a fixed event rate
 //! and customer-view reads at a fixed request rate, together, against a
 //! real `serve`, open loop (every request timed from when it was due), with
-//! the server's resident memory, both latencies and the writer's time in
-//! transactions (`/metrics`) sampled every second. Prints a table (a row per
-//! 30 s) and the verdicts: memory flat after the warm-up, the view's p99
-//! under 5 ms, the rate kept.
+//! the server's resident memory, both latencies, the writer's time in
+//! transactions (`/metrics`) and the bytes the server wrote to storage
+//! sampled every second. Prints a table (a row per 30 s), the machine's
+//! CPU time over the run (how much of the cores the run had, and how much
+//! it waited for the disk) and the verdicts: memory flat after the
+//! warm-up, the view's p99 under 5 ms, the rate kept.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +32,31 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The bytes the server has caused to be written to storage (Linux
+/// `/proc/PID/io`, `write_bytes`).
+fn written_bytes(io: &str) -> Option<u64> {
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The machine's CPU time so far from `/proc/stat`'s first line: user
+/// (with nice), system (with interrupts), idle, waiting for I/O, stolen by
+/// the hypervisor, in clock ticks.
+fn cpu_ticks(stat: &str) -> Option<[u64; 5]> {
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    Some([at(0) + at(1), at(2) + at(5) + at(6), at(3), at(4), at(7)])
+}
+
+fn machine_ticks() -> Option<[u64; 5]> {
+    cpu_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 
 /// The writer's seconds running statements and committing, from the
@@ -124,6 +151,9 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
     let memory: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
     // (second, the writer's work and commit seconds so far)
     let writer: Mutex<Vec<(u64, f64, f64)>> = Mutex::new(Vec::new());
+    // (second, bytes the server had written to storage)
+    let written: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+    let ticks_before = machine_ticks();
     let ingest = |conn: &mut Conn, k: u64| -> Result<()> {
         let body = batch_body(k as usize * batch, batch, customers);
         let (status, text) = conn.call("POST", "/v1/batch", basic, body.as_bytes())?;
@@ -155,6 +185,12 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
                 let second = next.duration_since(begin).as_secs();
                 if let (Some(kib), Ok(mut m)) = (rss_kib(pid), memory.lock()) {
                     m.push((second, kib));
+                }
+                let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok();
+                if let (Some(bytes), Ok(mut w)) =
+                    (io.as_deref().and_then(written_bytes), written.lock())
+                {
+                    w.push((second, bytes));
                 }
                 let spent = conn
                     .as_mut()
@@ -192,6 +228,7 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
         let _ = sampler.join();
         (batches, views)
     });
+    let ticks_after = machine_ticks();
     let (batches, views) = (batches?, views?);
     let memory = memory.into_inner().unwrap_or_default();
     let rss_at = |from: u64, to: u64| -> Option<f64> {
@@ -213,10 +250,18 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
         let busy = work + commit;
         Some((busy / span * 100.0, commit / busy.max(1e-9) * 100.0))
     };
+    let written = written.into_inner().unwrap_or_default();
+    // MB/s the server wrote to storage in the window.
+    let written_at = |from: u64, to: u64| -> Option<f64> {
+        let first = written.iter().find(|(s, _)| *s >= from)?;
+        let last = written.iter().rev().find(|(s, _)| *s < to)?;
+        let span = last.0.checked_sub(first.0).filter(|&d| d > 0)? as f64;
+        Some(last.1.saturating_sub(first.1) as f64 / span / 1e6)
+    };
     println!(
-        "| from s | events/s answered | batch p99 ms (from due) | view p50 ms | view p99 ms | server RSS MiB | writer busy % | of it committing % |"
+        "| from s | events/s answered | batch p99 ms (from due) | view p50 ms | view p99 ms | server RSS MiB | writer busy % | of it committing % | written MB/s | KB per event |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let step = 30.min(seconds.max(1));
     let mut from = 0;
     while from < seconds {
@@ -232,10 +277,25 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
         let (busy, committing) = writer_at(from, to).map_or(("?".into(), "?".into()), |(b, c)| {
             (format!("{b:.0}"), format!("{c:.0}"))
         });
+        let rate = (answered * batch) as f64 / (to - from) as f64;
+        let (mb, per_event) = written_at(from, to).map_or(("?".into(), "?".into()), |mb| {
+            (
+                format!("{mb:.0}"),
+                if rate > 0.0 {
+                    format!("{:.1}", mb * 1e3 / rate)
+                } else {
+                    "?".into()
+                },
+            )
+        });
         println!(
-            "| {from} | {:.0} | {:.1} | {:.2} | {:.2} | {} | {busy} | {committing} |",
-            (answered * batch) as f64 / (to - from) as f64,
-            percentile(&b, 0.99) * 1e3,
+            "| {from} | {rate:.0} | {} | {:.2} | {:.2} | {} | {busy} | {committing} | {mb} | {per_event} |",
+            // Batches due this late that no answer reached before the end.
+            if b.is_empty() {
+                "none answered".to_string()
+            } else {
+                format!("{:.1}", percentile(&b, 0.99) * 1e3)
+            },
             percentile(&v, 0.5) * 1e3,
             percentile(&v, 0.99) * 1e3,
             rss_at(from, to).map_or("?".into(), |m| format!("{m:.0}")),
@@ -259,6 +319,24 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
         percentile(&all_batches, 0.5) * 1e3,
         percentile(&all_batches, 0.99) * 1e3
     );
+    if let (Some(a), Some(b)) = (ticks_before, ticks_after) {
+        let d: Vec<f64> = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| y.saturating_sub(*x) as f64)
+            .collect();
+        let total = d.iter().sum::<f64>().max(1.0);
+        let pct = |i: usize| d[i] / total * 100.0;
+        println!(
+            "machine ({} cores, server and load generator): user {:.0}%, system {:.0}%, idle {:.0}%, waiting for the disk {:.0}%, stolen by the hypervisor {:.0}%",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            pct(0),
+            pct(1),
+            pct(2),
+            pct(3),
+            pct(4)
+        );
+    }
     println!(
         "customer view: {} requests, p50 {:.2} ms, p99 {p99:.2} ms (target < {VIEW_P99_MS} ms): {}",
         all_views.len(),
@@ -302,5 +380,15 @@ mod tests {
                     lifecycle_commits_total 7\n";
         assert_eq!(writer_seconds(text), Some((12.5, 30.25)));
         assert_eq!(writer_seconds("lifecycle_commits_total 7\n"), None);
+    }
+
+    #[test]
+    fn the_written_bytes_and_the_machine_ticks_are_read_from_proc() {
+        let io = "rchar: 10\nwchar: 20\nread_bytes: 4096\nwrite_bytes: 81920\ncancelled_write_bytes: 0\n";
+        assert_eq!(written_bytes(io), Some(81_920));
+        assert_eq!(written_bytes("rchar: 1\n"), None);
+        let stat = "cpu  100 5 30 900 40 2 3 7 0 0\ncpu0 50 2 15 450 20 1 1 3 0 0\n";
+        assert_eq!(cpu_ticks(stat), Some([105, 35, 900, 40, 7]));
+        assert_eq!(cpu_ticks("intr 1 2\n"), None);
     }
 }
