@@ -127,6 +127,15 @@ fn open_loop(
     Ok(all)
 }
 
+/// The first and last of per-second readings inside [from, to) and the
+/// seconds between them (none if fewer than two seconds apart).
+fn ends<T>(readings: &[(u64, T)], from: u64, to: u64) -> Option<(&T, &T, f64)> {
+    let first = readings.iter().find(|(s, _)| *s >= from)?;
+    let last = readings.iter().rev().find(|(s, _)| *s < to)?;
+    let span = last.0.checked_sub(first.0).filter(|&d| d > 0)?;
+    Some((&first.1, &last.1, span as f64))
+}
+
 fn window(samples: &[Sample], from: u64, to: u64) -> Vec<f64> {
     let mut v: Vec<f64> = samples
         .iter()
@@ -150,7 +159,7 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
     let stop = AtomicBool::new(false);
     let memory: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
     // (second, the writer's work and commit seconds so far)
-    let writer: Mutex<Vec<(u64, f64, f64)>> = Mutex::new(Vec::new());
+    let writer: Mutex<Vec<(u64, (f64, f64))>> = Mutex::new(Vec::new());
     // (second, bytes the server had written to storage)
     let written: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
     let ticks_before = machine_ticks();
@@ -197,7 +206,7 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
                     .and_then(|c| c.call("GET", "/metrics", bearer, b"").ok())
                     .and_then(|(_, text)| writer_seconds(&String::from_utf8_lossy(&text)));
                 if let (Some((work, commit)), Ok(mut w)) = (spent, writer.lock()) {
-                    w.push((second, work, commit));
+                    w.push((second, (work, commit)));
                 }
                 next += Duration::from_secs(1);
             }
@@ -243,20 +252,16 @@ pub fn run(args: &BenchServeArgs, addr: &str, pid: u32, basic: &str, bearer: &st
     // The writer's share of the window spent in transactions, and the
     // commits' share of that.
     let writer_at = |from: u64, to: u64| -> Option<(f64, f64)> {
-        let first = writer.iter().find(|(s, ..)| *s >= from)?;
-        let last = writer.iter().rev().find(|(s, ..)| *s < to)?;
-        let span = last.0.checked_sub(first.0).filter(|&d| d > 0)? as f64;
-        let (work, commit) = (last.1 - first.1, last.2 - first.2);
+        let (first, last, span) = ends(&writer, from, to)?;
+        let (work, commit) = (last.0 - first.0, last.1 - first.1);
         let busy = work + commit;
         Some((busy / span * 100.0, commit / busy.max(1e-9) * 100.0))
     };
     let written = written.into_inner().unwrap_or_default();
     // MB/s the server wrote to storage in the window.
     let written_at = |from: u64, to: u64| -> Option<f64> {
-        let first = written.iter().find(|(s, _)| *s >= from)?;
-        let last = written.iter().rev().find(|(s, _)| *s < to)?;
-        let span = last.0.checked_sub(first.0).filter(|&d| d > 0)? as f64;
-        Some(last.1.saturating_sub(first.1) as f64 / span / 1e6)
+        let (first, last, span) = ends(&written, from, to)?;
+        Some(last.saturating_sub(*first) as f64 / span / 1e6)
     };
     println!(
         "| from s | events/s answered | batch p99 ms (from due) | view p50 ms | view p99 ms | server RSS MiB | writer busy % | of it committing % | written MB/s | KB per event |"
@@ -380,6 +385,14 @@ mod tests {
                     lifecycle_commits_total 7\n";
         assert_eq!(writer_seconds(text), Some((12.5, 30.25)));
         assert_eq!(writer_seconds("lifecycle_commits_total 7\n"), None);
+    }
+
+    #[test]
+    fn a_window_is_measured_between_its_first_and_last_readings() {
+        let readings = [(0, 10u64), (1, 20), (5, 60), (9, 100)];
+        assert_eq!(ends(&readings, 1, 6), Some((&20, &60, 4.0)));
+        assert_eq!(ends(&readings, 5, 9), None);
+        assert_eq!(ends(&readings, 10, 20), None);
     }
 
     #[test]
