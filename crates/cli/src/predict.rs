@@ -527,15 +527,15 @@ pub fn run(args: PredictArgs) -> Result<()> {
             cost_total += cost;
             clv_of_costed += v.clv;
         }
-        if let Some(h) = &holdout {
-            if v.historical_rate.is_some() {
-                outcomes.push(crate::decline::Outcome {
-                    x: obs[i].x,
-                    t_weeks: obs[i].t_big * d / 7.0,
-                    flagged: v.value_decline,
-                    holdout: h[i],
-                });
-            }
+        if let Some(h) = &holdout
+            && v.historical_rate.is_some()
+        {
+            outcomes.push(crate::decline::Outcome {
+                x: obs[i].x,
+                t_weeks: obs[i].t_big * d / 7.0,
+                flagged: v.value_decline,
+                holdout: h[i],
+            });
         }
     }
     // The distinct histories with their customer counts.

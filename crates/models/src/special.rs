@@ -75,10 +75,10 @@ pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Result<f64, Hyp2f1Error> {
         return Ok(1.0);
     }
     // Terminating series: a or b a negative integer.
-    if z <= 0.9 || is_nonpositive_integer(a) || is_nonpositive_integer(b) {
-        if let Some(v) = series(a, b, c, z) {
-            return Ok(v);
-        }
+    if (z <= 0.9 || is_nonpositive_integer(a) || is_nonpositive_integer(b))
+        && let Some(v) = series(a, b, c, z)
+    {
+        return Ok(v);
     }
     // A&S 15.3.6, valid when c - a - b is not an integer.
     let d = c - a - b;

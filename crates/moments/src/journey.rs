@@ -187,12 +187,13 @@ pub fn advance(
     if e.ended.is_some() {
         return out;
     }
-    if let Some(ev) = event {
-        if moment.goal.exits && moment.reaches_goal(e.entered_ms, ev) {
-            e.ended = Some(Ended::Goal);
-            out.push(Action::Ended(Ended::Goal));
-            return out;
-        }
+    if let Some(ev) = event
+        && moment.goal.exits
+        && moment.reaches_goal(e.entered_ms, ev)
+    {
+        e.ended = Some(Ended::Goal);
+        out.push(Action::Ended(Ended::Goal));
+        return out;
     }
     let label = |l: &str| {
         moment

@@ -39,6 +39,10 @@ struct Restoring {
     /// and the backup line of the first of them.
     pending: Vec<Val>,
     first_line: u64,
+    /// `events` restored into a SQLite store's tree: the columns' names
+    /// (the rows are logged as changes to the tree, applied after the
+    /// commit).
+    to_tree: Option<Vec<String>>,
 }
 
 /// Rows inserted by one statement (a round trip each on PostgreSQL; at
@@ -55,6 +59,51 @@ impl Restoring {
             return Ok(());
         }
         let n = self.pending.len() / width;
+        if let Some(names) = &self.to_tree {
+            let at = |c: &str| names.iter().position(|n| n == c);
+            let (Some(ci), Some(mi), Some(ki), Some(ei), Some(ai), Some(ri), Some(pi)) = (
+                at("customer_id"),
+                at("message_id"),
+                at("kind"),
+                at("event"),
+                at("at_ms"),
+                at("received_ms"),
+                at("payload"),
+            ) else {
+                return Err(StoreError::Refused(format!(
+                    "backup line {}: events: a column is missing",
+                    self.first_line
+                )));
+            };
+            let mut ops = crate::lsm::Ops::new();
+            for row in self.pending.chunks(width) {
+                let text = |i: usize| match &row[i] {
+                    Val::Text(t) => Some(t.as_str()),
+                    _ => None,
+                };
+                let int = |i: usize| match &row[i] {
+                    Val::Int(v) => *v,
+                    Val::Real(f) => *f as i64,
+                    _ => 0,
+                };
+                crate::lsm::put_event(
+                    &mut ops,
+                    text(ci).unwrap_or_default(),
+                    &crate::lsm::StoredEventRef {
+                        message_id: text(mi).unwrap_or_default(),
+                        kind: text(ki).unwrap_or_default(),
+                        event: text(ei),
+                        at_ms: int(ai),
+                        received_ms: int(ri),
+                        payload: text(pi).unwrap_or_default(),
+                    },
+                );
+            }
+            db.log_ops(&crate::lsm::encode_ops(&ops))
+                .map_err(|e| StoreError::Refused(format!("{}: {e}", self.table)))?;
+            self.pending.clear();
+            return Ok(());
+        }
         let mut sql = self.head.clone();
         for r in 0..n {
             sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -106,7 +155,9 @@ pub(crate) fn tables(db: &mut Db) -> Result<Vec<String>, crate::db::DbError> {
         .query(sql, &[])?
         .iter()
         .map(|r| r.text(0))
-        .filter(|t| t != "schema_migrations")
+        // The log of changes to a SQLite store's events is theirs (the
+        // events are backed up from the tree).
+        .filter(|t| t != "schema_migrations" && t != "event_ops")
         .collect())
 }
 
@@ -197,6 +248,19 @@ impl Store {
                 "BEGIN"
             })
             .map_err(err)?;
+        // The tree as of the same commit: taken with this process's
+        // writers held, once the snapshot of the database is fixed (its
+        // first read).
+        let tree = match self.lsm.clone() {
+            Some(t) => {
+                let _held = t.writing();
+                self.db
+                    .query("SELECT COUNT(*) FROM schema_migrations", &[])
+                    .map_err(err)?;
+                Some(t.snapshot())
+            }
+            None => None,
+        };
         let result = (|| -> Result<BackupStats, StoreError> {
             writeln!(
                 out,
@@ -234,6 +298,32 @@ impl Store {
                         n += 1;
                     })
                     .map_err(err)?;
+                if table == "events"
+                    && let Some(snapshot) = &tree
+                {
+                    for kv in snapshot.iter() {
+                        let (k, v) = kv.map_err(|e| {
+                            self.err(crate::lsm::LsmError::from_tree(fjall::Error::Storage(e)))
+                        })?;
+                        let e = crate::lsm::decode_event(&k, &v).map_err(|e| self.err(e))?;
+                        let cells: Vec<serde_json::Value> = cols
+                            .names
+                            .iter()
+                            .map(|c| match c.as_str() {
+                                "customer_id" => e.customer_id.as_str().into(),
+                                "message_id" => e.message_id.as_str().into(),
+                                "kind" => e.kind.as_str().into(),
+                                "event" => e.event.as_deref().into(),
+                                "at_ms" => e.at_ms.into(),
+                                "received_ms" => e.received_ms.into(),
+                                "payload" => e.payload.as_str().into(),
+                                _ => serde_json::Value::Null,
+                            })
+                            .collect();
+                        writeln!(out, "{}", serde_json::Value::Array(cells)).map_err(io)?;
+                        n += 1;
+                    }
+                }
                 if let Some(e) = failed {
                     return Err(io(e));
                 }
@@ -280,11 +370,27 @@ impl Store {
                 )));
             }
         }
+        let tree = self.lsm.clone();
+        let mut progress = tree.as_ref().map(|t| t.writing());
+        if let Some(t) = &tree
+            && !t
+                .scan_last(&[crate::lsm::EVENTS], 1)
+                .map_err(|e| self.err(e))?
+                .is_empty()
+        {
+            return Err(StoreError::Refused(format!(
+                "{}: restore needs an empty store, and it has events",
+                self.label
+            )));
+        }
         self.db.begin().map_err(err)?;
         let result = self.restore_rows(input, version);
         match result {
             Ok(stats) => {
                 self.db.commit().map_err(err)?;
+                if let (Some(t), Some(p)) = (&tree, progress.as_deref_mut()) {
+                    crate::live::catch_up(&mut self.db, t, p).map_err(|f| self.failure(f))?;
+                }
                 Ok(stats)
             }
             Err(e) => {
@@ -406,7 +512,9 @@ impl Store {
                     quote(table),
                     list.join(", ")
                 );
+                let to_tree = (table == "events" && self.lsm.is_some()).then(|| names.clone());
                 current = Some(Restoring {
+                    to_tree,
                     table: table.to_string(),
                     head,
                     integer,

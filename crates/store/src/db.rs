@@ -162,6 +162,9 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{}", pg_message(.0))]
     Postgres(#[from] postgres::Error),
+    /// The events' LSM tree beside a SQLite file.
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
 }
 
 /// A PostgreSQL error with its cause: the driver's own text is only its
@@ -187,7 +190,7 @@ impl DbError {
                 *c == postgres::error::SqlState::T_R_DEADLOCK_DETECTED
                     || *c == postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
             }),
-            DbError::Sqlite(_) => false,
+            DbError::Sqlite(_) | DbError::Lsm(_) => false,
         }
     }
 
@@ -199,6 +202,7 @@ impl DbError {
             DbError::Postgres(e) => e
                 .code()
                 .is_some_and(|c| *c == postgres::error::SqlState::DISK_FULL),
+            DbError::Lsm(e) => e.is_disk_full(),
         }
     }
 }
@@ -418,6 +422,46 @@ impl Db {
     /// The first row, if any.
     pub fn query_one(&mut self, sql: &str, params: &[Val]) -> Result<Option<Row>, DbError> {
         Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// Logs a batch of changes to the events' tree (SQLite's `event_ops`);
+    /// returns its sequence number.
+    pub fn log_ops(&mut self, ops: &[u8]) -> Result<i64, DbError> {
+        match self {
+            Db::Sqlite(c) => {
+                c.prepare_cached("INSERT INTO event_ops (ops) VALUES (?1)")?
+                    .execute([ops])?;
+                Ok(c.last_insert_rowid())
+            }
+            Db::Postgres(pg) => {
+                let s = pg.statement("INSERT INTO event_ops (ops) VALUES ($1) RETURNING seq")?;
+                Ok(pg.client.query_one(&s, &[&ops])?.get(0))
+            }
+        }
+    }
+
+    /// Up to `limit` logged batches after `after`, in order.
+    pub fn logged_ops(&mut self, after: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, DbError> {
+        match self {
+            Db::Sqlite(c) => {
+                let mut s = c.prepare_cached(
+                    "SELECT seq, ops FROM event_ops WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?;
+                let rows = s.query_map([after, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            }
+            Db::Postgres(pg) => {
+                let s = pg.statement(
+                    "SELECT seq, ops FROM event_ops WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )?;
+                Ok(pg
+                    .client
+                    .query(&s, &[&after, &limit])?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect())
+            }
+        }
     }
 
     /// Statements without parameters (migrations, transaction control).

@@ -913,7 +913,29 @@ impl Store {
             match &m.trigger {
                 Trigger::Absence { event, days } => {
                     let span = i64::from(*days) * DAY_MS;
-                    if event.properties.is_empty() {
+                    if event.properties.is_empty()
+                        && let Some(t) = tx.lsm
+                    {
+                        let mut last: HashMap<String, i64> = HashMap::new();
+                        t.each(&mut |e| {
+                            if e.event.as_deref() == Some(event.event.as_str()) {
+                                let at = last.entry(e.customer_id).or_insert(e.at_ms);
+                                *at = (*at).max(e.at_ms);
+                            }
+                            Ok(())
+                        })?;
+                        let mut last: Vec<(String, i64)> = last.into_iter().collect();
+                        last.sort();
+                        for (customer, at) in last {
+                            if at + span > now_ms {
+                                armed += tx.db.exec(
+                                    "INSERT INTO moment_timers (moment, customer_id, due_ms)
+                                     VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                                    vals![&m.name, &customer, at + span],
+                                )?;
+                            }
+                        }
+                    } else if event.properties.is_empty() {
                         armed += tx.db.exec(
                             "INSERT INTO moment_timers (moment, customer_id, due_ms)
                              SELECT ?1, customer_id, MAX(at_ms) + ?2 FROM events WHERE event = ?3
@@ -1349,6 +1371,29 @@ impl Store {
                 visits: r.i64(10),
             });
         }
+        if let Some(t) = self.lsm.clone() {
+            // Visits from the events' tree: a customer's range each.
+            let span = window_days * DAY_MS;
+            for row in &mut out {
+                let mut n = 0;
+                for (k, v) in t
+                    .scan(&crate::lsm::customer_prefix(
+                        crate::lsm::EVENTS,
+                        &row.customer_id,
+                    ))
+                    .map_err(|e| self.err(e))?
+                {
+                    let e = t.decode(&k, &v).map_err(|e| self.err(e))?;
+                    if matches!(e.kind.as_str(), "page" | "screen")
+                        && e.at_ms >= row.entered_ms
+                        && e.at_ms <= row.entered_ms + span
+                    {
+                        n += 1;
+                    }
+                }
+                row.visits = n;
+            }
+        }
         Ok(out)
     }
 
@@ -1401,11 +1446,30 @@ impl Store {
     /// The product ids of a customer's `Order Completed` events (the
     /// Segment e-commerce spec's `products[].product_id`), latest first.
     pub fn bought_products(&mut self, customer: &str) -> Result<Vec<String>, StoreError> {
-        let rows = self.rows(
-            "SELECT payload FROM events WHERE customer_id = ?1 AND event = 'Order Completed'
-             ORDER BY at_ms DESC LIMIT 200",
-            vals![customer],
-        )?;
+        let rows = if let Some(t) = self.lsm.clone() {
+            let mut bought = Vec::new();
+            for (k, v) in t
+                .scan(&crate::lsm::customer_prefix(crate::lsm::EVENTS, customer))
+                .map_err(|e| self.err(e))?
+            {
+                let e = t.decode(&k, &v).map_err(|e| self.err(e))?;
+                if e.event.as_deref() == Some("Order Completed") {
+                    bought.push(e);
+                }
+            }
+            bought.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
+            bought.truncate(200);
+            bought
+                .into_iter()
+                .map(|e| Row(vec![crate::db::Val::Text(e.payload)]))
+                .collect()
+        } else {
+            self.rows(
+                "SELECT payload FROM events WHERE customer_id = ?1 AND event = 'Order Completed'
+                 ORDER BY at_ms DESC LIMIT 200",
+                vals![customer],
+            )?
+        };
         let mut out: Vec<String> = Vec::new();
         for r in &rows {
             let Ok(v) = serde_json::from_str::<Value>(&r.text(0)) else {

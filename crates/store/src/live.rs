@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::db::{Db, DbError, Row, Val, vals};
 use crate::journeys::{Fresh, Journeys, VALUE_DECLINE_EVENT};
+use crate::lsm::{self, EventLsm, LsmError, Ops};
 use crate::{Store, StoreError};
 
 /// Marks a refund's key apart from its order's (as rows of a file do).
@@ -496,6 +497,46 @@ impl From<DbError> for Failure {
     }
 }
 
+impl From<LsmError> for Failure {
+    fn from(e: LsmError) -> Failure {
+        Failure::Db(DbError::Lsm(e))
+    }
+}
+
+/// How often a writer syncs the events' tree to disk (until then the log of
+/// batches in SQLite covers a machine stop).
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Applies every logged batch the tree has not had, in order, and syncs it.
+pub(crate) fn catch_up(db: &mut Db, t: &EventLsm, p: &mut lsm::Progress) -> Result<(), Failure> {
+    loop {
+        let batches = db.logged_ops(p.applied, 64)?;
+        if batches.is_empty() {
+            break;
+        }
+        for (seq, bytes) in batches {
+            let ops = lsm::decode_ops(&bytes).ok_or(LsmError::Damaged {
+                path: format!("event_ops {seq}"),
+                what: "a logged batch",
+            })?;
+            t.apply(p, seq, &ops)?;
+        }
+    }
+    t.sync(p)?;
+    p.behind = false;
+    Ok(())
+}
+
+/// Whether an event says the visitor was around (see [`OWN_EVENTS`]).
+pub(crate) fn is_own_event(e: &StoredEvent) -> bool {
+    !e.message_id.starts_with("segment-")
+        && !e.message_id.starts_with("tripwire-")
+        && !matches!(
+            e.event.as_deref(),
+            Some("Order Completed" | "Order Refunded")
+        )
+}
+
 const PROFILE_COLUMNS: &str = "customer_id, run_id, n_orders, total_spend, first_order, last_order, r, f, m, \
      segment, phase, p_alive, expected_purchases, clv, clv_at_run, declining, next_order_day, due_day, updated_ms, tripwires";
 
@@ -640,6 +681,9 @@ pub(crate) struct Tx<'t> {
     /// Customers whose orders changed otherwise (an amount corrected, a
     /// late or future order, a merge): re-scored from the whole history.
     orders_rewritten: BTreeSet<String>,
+    /// The events' tree (SQLite), and this transaction's changes to it.
+    pub(crate) lsm: Option<&'t EventLsm>,
+    pub(crate) ops: Ops,
 }
 
 impl Tx<'_> {
@@ -777,6 +821,14 @@ impl Tx<'_> {
              ON CONFLICT DO NOTHING",
             "UPDATE identities SET customer_id = ?2 WHERE customer_id = ?1",
         ];
+        if let Some(t) = self.lsm {
+            for e in self.lsm_events(t, source)? {
+                if !self.lsm_has(t, &lsm::id_key(target, &e.message_id))? {
+                    lsm::put_event(&mut self.ops, target, &(&e).into());
+                }
+                lsm::delete_event(&mut self.ops, source, e.at_ms, &e.message_id);
+            }
+        }
         for q in moves {
             self.db.exec(q, vals![source, target])?;
         }
@@ -913,6 +965,30 @@ impl Tx<'_> {
     }
 
     pub(crate) fn insert_event(&mut self, customer: &str, e: &NewEvent) -> Result<bool, Failure> {
+        if let Some(t) = self.lsm {
+            if self.lsm_has(t, &lsm::id_key(customer, &e.message_id))? {
+                return Ok(false);
+            }
+            lsm::put_event(
+                &mut self.ops,
+                customer,
+                &lsm::StoredEventRef {
+                    message_id: &e.message_id,
+                    kind: &e.kind,
+                    event: e.event.as_deref(),
+                    at_ms: e.at_ms,
+                    received_ms: e.received_ms,
+                    payload: &e.payload,
+                },
+            );
+            if !self.journeys.is_empty()
+                && let Some(name) = &e.event
+            {
+                self.fresh
+                    .push(Fresh::new(customer, name, e.at_ms, &e.payload));
+            }
+            return Ok(true);
+        }
         let n = self.db.exec(
             "INSERT INTO events (customer_id, message_id, kind, event, at_ms, received_ms, payload)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
@@ -934,6 +1010,49 @@ impl Tx<'_> {
                 .push(Fresh::new(customer, name, e.at_ms, &e.payload));
         }
         Ok(n > 0)
+    }
+
+    /// Whether the tree, as this transaction sees it, holds the key.
+    fn lsm_has(&self, t: &EventLsm, k: &[u8]) -> Result<bool, Failure> {
+        Ok(match self.ops.get(k) {
+            Some(v) => v.is_some(),
+            None => t.get(k)?.is_some(),
+        })
+    }
+
+    /// A customer's events in the tree as this transaction sees them, by
+    /// time, then message id.
+    pub(crate) fn lsm_events(
+        &self,
+        t: &EventLsm,
+        customer: &str,
+    ) -> Result<Vec<StoredEvent>, Failure> {
+        let prefix = lsm::customer_prefix(lsm::EVENTS, customer);
+        let mut found: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+            t.scan(&prefix)?.into_iter().collect();
+        for (k, v) in self.ops.range(prefix.clone()..) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            match v {
+                Some(v) => found.insert(k.clone(), v.clone()),
+                None => found.remove(k),
+            };
+        }
+        let mut out = Vec::with_capacity(found.len());
+        for (k, v) in &found {
+            out.push(t.decode(k, v)?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes a customer's events from the tree (this transaction).
+    pub(crate) fn lsm_delete(&mut self, t: &EventLsm, customer: &str) -> Result<u64, Failure> {
+        let events = self.lsm_events(t, customer)?;
+        for e in &events {
+            lsm::delete_event(&mut self.ops, customer, e.at_ms, &e.message_id);
+        }
+        Ok(events.len() as u64)
     }
 
     fn apply_order(
@@ -1056,6 +1175,21 @@ impl Tx<'_> {
         if self.watched.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(t) = self.lsm {
+            let events: Vec<StoredEvent> = self
+                .lsm_events(t, customer)?
+                .into_iter()
+                .filter(|e| e.event.as_ref().is_some_and(|n| self.watched.contains(n)))
+                .collect();
+            return Ok(events
+                .into_iter()
+                .map(|e| WatchedEvent {
+                    event: e.event.unwrap_or_default(),
+                    at_ms: e.at_ms,
+                    payload: e.payload,
+                })
+                .collect());
+        }
         let names: Vec<String> = (0..self.watched.len())
             .map(|i| format!("?{}", i + 2))
             .collect();
@@ -1146,7 +1280,15 @@ impl Tx<'_> {
             }
         };
         let events = self.watched_events(customer)?;
-        let first_seen_ms = if self.first_seen_wanted {
+        let first_seen_ms = if self.first_seen_wanted
+            && let Some(t) = self.lsm
+        {
+            self.lsm_events(t, customer)?
+                .iter()
+                .filter(|e| is_own_event(e))
+                .map(|e| e.at_ms)
+                .min()
+        } else if self.first_seen_wanted {
             self.db
                 .query_one(
                     &format!(
@@ -1333,9 +1475,18 @@ impl Store {
             Failure::Refused(message) => StoreError::Refused(message),
         };
         let mut attempt = 0;
+        // Writers of this process that may change events go one at a time
+        // from here until their changes are in the tree (see `lsm.rs`).
+        let tree = self.lsm.clone();
+        let mut progress = tree.as_ref().map(|t| t.writing());
         loop {
             attempt += 1;
             let result = (|| -> Result<T, Failure> {
+                if let (Some(t), Some(p)) = (tree.as_deref(), progress.as_deref_mut())
+                    && p.behind
+                {
+                    catch_up(&mut self.db, t, p)?;
+                }
                 self.db.begin()?;
                 let mut tx = Tx {
                     db: &mut self.db,
@@ -1352,11 +1503,39 @@ impl Store {
                     segment_events: 0,
                     appended: HashMap::new(),
                     orders_rewritten: BTreeSet::new(),
+                    lsm: tree.as_deref(),
+                    ops: Ops::new(),
                 };
                 let started = std::time::Instant::now();
                 let out = work(&mut tx)?;
+                let ops = std::mem::take(&mut tx.ops);
+                let logged = match (tree.as_deref(), progress.as_deref_mut()) {
+                    (Some(_), Some(p)) if !ops.is_empty() => {
+                        if p.synced > p.trimmed {
+                            self.db
+                                .exec("DELETE FROM event_ops WHERE seq <= ?1", vals![p.synced])?;
+                        }
+                        Some(self.db.log_ops(&lsm::encode_ops(&ops))?)
+                    }
+                    _ => None,
+                };
                 let worked = started.elapsed();
                 self.db.commit()?;
+                if let (Some(t), Some(p), Some(seq)) =
+                    (tree.as_deref(), progress.as_deref_mut(), logged)
+                {
+                    p.trimmed = p.synced;
+                    if let Err(e) = t.apply(p, seq, &ops) {
+                        // Committed and logged: the tree catches up from
+                        // the log before the next transaction (or at the
+                        // next start).
+                        p.behind = true;
+                        return Err(e.into());
+                    }
+                    if p.synced_at.is_none_or(|at| at.elapsed() >= SYNC_EVERY) {
+                        t.sync(p)?;
+                    }
+                }
                 self.write_time.work += worked;
                 self.write_time.commit += started.elapsed().saturating_sub(worked);
                 self.write_time.transactions += 1;
@@ -1615,6 +1794,23 @@ impl Store {
         customer_id: &str,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        if let Some(t) = self.lsm.clone() {
+            let mut out = Vec::new();
+            // The end of the customer's range: their latest events.
+            for (k, v) in t
+                .scan_last(&lsm::customer_prefix(lsm::EVENTS, customer_id), limit)
+                .map_err(|e| self.err(e))?
+            {
+                out.push(t.decode(&k, &v).map_err(|e| self.err(e))?);
+            }
+            out.sort_by(|a, b| {
+                b.at_ms
+                    .cmp(&a.at_ms)
+                    .then_with(|| a.message_id.cmp(&b.message_id))
+            });
+            out.truncate(limit);
+            return Ok(out);
+        }
         Ok(self
             .rows(
                 "SELECT customer_id, message_id, kind, event, at_ms, received_ms, payload FROM events
@@ -1679,6 +1875,22 @@ impl Store {
         names: &[&str],
     ) -> Result<Vec<(String, i64, serde_json::Value)>, StoreError> {
         let mut out = Vec::new();
+        if let Some(t) = self.lsm.clone() {
+            t.each(&mut |e| {
+                if e.kind == "track"
+                    && let Some(name) = e.event.as_deref().filter(|n| names.contains(n))
+                    && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&e.payload)
+                {
+                    if let Some(o) = v.as_object_mut() {
+                        o.entry("event")
+                            .or_insert_with(|| serde_json::Value::from(name));
+                    }
+                    out.push((e.customer_id, e.at_ms, v));
+                }
+                Ok(())
+            })
+            .map_err(|e| self.err(e))?;
+        }
         for name in names {
             for r in self.rows(
                 "SELECT customer_id, at_ms, payload FROM events WHERE event = ?1 AND kind = 'track'",
@@ -1905,14 +2117,87 @@ impl Store {
     /// Deletes raw events received before `cutoff_ms` (orders, profiles
     /// and every aggregate stay); returns how many.
     pub fn expire_events(&mut self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        if let Some(t) = self.lsm.clone() {
+            // Read before the transaction: an event received later is not
+            // older than the cutoff.
+            let keys = t
+                .keys_where(&mut |e| e.received_ms < cutoff_ms)
+                .map_err(|e| self.err(e))?;
+            return self.transact(cutoff_ms, |tx| {
+                for k in &keys {
+                    tx.ops.insert(k.clone(), None);
+                }
+                // Two keys per event: its own and its message id's.
+                Ok(keys.len() as u64 / 2)
+            });
+        }
         self.exec(
             "DELETE FROM events WHERE received_ms < ?1",
             vals![cutoff_ms],
         )
     }
 
+    /// Every stored event, by customer (for tests and tools; memory grows
+    /// with the store).
+    pub fn all_events(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out: Vec<StoredEvent> = self
+            .rows(
+                "SELECT customer_id, message_id, kind, event, at_ms, received_ms, payload FROM events
+                 ORDER BY customer_id, at_ms, message_id",
+                &[],
+            )?
+            .iter()
+            .map(event_of)
+            .collect();
+        if let Some(t) = self.lsm.clone() {
+            t.each(&mut |e| {
+                out.push(e);
+                Ok(())
+            })
+            .map_err(|e| self.err(e))?;
+        }
+        Ok(out)
+    }
+
+    /// Moves the events a SQLite store kept in its `events` table into the
+    /// tree (a store from before the tree), 10,000 at a time, each move
+    /// one transaction: an interrupted move goes on at the next open.
+    pub(crate) fn move_events_to_tree(&mut self) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        while self.row("SELECT 1 FROM events LIMIT 1", &[])?.is_some() {
+            // No time is read: nothing runs journeys here.
+            let n = self.transact(0, |tx| {
+                let rows = tx.db.query(
+                    "SELECT customer_id, message_id, kind, event, at_ms, received_ms, payload FROM events
+                     ORDER BY customer_id, message_id LIMIT 10000",
+                    &[],
+                )?;
+                for r in &rows {
+                    let e = event_of(r);
+                    lsm::put_event(&mut tx.ops, &e.customer_id, &(&e).into());
+                    tx.db.exec(
+                        "DELETE FROM events WHERE customer_id = ?1 AND message_id = ?2",
+                        vals![&e.customer_id, &e.message_id],
+                    )?;
+                }
+                Ok(rows.len() as u64)
+            })?;
+            moved += n;
+        }
+        Ok(moved)
+    }
+
     /// Events stored.
     pub fn event_count(&mut self) -> Result<u64, StoreError> {
+        if let Some(t) = self.lsm.clone() {
+            let mut n = 0;
+            t.each(&mut |_| {
+                n += 1;
+                Ok(())
+            })
+            .map_err(|e| self.err(e))?;
+            return Ok(n);
+        }
         Ok(self
             .row("SELECT COUNT(*) FROM events", &[])?
             .map_or(0, |r| r.i64(0).max(0) as u64))
@@ -1921,6 +2206,18 @@ impl Store {
     /// When each customer was first seen (their earliest event other than
     /// an order or Lifecycle's own), ms.
     pub fn first_seen(&mut self) -> Result<HashMap<String, i64>, StoreError> {
+        if let Some(t) = self.lsm.clone() {
+            let mut out: HashMap<String, i64> = HashMap::new();
+            t.each(&mut |e| {
+                if is_own_event(&e) {
+                    let at = out.entry(e.customer_id).or_insert(e.at_ms);
+                    *at = (*at).min(e.at_ms);
+                }
+                Ok(())
+            })
+            .map_err(|e| self.err(e))?;
+            return Ok(out);
+        }
         Ok(self
             .rows(
                 &format!(

@@ -85,6 +85,9 @@ impl Store {
             e.events = tx
                 .db
                 .exec("DELETE FROM events WHERE customer_id = ?1", vals![id])?;
+            if let Some(t) = tx.lsm {
+                e.events += tx.lsm_delete(t, id)?;
+            }
             e.identities = tx
                 .db
                 .exec("DELETE FROM identities WHERE customer_id = ?1", vals![id])?;
@@ -179,6 +182,27 @@ impl Store {
                 })
                 .collect();
             out.insert(table, serde_json::Value::Array(objects));
+        }
+        if let Some(t) = self.lsm.clone() {
+            let mut events = Vec::new();
+            for (k, v) in t
+                .scan(&crate::lsm::customer_prefix(crate::lsm::EVENTS, id))
+                .map_err(|e| self.err(e))?
+            {
+                let e = t.decode(&k, &v).map_err(|e| self.err(e))?;
+                let payload = serde_json::from_str(&e.payload)
+                    .unwrap_or_else(|_| serde_json::Value::from(e.payload.as_str()));
+                events.push(serde_json::json!({
+                    "customer_id": e.customer_id,
+                    "message_id": e.message_id,
+                    "kind": e.kind,
+                    "event": e.event,
+                    "at_ms": e.at_ms,
+                    "received_ms": e.received_ms,
+                    "payload": payload,
+                }));
+            }
+            out.insert("events".into(), serde_json::Value::Array(events));
         }
         let mut suppressions = Vec::new();
         for value in std::iter::once(id.to_string()).chain(emails) {
