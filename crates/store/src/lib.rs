@@ -9,7 +9,10 @@
 //! per backend, the same versions); the durable, idempotent import of the
 //! consolidated orders that [`lifecycle_rfm::SummaryBuilder`] produces
 //! (importing the same file twice adds nothing, and loading the store back
-//! rebuilds the same summaries); and the live engine's tables ([`live`]).
+//! rebuilds the same summaries); the live engine's tables ([`live`]); and,
+//! experimentally, a SQLite store's behavioural events in an LSM tree
+//! beside the file (`lsm`), kept in step with the database through a log
+//! of changes written in the same transactions.
 //! It is an edge crate (IO); it must never be depended on by the pure
 //! crates, and it knows nothing of scoring rules, HTTP, file formats or the
 //! CLI.
@@ -1167,9 +1170,14 @@ mod tests {
     }
 
     /// Runs a test body on SQLite and on PostgreSQL.
+    /// Runs `body` on SQLite with the events in their table, on SQLite with
+    /// them in the tree beside the file (see `lsm.rs`), and on PostgreSQL.
     fn both(name: &str, body: impl Fn(StoreUrl)) {
         let dir = tempfile::tempdir().unwrap();
         body(StoreUrl::Sqlite(dir.path().join(format!("{name}.db"))));
+        let treed = dir.path().join(format!("{name}-tree.db"));
+        drop(lsm::EventLsm::open(&treed).unwrap());
+        body(StoreUrl::Sqlite(treed));
         let pg = testing::postgres_database()
             .unwrap_or_else(|e| panic!("no PostgreSQL for the tests: {e}"));
         body(StoreUrl::Postgres(pg));
@@ -1520,6 +1528,106 @@ mod tests {
             payload: "{}".into(),
             ..NewEvent::default()
         }
+    }
+
+    /// A batch committed to SQLite whose changes never reached the tree (the
+    /// process stopped in between) is applied when the store is next
+    /// opened; applied batches leave the log once the tree is synced.
+    #[test]
+    fn the_tree_replays_committed_batches_it_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        drop(lsm::EventLsm::open(&path).unwrap());
+        let url = StoreUrl::Sqlite(path.clone());
+        let scorer: Scorer<'_> = &toy_scorer;
+        let mut store = Store::open(&url).unwrap();
+        store
+            .ingest(&[vec![track(Some("u"), None, "m1")]], scorer, 1_000)
+            .unwrap();
+        // As a transaction that committed and stopped before its apply.
+        let mut ops = lsm::Ops::new();
+        lsm::put_event(
+            &mut ops,
+            "u",
+            &lsm::StoredEventRef {
+                message_id: "m2",
+                kind: "track",
+                event: Some("Product Viewed"),
+                at_ms: 2_000,
+                received_ms: 2_000,
+                payload: "{}",
+            },
+        );
+        store.db.log_ops(&lsm::encode_ops(&ops)).unwrap();
+        drop(store);
+        let mut store = Store::open(&url).unwrap();
+        let ids: Vec<String> = store
+            .recent_events("u", 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.message_id)
+            .filter(|m| !m.starts_with("segment-"))
+            .collect();
+        assert_eq!(ids, ["m2", "m1"]);
+        // A re-send of the replayed message is a duplicate.
+        let stats = store
+            .ingest(&[vec![track(Some("u"), None, "m2")]], scorer, 3_000)
+            .unwrap();
+        assert_eq!((stats[0].inserted, stats[0].duplicates), (0, 1));
+        // The log keeps at most the batches since the last sync.
+        std::thread::sleep(std::time::Duration::from_millis(1_100));
+        for n in 3..6 {
+            store
+                .ingest(
+                    &[vec![track(Some("u"), None, &format!("m{n}"))]],
+                    scorer,
+                    4_000,
+                )
+                .unwrap();
+        }
+        let logged = store
+            .row("SELECT COUNT(*) FROM event_ops", &[])
+            .unwrap()
+            .unwrap()
+            .i64(0);
+        assert!(logged <= 3, "{logged} batches still logged");
+        assert!(
+            store.row("SELECT 1 FROM events", &[]).unwrap().is_none(),
+            "nothing in the events table"
+        );
+    }
+
+    /// A store that kept its events in the table moves them into the tree
+    /// when it gets one, and answers the same.
+    #[test]
+    fn events_move_from_the_table_into_a_new_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let url = StoreUrl::Sqlite(path.clone());
+        let scorer: Scorer<'_> = &toy_scorer;
+        let mut store = Store::open(&url).unwrap();
+        let batch: Vec<NewEvent> = (0..25_000)
+            .map(|i| NewEvent {
+                at_ms: i64::from(i % 97) * 1_000,
+                ..track(Some(&format!("c{}", i % 50)), None, &format!("m{i}"))
+            })
+            .collect();
+        store.ingest(&[batch], scorer, 1_000).unwrap();
+        let before: Vec<StoredEvent> = store.all_events().unwrap();
+        let view = store.recent_events("c7", 50).unwrap();
+        assert!(before.len() > 25_000, "segment events too");
+        drop(store);
+        drop(lsm::EventLsm::open(&path).unwrap());
+        let mut store = Store::open(&url).unwrap();
+        assert!(store.row("SELECT 1 FROM events", &[]).unwrap().is_none());
+        let mut after = store.all_events().unwrap();
+        let key = |e: &StoredEvent| (e.customer_id.clone(), e.message_id.clone());
+        let mut before = before;
+        before.sort_by_key(key);
+        after.sort_by_key(key);
+        assert_eq!(after, before);
+        assert_eq!(store.event_count().unwrap(), before.len() as u64);
+        assert_eq!(store.recent_events("c7", 50).unwrap(), view);
     }
 
     /// A connection counts the time of the write transactions it

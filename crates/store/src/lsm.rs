@@ -180,7 +180,17 @@ impl EventLsm {
             .open()
             .map_err(tree)?;
         let options = || fjall::PartitionCreateOptions::default().max_memtable_size(8 << 20);
-        let events = keyspace.open_partition("events", options()).map_err(tree)?;
+        // No bloom filter for the events: they are only read by customer
+        // ranges, which a filter of whole keys cannot answer, and a filter
+        // grows with every event (`bloom_filter_bits` is hidden in fjall's
+        // documentation; `None` is its "no filter"). 16 KiB blocks (fjall's
+        // advice for range reads): a quarter of the block index in memory.
+        let events = keyspace
+            .open_partition(
+                "events",
+                options().bloom_filter_bits(None).block_size(16 << 10),
+            )
+            .map_err(tree)?;
         let ids = keyspace.open_partition("ids", options()).map_err(tree)?;
         let meta = keyspace
             .open_partition("meta", fjall::PartitionCreateOptions::default())
