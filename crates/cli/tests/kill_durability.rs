@@ -90,6 +90,49 @@ fn kill_9_under_load_on_sqlite_with_the_events_tree() {
     assert_eq!(sql_count(&db, "SELECT COUNT(*) FROM events"), 0);
 }
 
+/// While `serve` holds a store's events tree, another process can still
+/// use what does not touch events (creating a key), and is told why it
+/// cannot do what does (a backup, an export).
+#[test]
+fn the_events_tree_belongs_to_the_serving_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("h.db").display());
+    let o = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+        .args(["keys", "create", "--kind", "write", "--db", &db])
+        .env("LIFECYCLE_EVENTS_TREE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = stdout(&o).trim().to_string();
+    let server = start(&db, &["--refit-every", "off"]);
+    let (status, body) = request(
+        &server.addr,
+        "POST",
+        "/v1/batch",
+        &[basic(&key)],
+        batch(0).as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let o = lifecycle(&["keys", "create", "--kind", "secret", "--db", &db]);
+    assert!(o.status.success(), "beside serve: {}", stderr(&o));
+    let out = dir.path().join("b.jsonl.gz");
+    for args in [
+        vec!["backup", "--db", &db, "--out", out.to_str().unwrap()],
+        vec!["customers", "export", "u1", "--db", &db],
+    ] {
+        let o = lifecycle(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let e = stderr(&o);
+        assert!(e.contains("held by another process"), "{args:?}: {e}");
+        assert!(e.contains("h.db.events"), "{args:?}: {e}");
+    }
+    drop(server);
+    // Stopped, the store is everyone's again.
+    let o = lifecycle(&["customers", "export", "u1", "--db", &db]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"m1\""), "{}", stdout(&o));
+}
+
 #[test]
 fn kill_9_under_load_on_postgres() {
     kill_9_under_load(&lifecycle_store::testing::postgres_database().unwrap());

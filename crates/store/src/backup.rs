@@ -241,6 +241,8 @@ impl Store {
         };
         let io = |e: std::io::Error| StoreError::Refused(format!("writing the backup: {e}"));
         let pg = self.db.is_postgres();
+        // Opened (and caught up) before the read transaction begins.
+        let tree = self.tree()?;
         self.db
             .batch(if pg {
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
@@ -251,7 +253,7 @@ impl Store {
         // The tree as of the same commit: taken with this process's
         // writers held, once the snapshot of the database is fixed (its
         // first read).
-        let tree = match self.lsm.clone() {
+        let tree = match tree {
             Some(t) => {
                 let _held = t.writing();
                 self.db
@@ -370,7 +372,7 @@ impl Store {
                 )));
             }
         }
-        let tree = self.lsm.clone();
+        let tree = self.tree()?;
         let mut progress = tree.as_ref().map(|t| t.writing());
         if let Some(t) = &tree
             && !t

@@ -1371,7 +1371,7 @@ impl Store {
                 visits: r.i64(10),
             });
         }
-        if let Some(t) = self.lsm.clone() {
+        if let Some(t) = self.tree()? {
             // Visits from the events' tree: a customer's range each.
             let span = window_days * DAY_MS;
             for row in &mut out {
@@ -1446,7 +1446,7 @@ impl Store {
     /// The product ids of a customer's `Order Completed` events (the
     /// Segment e-commerce spec's `products[].product_id`), latest first.
     pub fn bought_products(&mut self, customer: &str) -> Result<Vec<String>, StoreError> {
-        let rows = if let Some(t) = self.lsm.clone() {
+        let rows = if let Some(t) = self.tree()? {
             let mut bought = Vec::new();
             for (k, v) in t
                 .scan(&crate::lsm::customer_prefix(crate::lsm::EVENTS, customer))

@@ -667,8 +667,11 @@ pub struct Store {
     journeys: std::sync::Arc<Journeys>,
     /// Time spent in this connection's write transactions.
     write_time: WriteTime,
-    /// A SQLite store's behavioural events (see `lsm.rs`).
+    /// A SQLite store's behavioural events (see `lsm.rs`), opened when
+    /// first needed (from `tree_at`): a process that never reads or writes
+    /// events (creating a key) can open a store whose tree `serve` holds.
     lsm: Option<std::sync::Arc<lsm::EventLsm>>,
+    tree_at: Option<std::path::PathBuf>,
 }
 
 /// Time a connection spent in its committed write transactions, split into
@@ -727,20 +730,14 @@ impl Store {
             journeys: std::sync::Arc::new(Journeys::default()),
             write_time: WriteTime::default(),
             lsm: None,
+            tree_at: None,
         };
         store.migrate()?;
         if let StoreUrl::Sqlite(path) = url
             && events_in_tree(path)
         {
-            let t = lsm::EventLsm::open(path).map_err(|e| store.err(e))?;
-            {
-                let mut p = t.writing();
-                if p.behind {
-                    live::catch_up(&mut store.db, &t, &mut p).map_err(|f| store.failure(f))?;
-                }
-            }
-            store.lsm = Some(t);
-            store.move_events_to_tree()?;
+            lsm::EventLsm::mark(path).map_err(|e| store.err(e))?;
+            store.tree_at = Some(path.clone());
         }
         Ok(store)
     }
@@ -763,6 +760,28 @@ impl Store {
         self.db
             .batch(&format!("PRAGMA cache_size = -{kib};"))
             .map_err(|e| self.err(e))
+    }
+
+    /// The events' tree, opened (and brought up to date with the log, and
+    /// given the events a store kept in its table) at the first use; `None`
+    /// when the events are in the `events` table.
+    pub(crate) fn tree(&mut self) -> Result<Option<std::sync::Arc<lsm::EventLsm>>, StoreError> {
+        if let Some(t) = &self.lsm {
+            return Ok(Some(t.clone()));
+        }
+        let Some(path) = self.tree_at.clone() else {
+            return Ok(None);
+        };
+        let t = lsm::EventLsm::open(&path).map_err(|e| self.err(e))?;
+        {
+            let mut p = t.writing();
+            if p.behind {
+                live::catch_up(&mut self.db, &t, &mut p).map_err(|f| self.failure(f))?;
+            }
+        }
+        self.lsm = Some(t.clone());
+        self.move_events_to_tree()?;
+        Ok(Some(t))
     }
 
     fn failure(&self, f: live::Failure) -> StoreError {
@@ -1619,8 +1638,8 @@ mod tests {
         drop(store);
         drop(lsm::EventLsm::open(&path).unwrap());
         let mut store = Store::open(&url).unwrap();
-        assert!(store.row("SELECT 1 FROM events", &[]).unwrap().is_none());
         let mut after = store.all_events().unwrap();
+        assert!(store.row("SELECT 1 FROM events", &[]).unwrap().is_none());
         let key = |e: &StoredEvent| (e.customer_id.clone(), e.message_id.clone());
         let mut before = before;
         before.sort_by_key(key);

@@ -1477,7 +1477,7 @@ impl Store {
         let mut attempt = 0;
         // Writers of this process that may change events go one at a time
         // from here until their changes are in the tree (see `lsm.rs`).
-        let tree = self.lsm.clone();
+        let tree = self.tree()?;
         let mut progress = tree.as_ref().map(|t| t.writing());
         loop {
             attempt += 1;
@@ -1794,7 +1794,7 @@ impl Store {
         customer_id: &str,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        if let Some(t) = self.lsm.clone() {
+        if let Some(t) = self.tree()? {
             let mut out = Vec::new();
             // The end of the customer's range: their latest events.
             for (k, v) in t
@@ -1875,7 +1875,7 @@ impl Store {
         names: &[&str],
     ) -> Result<Vec<(String, i64, serde_json::Value)>, StoreError> {
         let mut out = Vec::new();
-        if let Some(t) = self.lsm.clone() {
+        if let Some(t) = self.tree()? {
             t.each(&mut |e| {
                 if e.kind == "track"
                     && let Some(name) = e.event.as_deref().filter(|n| names.contains(n))
@@ -2117,7 +2117,7 @@ impl Store {
     /// Deletes raw events received before `cutoff_ms` (orders, profiles
     /// and every aggregate stay); returns how many.
     pub fn expire_events(&mut self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        if let Some(t) = self.lsm.clone() {
+        if let Some(t) = self.tree()? {
             // Read before the transaction: an event received later is not
             // older than the cutoff.
             let keys = t
@@ -2140,6 +2140,8 @@ impl Store {
     /// Every stored event, by customer (for tests and tools; memory grows
     /// with the store).
     pub fn all_events(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
+        // First: opening the tree moves any events still in the table.
+        let tree = self.tree()?;
         let mut out: Vec<StoredEvent> = self
             .rows(
                 "SELECT customer_id, message_id, kind, event, at_ms, received_ms, payload FROM events
@@ -2149,7 +2151,7 @@ impl Store {
             .iter()
             .map(event_of)
             .collect();
-        if let Some(t) = self.lsm.clone() {
+        if let Some(t) = tree {
             t.each(&mut |e| {
                 out.push(e);
                 Ok(())
@@ -2189,7 +2191,7 @@ impl Store {
 
     /// Events stored.
     pub fn event_count(&mut self) -> Result<u64, StoreError> {
-        if let Some(t) = self.lsm.clone() {
+        if let Some(t) = self.tree()? {
             let mut n = 0;
             t.each(&mut |_| {
                 n += 1;
@@ -2206,7 +2208,7 @@ impl Store {
     /// When each customer was first seen (their earliest event other than
     /// an order or Lifecycle's own), ms.
     pub fn first_seen(&mut self) -> Result<HashMap<String, i64>, StoreError> {
-        if let Some(t) = self.lsm.clone() {
+        if let Some(t) = self.tree()? {
             let mut out: HashMap<String, i64> = HashMap::new();
             t.each(&mut |e| {
                 if is_own_event(&e) {

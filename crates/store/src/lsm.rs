@@ -136,9 +136,20 @@ impl EventLsm {
         PathBuf::from(dir)
     }
 
-    /// Whether the SQLite file `db` has a tree.
+    /// Whether the SQLite file `db` keeps its events in a tree (its
+    /// directory exists, opened or not yet).
     pub(crate) fn exists(db: &Path) -> bool {
-        EventLsm::dir(db).join("tree").exists()
+        EventLsm::dir(db).is_dir()
+    }
+
+    /// Marks the SQLite file `db` as keeping its events in a tree (the
+    /// tree itself is made when first opened).
+    pub(crate) fn mark(db: &Path) -> Result<(), LsmError> {
+        let dir = EventLsm::dir(db);
+        std::fs::create_dir_all(&dir).map_err(|source| LsmError::Io {
+            path: dir.display().to_string(),
+            source,
+        })
     }
 
     /// The tree beside the SQLite file `db`, opened once per process.

@@ -183,7 +183,7 @@ impl Store {
                 .collect();
             out.insert(table, serde_json::Value::Array(objects));
         }
-        if let Some(t) = self.lsm.clone() {
+        if let Some(t) = self.tree()? {
             let mut events = Vec::new();
             for (k, v) in t
                 .scan(&crate::lsm::customer_prefix(crate::lsm::EVENTS, id))
