@@ -527,6 +527,19 @@ pub(crate) fn catch_up(db: &mut Db, t: &EventLsm, p: &mut lsm::Progress) -> Resu
     Ok(())
 }
 
+impl<'a> From<&'a NewEvent> for lsm::StoredEventRef<'a> {
+    fn from(e: &'a NewEvent) -> lsm::StoredEventRef<'a> {
+        lsm::StoredEventRef {
+            message_id: &e.message_id,
+            kind: &e.kind,
+            event: e.event.as_deref(),
+            at_ms: e.at_ms,
+            received_ms: e.received_ms,
+            payload: &e.payload,
+        }
+    }
+}
+
 /// Whether an event says the visitor was around (see [`OWN_EVENTS`]).
 pub(crate) fn is_own_event(e: &StoredEvent) -> bool {
     !e.message_id.starts_with("segment-")
@@ -969,18 +982,7 @@ impl Tx<'_> {
             if self.lsm_has(t, &lsm::id_key(customer, &e.message_id))? {
                 return Ok(false);
             }
-            lsm::put_event(
-                &mut self.ops,
-                customer,
-                &lsm::StoredEventRef {
-                    message_id: &e.message_id,
-                    kind: &e.kind,
-                    event: e.event.as_deref(),
-                    at_ms: e.at_ms,
-                    received_ms: e.received_ms,
-                    payload: &e.payload,
-                },
-            );
+            lsm::put_event(&mut self.ops, customer, &e.into());
             if !self.journeys.is_empty()
                 && let Some(name) = &e.event
             {
