@@ -1375,23 +1375,17 @@ impl Store {
             // Visits from the events' tree: a customer's range each.
             let span = window_days * DAY_MS;
             for row in &mut out {
-                let mut n = 0;
-                for (k, v) in t
-                    .scan(&crate::lsm::customer_prefix(
-                        crate::lsm::EVENTS,
-                        &row.customer_id,
-                    ))
-                    .map_err(|e| self.err(e))?
-                {
-                    let e = t.decode(&k, &v).map_err(|e| self.err(e))?;
-                    if matches!(e.kind.as_str(), "page" | "screen")
-                        && e.at_ms >= row.entered_ms
-                        && e.at_ms <= row.entered_ms + span
-                    {
-                        n += 1;
-                    }
-                }
-                row.visits = n;
+                let events = t
+                    .customer_events(&row.customer_id)
+                    .map_err(|e| self.err(e))?;
+                row.visits = events
+                    .iter()
+                    .filter(|e| {
+                        matches!(e.kind.as_str(), "page" | "screen")
+                            && e.at_ms >= row.entered_ms
+                            && e.at_ms <= row.entered_ms + span
+                    })
+                    .count() as i64;
             }
         }
         Ok(out)
@@ -1447,16 +1441,8 @@ impl Store {
     /// Segment e-commerce spec's `products[].product_id`), latest first.
     pub fn bought_products(&mut self, customer: &str) -> Result<Vec<String>, StoreError> {
         let rows = if let Some(t) = self.tree()? {
-            let mut bought = Vec::new();
-            for (k, v) in t
-                .scan(&crate::lsm::customer_prefix(crate::lsm::EVENTS, customer))
-                .map_err(|e| self.err(e))?
-            {
-                let e = t.decode(&k, &v).map_err(|e| self.err(e))?;
-                if e.event.as_deref() == Some("Order Completed") {
-                    bought.push(e);
-                }
-            }
+            let mut bought = t.customer_events(customer).map_err(|e| self.err(e))?;
+            bought.retain(|e| e.event.as_deref() == Some("Order Completed"));
             bought.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
             bought.truncate(200);
             bought

@@ -1797,14 +1797,10 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         if let Some(t) = self.tree()? {
-            let mut out = Vec::new();
             // The end of the customer's range: their latest events.
-            for (k, v) in t
-                .scan_last(&lsm::customer_prefix(lsm::EVENTS, customer_id), limit)
-                .map_err(|e| self.err(e))?
-            {
-                out.push(t.decode(&k, &v).map_err(|e| self.err(e))?);
-            }
+            let mut out = t
+                .latest_events(customer_id, limit)
+                .map_err(|e| self.err(e))?;
             out.sort_by(|a, b| {
                 b.at_ms
                     .cmp(&a.at_ms)
@@ -2194,13 +2190,7 @@ impl Store {
     /// Events stored.
     pub fn event_count(&mut self) -> Result<u64, StoreError> {
         if let Some(t) = self.tree()? {
-            let mut n = 0;
-            t.each(&mut |_| {
-                n += 1;
-                Ok(())
-            })
-            .map_err(|e| self.err(e))?;
-            return Ok(n);
+            return t.count().map_err(|e| self.err(e));
         }
         Ok(self
             .row("SELECT COUNT(*) FROM events", &[])?

@@ -382,19 +382,45 @@ impl EventLsm {
     }
 
     fn decode_untagged(&self, key: &[u8], value: &[u8]) -> Result<StoredEvent, LsmError> {
-        let damaged = |what| LsmError::Damaged {
-            path: self.shown(),
-            what,
-        };
-        let (customer, message) = split_event_key(key).ok_or_else(|| damaged("its key"))?;
-        decode_value(customer, message, value).ok_or_else(|| damaged("its value"))
+        decode_in(self.shown(), key, value)
+    }
+
+    /// A customer's stored events, by time.
+    pub(crate) fn customer_events(&self, customer: &str) -> Result<Vec<StoredEvent>, LsmError> {
+        self.scan(&customer_prefix(EVENTS, customer))?
+            .iter()
+            .map(|(k, v)| self.decode(k, v))
+            .collect()
+    }
+
+    /// A customer's latest `n` stored events, newest first.
+    pub(crate) fn latest_events(
+        &self,
+        customer: &str,
+        n: usize,
+    ) -> Result<Vec<StoredEvent>, LsmError> {
+        self.scan_last(&customer_prefix(EVENTS, customer), n)?
+            .iter()
+            .map(|(k, v)| self.decode(k, v))
+            .collect()
+    }
+
+    /// How many events are stored (every key read, no value decoded).
+    pub(crate) fn count(&self) -> Result<u64, LsmError> {
+        Ok(self.events.len().map_err(|e| self.tree_err(e))? as u64)
     }
 }
 
 /// An event from its untagged [`EVENTS`] key and value (a snapshot's).
 pub(crate) fn decode_event(key: &[u8], value: &[u8]) -> Result<StoredEvent, LsmError> {
+    decode_in("the events' tree".into(), key, value)
+}
+
+/// An event from its untagged key and value; `path` names the tree in an
+/// error.
+fn decode_in(path: String, key: &[u8], value: &[u8]) -> Result<StoredEvent, LsmError> {
     let damaged = |what| LsmError::Damaged {
-        path: "the events' tree".into(),
+        path: path.clone(),
         what,
     };
     let (customer, message) = split_event_key(key).ok_or_else(|| damaged("its key"))?;

@@ -185,11 +185,7 @@ impl Store {
         }
         if let Some(t) = self.tree()? {
             let mut events = Vec::new();
-            for (k, v) in t
-                .scan(&crate::lsm::customer_prefix(crate::lsm::EVENTS, id))
-                .map_err(|e| self.err(e))?
-            {
-                let e = t.decode(&k, &v).map_err(|e| self.err(e))?;
+            for e in t.customer_events(id).map_err(|e| self.err(e))? {
                 let payload = serde_json::from_str(&e.payload)
                     .unwrap_or_else(|_| serde_json::Value::from(e.payload.as_str()));
                 events.push(serde_json::json!({
