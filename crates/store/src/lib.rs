@@ -738,6 +738,9 @@ impl Store {
         {
             lsm::EventLsm::mark(path).map_err(|e| store.err(e))?;
             store.tree_at = Some(path.clone());
+            // Without the events the file holds orders and profiles: a
+            // 16 MB cache (the operating system's keeps the rest).
+            store.limit_page_cache(16 << 10)?;
         }
         Ok(store)
     }
