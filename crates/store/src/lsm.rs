@@ -188,7 +188,8 @@ impl EventLsm {
         // 500,000 entries of evicted blocks (its ghost list, sized for a
         // million blocks whatever the capacity), which grew the server by
         // ~0.1 MiB/s for minutes; blocks are read from the operating
-        // system's cache instead (measured: the view's latency unchanged).
+        // system's cache instead (view p99 over 300 s back to back: 5.2 ms
+        // without the cache, 7.5 ms with it).
         let keyspace = fjall::Config::new(path.join("tree"))
             .cache_size(0)
             .max_write_buffer_size(32 << 20)
