@@ -71,6 +71,18 @@ fn kill_9_under_load_on_sqlite() {
     kill_9_under_load(&format!("sqlite://{}", dir.path().join("k.db").display()));
 }
 
+/// Creates a key of `kind` in the store `db`, opened with its events in
+/// the tree (a store opened once so keeps its tree).
+fn key_in_a_tree_store(db: &str, kind: &str) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+        .args(["keys", "create", "--kind", kind, "--db", db])
+        .env("LIFECYCLE_EVENTS_TREE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).trim().to_string()
+}
+
 /// The same with the store's events in its LSM tree (experimental): an
 /// acknowledged batch was logged in SQLite in its commit, and the tree
 /// replays what it lacked at the next start.
@@ -78,13 +90,7 @@ fn kill_9_under_load_on_sqlite() {
 fn kill_9_under_load_on_sqlite_with_the_events_tree() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("k.db").display());
-    // Opened once with the variable set, the store keeps its tree.
-    let o = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
-        .args(["keys", "create", "--kind", "secret", "--db", &db])
-        .env("LIFECYCLE_EVENTS_TREE", "1")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    key_in_a_tree_store(&db, "secret");
     assert!(dir.path().join("k.db.events").is_dir());
     kill_9_under_load(&db);
     assert_eq!(sql_count(&db, "SELECT COUNT(*) FROM events"), 0);
@@ -97,13 +103,7 @@ fn kill_9_under_load_on_sqlite_with_the_events_tree() {
 fn the_events_tree_belongs_to_the_serving_process() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("h.db").display());
-    let o = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
-        .args(["keys", "create", "--kind", "write", "--db", &db])
-        .env("LIFECYCLE_EVENTS_TREE", "1")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let key = stdout(&o).trim().to_string();
+    let key = key_in_a_tree_store(&db, "write");
     let server = start(&db, &["--refit-every", "off"]);
     let (status, body) = request(
         &server.addr,
