@@ -71,18 +71,6 @@ fn kill_9_under_load_on_sqlite() {
     kill_9_under_load(&format!("sqlite://{}", dir.path().join("k.db").display()));
 }
 
-/// Creates a key of `kind` in the store `db`, opened with its events in
-/// the tree (a store opened once so keeps its tree).
-fn key_in_a_tree_store(db: &str, kind: &str) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
-        .args(["keys", "create", "--kind", kind, "--db", db])
-        .env("LIFECYCLE_EVENTS_TREE", "1")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    stdout(&o).trim().to_string()
-}
-
 /// The same with the store's events in its LSM tree (experimental): an
 /// acknowledged batch was logged in SQLite in its commit, and the tree
 /// replays what it lacked at the next start.

@@ -434,14 +434,18 @@ impl EventLsm {
     }
 }
 
-/// The nice value of the tree's compaction threads.
-const COMPACTION_NICE: i32 = 19;
+/// The nice value of the tree's flush and compaction threads: the lowest
+/// priority (Linux nice 19).
+const BACKGROUND_NICE: i32 = 19;
 
-/// Lowers the CPU priority of the tree's compaction threads (Linux), as
-/// RocksDB can for its low-priority pool: compactions are background work
-/// and use the time requests leave, instead of taking it from a customer
-/// view on a machine with few cores. Threads are found by the name fjall
-/// gives them; nothing happens where that is not possible.
+/// Lowers the CPU priority of the tree's flush and compaction threads
+/// (Linux), as RocksDB can for its low-priority pool: flushes and
+/// compactions are background work and use the time requests leave,
+/// instead of taking it from a customer view on a machine with few cores
+/// (the writer waits for flushes only once 32 MiB of memtables are
+/// sealed, which slows ingestion, never a read). Threads are found by the
+/// names fjall gives them (a flush's own worker threads inherit the
+/// flusher's priority); nothing happens where that is not possible.
 fn background_threads_yield() {
     #[cfg(target_os = "linux")]
     {
@@ -450,7 +454,7 @@ fn background_threads_yield() {
         };
         for task in tasks.flatten() {
             let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if name.trim_end() != "compactor" {
+            if !matches!(name.trim_end(), "compactor" | "flusher") {
                 continue;
             }
             let pid = task
@@ -459,7 +463,7 @@ fn background_threads_yield() {
                 .and_then(|t| t.parse().ok())
                 .and_then(rustix::process::Pid::from_raw);
             if let Some(pid) = pid {
-                let _ = rustix::process::setpriority_process(Some(pid), COMPACTION_NICE);
+                let _ = rustix::process::setpriority_process(Some(pid), BACKGROUND_NICE);
             }
         }
     }

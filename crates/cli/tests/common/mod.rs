@@ -241,6 +241,18 @@ pub fn create_key(db: &str, kind: &str) -> String {
     stdout(&o).trim().to_string()
 }
 
+/// A key of `kind` in the store `db`, opened with its events in the LSM
+/// tree (a store opened once so keeps its tree).
+pub fn key_in_a_tree_store(db: &str, kind: &str) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+        .args(["keys", "create", "--kind", kind, "--db", db])
+        .env("LIFECYCLE_EVENTS_TREE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).trim().to_string()
+}
+
 pub fn basic(key: &str) -> (&'static str, String) {
     use base64::Engine as _;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
