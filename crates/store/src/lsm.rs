@@ -214,7 +214,7 @@ impl EventLsm {
         // move on from them early (8 MiB tables: L1 holds 32 MiB) into
         // levels with 4 bits per id (a new id reads a block in ~15% of those
         // levels): memory grows by ~0.5 byte per event stored instead of
-        // ~2.5 (300 s soaks back to back, growth after the warm-up: +13.0%
+        // ~2.5 (300 s soaks in one session, growth after the warm-up: +13.0%
         // at 6 bits, +8.9% at 4, +9.3% at 3).
         let ids = keyspace
             .open_partition(
