@@ -45,20 +45,17 @@ fn the_writer_and_the_trees_background_work_yield_to_requests() {
     })).collect::<Vec<_>>()});
     send_batch(&server.addr, &key, &batch);
 
+    // Every thread of that name (at least one) at that nice value.
+    let all_at = |t: &[(String, i32)], name: &str, nice: i32| {
+        let mut of = t.iter().filter(|(n, _)| n == name).peekable();
+        of.peek().is_some() && of.all(|(_, v)| *v == nice)
+    };
     let wanted = |t: &[(String, i32)]| {
-        let nice = |name: &str| {
-            t.iter()
-                .filter(|(n, _)| n == name)
-                .map(|(_, v)| *v)
-                .collect::<Vec<_>>()
-        };
-        nice("lifecycle-write") == [10]
-            && !nice("flusher").is_empty()
-            && nice("flusher").iter().all(|&v| v == 19)
-            && nice("compactor").iter().all(|&v| v == 19)
-            && !nice("compactor").is_empty()
-            && !nice("tokio-rt-worker").is_empty()
-            && nice("tokio-rt-worker").iter().all(|&v| v == 0)
+        all_at(t, "lifecycle-write", 10)
+            && t.iter().filter(|(n, _)| n == "lifecycle-write").count() == 1
+            && all_at(t, "flusher", 19)
+            && all_at(t, "compactor", 19)
+            && all_at(t, "tokio-rt-worker", 0)
     };
     let until = Instant::now() + Duration::from_secs(10);
     let mut seen = threads(server.child.id());
