@@ -20,6 +20,20 @@ pub struct BackupArgs {
     /// the store's secrets: it is created readable by its owner only
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Take it through a running server instead (GET /api/v1/backup), e.g.
+    /// http://127.0.0.1:8080: the way while `serve` holds a SQLite store's
+    /// events. Needs a secret key (--key or LIFECYCLE_KEY)
+    #[arg(long, value_name = "URL", conflicts_with = "db")]
+    pub server: Option<String>,
+    /// The secret API key for --server
+    #[arg(
+        long,
+        env = "LIFECYCLE_KEY",
+        value_name = "KEY",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    pub key: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -36,14 +50,13 @@ fn gzip(path: &std::path::Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
 }
 
-pub fn backup(args: BackupArgs) -> Result<()> {
-    let mut store = args.db.open_existing()?;
-    let name = args.out.display().to_string();
-    // Written beside the target and renamed once complete: a failed backup
-    // never leaves a file that looks whole.
-    let partial = args.out.with_extension(format!(
+/// The file a backup is written to (beside the target, owner-only) and
+/// renamed from once complete: a failed backup never leaves a file that
+/// looks whole.
+fn partial_file(out: &std::path::Path) -> Result<(PathBuf, std::fs::File)> {
+    let partial = out.with_extension(format!(
         "{}.partial",
-        args.out.extension().and_then(|e| e.to_str()).unwrap_or("")
+        out.extension().and_then(|e| e.to_str()).unwrap_or("")
     ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -55,6 +68,16 @@ pub fn backup(args: BackupArgs) -> Result<()> {
     let file = options
         .open(&partial)
         .with_context(|| partial.display().to_string())?;
+    Ok((partial, file))
+}
+
+pub fn backup(args: BackupArgs) -> Result<()> {
+    if let Some(server) = &args.server {
+        return backup_through(server, args.key.as_deref(), &args.out);
+    }
+    let mut store = args.db.open_existing()?;
+    let name = args.out.display().to_string();
+    let (partial, file) = partial_file(&args.out)?;
     let stats = if gzip(&args.out) {
         let mut out = flate2::write::GzEncoder::new(
             BufWriter::with_capacity(1 << 20, file),
@@ -77,6 +100,89 @@ pub fn backup(args: BackupArgs) -> Result<()> {
         lifecycle_store::StoreUrl::parse(&args.db.db).map_or_else(|_| String::new(), |u| u.label()),
         store.backend()
     );
+    Ok(())
+}
+
+/// `backup --server`: the server's backup (gzip), saved as it arrives.
+fn backup_through(server: &str, key: Option<&str>, out: &std::path::Path) -> Result<()> {
+    let Some(key) = key else {
+        return Err(input_err(
+            "--server needs a secret API key: --key KEY or LIFECYCLE_KEY".to_string(),
+        ));
+    };
+    let url = format!("{}/api/v1/backup", server.trim_end_matches('/'));
+    let client = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .context("cannot make an HTTP client")?;
+    let mut response = client
+        .get(&url)
+        .bearer_auth(key)
+        .send()
+        .with_context(|| url.clone())?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().unwrap_or_default();
+        anyhow::bail!("{url}: {status}: {}", body.trim());
+    }
+    save_whole(&mut response, out, &url)?;
+    eprintln!(
+        "backed up the store served at {server} to {}",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Saves a gzip backup read from `input` (named `from`) to `out`, checked
+/// whole (the gzip stream complete, its checksum right) before it is
+/// renamed into place; decompressed unless the file name ends in .gz.
+fn save_whole(input: &mut dyn std::io::Read, out: &std::path::Path, from: &str) -> Result<()> {
+    let url = from;
+    let name = out.display().to_string();
+    let (partial, file) = partial_file(out)?;
+    let mut file = BufWriter::with_capacity(1 << 20, file);
+    let mut check = flate2::write::GzDecoder::new(std::io::sink());
+    let mut plain = (!gzip(out)).then(|| flate2::write::GzDecoder::new(Vec::new()));
+    let mut buf = vec![0u8; 1 << 16];
+    let mut received = 0u64;
+    let copied = (|| -> Result<()> {
+        loop {
+            let n = input
+                .read(&mut buf)
+                .with_context(|| format!("{url}: the backup stopped part-way"))?;
+            if n == 0 {
+                break;
+            }
+            received += n as u64;
+            match &mut plain {
+                Some(d) => {
+                    d.write_all(&buf[..n])?;
+                    file.write_all(d.get_ref())?;
+                    d.get_mut().clear();
+                }
+                None => {
+                    check.write_all(&buf[..n])?;
+                    file.write_all(&buf[..n])?;
+                }
+            }
+        }
+        match &mut plain {
+            Some(d) => {
+                d.try_finish()?;
+                file.write_all(d.get_ref())?;
+            }
+            None => check.try_finish()?,
+        }
+        file.flush()?;
+        Ok(())
+    })();
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e.context(format!(
+            "{url}: the backup is incomplete ({received} bytes received); nothing was written to {name}"
+        )));
+    }
+    std::fs::rename(&partial, out).with_context(|| name.clone())?;
     Ok(())
 }
 
@@ -103,4 +209,46 @@ pub fn restore(args: RestoreArgs) -> Result<()> {
         store.backend()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A backup that arrives whole is saved (as sent, or decompressed); one
+    /// cut short or altered leaves no file.
+    #[test]
+    fn a_received_backup_is_saved_only_when_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "{\"table\":\"customers\"}\n".repeat(20_000);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let whole = gz.finish().unwrap();
+        let (packed, plain) = (dir.path().join("b.jsonl.gz"), dir.path().join("b.jsonl"));
+        save_whole(&mut whole.as_slice(), &packed, "test").unwrap();
+        assert_eq!(std::fs::read(&packed).unwrap(), whole);
+        save_whole(&mut whole.as_slice(), &plain, "test").unwrap();
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), text);
+        std::fs::remove_file(&packed).unwrap();
+        std::fs::remove_file(&plain).unwrap();
+        let mut altered = whole.clone();
+        let k = altered.len() - 6;
+        altered[k] ^= 1;
+        for (i, bad) in [
+            &whole[..whole.len() / 2],
+            &whole[..whole.len() - 4],
+            &altered[..],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for out in [&packed, &plain] {
+                let e = save_whole(&mut &bad[..], out, "test").unwrap_err();
+                assert!(format!("{e:#}").contains("incomplete"), "{i}: {e:#}");
+                assert!(!out.exists(), "{i}");
+                assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{i}");
+            }
+        }
+    }
 }

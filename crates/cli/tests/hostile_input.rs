@@ -163,10 +163,8 @@ fn hostile_events_are_refused_or_stored_verbatim() {
     );
     // Exactly the accepted messages are stored; the store still answers.
     drop(server);
-    assert_eq!(
-        sql_count(&db, "SELECT COUNT(*) FROM events WHERE customer_id = 'u'"),
-        0
-    );
+    let events = all_stored_events(&db);
+    assert!(!events.iter().any(|e| e.customer_id == "u"));
     assert_eq!(
         sql_count(
             &db,
@@ -175,10 +173,10 @@ fn hostile_events_are_refused_or_stored_verbatim() {
         0
     );
     assert_eq!(
-        sql_count(
-            &db,
-            "SELECT COUNT(*) FROM events WHERE customer_id = 'elder' AND kind = 'identify'"
-        ),
+        events
+            .iter()
+            .filter(|e| e.customer_id == "elder" && e.kind == "identify")
+            .count(),
         1
     );
     assert!(sql_count(&db, "SELECT COUNT(*) FROM customers") >= 2);

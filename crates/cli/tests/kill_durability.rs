@@ -37,11 +37,7 @@ fn batch(b: usize) -> String {
 /// wherever it keeps them: its events table or its tree), with the server
 /// stopped.
 fn load_ids(db: &str) -> Vec<String> {
-    let url = lifecycle_store::StoreUrl::parse(db).unwrap();
-    let mut store = lifecycle_store::Store::open(&url).unwrap();
-    store
-        .all_events()
-        .unwrap()
+    all_stored_events(db)
         .into_iter()
         .map(|e| e.message_id)
         .filter(|m| m.starts_with('m'))
@@ -65,22 +61,27 @@ fn stored(ids: &[String], b: usize) -> bool {
     ids.contains(&first) && ids.contains(&last)
 }
 
+/// A SQLite store with its events in the `events` table
+/// (`LIFECYCLE_EVENTS_TREE=0` when it was made).
 #[test]
-fn kill_9_under_load_on_sqlite() {
+fn kill_9_under_load_on_sqlite_with_the_events_table() {
     let dir = tempfile::tempdir().unwrap();
-    kill_9_under_load(&format!("sqlite://{}", dir.path().join("k.db").display()));
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    key_in_a_table_store(&db, "secret");
+    kill_9_under_load(&db);
+    assert!(!dir.path().join("k.db.events").exists());
+    assert!(sql_count(&db, "SELECT COUNT(*) FROM events") > 0);
 }
 
-/// The same with the store's events in its LSM tree (experimental): an
+/// A SQLite store with its events in its LSM tree (the default): an
 /// acknowledged batch was logged in SQLite in its commit, and the tree
 /// replays what it lacked at the next start.
 #[test]
-fn kill_9_under_load_on_sqlite_with_the_events_tree() {
+fn kill_9_under_load_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("k.db").display());
-    key_in_a_tree_store(&db, "secret");
-    assert!(dir.path().join("k.db.events").is_dir());
     kill_9_under_load(&db);
+    assert!(dir.path().join("k.db.events").is_dir());
     assert_eq!(sql_count(&db, "SELECT COUNT(*) FROM events"), 0);
 }
 
@@ -91,7 +92,7 @@ fn kill_9_under_load_on_sqlite_with_the_events_tree() {
 fn the_events_tree_belongs_to_the_serving_process() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("h.db").display());
-    let key = key_in_a_tree_store(&db, "write");
+    let key = create_key(&db, "write");
     let server = start(&db, &["--refit-every", "off"]);
     let (status, body) = request(
         &server.addr,
@@ -114,6 +115,37 @@ fn the_events_tree_belongs_to_the_serving_process() {
         assert!(e.contains("held by another process"), "{args:?}: {e}");
         assert!(e.contains("h.db.events"), "{args:?}: {e}");
     }
+    // A backup goes through the server, and restores the events.
+    let secret = create_key(&db, "secret");
+    let server_url = format!("http://{}", server.addr);
+    let o = lifecycle(&[
+        "backup",
+        "--server",
+        &server_url,
+        "--key",
+        &secret,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let copy = format!("sqlite://{}", dir.path().join("copy.db").display());
+    let o = lifecycle(&["restore", out.to_str().unwrap(), "--db", &copy]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(load_ids(&copy).len(), 50);
+    // With a public key, or none, it is refused.
+    let o = lifecycle(&[
+        "backup",
+        "--server",
+        &server_url,
+        "--key",
+        "pk_wrong",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("401"), "{}", stderr(&o));
+    let o = lifecycle(&["backup", "--server", &server_url, "--out", "x.gz"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     drop(server);
     // Stopped, the store is everyone's again.
     let o = lifecycle(&["customers", "export", "u1", "--db", &db]);

@@ -6,7 +6,8 @@
 //! (a backup of every table) contains their ids, address, names or
 //! message, their orders still count in the revenue, and they are unknown
 //! to the API. The CLI (`lifecycle customers export|erase`) does the same on
-//! the store directly.
+//! the store directly; the backup while the server runs is taken through it
+//! (`lifecycle backup --server`).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -36,9 +37,30 @@ fn revenue(addr: &str, key: &str) -> f64 {
         .sum()
 }
 
-fn backup_text(db: &str, dir: &std::path::Path, name: &str) -> String {
+/// A backup's text: of the store `db` directly, or through the server at
+/// `served` = (address, secret key) while it holds the store.
+fn backup_text(
+    db: &str,
+    served: Option<(&str, &str)>,
+    dir: &std::path::Path,
+    name: &str,
+) -> String {
     let out = dir.join(name);
-    let o = lifecycle(&["backup", "--db", db, "--out", out.to_str().unwrap()]);
+    let o = match served {
+        Some((addr, key)) => {
+            let server = format!("http://{addr}");
+            lifecycle(&[
+                "backup",
+                "--server",
+                &server,
+                "--key",
+                key,
+                "--out",
+                out.to_str().unwrap(),
+            ])
+        }
+        None => lifecycle(&["backup", "--db", db, "--out", out.to_str().unwrap()]),
+    };
     assert!(o.status.success(), "{}", stderr(&o));
     let mut text = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(&out).unwrap())
@@ -136,7 +158,7 @@ fn erase_and_export_on(db: &str, dir: &std::path::Path) {
     assert!(!export["outbox"].as_array().unwrap().is_empty(), "{body}");
     assert!(!export["profiles"].as_array().unwrap().is_empty(), "{body}");
     // Before: the store holds each of them (so the check after can fail).
-    let text = backup_text(db, dir, "before.jsonl.gz");
+    let text = backup_text(db, Some((addr, &secret)), dir, "before.jsonl.gz");
     for s in SECRETS {
         assert!(text.contains(s), "{s} was never stored");
     }
@@ -187,7 +209,7 @@ fn erase_and_export_on(db: &str, dir: &std::path::Path) {
     assert!(body.contains("erase"), "{body}");
     drop(server);
     // Nothing the store holds names them (a backup made afterwards).
-    let text = backup_text(db, dir, "after.jsonl.gz");
+    let text = backup_text(db, None, dir, "after.jsonl.gz");
     for s in SECRETS {
         assert!(!text.contains(s), "{s} is still in the store");
     }
@@ -206,7 +228,7 @@ fn erase_and_export_on(db: &str, dir: &std::path::Path) {
         "{}",
         stderr(&o)
     );
-    assert!(!backup_text(db, dir, "after2.jsonl.gz").contains("\"C00000005\""));
+    assert!(!backup_text(db, None, dir, "after2.jsonl.gz").contains("\"C00000005\""));
 }
 
 #[test]

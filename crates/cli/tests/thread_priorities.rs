@@ -37,7 +37,7 @@ fn threads(pid: u32) -> Vec<(String, i32)> {
 fn the_writer_and_the_trees_background_work_yield_to_requests() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("p.db").display());
-    let key = key_in_a_tree_store(&db, "write");
+    let key = create_key(&db, "write");
     let server = start(&db, &["--refit-every", "off"]);
     let batch = json!({"batch": (0..50).map(|i| json!({
         "type": "track", "event": "Product Viewed", "userId": format!("c{}", i % 5),

@@ -180,22 +180,14 @@ fn deadlines_fire_once_on_time_across_a_restart_and_work_is_proportional() {
     assert!(examined_total > 1_000, "{examined_total}");
 
     // Every firing once, on its day.
-    let conn = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+    drop(server);
     let mut got: BTreeMap<(String, &str), i64> = BTreeMap::new();
-    let mut stmt = conn
-        .prepare("SELECT customer_id, event, at_ms FROM events WHERE event LIKE 'Tripwire %'")
-        .unwrap();
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })
-        .unwrap();
-    for row in rows {
-        let (c, e, at) = row.unwrap();
+    let fired = all_stored_events(&db).into_iter().filter_map(|e| {
+        let name = e.event?;
+        name.starts_with("Tripwire ")
+            .then_some((e.customer_id, name, e.at_ms))
+    });
+    for (c, e, at) in fired {
         let e = if e == "Tripwire Warning" {
             "Tripwire Warning"
         } else {
@@ -212,7 +204,6 @@ fn deadlines_fire_once_on_time_across_a_restart_and_work_is_proportional() {
         .map(|(k, v)| format!("{k:?}: want day {v}, got {:?}", got.get(k)))
         .collect();
     assert!(wrong.is_empty(), "{wrong:?}");
-    drop(server);
 }
 
 /// Custom tripwires from lifecycle.toml: an action due after a starting
@@ -293,28 +284,41 @@ within_days = 5
         );
         assert_eq!(status, 200, "{body}");
     };
-    let fired = || -> Vec<(String, String, String, i64)> {
-        let conn = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
-        let mut stmt = conn
-            .prepare(
-                "SELECT customer_id, event, message_id, at_ms FROM events
-                 WHERE event LIKE 'Tripwire %' ORDER BY customer_id, at_ms",
-            )
-            .unwrap();
-        stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get::<_, i64>(3)? / 86_400_000,
-            ))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    // The tripwire events in the customers' views (the server holds the
+    // store), by customer, then time.
+    let fired = |addr: &str| -> Vec<(String, String, String, i64)> {
+        let mut out = Vec::new();
+        for c in ["a", "b", "c", "d", "e"] {
+            let (status, body) =
+                request(addr, "GET", &format!("/api/v1/customers/{c}"), &auth, b"");
+            assert_eq!(status, 200, "{body}");
+            let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let mut mine: Vec<(String, String, String, i64)> = view["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| {
+                    e["event"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("Tripwire "))
+                })
+                .map(|e| {
+                    let at: jiff::Timestamp = e["timestamp"].as_str().unwrap().parse().unwrap();
+                    (
+                        c.to_string(),
+                        e["event"].as_str().unwrap().to_string(),
+                        e["messageId"].as_str().unwrap().to_string(),
+                        at.as_millisecond().div_euclid(86_400_000),
+                    )
+                })
+                .collect();
+            mine.sort_by_key(|f| f.3);
+            out.extend(mine);
+        }
+        out
     };
     advance(&server.addr, 6); // 2024-01-07
-    assert!(fired().is_empty(), "{:?}", fired());
+    assert!(fired(&server.addr).is_empty(), "{:?}", fired(&server.addr));
     advance(&server.addr, 1); // 01-08: a at warning (day 7 of 10)
     advance(&server.addr, 1); // 01-09: c and e tripped (renewal + 5 days passed)
     advance(&server.addr, 3); // 01-12: a tripped (10 days passed)
@@ -325,7 +329,7 @@ within_days = 5
         a
     });
     advance(&server.addr, 2);
-    let got: Vec<(String, String, i64)> = fired()
+    let got: Vec<(String, String, i64)> = fired(&server.addr)
         .into_iter()
         .map(|(c, e, id, day)| {
             assert!(id.starts_with("tripwire-"), "{id}");

@@ -28,7 +28,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use base64::Engine as _;
 use lifecycle_store::{
-    CustomerRecord, EventOrder, KeyKind, NewEvent, ProfileFilter, ProfileRow, StoreError, StoreUrl,
+    BackupStats, CustomerRecord, EventOrder, KeyKind, NewEvent, ProfileFilter, ProfileRow, Store,
+    StoreError, StoreUrl,
 };
 use serde_json::{Value, json};
 
@@ -409,6 +410,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             get(export_customer),
             docs::export_customer(),
         ),
+        endpoint(Method::GET, "/api/v1/backup", get(backup), docs::backup()),
         endpoint(
             Method::POST,
             "/api/v1/customers/{id}/merge",
@@ -1346,6 +1348,91 @@ async fn export_customer(State(app): State<App>, Path(id): Path<String>) -> Resp
         Ok(v) => axum::Json(v).into_response(),
         Err(r) => r,
     }
+}
+
+/// Sends what a [`std::io::Write`] is given to a response body, 64 KiB at
+/// a time; fails once the client has gone.
+struct BodyWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl BodyWriter {
+    const CHUNK: usize = 64 << 10;
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(BodyWriter::CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+    }
+}
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= BodyWriter::CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// The whole store as `lifecycle backup` writes it (gzip), read in one
+/// snapshot on a connection of its own and streamed while it is read: the
+/// way to back up a store whose events the server holds (a SQLite store
+/// with its events tree). A failure part-way ends the response early, so
+/// the file is incomplete and `restore` refuses it.
+async fn backup(State(app): State<App>) -> Response {
+    let url = app.engine.url().clone();
+    let now_ms = app.engine.clock.now_ms();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let mut body = BodyWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(BodyWriter::CHUNK),
+        };
+        let written = (|| -> Result<BackupStats, String> {
+            let mut store = Store::open(&url).map_err(|e| e.to_string())?;
+            let mut gz = flate2::write::GzEncoder::new(&mut body, flate2::Compression::fast());
+            let stats = store.backup(&mut gz).map_err(|e| e.to_string())?;
+            gz.finish()
+                .and_then(std::io::Write::flush)
+                .map_err(|e| e.to_string())?;
+            let detail = json!({"tables": stats.tables, "rows": stats.rows}).to_string();
+            store
+                .audit(now_ms, "backup", &detail)
+                .map_err(|e| e.to_string())?;
+            Ok(stats)
+        })();
+        if let Err(e) = written {
+            eprintln!("backup through the API failed: {e}");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+        }
+    });
+    let chunks = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut r = Body::from_stream(chunks).into_response();
+    let headers = r.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/gzip"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"lifecycle-backup.jsonl.gz\""),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 async fn clock(State(app): State<App>, body: Bytes) -> Response {

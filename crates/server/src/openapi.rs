@@ -181,6 +181,15 @@ pub mod docs {
             ],
         }
     }
+    pub fn backup() -> Doc {
+        Doc {
+            summary: "A backup of the whole store (admin)",
+            description: "Every table's rows as JSON lines, gzip-compressed: the file `lifecycle backup` writes, read in one consistent snapshot while the server keeps running, and restorable with `lifecycle restore`. Streamed as it is read; a failure part-way ends the response early (the file is then incomplete and `restore` refuses it). It holds personal data and the store's secrets; each backup is recorded in the audit log. `lifecycle backup --server URL` calls it.",
+            params: vec![],
+            body: None,
+            responses: vec![(200, "The backup (application/gzip)"), UNAUTHORIZED],
+        }
+    }
     pub fn merge_customer() -> Doc {
         Doc {
             summary: "Merge two customers (admin)",

@@ -9,10 +9,11 @@
 //! per backend, the same versions); the durable, idempotent import of the
 //! consolidated orders that [`lifecycle_rfm::SummaryBuilder`] produces
 //! (importing the same file twice adds nothing, and loading the store back
-//! rebuilds the same summaries); the live engine's tables ([`live`]); and,
-//! experimentally, a SQLite store's behavioural events in an LSM tree
-//! beside the file (`lsm`), kept in step with the database through a log
-//! of changes written in the same transactions.
+//! rebuilds the same summaries); the live engine's tables ([`live`]); and a
+//! SQLite store's behavioural events in an LSM tree beside the file
+//! (`lsm`; the default for a new store, see [`EventsIn`]), kept in step
+//! with the database through a log of changes written in the same
+//! transactions.
 //! It is an edge crate (IO); it must never be depended on by the pure
 //! crates, and it knows nothing of scoring rules, HTTP, file formats or the
 //! CLI.
@@ -684,13 +685,41 @@ pub struct WriteTime {
     pub transactions: u64,
 }
 
-/// Whether the SQLite store at `path` keeps its events in the tree beside
-/// it: once it has one, always; a store without one gets one when
-/// `LIFECYCLE_EVENTS_TREE=1` (experimental: while it holds a store's tree,
-/// `lifecycle serve` is the only process that can open that store).
-fn events_in_tree(path: &std::path::Path) -> bool {
-    lsm::EventLsm::exists(path)
-        || std::env::var_os("LIFECYCLE_EVENTS_TREE").is_some_and(|v| v == "1")
+/// Where a SQLite store keeps its behavioural events (see `lsm.rs`). A
+/// store with a tree always keeps using it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventsIn {
+    /// A new store gets a tree; an existing one keeps its events where
+    /// they are.
+    Default,
+    /// A tree, given the events an existing store kept in its table.
+    Tree,
+    /// The `events` table for a new store (one process or many can then
+    /// read and write events at once; ingestion is slower).
+    Table,
+}
+
+impl EventsIn {
+    /// From `LIFECYCLE_EVENTS_TREE`: `1` is [`EventsIn::Tree`], `0`
+    /// [`EventsIn::Table`], anything else or nothing the default.
+    pub fn from_env() -> EventsIn {
+        match std::env::var("LIFECYCLE_EVENTS_TREE").as_deref() {
+            Ok("1") => EventsIn::Tree,
+            Ok("0") => EventsIn::Table,
+            _ => EventsIn::Default,
+        }
+    }
+
+    /// Whether the SQLite store at `path` keeps its events in the tree;
+    /// `new`: the file holds no table yet.
+    fn in_tree(self, path: &std::path::Path, new: bool) -> bool {
+        lsm::EventLsm::exists(path)
+            || match self {
+                EventsIn::Default => new,
+                EventsIn::Tree => true,
+                EventsIn::Table => false,
+            }
+    }
 }
 
 /// Serialises migrations of several instances starting at once.
@@ -698,9 +727,16 @@ const MIGRATION_LOCK: i64 = 0x4c69_6665_6379;
 
 impl Store {
     /// Opens (creating if needed) the store at `url` and applies any
-    /// pending migrations.
+    /// pending migrations; a SQLite store's events go where
+    /// [`EventsIn::from_env`] says.
     pub fn open(url: &StoreUrl) -> Result<Store, StoreError> {
+        Store::open_with(url, EventsIn::from_env())
+    }
+
+    /// [`Store::open`], with a SQLite store's events where `events` says.
+    pub fn open_with(url: &StoreUrl, events: EventsIn) -> Result<Store, StoreError> {
         let label = url.label();
+        let mut tree_at = None;
         let err = |source| StoreError::Db {
             store: label.clone(),
             source,
@@ -718,6 +754,16 @@ impl Store {
                      PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY;",
                 )
                 .map_err(err)?;
+                let new = db
+                    .query_one("SELECT 1 FROM sqlite_master WHERE type = 'table'", &[])
+                    .map_err(err)?
+                    .is_none();
+                // Marked before the migrations: another process opening the
+                // store once it has tables sees the tree.
+                if events.in_tree(path, new) {
+                    lsm::EventLsm::mark(path).map_err(|e| err(e.into()))?;
+                    tree_at = Some(path.clone());
+                }
                 db
             }
             StoreUrl::Postgres(u) => Db::open_postgres(u).map_err(err)?,
@@ -733,11 +779,8 @@ impl Store {
             tree_at: None,
         };
         store.migrate()?;
-        if let StoreUrl::Sqlite(path) = url
-            && events_in_tree(path)
-        {
-            lsm::EventLsm::mark(path).map_err(|e| store.err(e))?;
-            store.tree_at = Some(path.clone());
+        if tree_at.is_some() {
+            store.tree_at = tree_at;
             // Without the events the file holds orders and profiles: a
             // 16 MB cache (the operating system's keeps the rest).
             store.limit_page_cache(16 << 10)?;
@@ -1191,15 +1234,16 @@ mod tests {
         );
     }
 
-    /// Runs a test body on SQLite and on PostgreSQL.
     /// Runs `body` on SQLite with the events in their table, on SQLite with
     /// them in the tree beside the file (see `lsm.rs`), and on PostgreSQL.
     fn both(name: &str, body: impl Fn(StoreUrl)) {
         let dir = tempfile::tempdir().unwrap();
-        body(StoreUrl::Sqlite(dir.path().join(format!("{name}.db"))));
-        let treed = dir.path().join(format!("{name}-tree.db"));
-        drop(lsm::EventLsm::open(&treed).unwrap());
-        body(StoreUrl::Sqlite(treed));
+        let table = StoreUrl::Sqlite(dir.path().join(format!("{name}.db")));
+        drop(Store::open_with(&table, EventsIn::Table).unwrap());
+        body(table);
+        let treed = StoreUrl::Sqlite(dir.path().join(format!("{name}-tree.db")));
+        drop(Store::open_with(&treed, EventsIn::Default).unwrap());
+        body(treed);
         let pg = testing::postgres_database()
             .unwrap_or_else(|e| panic!("no PostgreSQL for the tests: {e}"));
         body(StoreUrl::Postgres(pg));
@@ -1287,17 +1331,24 @@ mod tests {
         both("i", import_load_roundtrip_on);
     }
 
-    /// A read connection's page cache is bounded; the writer's stays 64 MB.
+    /// A read connection's page cache is bounded; the writer's stays 64 MB
+    /// (16 MB when the events are in the tree: the file then holds orders
+    /// and profiles).
     #[test]
     fn a_reader_cache_is_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let url = StoreUrl::Sqlite(dir.path().join("c.db"));
-        let mut writer = Store::open(&url).unwrap();
-        let mut reader = Store::open(&url).unwrap();
-        reader.limit_page_cache(8_192).unwrap();
         let size = |s: &mut Store| s.row("PRAGMA cache_size", &[]).unwrap().unwrap().i64(0);
-        assert_eq!(size(&mut reader), -8_192);
-        assert_eq!(size(&mut writer), -65_536);
+        for (name, events, writer_kib) in [
+            ("table.db", EventsIn::Table, 65_536),
+            ("tree.db", EventsIn::Default, 16_384),
+        ] {
+            let url = StoreUrl::Sqlite(dir.path().join(name));
+            let mut writer = Store::open_with(&url, events).unwrap();
+            let mut reader = Store::open(&url).unwrap();
+            reader.limit_page_cache(8_192).unwrap();
+            assert_eq!(size(&mut reader), -8_192);
+            assert_eq!(size(&mut writer), -writer_kib, "{name}");
+        }
     }
 
     /// A new order after every stored one is added to the kept summary
@@ -1619,6 +1670,29 @@ mod tests {
         );
     }
 
+    /// A new store keeps its events in the tree unless asked for the
+    /// table.
+    #[test]
+    fn a_new_store_has_a_tree_unless_asked_for_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, events, tree) in [
+            ("d.db", EventsIn::Default, true),
+            ("t.db", EventsIn::Tree, true),
+            ("s.db", EventsIn::Table, false),
+        ] {
+            let path = dir.path().join(name);
+            let mut store = Store::open_with(&StoreUrl::Sqlite(path.clone()), events).unwrap();
+            assert_eq!(store.tree().unwrap().is_some(), tree, "{name}");
+            assert_eq!(lsm::EventLsm::exists(&path), tree, "{name}");
+            drop(store);
+            // Reopened either way, it keeps them where they are.
+            for again in [EventsIn::Default, EventsIn::Table] {
+                let mut store = Store::open_with(&StoreUrl::Sqlite(path.clone()), again).unwrap();
+                assert_eq!(store.tree().unwrap().is_some(), tree, "{name} {again:?}");
+            }
+        }
+    }
+
     /// A store that kept its events in the table moves them into the tree
     /// when it gets one, and answers the same.
     #[test]
@@ -1627,7 +1701,7 @@ mod tests {
         let path = dir.path().join("m.db");
         let url = StoreUrl::Sqlite(path.clone());
         let scorer: Scorer<'_> = &toy_scorer;
-        let mut store = Store::open(&url).unwrap();
+        let mut store = Store::open_with(&url, EventsIn::Table).unwrap();
         let batch: Vec<NewEvent> = (0..25_000)
             .map(|i| NewEvent {
                 at_ms: i64::from(i % 97) * 1_000,
@@ -1638,9 +1712,14 @@ mod tests {
         let before: Vec<StoredEvent> = store.all_events().unwrap();
         let view = store.recent_events("c7", 50).unwrap();
         assert!(before.len() > 25_000, "segment events too");
+        assert!(store.row("SELECT 1 FROM events", &[]).unwrap().is_some());
         drop(store);
-        drop(lsm::EventLsm::open(&path).unwrap());
-        let mut store = Store::open(&url).unwrap();
+        // Opened as usual, it keeps them in the table; asked, it moves them.
+        let mut store = Store::open_with(&url, EventsIn::Default).unwrap();
+        assert_eq!(store.all_events().unwrap().len(), before.len());
+        drop(store);
+        assert!(!lsm::EventLsm::exists(&path));
+        let mut store = Store::open_with(&url, EventsIn::Tree).unwrap();
         let mut after = store.all_events().unwrap();
         assert!(store.row("SELECT 1 FROM events", &[]).unwrap().is_none());
         let key = |e: &StoredEvent| (e.customer_id.clone(), e.message_id.clone());

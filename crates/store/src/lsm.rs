@@ -53,7 +53,7 @@ pub enum LsmError {
         source: std::io::Error,
     },
     #[error(
-        "{path}: the store's events are held by another process (a running `lifecycle serve`?); stop it or use its API"
+        "{path}: the store's events are held by another process (a running `lifecycle serve`?); stop it or go through its API (a backup: `lifecycle backup --server URL`)"
     )]
     Held { path: String },
     #[error("{path}: a stored event is damaged ({what})")]

@@ -241,12 +241,12 @@ pub fn create_key(db: &str, kind: &str) -> String {
     stdout(&o).trim().to_string()
 }
 
-/// A key of `kind` in the store `db`, opened with its events in the LSM
-/// tree (a store opened once so keeps its tree).
-pub fn key_in_a_tree_store(db: &str, kind: &str) -> String {
+/// A key of `kind` in the new SQLite store `db`, made with its events in
+/// the `events` table (`LIFECYCLE_EVENTS_TREE=0`; it keeps them there).
+pub fn key_in_a_table_store(db: &str, kind: &str) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
         .args(["keys", "create", "--kind", kind, "--db", db])
-        .env("LIFECYCLE_EVENTS_TREE", "1")
+        .env("LIFECYCLE_EVENTS_TREE", "0")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -274,17 +274,26 @@ pub fn sql_count(db: &str, sql: &str) -> i64 {
     }
 }
 
+/// Every event stored in `db`, read through the store (its table or its
+/// tree, wherever it keeps them); with no server holding the store.
+pub fn all_stored_events(db: &str) -> Vec<lifecycle_store::StoredEvent> {
+    let url = lifecycle_store::StoreUrl::parse(db).unwrap();
+    lifecycle_store::Store::open(&url)
+        .unwrap()
+        .all_events()
+        .unwrap()
+}
+
 /// (events stored, distinct message ids among them) for the events whose
 /// message id starts with `prefix`: equal when none is stored twice.
 pub fn stored_events(db: &str, prefix: &str) -> (i64, i64) {
-    let like = format!("message_id LIKE '{prefix}%'");
-    (
-        sql_count(db, &format!("SELECT COUNT(*) FROM events WHERE {like}")),
-        sql_count(
-            db,
-            &format!("SELECT COUNT(DISTINCT message_id) FROM events WHERE {like}"),
-        ),
-    )
+    let ids: Vec<String> = all_stored_events(db)
+        .into_iter()
+        .filter(|e| e.message_id.starts_with(prefix))
+        .map(|e| e.message_id)
+        .collect();
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    (ids.len() as i64, distinct.len() as i64)
 }
 
 /// Posts a Segment batch to `/v1/batch` with the write key; asserts 200.
