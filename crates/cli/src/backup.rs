@@ -22,16 +22,16 @@ pub struct BackupArgs {
     pub out: PathBuf,
     /// Take it through a running server instead (GET /api/v1/backup), e.g.
     /// http://127.0.0.1:8080: the way while `serve` holds a SQLite store's
-    /// events. Needs a secret key (--key or LIFECYCLE_KEY)
-    #[arg(long, value_name = "URL", conflicts_with = "db")]
+    /// events (--db is then not used). Needs a secret key (--key or
+    /// LIFECYCLE_KEY)
+    #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// The secret API key for --server
     #[arg(
         long,
         env = "LIFECYCLE_KEY",
         value_name = "KEY",
-        hide_env_values = true,
-        requires = "server"
+        hide_env_values = true
     )]
     pub key: Option<String>,
 }
@@ -119,7 +119,7 @@ fn backup_through(server: &str, key: Option<&str>, out: &std::path::Path) -> Res
         .get(&url)
         .bearer_auth(key)
         .send()
-        .with_context(|| url.clone())?;
+        .with_context(|| format!("cannot reach the server at {server}"))?;
     let status = response.status();
     if !status.is_success() {
         let body = response.text().unwrap_or_default();
