@@ -1118,11 +1118,14 @@ fn num(v: Option<f64>) -> String {
 }
 
 pub(crate) fn csv_response(body: String, name: &str) -> Response {
-    let mut r = Response::new(Body::from(body));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
+    attachment(Body::from(body), "text/csv; charset=utf-8", name)
+}
+
+/// A response a browser saves as the file `name`.
+fn attachment(body: Body, content_type: &'static str, name: &str) -> Response {
+    let mut r = Response::new(body);
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
@@ -1430,17 +1433,13 @@ async fn backup(State(app): State<App>) -> Response {
         }
     });
     let chunks = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let mut r = Body::from_stream(chunks).into_response();
-    let headers = r.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/gzip"),
+    let mut r = attachment(
+        Body::from_stream(chunks),
+        "application/gzip",
+        "lifecycle-backup.jsonl.gz",
     );
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"lifecycle-backup.jsonl.gz\""),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 

@@ -776,11 +776,10 @@ impl Store {
             journeys: std::sync::Arc::new(Journeys::default()),
             write_time: WriteTime::default(),
             lsm: None,
-            tree_at: None,
+            tree_at,
         };
         store.migrate()?;
-        if tree_at.is_some() {
-            store.tree_at = tree_at;
+        if store.tree_at.is_some() {
             // Without the events the file holds orders and profiles: a
             // 16 MB cache (the operating system's keeps the rest).
             store.limit_page_cache(16 << 10)?;
