@@ -137,49 +137,45 @@ fn backup_through(server: &str, key: Option<&str>, out: &std::path::Path) -> Res
 /// whole (the gzip stream complete, its checksum right) before it is
 /// renamed into place; decompressed unless the file name ends in .gz.
 fn save_whole(input: &mut dyn std::io::Read, out: &std::path::Path, from: &str) -> Result<()> {
-    let url = from;
     let name = out.display().to_string();
     let (partial, file) = partial_file(out)?;
-    let mut file = BufWriter::with_capacity(1 << 20, file);
-    let mut check = flate2::write::GzDecoder::new(std::io::sink());
-    let mut plain = (!gzip(out)).then(|| flate2::write::GzDecoder::new(Vec::new()));
+    let file = BufWriter::with_capacity(1 << 20, file);
+    // Every byte goes through a decoder (which checks the stream); for a
+    // .gz name the bytes as received go to the file, else what it decodes.
+    let (mut raw, decoded): (Option<BufWriter<std::fs::File>>, Box<dyn Write>) = if gzip(out) {
+        (Some(file), Box::new(std::io::sink()))
+    } else {
+        (None, Box::new(file))
+    };
+    let mut decoder = flate2::write::GzDecoder::new(decoded);
     let mut buf = vec![0u8; 1 << 16];
     let mut received = 0u64;
     let copied = (|| -> Result<()> {
         loop {
             let n = input
                 .read(&mut buf)
-                .with_context(|| format!("{url}: the backup stopped part-way"))?;
+                .with_context(|| format!("{from}: the backup stopped part-way"))?;
             if n == 0 {
                 break;
             }
             received += n as u64;
-            match &mut plain {
-                Some(d) => {
-                    d.write_all(&buf[..n])?;
-                    file.write_all(d.get_ref())?;
-                    d.get_mut().clear();
-                }
-                None => {
-                    check.write_all(&buf[..n])?;
-                    file.write_all(&buf[..n])?;
-                }
+            decoder.write_all(&buf[..n])?;
+            if let Some(raw) = &mut raw {
+                raw.write_all(&buf[..n])?;
             }
         }
-        match &mut plain {
-            Some(d) => {
-                d.try_finish()?;
-                file.write_all(d.get_ref())?;
-            }
-            None => check.try_finish()?,
+        decoder.try_finish()?;
+        decoder.get_mut().flush()?;
+        if let Some(raw) = &mut raw {
+            raw.flush()?;
         }
-        file.flush()?;
         Ok(())
     })();
+    drop((raw, decoder));
     if let Err(e) = copied {
         let _ = std::fs::remove_file(&partial);
         return Err(e.context(format!(
-            "{url}: the backup is incomplete ({received} bytes received); nothing was written to {name}"
+            "{from}: the backup is incomplete ({received} bytes received); nothing was written to {name}"
         )));
     }
     std::fs::rename(&partial, out).with_context(|| name.clone())?;

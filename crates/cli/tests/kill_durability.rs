@@ -46,11 +46,10 @@ fn load_ids(db: &str) -> Vec<String> {
 
 /// (events from the load, distinct messageIds among them, orders).
 fn counts(db: &str) -> (i64, i64, i64) {
-    let ids = load_ids(db);
-    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    let (events, distinct) = stored_events(db, "m");
     (
-        ids.len() as i64,
-        distinct.len() as i64,
+        events,
+        distinct,
         sql_count(db, "SELECT COUNT(*) FROM orders"),
     )
 }
