@@ -1,8 +1,8 @@
 //! The server's threads run at the priorities the engine gives them
-//! (Linux): requests at the default, the writer at nice 10, the events
-//! tree's flushes and compactions at 19, so that on a busy machine a
-//! customer view is served before a batch and both before background work
-//! (ARCHITECTURE.md, `server`).
+//! (Linux): requests at the default, the writer and the threads parsing
+//! ingested bodies at nice 10, the events tree's flushes and compactions at
+//! 19, so that on a busy machine a customer view is served before a batch
+//! and both before background work (ARCHITECTURE.md, `server`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -34,7 +34,7 @@ fn threads(pid: u32) -> Vec<(String, i32)> {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn the_writer_and_the_trees_background_work_yield_to_requests() {
+fn the_writer_the_parsers_and_the_trees_background_work_yield_to_requests() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("p.db").display());
     let key = create_key(&db, "write");
@@ -53,6 +53,7 @@ fn the_writer_and_the_trees_background_work_yield_to_requests() {
     let wanted = |t: &[(String, i32)]| {
         all_at(t, "lifecycle-write", 10)
             && t.iter().filter(|(n, _)| n == "lifecycle-write").count() == 1
+            && all_at(t, "lifecycle-parse", 10)
             && all_at(t, "flusher", 19)
             && all_at(t, "compactor", 19)
             && all_at(t, "tokio-rt-worker", 0)

@@ -33,14 +33,14 @@ const GROUP_EVENTS: usize = 20_000;
 /// in 300 s soaks back to back (20,000 events/s, 1,000 views/s, 2 cores
 /// shared with the load generator): view p99 5.69 ms at 0, 4.71 at 5, 4.31
 /// at 10, batch p99 64 -> 193 ms, the rate kept in all three.
-const WRITER_NICE: i32 = 10;
+pub(crate) const WRITER_NICE: i32 = 10;
 /// The page cache of each read and delivery connection (SQLite), in KiB;
 /// the writer keeps the store's 64 MB.
 const READER_CACHE_KIB: u32 = 8_192;
 
 /// Sets the calling thread's nice value (Linux, where it is a thread's
 /// own; elsewhere it would be the whole process's, so nothing happens).
-fn lower_this_threads_priority(nice: i32) {
+pub(crate) fn lower_this_threads_priority(nice: i32) {
     #[cfg(target_os = "linux")]
     {
         let _ = rustix::process::setpriority_process(None, nice);

@@ -34,6 +34,7 @@ use lifecycle_store::{
 use serde_json::{Value, json};
 
 use crate::engine::{Clock, Engine, EngineError};
+use crate::lowpriority::LowPriority;
 use crate::metrics::Metrics;
 use crate::segment::{self, Kind, MAX_BATCH_BYTES, Message};
 
@@ -119,6 +120,8 @@ pub(crate) struct App {
     pub(crate) overview: Arc<crate::dashboard::OverviewCache>,
     /// The dashboard's figures computed in the background.
     pub(crate) slow: Arc<crate::dashboard::Slow>,
+    /// Where ingested bodies are parsed (below the workers' priority).
+    pub(crate) parsers: Arc<LowPriority>,
 }
 
 /// Who may call a path.
@@ -215,6 +218,11 @@ pub fn serve(
             }),
             overview: Arc::default(),
             slow: Arc::default(),
+            parsers: Arc::new(LowPriority::start(
+                std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+                crate::engine::WRITER_NICE,
+                "lifecycle-parse",
+            )?),
         };
         // A first run when the store has history but no run yet.
         if needs_first_run {
@@ -750,20 +758,16 @@ fn query_key(query: Option<&str>) -> Option<String> {
 
 /// The body, gunzipped when `Content-Encoding: gzip` (never more than the
 /// batch limit and one byte, so the size check still applies).
-fn body_bytes(headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, String> {
-    let gzip = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+fn body_bytes(gzip: bool, body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
     if !gzip {
-        return Ok(body.to_vec());
+        return Ok(std::borrow::Cow::Borrowed(body));
     }
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(&body[..])
+    flate2::read::GzDecoder::new(body)
         .take(MAX_BATCH_BYTES as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| format!("the gzip body is broken: {e}"))?;
-    Ok(out)
+    Ok(std::borrow::Cow::Owned(out))
 }
 
 /// The stored event of a message, with the order it carries (its day in
@@ -887,33 +891,27 @@ async fn ingest(
             None => return error(StatusCode::NOT_FOUND, format!("no endpoint /v1/{kind}")),
         }
     };
-    let body = match body_bytes(&headers, body) {
-        Ok(b) => b,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
-    // Clock skew is corrected against the system's time of receipt; a
-    // message without a timestamp happens now on the engine's clock (the
-    // system's, or the simulated one of a replay).
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    // Clock skew is corrected against the system's time of receipt.
     let received_at = jiff::Timestamp::now();
-    let clock_now =
-        jiff::Timestamp::from_millisecond(app.engine.clock.now_ms()).unwrap_or(received_at);
-    let messages = match kind_of {
-        Some(k) => segment::single(&body, k, received_at, clock_now).map(|m| vec![m]),
-        None => segment::batch(&body, received_at, clock_now),
-    };
-    let messages = match messages {
-        Ok(m) => m,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let mut events = Vec::with_capacity(messages.len());
-    for (i, m) in messages.iter().enumerate() {
-        match event_of(m, &app.engine.clock, app.currency.as_deref()) {
-            Ok(e) => events.push(e),
-            Err(message) => {
-                return error(StatusCode::BAD_REQUEST, format!("message {i}: {message}"));
-            }
+    let parsing = app.clone();
+    let parsed = app
+        .parsers
+        .run(move || events_of(&parsing, kind_of, gzip, &body, received_at))
+        .await;
+    let events = match parsed {
+        Some(Ok(events)) => events,
+        Some(Err((status, message))) => return error(status, message),
+        None => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the request could not be read",
+            );
         }
-    }
+    };
     // Durable before the answer.
     match app.engine.ingest(events).await {
         Ok(stats) => (
@@ -927,6 +925,35 @@ async fn ingest(
             .into_response(),
         Err(e) => engine_error(e),
     }
+}
+
+/// The events of an ingested body (one message of `kind`, or a batch),
+/// or the status and message refusing it. A message without a timestamp
+/// happens now on the engine's clock (the system's, or the simulated one
+/// of a replay).
+fn events_of(
+    app: &App,
+    kind: Option<Kind>,
+    gzip: bool,
+    body: &[u8],
+    received_at: jiff::Timestamp,
+) -> Result<Vec<NewEvent>, (StatusCode, String)> {
+    let refuse = |message: String| (StatusCode::BAD_REQUEST, message);
+    let body = body_bytes(gzip, body).map_err(refuse)?;
+    let clock_now =
+        jiff::Timestamp::from_millisecond(app.engine.clock.now_ms()).unwrap_or(received_at);
+    let messages = match kind {
+        Some(k) => segment::single(&body, k, received_at, clock_now).map(|m| vec![m]),
+        None => segment::batch(&body, received_at, clock_now),
+    }
+    .map_err(|e| refuse(e.to_string()))?;
+    let mut events = Vec::with_capacity(messages.len());
+    for (i, m) in messages.iter().enumerate() {
+        let e = event_of(m, &app.engine.clock, app.currency.as_deref())
+            .map_err(|message| refuse(format!("message {i}: {message}")))?;
+        events.push(e);
+    }
+    Ok(events)
 }
 
 /// Days since 1970-01-01 as an ISO date.

@@ -5,7 +5,8 @@
 //! running engine ([`engine`]: one writer thread with group commit, read
 //! connections, the model run in force, the clock, the due-time index
 //! pass), model runs as JSON ([`runs`]), the HTTP server and its access
-//! table ([`http`]), `/openapi.json` built from the endpoint table
+//! table ([`http`]; ingested bodies are parsed on lower-priority threads,
+//! `lowpriority`), `/openapi.json` built from the endpoint table
 //! ([`openapi`]) and `/metrics` ([`metrics`]). Scoring rules live in the
 //! pure `lifecycle-engine`; storage in `lifecycle-store`. It depends on
 //! them, never the reverse, and holds no statistics of its own.
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod http;
 pub mod insights;
 pub mod journeys;
+mod lowpriority;
 pub mod metrics;
 pub mod openapi;
 pub mod results;
