@@ -897,10 +897,19 @@ async fn ingest(
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
     // Clock skew is corrected against the system's time of receipt.
     let received_at = jiff::Timestamp::now();
-    let parsing = app.clone();
+    let (engine, currency) = (app.engine.clone(), app.currency.clone());
     let parsed = app
         .parsers
-        .run(move || events_of(&parsing, kind_of, gzip, &body, received_at))
+        .run(move || {
+            events_of(
+                &engine.clock,
+                currency.as_deref(),
+                kind_of,
+                gzip,
+                &body,
+                received_at,
+            )
+        })
         .await;
     let events = match parsed {
         Some(Ok(events)) => events,
@@ -932,7 +941,8 @@ async fn ingest(
 /// happens now on the engine's clock (the system's, or the simulated one
 /// of a replay).
 fn events_of(
-    app: &App,
+    clock: &Clock,
+    currency: Option<&Currency>,
     kind: Option<Kind>,
     gzip: bool,
     body: &[u8],
@@ -940,8 +950,7 @@ fn events_of(
 ) -> Result<Vec<NewEvent>, (StatusCode, String)> {
     let refuse = |message: String| (StatusCode::BAD_REQUEST, message);
     let body = body_bytes(gzip, body).map_err(refuse)?;
-    let clock_now =
-        jiff::Timestamp::from_millisecond(app.engine.clock.now_ms()).unwrap_or(received_at);
+    let clock_now = jiff::Timestamp::from_millisecond(clock.now_ms()).unwrap_or(received_at);
     let messages = match kind {
         Some(k) => segment::single(&body, k, received_at, clock_now).map(|m| vec![m]),
         None => segment::batch(&body, received_at, clock_now),
@@ -949,7 +958,7 @@ fn events_of(
     .map_err(|e| refuse(e.to_string()))?;
     let mut events = Vec::with_capacity(messages.len());
     for (i, m) in messages.iter().enumerate() {
-        let e = event_of(m, &app.engine.clock, app.currency.as_deref())
+        let e = event_of(m, clock, currency)
             .map_err(|message| refuse(format!("message {i}: {message}")))?;
         events.push(e);
     }
