@@ -913,7 +913,7 @@ async fn ingest(
         .await;
     let events = match parsed {
         Some(Ok(events)) => events,
-        Some(Err((status, message))) => return error(status, message),
+        Some(Err(message)) => return error(StatusCode::BAD_REQUEST, message),
         None => {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -937,7 +937,7 @@ async fn ingest(
 }
 
 /// The events of an ingested body (one message of `kind`, or a batch),
-/// or the status and message refusing it. A message without a timestamp
+/// or why it is refused (a 400). A message without a timestamp
 /// happens now on the engine's clock (the system's, or the simulated one
 /// of a replay).
 fn events_of(
@@ -947,19 +947,18 @@ fn events_of(
     gzip: bool,
     body: &[u8],
     received_at: jiff::Timestamp,
-) -> Result<Vec<NewEvent>, (StatusCode, String)> {
-    let refuse = |message: String| (StatusCode::BAD_REQUEST, message);
-    let body = body_bytes(gzip, body).map_err(refuse)?;
+) -> Result<Vec<NewEvent>, String> {
+    let body = body_bytes(gzip, body)?;
     let clock_now = jiff::Timestamp::from_millisecond(clock.now_ms()).unwrap_or(received_at);
     let messages = match kind {
         Some(k) => segment::single(&body, k, received_at, clock_now).map(|m| vec![m]),
         None => segment::batch(&body, received_at, clock_now),
     }
-    .map_err(|e| refuse(e.to_string()))?;
+    .map_err(|e| e.to_string())?;
     let mut events = Vec::with_capacity(messages.len());
     for (i, m) in messages.iter().enumerate() {
-        let e = event_of(m, clock, currency)
-            .map_err(|message| refuse(format!("message {i}: {message}")))?;
+        let e =
+            event_of(m, clock, currency).map_err(|message| format!("message {i}: {message}"))?;
         events.push(e);
     }
     Ok(events)
