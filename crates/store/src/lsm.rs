@@ -201,10 +201,25 @@ impl EventLsm {
         // grows with every event (`bloom_filter_bits` is hidden in fjall's
         // documentation; `None` is its "no filter"). 16 KiB blocks (fjall's
         // advice for range reads): a quarter of the block index in memory.
+        // Tables of 16 MiB instead of 64: fjall 2 keeps the whole block
+        // index of the first two levels in memory, and L1 holds four
+        // tables, so the events' L1 fills at 64 MiB (under two minutes of
+        // the soak) instead of 256 (most of its ten minutes, the indexes
+        // growing all along: the first two levels' indexes, events' and
+        // ids' together, 2 -> 5 MiB in heap profiles); deeper levels keep
+        // only each index's top level.
         let events = keyspace
             .open_partition(
                 "events",
-                options().bloom_filter_bits(None).block_size(16 << 10),
+                options()
+                    .bloom_filter_bits(None)
+                    .block_size(16 << 10)
+                    .compaction_strategy(fjall::compaction::Strategy::Leveled(
+                        fjall::compaction::Leveled {
+                            target_size: 16 << 20,
+                            ..Default::default()
+                        },
+                    )),
             )
             .map_err(tree)?;
         // The message ids keep a filter (nearly every look-up is for a new
