@@ -4,10 +4,11 @@
 //! Parsing ingested batches (gzip, JSON, validation: ~0.4 ms of CPU per
 //! 100 events, a sixth of the workers' time under the soak) on the async
 //! workers made a customer view that arrived meanwhile wait for a worker,
-//! and the operating system shared the cores among them as equals. Here the batch waits instead: the threads
-//! run at the writer's nice value, and the workers (nice 0) take a core
-//! from them whenever a request needs one. Under more load than the cores
-//! serve, ingestion slows first, as the writer's priority already says.
+//! and the operating system shared the cores among them as equals. Here
+//! the batch waits instead: the threads run at the writer's nice value, and
+//! the workers (nice 0) take a core from them whenever a request needs one.
+//! Under more load than the cores serve, ingestion slows first, as the
+//! writer's priority already says.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, mpsc};

@@ -195,7 +195,18 @@ impl EventLsm {
             .max_write_buffer_size(32 << 20)
             .open()
             .map_err(tree)?;
-        let options = || fjall::PartitionCreateOptions::default().max_memtable_size(8 << 20);
+        // Partition options with 8 MiB memtables and leveled compaction
+        // into tables of `table_size` (L1 holds four of them).
+        let options = |table_size: u32| {
+            fjall::PartitionCreateOptions::default()
+                .max_memtable_size(8 << 20)
+                .compaction_strategy(fjall::compaction::Strategy::Leveled(
+                    fjall::compaction::Leveled {
+                        target_size: table_size,
+                        ..Default::default()
+                    },
+                ))
+        };
         // No bloom filter for the events: they are only read by customer
         // ranges, which a filter of whole keys cannot answer, and a filter
         // grows with every event (`bloom_filter_bits` is hidden in fjall's
@@ -211,15 +222,9 @@ impl EventLsm {
         let events = keyspace
             .open_partition(
                 "events",
-                options()
+                options(16 << 20)
                     .bloom_filter_bits(None)
-                    .block_size(16 << 10)
-                    .compaction_strategy(fjall::compaction::Strategy::Leveled(
-                        fjall::compaction::Leveled {
-                            target_size: 16 << 20,
-                            ..Default::default()
-                        },
-                    )),
+                    .block_size(16 << 10),
             )
             .map_err(tree)?;
         // The message ids keep a filter (nearly every look-up is for a new
@@ -232,15 +237,7 @@ impl EventLsm {
         // ~2.5 (300 s soaks in one session, growth after the warm-up: +13.0%
         // at 6 bits, +8.9% at 4, +9.3% at 3).
         let ids = keyspace
-            .open_partition(
-                "ids",
-                options().bloom_filter_bits(Some(4)).compaction_strategy(
-                    fjall::compaction::Strategy::Leveled(fjall::compaction::Leveled {
-                        target_size: 8 << 20,
-                        ..Default::default()
-                    }),
-                ),
-            )
+            .open_partition("ids", options(8 << 20).bloom_filter_bits(Some(4)))
             .map_err(tree)?;
         background_threads_yield();
         let meta = keyspace
